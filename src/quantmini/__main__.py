@@ -1,0 +1,6 @@
+"""``python -m quantmini``."""
+
+from quantmini.cli.main import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The ``quantmini`` command line: click groups rendering library results with rich."""

@@ -1,0 +1,69 @@
+"""The frozen settings model. Every key is declared here; unknown keys are rejected.
+
+Precedence (lowest first): defaults < system profile < user config file < environment < command line.
+Loading and merging live in :mod:`quantmini.config.loader`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+PipelineMode = Literal["streaming", "batch", "parallel"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class PipelineSettings(_Frozen):
+    """How stages run."""
+
+    mode: PipelineMode = Field("streaming", description="streaming | batch | parallel")
+    workers: int = Field(2, ge=1, le=256, description="processes used by parallel mode")
+    batch_sessions: int = Field(5, ge=1, le=250, description="sessions per step in batch mode")
+    memory_budget_gb: float = Field(4.0, gt=0, description="peak memory target of one stage")
+
+
+class SourceSettings(_Frozen):
+    """Where flat files come from when not from S3."""
+
+    dir: Path | None = Field(None, description="local mirror of the vendor bucket (contains flatfiles/)")
+
+
+class S3Settings(_Frozen):
+    """The vendor's S3-compatible flat-file endpoint."""
+
+    endpoint: str = Field("https://files.massive.com", description="S3 endpoint URL")
+    bucket: str = Field("flatfiles", description="bucket name")
+    region: str = Field("us-east-1", description="SigV4 signing region")
+    path_style: bool = Field(True, description="path-style addressing (required by the vendor)")
+    concurrency: int = Field(4, ge=1, le=64, description="parallel downloads")
+
+
+class ApiSettings(_Frozen):
+    """The vendor's REST API."""
+
+    base_url: str = Field("https://api.massive.com", description="REST base URL")
+    requests_per_minute: float = Field(5.0, gt=0, description="pacing (free tier allows 5/min)")
+
+
+class Credentials(_Frozen):
+    """Secrets: only from the environment or the git-ignored credentials file; never printed."""
+
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    api_key: SecretStr | None = None
+
+
+class Settings(_Frozen):
+    """All of quantmini's configuration."""
+
+    data_root: Path = Field(Path("data"), description="root directory of the lake")
+    pipeline: PipelineSettings = PipelineSettings()
+    source: SourceSettings = SourceSettings()
+    s3: S3Settings = S3Settings()
+    api: ApiSettings = ApiSettings()
+    credentials: Credentials = Credentials()

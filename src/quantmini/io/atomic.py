@@ -1,0 +1,109 @@
+"""Atomic file and directory writes: write beside the target, fsync, then ``os.replace``.
+
+A reader never sees a half-written file, and an interrupted write (Ctrl-C, disk full) leaves the previous
+good file in place. Left-over temporaries are named ``.<name>.tmp-<id>`` and swept by :func:`sweep_temps`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from quantmini._exceptions import StorageError
+
+_TMP_MARK = ".tmp-"
+
+
+def temp_path_for(target: Path) -> Path:
+    """A unique temporary sibling of ``target`` (same directory, so ``os.replace`` is atomic)."""
+    return target.with_name(f".{target.name}{_TMP_MARK}{uuid.uuid4().hex[:12]}")
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``target``, on error it is removed."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create directory {target.parent}: {exc.strerror or exc}") from exc
+    tmp = temp_path_for(target)
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        _remove(tmp)
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def write_bytes_atomic(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(target: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``target`` atomically."""
+    write_bytes_atomic(target, text.encode("utf-8"))
+
+
+def replace_directory(target: Path, build: Callable[[Path], None]) -> None:
+    """Build a directory in a temporary sibling with ``build(tmp_dir)``, then swap it in for ``target``.
+
+    The old directory is moved aside before the new one is renamed in, and removed afterwards; if the
+    build fails the old directory is untouched.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(target)
+    tmp.mkdir()
+    try:
+        build(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:12]}")
+    try:
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except OSError as exc:
+        if old.exists() and not target.exists():
+            os.replace(old, target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StorageError(f"cannot replace directory {target}: {exc.strerror or exc}") from exc
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def sweep_temps(directory: Path) -> int:
+    """Remove temporaries left by interrupted writes below ``directory``; return how many."""
+    if not directory.exists():
+        return 0
+    removed = 0
+    for path in directory.rglob(f".*{_TMP_MARK}*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            _remove(path)
+        removed += 1
+    return removed
+
+
+def _fsync_file(path: Path) -> None:
+    if path.is_file():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

@@ -1,0 +1,85 @@
+"""Where everything lives inside a lake root. Paths encode what a file holds.
+
+    <root>/landing/<asset>/<dataset>/YYYY/MM/YYYY-MM-DD.csv.gz        raw bytes, byte-identical to source
+    <root>/bronze/<data_type>/date=YYYY-MM-DD/part.parquet           validated, unadjusted
+    <root>/bronze/reference/<table>.parquet                          splits, dividends, tickers ...
+    <root>/quarantine/<data_type>/date=YYYY-MM-DD/part.parquet       rejected rows with file, line, reason
+    <root>/silver/<data_type>/date=YYYY-MM-DD/part.parquet           adjusted prices + features
+    <root>/silver/reference/adjustment_factors.parquet               per ticker and session
+    <root>/gold/qlib/<freq>/                                         Qlib provider root
+    <root>/gold/quantmini.duckdb                                     views over bronze/silver
+    <root>/_manifests/<stage>/<data_type>/YYYY-MM-DD.json            one manifest per partition and stage
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from quantmini.datasets.base import DatasetSpec
+
+PARTITION_FILE = "part.parquet"
+
+
+@dataclass(frozen=True, slots=True)
+class Lake:
+    """Path layout of one lake root."""
+
+    root: Path
+
+    def landing_file(self, key: str) -> Path:
+        """Landing copy of the source object ``key``."""
+        return self.root / "landing" / key
+
+    def bronze_dir(self, spec: DatasetSpec) -> Path:
+        """Directory holding every bronze partition of ``spec``."""
+        return self.root / "bronze" / spec.name
+
+    def bronze_partition(self, spec: DatasetSpec, session: dt.date) -> Path:
+        """Bronze Parquet file of one session."""
+        return self.bronze_dir(spec) / f"date={session:%Y-%m-%d}" / PARTITION_FILE
+
+    def quarantine_partition(self, spec: DatasetSpec, session: dt.date) -> Path:
+        """Quarantined rows of one session's file."""
+        return self.root / "quarantine" / spec.name / f"date={session:%Y-%m-%d}" / PARTITION_FILE
+
+    def quarantine_dir(self, spec: DatasetSpec) -> Path:
+        """Directory holding every quarantine partition of ``spec``."""
+        return self.root / "quarantine" / spec.name
+
+    def silver_dir(self, spec: DatasetSpec) -> Path:
+        """Directory holding every silver partition of ``spec``."""
+        return self.root / "silver" / spec.name
+
+    def silver_partition(self, spec: DatasetSpec, session: dt.date) -> Path:
+        """Silver Parquet file of one session."""
+        return self.silver_dir(spec) / f"date={session:%Y-%m-%d}" / PARTITION_FILE
+
+    def reference_table(self, name: str) -> Path:
+        """Bronze reference table (splits, dividends, tickers ...)."""
+        return self.root / "bronze" / "reference" / f"{name}.parquet"
+
+    def adjustment_factors(self) -> Path:
+        """Per-ticker, per-session adjustment factor table."""
+        return self.root / "silver" / "reference" / "adjustment_factors.parquet"
+
+    def qlib_root(self, freq: str) -> Path:
+        """Qlib provider root for one frequency (``day`` or ``1min``)."""
+        return self.root / "gold" / "qlib" / freq
+
+    def duckdb_file(self) -> Path:
+        """The DuckDB database with views over the lake."""
+        return self.root / "gold" / "quantmini.duckdb"
+
+    def manifest(self, stage: str, spec: DatasetSpec, session: dt.date) -> Path:
+        """Manifest of one partition produced by ``stage`` (landing, bronze, silver)."""
+        return self.root / "_manifests" / stage / spec.name / f"{session:%Y-%m-%d}.json"
+
+    def stage_manifest(self, stage: str, spec: DatasetSpec) -> Path:
+        """Manifest of a whole-dataset stage output (gold)."""
+        return self.root / "_manifests" / stage / f"{spec.name}.json"
+
+    def manifest_dir(self, stage: str, spec: DatasetSpec) -> Path:
+        """Directory holding every per-partition manifest of ``stage``."""
+        return self.root / "_manifests" / stage / spec.name

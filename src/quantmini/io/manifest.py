@@ -1,0 +1,45 @@
+"""Per-partition JSON manifests: the lake's memory of what was produced from what.
+
+A manifest is written atomically after its output, so a present manifest implies a complete output.
+An unreadable manifest is treated as absent (the partition is redone), never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from quantmini.io.atomic import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest at ``path``, or ``None`` if it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable manifest %s: %s", path, exc)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_manifest(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as the manifest at ``path`` (atomically, keys sorted)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
