@@ -28,7 +28,9 @@ class _QuantminiGroup(click.Group):
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            click.secho("interrupted: partial outputs were discarded; re-run to resume", fg="yellow", err=True)
+            click.secho(
+                "interrupted: partial outputs were discarded; re-run to resume", fg="yellow", err=True
+            )
             sys.exit(130)
 
 

@@ -49,8 +49,8 @@ def is_session(day: dt.date, calendar: str = "XNYS") -> bool:
 
 def last_known_session(calendar: str = "XNYS") -> dt.date:
     """The last session the installed calendar knows about."""
-    last: pd.Timestamp = _calendar(calendar).last_session
-    return last.date()
+    last = _calendar(calendar).last_session
+    return dt.date(last.year, last.month, last.day)
 
 
 def early_closes(start: dt.date, end: dt.date, calendar: str = "XNYS") -> dict[dt.date, dt.time]:
@@ -72,8 +72,10 @@ def session_date_expr(column: str = "window_start") -> pl.Expr:
 
 def exchange_time_expr(column: str = "window_start") -> pl.Expr:
     """Polars expression: a UTC-nanosecond int64 column as a tz-aware America/New_York timestamp."""
-    return pl.from_epoch(pl.col(column), time_unit="ns").dt.replace_time_zone("UTC").dt.convert_time_zone(
-        EXCHANGE_TZ
+    return (
+        pl.from_epoch(pl.col(column), time_unit="ns")
+        .dt.replace_time_zone("UTC")
+        .dt.convert_time_zone(EXCHANGE_TZ)
     )
 
 

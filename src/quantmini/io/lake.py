@@ -1,14 +1,14 @@
 """Where everything lives inside a lake root. Paths encode what a file holds.
 
-    <root>/landing/<asset>/<dataset>/YYYY/MM/YYYY-MM-DD.csv.gz        raw bytes, byte-identical to source
-    <root>/bronze/<data_type>/date=YYYY-MM-DD/part.parquet           validated, unadjusted
-    <root>/bronze/reference/<table>.parquet                          splits, dividends, tickers ...
-    <root>/quarantine/<data_type>/date=YYYY-MM-DD/part.parquet       rejected rows with file, line, reason
-    <root>/silver/<data_type>/date=YYYY-MM-DD/part.parquet           adjusted prices + features
-    <root>/silver/reference/adjustment_factors.parquet               per ticker and session
-    <root>/gold/qlib/<freq>/                                         Qlib provider root
-    <root>/gold/quantmini.duckdb                                     views over bronze/silver
-    <root>/_manifests/<stage>/<data_type>/YYYY-MM-DD.json            one manifest per partition and stage
+<root>/landing/<asset>/<dataset>/YYYY/MM/YYYY-MM-DD.csv.gz        raw bytes, byte-identical to source
+<root>/bronze/<data_type>/date=YYYY-MM-DD/part.parquet           validated, unadjusted
+<root>/bronze/reference/<table>.parquet                          splits, dividends, tickers ...
+<root>/quarantine/<data_type>/date=YYYY-MM-DD/part.parquet       rejected rows with file, line, reason
+<root>/silver/<data_type>/date=YYYY-MM-DD/part.parquet           adjusted prices + features
+<root>/silver/reference/adjustment_factors.parquet               per ticker and session
+<root>/gold/qlib/<freq>/                                         Qlib provider root
+<root>/gold/quantmini.duckdb                                     views over bronze/silver
+<root>/_manifests/<stage>/<data_type>/YYYY-MM-DD.json            one manifest per partition and stage
 """
 
 from __future__ import annotations

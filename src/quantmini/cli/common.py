@@ -1,0 +1,193 @@
+"""Shared CLI pieces: common options, settings from options, rich progress and report rendering."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from quantmini._exceptions import ConfigurationError
+from quantmini.config import load_settings
+from quantmini.config.settings import Settings
+from quantmini.core.calendar import parse_date
+from quantmini.datasets import DATASETS, get_spec
+from quantmini.io.lake import Lake
+from quantmini.io.source import LocalMirrorSource, Source
+from quantmini.pipeline.progress import ProgressListener
+from quantmini.pipeline.runner import PipelineReport, PipelineRunner
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def data_type_option(default: str | None = "stocks_daily") -> Callable[[F], F]:
+    """``--data-type`` with choices taken from the dataset registry."""
+    return click.option(
+        "--data-type",
+        type=click.Choice(sorted(DATASETS)),
+        default=default,
+        show_default=True,
+        required=default is None,
+        help="Dataset to process.",
+    )
+
+
+def date_range_options(func: F) -> F:
+    """``--start-date`` and ``--end-date`` (YYYY-MM-DD, inclusive)."""
+    func = click.option("--end-date", required=True, help="Last session, YYYY-MM-DD (inclusive).")(func)
+    return click.option("--start-date", required=True, help="First session, YYYY-MM-DD.")(func)
+
+
+def lake_options(func: F) -> F:
+    """``--data-root``, ``--mode`` and ``--workers``: settings that commands may override."""
+    func = click.option("--workers", type=click.IntRange(1, 256), help="Processes in parallel mode.")(func)
+    func = click.option(
+        "--mode",
+        type=click.Choice(["streaming", "batch", "parallel"]),
+        help="Processing mode (PIPELINE_MODE).",
+    )(func)
+    return click.option(
+        "--data-root", type=click.Path(path_type=Path, file_okay=False), help="Lake root (DATA_ROOT)."
+    )(func)
+
+
+def source_option(func: F) -> F:
+    """``--source DIR``: a local mirror of the vendor bucket (QUANTMINI_SOURCE_DIR)."""
+    return click.option(
+        "--source",
+        "source_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Local mirror directory holding flatfiles/ (QUANTMINI_SOURCE_DIR).",
+    )(func)
+
+
+def settings_from(
+    data_root: Path | None = None,
+    mode: str | None = None,
+    workers: int | None = None,
+    source_dir: Path | None = None,
+) -> Settings:
+    """Effective settings with the command-line values on top."""
+    return load_settings(
+        {"data_root": data_root, "pipeline.mode": mode, "pipeline.workers": workers, "source.dir": source_dir}
+    )
+
+
+def parse_range(start: str, end: str) -> tuple[dt.date, dt.date]:
+    """Parse and check a ``--start-date``/``--end-date`` pair."""
+    first, last = parse_date(start, "--start-date"), parse_date(end, "--end-date")
+    if last < first:
+        raise ConfigurationError(f"--end-date {last} is before --start-date {first}")
+    return first, last
+
+
+def open_source(settings: Settings) -> Source:
+    """The flat-file source the settings select."""
+    if settings.source.dir is not None:
+        return LocalMirrorSource(settings.source.dir)
+    raise ConfigurationError(
+        "no flat-file source configured: pass --source DIR (a local mirror) or set QUANTMINI_SOURCE_DIR"
+    )
+
+
+def make_runner(
+    settings: Settings, data_type: str, progress: ProgressListener | None = None
+) -> PipelineRunner:
+    """A runner for ``data_type`` on the lake and mode the settings select."""
+    return PipelineRunner(
+        Lake(settings.data_root),
+        get_spec(data_type),
+        mode=settings.pipeline.mode,
+        workers=settings.pipeline.workers,
+        progress=progress,
+    )
+
+
+class RichProgress:
+    """A :class:`~quantmini.pipeline.progress.ProgressListener` drawing one rich bar per stage."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._tasks: dict[str, Any] = {}
+
+    def start(self, stage: str, total: int) -> None:
+        """Add a bar for ``stage``."""
+        self._tasks[stage] = self._progress.add_task(stage, total=total)
+
+    def advance(self, stage: str, detail: str = "") -> None:
+        """Advance ``stage``'s bar."""
+        self._progress.update(self._tasks[stage], advance=1, description=f"{stage} {detail}".strip())
+
+    def finish(self, stage: str) -> None:
+        """Mark ``stage`` complete."""
+        task = self._tasks[stage]
+        self._progress.update(task, description=stage, completed=self._progress.tasks[task].total)
+
+
+def progress_bar() -> Progress:
+    """The rich progress display used by pipeline commands."""
+    return Progress(
+        TextColumn("[bold]{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def render_report(report: PipelineReport) -> None:
+    """Print what a pipeline run did: landing, rows per layer, quarantine reasons, timings, failures."""
+    landing = {
+        s: sum(1 for o in report.landing if o.status == s)
+        for s in ("landed", "republished", "unchanged", "missing")
+    }
+    ingest = {
+        s: sum(1 for o in report.ingest if o.status == s) for s in ("ingested", "unchanged", "not_landed")
+    }
+    rows = report.rows
+    table = Table(title=f"{report.data_type}: {len(report.sessions)} sessions", show_header=True)
+    table.add_column("layer")
+    table.add_column("result")
+    table.add_row("landing", ", ".join(f"{v} {k}" for k, v in landing.items() if v) or "-")
+    table.add_row("bronze files", ", ".join(f"{v} {k}" for k, v in ingest.items() if v) or "-")
+    table.add_row(
+        "rows",
+        f"{rows['in']:,} in = {rows['bronze']:,} bronze + {rows['quarantined']:,} quarantined "
+        f"+ {rows['duplicates']:,} duplicates",
+    )
+    if report.reference_added:
+        table.add_row("reference", ", ".join(f"{k} +{v}" for k, v in report.reference_added.items()))
+    if report.enrich is not None:
+        e = report.enrich
+        table.add_row(
+            "silver",
+            f"{e.status}: {e.rows:,} rows, {e.sessions_written}/{e.sessions_total} partitions written, "
+            f"{e.splits_used} splits + {e.dividends_used} dividends applied, "
+            f"{e.corporate_actions_rejected} rejected",
+        )
+    if report.convert is not None:
+        c = report.convert
+        table.add_row("gold (qlib)", f"{c.status}: {c.symbols} symbols × {c.calendar_days} sessions")
+        for old, new in c.renamed:
+            table.add_row("", f"symbol {old!r} is stored as {new!r} (qlib cannot read it as is)")
+    table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items()))
+    console.print(table)
+    reasons = report.quarantine_reasons
+    if reasons:
+        q = Table(title="quarantined rows by reason")
+        q.add_column("reason")
+        q.add_column("rows", justify="right")
+        for reason, count in reasons.most_common():
+            q.add_row(reason, f"{count:,}")
+        console.print(q)
+    for failure in report.failures:
+        err_console.print(f"[red]failed:[/] {failure}")

@@ -1,0 +1,86 @@
+"""``quantmini data``: stage-by-stage commands (ingest, enrich, convert) and ``query``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from quantmini.cli.common import (
+    RichProgress,
+    data_type_option,
+    date_range_options,
+    lake_options,
+    make_runner,
+    open_source,
+    parse_range,
+    progress_bar,
+    render_report,
+    settings_from,
+    source_option,
+)
+from quantmini.cli.query_cmd import query
+from quantmini.pipeline.runner import PipelineReport
+
+
+@click.group()
+def data() -> None:
+    """Run single stages and query the lake."""
+
+
+def _finish(report: PipelineReport) -> None:
+    render_report(report)
+    if report.failures:
+        sys.exit(1)
+
+
+@data.command()
+@data_type_option()
+@date_range_options
+@source_option
+@lake_options
+def ingest(
+    data_type: str,
+    start_date: str,
+    end_date: str,
+    source_dir: Path | None,
+    data_root: Path | None,
+    mode: str | None,
+    workers: int | None,
+) -> None:
+    """Land flat files from the source and build bronze (validated, unadjusted Parquet)."""
+    start, end = parse_range(start_date, end_date)
+    settings = settings_from(data_root, mode, workers, source_dir)
+    source = open_source(settings)
+    with progress_bar() as bar:
+        runner = make_runner(settings, data_type, RichProgress(bar))
+        report = PipelineReport(data_type, sessions=runner.sessions(start, end))
+        runner.land(source, report.sessions, report)
+        runner.ingest(report.sessions, report)
+    _finish(report)
+
+
+@data.command()
+@data_type_option()
+@lake_options
+def enrich(data_type: str, data_root: Path | None, mode: str | None, workers: int | None) -> None:
+    """Build silver: adjustment factors from corporate actions, adjusted prices, features."""
+    runner = make_runner(settings_from(data_root, mode, workers), data_type)
+    report = PipelineReport(data_type)
+    runner.enrich(report)
+    _finish(report)
+
+
+@data.command()
+@data_type_option()
+@lake_options
+def convert(data_type: str, data_root: Path | None, mode: str | None, workers: int | None) -> None:
+    """Build gold: the Qlib provider root and the DuckDB catalog."""
+    runner = make_runner(settings_from(data_root, mode, workers), data_type)
+    report = PipelineReport(data_type)
+    runner.convert(report)
+    _finish(report)
+
+
+data.add_command(query)

@@ -1,0 +1,34 @@
+"""Shape validated rows into the bronze layout of a data type (exact schema, sort order)."""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+
+from quantmini.core.calendar import exchange_time_expr
+from quantmini.datasets.base import DatasetSpec
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("line", pa.int64(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+        pa.field("ticker", pa.string()),
+        pa.field("raw", pa.string()),
+        pa.field("session_date", pa.date32(), nullable=False),
+    ]
+)
+
+
+def to_bronze(kept: pl.DataFrame, spec: DatasetSpec) -> pa.Table:
+    """Typed, validated rows (with ``session_date``) → an Arrow table in ``spec.bronze_schema``.
+
+    Adds the exchange-time timestamp ``ts`` and sorts by ``spec.sort_columns``.
+    """
+    frame = kept.with_columns(exchange_time_expr("window_start").alias("ts")).sort(list(spec.sort_columns))
+    names = spec.bronze_schema.names
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise KeyError(f"bronze columns {missing} are not derived for data type {spec.name}")
+    return frame.select(names).to_arrow().cast(spec.bronze_schema)

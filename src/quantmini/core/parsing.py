@@ -1,0 +1,113 @@
+"""Parse one vendor CSV file (already decompressed) into typed rows plus rows that cannot be typed.
+
+Clean files take a fast path (one typed Polars read). A file that fails it takes the careful path: every
+line is split and each field cast on its own, so one bad row is quarantined with its line number and
+reason instead of failing the whole file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from quantmini._exceptions import ValidationError
+from quantmini.core.quality import Reason
+
+#: Vendor CSV column → Polars type. Volume is Float64 on purpose (fractional shares since 2026-02-23).
+AGGREGATE_CSV_TYPES: dict[str, type[pl.DataType]] = {
+    "ticker": pl.String,
+    "volume": pl.Float64,
+    "open": pl.Float64,
+    "close": pl.Float64,
+    "high": pl.Float64,
+    "low": pl.Float64,
+    "window_start": pl.Int64,
+    "transactions": pl.Int64,
+}
+
+REJECT_SCHEMA: dict[str, type[pl.DataType]] = {
+    "line": pl.Int64,
+    "reason": pl.String,
+    "detail": pl.String,
+    "ticker": pl.String,
+    "raw": pl.String,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFile:
+    """Typed rows (with their 1-based ``line`` in the file) and rows that could not be typed."""
+
+    rows: pl.DataFrame
+    rejects: pl.DataFrame
+    rows_in: int
+
+
+def check_header(text_head: str, expected: tuple[str, ...], source: str) -> None:
+    """Raise :class:`ValidationError` unless the first line is exactly the expected header."""
+    first = text_head.split("\n", 1)[0].rstrip("\r")
+    if first != ",".join(expected):
+        raise ValidationError(f"{source}: wrong header {first[:120]!r}; expected {','.join(expected)!r}")
+
+
+def parse_csv(data: bytes, columns: tuple[str, ...], source: str) -> ParsedFile:
+    """Parse decompressed CSV bytes with header ``columns`` (the vendor's aggregates layout)."""
+    if not data.strip():
+        raise ValidationError(f"{source}: file is empty (no header)")
+    check_header(data[:4096].decode("utf-8", errors="replace"), columns, source)
+    types = {name: AGGREGATE_CSV_TYPES[name] for name in columns}
+    newline_count = data.count(b"\n")
+    expected_rows = newline_count - 1 if data.endswith(b"\n") else newline_count
+    try:
+        rows = pl.read_csv(data, schema=types, has_header=True, raise_if_empty=False)
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
+        rows = None
+    if rows is not None and rows.height == expected_rows:
+        rows = rows.with_columns(pl.int_range(2, rows.height + 2, dtype=pl.Int64).alias("line"))
+        return ParsedFile(rows=rows, rejects=pl.DataFrame(schema=REJECT_SCHEMA), rows_in=rows.height)
+    return _parse_careful(data, types)
+
+
+def _parse_careful(data: bytes, types: dict[str, type[pl.DataType]]) -> ParsedFile:
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    body = pl.DataFrame(
+        {
+            "raw": pl.Series(lines[1:], dtype=pl.String).str.strip_suffix("\r"),
+            "line": pl.int_range(2, len(lines) + 1, dtype=pl.Int64, eager=True),
+        }
+    )
+    ncols = len(types)
+    parts = pl.col("raw").str.split(",")
+    frame = body.with_columns(parts.list.len().alias("_n"))
+    casts = []
+    for i, (name, dtype) in enumerate(types.items()):
+        text = parts.list.get(i, null_on_oob=True)
+        casts.append(text.alias(f"_s_{name}"))
+        casts.append(text.cast(dtype, strict=False).alias(name))
+    frame = frame.with_columns(casts)
+
+    bad_count = pl.col("_n") != ncols
+    unparseable = [
+        (pl.col(f"_s_{name}").is_not_null() & (pl.col(f"_s_{name}") != "") & pl.col(name).is_null(), name)
+        for name, dtype in types.items()
+        if dtype is not pl.String
+    ]
+    checks = [
+        (bad_count, Reason.COLUMN_COUNT, pl.format("expected {} fields, got {}", pl.lit(ncols), pl.col("_n")))
+    ]
+    checks += [
+        (cond, Reason.UNPARSEABLE_NUMBER, pl.format("{}={}", pl.lit(name), pl.col(f"_s_{name}")))
+        for cond, name in unparseable
+    ]
+    frame = frame.with_columns(
+        pl.coalesce([pl.when(cond).then(pl.lit(code.value)) for cond, code, _ in checks]).alias("reason"),
+        pl.coalesce([pl.when(cond).then(text) for cond, _, text in checks]).alias("detail"),
+    )
+    rejects = frame.filter(pl.col("reason").is_not_null()).select(
+        "line", "reason", "detail", pl.col("_s_ticker").alias("ticker"), "raw"
+    )
+    rows = frame.filter(pl.col("reason").is_null()).select(*types, "line")
+    return ParsedFile(rows=rows, rejects=rejects, rows_in=body.height)

@@ -1,0 +1,22 @@
+"""Stable fingerprints of stage inputs and outputs, so unchanged work is recognised and skipped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pyarrow as pa
+
+
+def fingerprint(value: Any) -> str:
+    """SHA-256 of a JSON-serialisable value (keys sorted)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def table_digest(table: pa.Table) -> str:
+    """SHA-256 of a table's Arrow IPC stream: equal digests mean equal content and schema."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()

@@ -1,0 +1,166 @@
+"""Wire the stages for a data type and a date range: landing → bronze → silver → gold.
+
+Holds no business rules: each stage decides per partition what is stale; the runner sequences them,
+reports progress and collects per-file failures so one bad file never stops the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quantmini._exceptions import QuantminiError
+from quantmini.config.settings import PipelineMode
+from quantmini.core.calendar import sessions as exchange_sessions
+from quantmini.datasets import get_spec
+from quantmini.datasets.base import DatasetSpec
+from quantmini.io.lake import Lake
+from quantmini.io.source import LocalMirrorSource, Source
+from quantmini.pipeline.bronze import IngestOutcome, ingest_session
+from quantmini.pipeline.executor import run_tasks
+from quantmini.pipeline.gold import ConvertOutcome, convert
+from quantmini.pipeline.landing import LandingOutcome, land_session
+from quantmini.pipeline.progress import NullProgress, ProgressListener
+from quantmini.pipeline.reference import import_reference_dir
+from quantmini.pipeline.silver import EnrichOutcome, enrich
+
+
+@dataclass
+class PipelineReport:
+    """Everything a run did, for the CLI summary and for tests."""
+
+    data_type: str
+    sessions: list[dt.date] = field(default_factory=list)
+    landing: list[LandingOutcome] = field(default_factory=list)
+    ingest: list[IngestOutcome] = field(default_factory=list)
+    reference_added: dict[str, int] = field(default_factory=dict)
+    enrich: EnrichOutcome | None = None
+    convert: ConvertOutcome | None = None
+    failures: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> dict[str, int]:
+        """Row accounting over every ingested file."""
+        return {
+            "in": sum(o.rows_in for o in self.ingest),
+            "bronze": sum(o.rows_bronze for o in self.ingest),
+            "quarantined": sum(o.rows_quarantined for o in self.ingest),
+            "duplicates": sum(o.duplicates for o in self.ingest),
+        }
+
+    @property
+    def quarantine_reasons(self) -> Counter[str]:
+        """Quarantined rows per reason."""
+        total: Counter[str] = Counter()
+        for outcome in self.ingest:
+            total.update(outcome.reasons)
+        return total
+
+    @property
+    def did_nothing(self) -> bool:
+        """True when every stage found its outputs up to date."""
+        return (
+            all(o.status in ("unchanged", "missing") for o in self.landing)
+            and all(o.status in ("unchanged", "not_landed") for o in self.ingest)
+            and not any(self.reference_added.values())
+            and (self.enrich is None or self.enrich.status != "enriched")
+            and (self.convert is None or self.convert.status != "converted")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _IngestTask:
+    root: Path
+    data_type: str
+    session: dt.date
+
+
+def _ingest(task: _IngestTask) -> IngestOutcome:
+    return ingest_session(Lake(task.root), get_spec(task.data_type), task.session)
+
+
+class PipelineRunner:
+    """Runs stages over one data type; ``progress`` receives per-partition updates."""
+
+    def __init__(
+        self,
+        lake: Lake,
+        spec: DatasetSpec,
+        *,
+        mode: PipelineMode = "streaming",
+        workers: int = 1,
+        progress: ProgressListener | None = None,
+    ) -> None:
+        self.lake = lake
+        self.spec = spec
+        self.mode: PipelineMode = mode
+        self.workers = workers
+        self.progress: ProgressListener = progress or NullProgress()
+
+    def sessions(self, start: dt.date, end: dt.date) -> list[dt.date]:
+        """Exchange sessions of the data type's calendar in ``[start, end]``."""
+        return exchange_sessions(start, end, self.spec.calendar)
+
+    def land(self, source: Source, sessions: list[dt.date], report: PipelineReport) -> None:
+        """Landing stage over ``sessions``."""
+        t0 = time.perf_counter()
+        self.progress.start("landing", len(sessions))
+        for session in sessions:
+            try:
+                report.landing.append(land_session(self.lake, source, self.spec, session))
+            except QuantminiError as exc:
+                report.failures.append(f"landing {session}: {exc}")
+            self.progress.advance("landing", str(session))
+        self.progress.finish("landing")
+        if isinstance(source, LocalMirrorSource):
+            report.reference_added = import_reference_dir(self.lake, source.directory)
+        report.timings["landing"] = time.perf_counter() - t0
+
+    def ingest(self, sessions: list[dt.date], report: PipelineReport) -> None:
+        """Bronze stage over ``sessions`` (only landed, changed files do work)."""
+        t0 = time.perf_counter()
+        tasks = [_IngestTask(self.lake.root, self.spec.name, s) for s in sessions]
+        self.progress.start("bronze", len(tasks))
+        outcomes: list[IngestOutcome] = []
+        for task, result in run_tasks(_ingest, tasks, mode=self.mode, workers=self.workers):
+            if isinstance(result, QuantminiError):
+                report.failures.append(str(result))
+            elif isinstance(result, BaseException):
+                report.failures.append(f"bronze {task.session}: unexpected {type(result).__name__}: {result}")
+            else:
+                outcomes.append(result)
+            self.progress.advance("bronze", str(task.session))
+        self.progress.finish("bronze")
+        report.ingest.extend(sorted(outcomes, key=lambda o: o.session))
+        report.timings["bronze"] = time.perf_counter() - t0
+
+    def enrich(self, report: PipelineReport) -> None:
+        """Silver stage."""
+        t0 = time.perf_counter()
+        self.progress.start("silver", 1)
+        report.enrich = enrich(self.lake, self.spec)
+        self.progress.advance("silver")
+        self.progress.finish("silver")
+        report.timings["silver"] = time.perf_counter() - t0
+
+    def convert(self, report: PipelineReport) -> None:
+        """Gold stage."""
+        t0 = time.perf_counter()
+        self.progress.start("gold", 1)
+        report.convert = convert(self.lake, self.spec)
+        self.progress.advance("gold")
+        self.progress.finish("gold")
+        report.timings["gold"] = time.perf_counter() - t0
+
+    def run(self, source: Source, start: dt.date, end: dt.date) -> PipelineReport:
+        """Every stage, in order, for the sessions in ``[start, end]``."""
+        report = PipelineReport(self.spec.name, sessions=self.sessions(start, end))
+        self.land(source, report.sessions, report)
+        self.ingest(report.sessions, report)
+        self.enrich(report)
+        self.convert(report)
+        return report

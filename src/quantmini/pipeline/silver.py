@@ -1,0 +1,141 @@
+"""Silver stage for daily bars: adjustment factors from cleaned corporate actions, adjusted prices, features.
+
+Features need each symbol's history across partitions, so the stage reads the bronze history, computes,
+and rewrites only the session partitions whose content changed. It is skipped entirely when neither
+bronze nor the reference tables changed since the last run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+from quantmini._exceptions import ConfigurationError
+from quantmini.core.adjustment import adjustment_factors
+from quantmini.core.corporate_actions import clean_dividends, clean_splits
+from quantmini.core.features import apply_adjustment, daily_features
+from quantmini.core.reference import DIVIDENDS_SCHEMA, SPLITS_SCHEMA
+from quantmini.datasets.base import DatasetSpec
+from quantmini.io.lake import Lake
+from quantmini.io.manifest import read_manifest, sha256_file, write_manifest
+from quantmini.io.parquet import read_parquet_files, write_parquet_atomic
+from quantmini.io.reference_store import load_reference
+from quantmini.pipeline.fingerprint import fingerprint, table_digest
+
+#: Bump when the silver computation changes, so existing silver is recomputed.
+SILVER_VERSION = 1
+
+SILVER_EXTRA_COLUMNS: tuple[str, ...] = (
+    "split_factor",
+    "adj_factor",
+    "adj_open",
+    "adj_high",
+    "adj_low",
+    "adj_close",
+    "adj_volume",
+    "ret_1d",
+    "ret_5d",
+    "ret_20d",
+    "vol_20d",
+    "volume_z_20d",
+)
+
+EnrichStatus = Literal["enriched", "unchanged", "no_input"]
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichOutcome:
+    """What the silver stage did."""
+
+    status: EnrichStatus
+    sessions_total: int = 0
+    sessions_written: int = 0
+    rows: int = 0
+    splits_used: int = 0
+    dividends_used: int = 0
+    corporate_actions_rejected: int = 0
+
+
+def bronze_sessions(lake: Lake, spec: DatasetSpec) -> dict[dt.date, str]:
+    """Sessions with a complete bronze partition, mapped to the partition's checksum."""
+    found: dict[dt.date, str] = {}
+    directory = lake.manifest_dir("bronze", spec)
+    for path in sorted(directory.glob("*.json")) if directory.exists() else []:
+        manifest = read_manifest(path)
+        session = dt.date.fromisoformat(path.stem)
+        if manifest is not None and lake.bronze_partition(spec, session).exists():
+            found[session] = str(manifest.get("output_sha256"))
+    return found
+
+
+def enrich(lake: Lake, spec: DatasetSpec) -> EnrichOutcome:
+    """Build or refresh the silver layer of a daily stock dataset."""
+    if spec.frequency != "day" or spec.is_option:
+        raise ConfigurationError(f"the silver layer is built for daily stock bars; {spec.name} has none yet")
+    sessions = bronze_sessions(lake, spec)
+    if not sessions:
+        return EnrichOutcome("no_input")
+    reference = {
+        name: sha256_file(lake.reference_table(name)) if lake.reference_table(name).exists() else None
+        for name in ("splits", "dividends")
+    }
+    key = fingerprint({"version": SILVER_VERSION, "bronze": sessions, "reference": reference})
+    stage_path = lake.stage_manifest("silver", spec)
+    stage = read_manifest(stage_path)
+    if (
+        stage is not None
+        and stage.get("fingerprint") == key
+        and all(lake.silver_partition(spec, s).exists() for s in sessions)
+    ):
+        return EnrichOutcome("unchanged", sessions_total=len(sessions), rows=int(stage.get("rows", 0)))
+
+    bars = read_parquet_files([lake.bronze_partition(spec, s) for s in sessions])
+    splits = clean_splits(_reference_or_empty(lake, "splits", SPLITS_SCHEMA))
+    dividends = clean_dividends(_reference_or_empty(lake, "dividends", DIVIDENDS_SCHEMA))
+    factors = adjustment_factors(
+        bars.select("ticker", "session_date", "close"), splits.accepted, dividends.accepted
+    )
+    write_parquet_atomic(factors.to_arrow(), lake.adjustment_factors())
+    rejected = pl.concat(
+        [
+            splits.rejected.select("ticker", pl.lit("split").alias("kind"), "reason"),
+            dividends.rejected.select("ticker", pl.lit("dividend").alias("kind"), "reason"),
+        ]
+    )
+    write_parquet_atomic(rejected.to_arrow(), lake.root / "silver" / "reference" / "rejected_actions.parquet")
+
+    columns = [*spec.bronze_schema.names, *SILVER_EXTRA_COLUMNS]
+    silver = daily_features(apply_adjustment(bars, factors)).select(columns)
+    written = 0
+    for (session,), part in silver.partition_by("session_date", as_dict=True, maintain_order=False).items():
+        assert isinstance(session, dt.date)
+        table = part.sort(list(spec.sort_columns)).to_arrow()
+        digest = table_digest(table)
+        manifest_path = lake.manifest("silver", spec, session)
+        previous = read_manifest(manifest_path)
+        target = lake.silver_partition(spec, session)
+        if previous is not None and previous.get("content_sha256") == digest and target.exists():
+            continue
+        write_parquet_atomic(table, target)
+        write_manifest(
+            manifest_path, {"session": session.isoformat(), "rows": table.num_rows, "content_sha256": digest}
+        )
+        written += 1
+    write_manifest(stage_path, {"fingerprint": key, "rows": silver.height, "sessions": len(sessions)})
+    return EnrichOutcome(
+        "enriched",
+        sessions_total=len(sessions),
+        sessions_written=written,
+        rows=silver.height,
+        splits_used=splits.accepted.height,
+        dividends_used=dividends.accepted.height,
+        corporate_actions_rejected=rejected.height,
+    )
+
+
+def _reference_or_empty(lake: Lake, name: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    frame = load_reference(lake, name)
+    return pl.DataFrame(schema=schema) if frame is None else frame
