@@ -7,6 +7,7 @@ next UTC day but belongs to the ET session it started in.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from functools import lru_cache
 from typing import Any
 
@@ -23,7 +24,11 @@ _CALENDAR_START = "2000-01-03"
 @lru_cache(maxsize=4)
 def _calendar(name: str) -> Any:
     try:
-        return xcals.get_calendar(name, start=_CALENDAR_START)
+        with warnings.catch_warnings():
+            # exchange_calendars uses pandas APIs newer pandas deprecates; that is its business, not the user's.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            return xcals.get_calendar(name, start=_CALENDAR_START)
     except Exception as exc:  # exchange_calendars raises several unrelated types
         raise ConfigurationError(f"unknown exchange calendar {name!r}: {exc}") from exc
 

@@ -63,7 +63,8 @@ def parse_csv(data: bytes, columns: tuple[str, ...], source: str) -> ParsedFile:
         rows = pl.read_csv(data, schema=types, has_header=True, raise_if_empty=False)
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
         rows = None
-    if rows is not None and rows.height == expected_rows:
+    # Nulls mean empty fields or short rows: let the careful path tell which, line by line.
+    if rows is not None and rows.height == expected_rows and not any(rows.null_count().row(0)):
         rows = rows.with_columns(pl.int_range(2, rows.height + 2, dtype=pl.Int64).alias("line"))
         return ParsedFile(rows=rows, rejects=pl.DataFrame(schema=REJECT_SCHEMA), rows_in=rows.height)
     return _parse_careful(data, types)
@@ -84,14 +85,15 @@ def _parse_careful(data: bytes, types: dict[str, type[pl.DataType]]) -> ParsedFi
     frame = body.with_columns(parts.list.len().alias("_n"))
     casts = []
     for i, (name, dtype) in enumerate(types.items()):
-        text = parts.list.get(i, null_on_oob=True)
+        field = parts.list.get(i, null_on_oob=True)
+        text = pl.when(field != "").then(field)  # an empty field is a missing value
         casts.append(text.alias(f"_s_{name}"))
         casts.append(text.cast(dtype, strict=False).alias(name))
     frame = frame.with_columns(casts)
 
     bad_count = pl.col("_n") != ncols
     unparseable = [
-        (pl.col(f"_s_{name}").is_not_null() & (pl.col(f"_s_{name}") != "") & pl.col(name).is_null(), name)
+        (pl.col(f"_s_{name}").is_not_null() & pl.col(name).is_null(), name)
         for name, dtype in types.items()
         if dtype is not pl.String
     ]

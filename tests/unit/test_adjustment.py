@@ -1,0 +1,133 @@
+"""Adjustment factors against hand-worked answers and a plain-Python reference."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from quantmini.core.adjustment import adjustment_factors
+from quantmini.core.features import apply_adjustment
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "adjustment"
+
+
+def _load(name: str, dates: tuple[str, ...]) -> pl.DataFrame:
+    frame = pl.read_csv(FIXTURES / name)
+    return frame.with_columns(
+        *[pl.col(c).str.to_date() for c in dates],
+        *[pl.col(c).cast(pl.Float64) for c in frame.columns if c not in (*dates, "ticker")],
+    )
+
+
+def test_factors_match_hand_worked_answers() -> None:
+    bars = _load("bars.csv", ("session_date",))
+    splits = _load("splits.csv", ("execution_date",))
+    dividends = _load("dividends.csv", ("ex_dividend_date",))
+    expected = _load("expected_factors.csv", ("session_date",)).sort("ticker", "session_date")
+
+    got = adjustment_factors(bars, splits, dividends).sort("ticker", "session_date")
+
+    assert got.select("ticker", "session_date").equals(expected.select("ticker", "session_date"))
+    np.testing.assert_allclose(
+        got["split_factor"].to_numpy(), expected["split_factor"].to_numpy(), rtol=1e-12
+    )
+    np.testing.assert_allclose(got["adj_factor"].to_numpy(), expected["adj_factor"].to_numpy(), rtol=1e-12)
+
+
+def test_adjusted_prices_are_continuous_across_the_forward_split() -> None:
+    bars = _load("bars.csv", ("session_date",)).with_columns(
+        pl.col("close").alias("open"),
+        pl.col("close").alias("high"),
+        pl.col("close").alias("low"),
+        pl.lit(1000.0).alias("volume"),
+    )
+    factors = adjustment_factors(
+        bars, _load("splits.csv", ("execution_date",)), _load("dividends.csv", ("ex_dividend_date",))
+    )
+    adjusted = apply_adjustment(bars, factors).filter(pl.col("ticker") == "FWD").sort("session_date")
+    assert adjusted["adj_close"].to_list() == pytest.approx([10.0, 10.2, 10.3, 10.4])
+    # Split-adjusted volume: 1000 raw shares before a 10:1 split are 10,000 of today's shares.
+    assert adjusted["adj_volume"].to_list() == pytest.approx([10000.0, 10000.0, 1000.0, 1000.0])
+
+
+def _reference(bars: pd.DataFrame, splits: pd.DataFrame, dividends: pd.DataFrame) -> pd.DataFrame:
+    """Plain loops over the definition: product of multipliers of events strictly after each date."""
+    rows = []
+    for ticker, group in bars.groupby("ticker"):
+        group = group.sort_values("session_date")
+        s = splits[splits.ticker == ticker]
+        d = dividends[dividends.ticker == ticker]
+        mults = []
+        for _, div in d.iterrows():
+            before = group[group.session_date < div.ex_dividend_date]
+            if len(before):
+                mults.append((div.ex_dividend_date, 1 - div.cash_amount / before.close.iloc[-1]))
+        for _, bar in group.iterrows():
+            sf = float(
+                np.prod(
+                    [
+                        r.split_from / r.split_to
+                        for _, r in s.iterrows()
+                        if r.execution_date > bar.session_date
+                    ]
+                )
+            )
+            df = float(np.prod([m for date, m in mults if date > bar.session_date]))
+            rows.append((ticker, bar.session_date, sf, sf * df))
+    return pd.DataFrame(rows, columns=["ticker", "session_date", "split_factor", "adj_factor"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_splits=st.integers(0, 4),
+    n_divs=st.integers(0, 4),
+)
+def test_factors_match_plain_reference_on_random_histories(seed: int, n_splits: int, n_divs: int) -> None:
+    rng = np.random.default_rng(seed)
+    days = pd.bdate_range("2024-01-01", periods=30).date
+    bars = pd.DataFrame(
+        [(t, d, float(rng.uniform(5, 200))) for t in ("A", "B") for d in days if rng.random() > 0.1],
+        columns=["ticker", "session_date", "close"],
+    )
+    split_rows = {(str(rng.choice(["A", "B"])), days[int(rng.integers(0, 30))]) for _ in range(n_splits)}
+    splits = pd.DataFrame(
+        [(t, d, float(rng.choice([1, 2, 3])), float(rng.choice([1, 2, 4, 10])) + 0.5) for t, d in split_rows],
+        columns=["ticker", "execution_date", "split_from", "split_to"],
+    )
+    dividends = pd.DataFrame(
+        [
+            (str(rng.choice(["A", "B"])), days[int(rng.integers(0, 30))], float(rng.uniform(0.01, 1.0)))
+            for _ in range(n_divs)
+        ],
+        columns=["ticker", "ex_dividend_date", "cash_amount"],
+    )
+    dividends = dividends.drop_duplicates(["ticker", "ex_dividend_date"])
+
+    def to_pl(frame: pd.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+        return pl.DataFrame({c: frame[c].tolist() for c in schema}, schema=schema)
+
+    got = adjustment_factors(
+        to_pl(bars, {"ticker": pl.String(), "session_date": pl.Date(), "close": pl.Float64()}),
+        to_pl(
+            splits,
+            {
+                "ticker": pl.String(),
+                "execution_date": pl.Date(),
+                "split_from": pl.Float64(),
+                "split_to": pl.Float64(),
+            },
+        ),
+        to_pl(dividends, {"ticker": pl.String(), "ex_dividend_date": pl.Date(), "cash_amount": pl.Float64()}),
+    ).sort("ticker", "session_date")
+    expected = _reference(bars, splits, dividends).sort_values(["ticker", "session_date"])
+    assert got["session_date"].to_list() == [dt.date(*d.timetuple()[:3]) for d in expected.session_date]
+    np.testing.assert_allclose(got["split_factor"].to_numpy(), expected.split_factor.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(got["adj_factor"].to_numpy(), expected.adj_factor.to_numpy(), rtol=1e-12)
