@@ -92,6 +92,7 @@ def test_careful_path_keeps_good_rows_and_line_numbers() -> None:
     rows = [f"T{i},10,5,5,6,4,{DAY_START},3" for i in range(5)]
     rows[2] = f"T2,1e,5,5,6,4,{DAY_START},3"
     rows_in, kept, quarantined, _ = _run(_csv(*rows))
+    assert rows_in == 5
     assert kept["ticker"].to_list() == ["T0", "T1", "T3", "T4"]
     assert kept["line"].to_list() == [2, 3, 5, 6]
     assert quarantined.rows() == [(4, "unparseable_number")]

@@ -25,7 +25,7 @@ _CALENDAR_START = "2000-01-03"
 def _calendar(name: str) -> Any:
     try:
         with warnings.catch_warnings():
-            # exchange_calendars uses pandas APIs newer pandas deprecates; that is its business, not the user's.
+            # exchange_calendars calls pandas APIs that newer pandas deprecates: not the user's concern.
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", FutureWarning)
             return xcals.get_calendar(name, start=_CALENDAR_START)
