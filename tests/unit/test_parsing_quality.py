@@ -26,9 +26,7 @@ def _csv(*rows: str) -> bytes:
 
 def _run(data: bytes) -> tuple[int, pl.DataFrame, pl.DataFrame, int]:
     parsed = parse_csv(data, SPEC.csv_columns, "f.csv")
-    result = apply_rules(
-        parsed.rows, session=SESSION, key_columns=SPEC.key_columns, value_columns=SPEC.csv_columns
-    )
+    result = apply_rules(parsed.rows, session=SESSION, spec=SPEC)
     quarantined = pl.concat(
         [parsed.rejects.select("line", "reason"), result.quarantined.select("line", "reason")]
     )

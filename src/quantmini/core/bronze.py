@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import pyarrow as pa
 
 from quantmini.core.calendar import exchange_time_expr
+from quantmini.core.quality import REGULAR_CLOSE, REGULAR_OPEN
 from quantmini.datasets.base import DatasetSpec
 
 QUARANTINE_SCHEMA = pa.schema(
@@ -21,12 +24,20 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
-def to_bronze(kept: pl.DataFrame, spec: DatasetSpec) -> pa.Table:
+def to_bronze(kept: pl.DataFrame, spec: DatasetSpec, regular_close: dt.time = REGULAR_CLOSE) -> pa.Table:
     """Typed, validated rows (with ``session_date``) → an Arrow table in ``spec.bronze_schema``.
 
-    Adds the exchange-time timestamp ``ts`` and sorts by ``spec.sort_columns``.
+    Adds the exchange-time timestamp ``ts`` and, for minute bars, ``regular_session`` (09:30 to the
+    session's close — 16:00, or earlier on early-close days — versus extended hours); sorts by
+    ``spec.sort_columns``.
     """
-    frame = kept.with_columns(exchange_time_expr("window_start").alias("ts")).sort(list(spec.sort_columns))
+    frame = kept.with_columns(exchange_time_expr("window_start").alias("ts"))
+    if "regular_session" in spec.bronze_schema.names:
+        local = pl.col("ts").dt.time()
+        frame = frame.with_columns(
+            ((local >= REGULAR_OPEN) & (local < regular_close)).alias("regular_session")
+        )
+    frame = frame.sort(list(spec.sort_columns))
     names = spec.bronze_schema.names
     missing = [n for n in names if n not in frame.columns]
     if missing:

@@ -14,8 +14,9 @@ import pyarrow as pa
 
 from quantmini._exceptions import StorageError, ValidationError
 from quantmini.core.bronze import QUARANTINE_SCHEMA, to_bronze
+from quantmini.core.calendar import early_closes
 from quantmini.core.parsing import parse_csv
-from quantmini.core.quality import apply_rules
+from quantmini.core.quality import REGULAR_CLOSE, apply_rules
 from quantmini.datasets.base import DatasetSpec
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import read_manifest, sha256_file, write_manifest
@@ -65,13 +66,10 @@ def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bo
     source_file = f"landing/{key}"
     data = _decompress(lake, key, source_file)
     parsed = parse_csv(data, spec.csv_columns, source_file)
-    result = apply_rules(
-        parsed.rows,
-        session=session,
-        key_columns=spec.key_columns,
-        value_columns=spec.csv_columns,
+    result = apply_rules(parsed.rows, session=session, spec=spec)
+    bronze = to_bronze(
+        result.kept, spec, early_closes(session, session, spec.calendar).get(session, REGULAR_CLOSE)
     )
-    bronze = to_bronze(result.kept, spec)
     quarantine = _quarantine_table(parsed.rejects, result.quarantined, data, source_file, session)
 
     rows_out = bronze.num_rows + quarantine.num_rows + result.duplicates
