@@ -21,47 +21,49 @@ class _Frozen(BaseModel):
 class PipelineSettings(_Frozen):
     """How stages run."""
 
-    mode: PipelineMode = Field("streaming", description="streaming | batch | parallel")
-    workers: int = Field(2, ge=1, le=256, description="processes used by parallel mode")
-    batch_sessions: int = Field(5, ge=1, le=250, description="sessions per step in batch mode")
-    memory_budget_gb: float = Field(4.0, gt=0, description="peak memory target of one stage")
+    mode: PipelineMode = Field(default="streaming", description="streaming | batch | parallel")
+    workers: int = Field(default=2, ge=1, le=256, description="processes used by parallel mode")
+    batch_sessions: int = Field(default=5, ge=1, le=250, description="sessions per step in batch mode")
+    memory_budget_gb: float = Field(default=4.0, gt=0, description="peak memory target of one stage")
 
 
 class SourceSettings(_Frozen):
     """Where flat files come from when not from S3."""
 
-    dir: Path | None = Field(None, description="local mirror of the vendor bucket (contains flatfiles/)")
+    dir: Path | None = Field(
+        default=None, description="local mirror of the vendor bucket (contains flatfiles/)"
+    )
 
 
 class S3Settings(_Frozen):
     """The vendor's S3-compatible flat-file endpoint."""
 
-    endpoint: str = Field("https://files.massive.com", description="S3 endpoint URL")
-    bucket: str = Field("flatfiles", description="bucket name")
-    region: str = Field("us-east-1", description="SigV4 signing region")
-    path_style: bool = Field(True, description="path-style addressing (required by the vendor)")
-    concurrency: int = Field(4, ge=1, le=64, description="parallel downloads")
+    endpoint: str = Field(default="https://files.massive.com", description="S3 endpoint URL")
+    bucket: str = Field(default="flatfiles", description="bucket name")
+    region: str = Field(default="us-east-1", description="SigV4 signing region")
+    path_style: bool = Field(default=True, description="path-style addressing (required by the vendor)")
+    concurrency: int = Field(default=4, ge=1, le=64, description="parallel downloads")
 
 
 class ApiSettings(_Frozen):
     """The vendor's REST API."""
 
-    base_url: str = Field("https://api.massive.com", description="REST base URL")
-    requests_per_minute: float = Field(5.0, gt=0, description="pacing (free tier allows 5/min)")
+    base_url: str = Field(default="https://api.massive.com", description="REST base URL")
+    requests_per_minute: float = Field(default=5.0, gt=0, description="pacing (free tier allows 5/min)")
 
 
 class Credentials(_Frozen):
     """Secrets: only from the environment or the git-ignored credentials file; never printed."""
 
-    s3_access_key_id: SecretStr | None = None
-    s3_secret_access_key: SecretStr | None = None
-    api_key: SecretStr | None = None
+    s3_access_key_id: SecretStr | None = Field(default=None, description="S3 flat-file access key id")
+    s3_secret_access_key: SecretStr | None = Field(default=None, description="S3 flat-file secret access key")
+    api_key: SecretStr | None = Field(default=None, description="REST API key")
 
 
 class Settings(_Frozen):
     """All of quantmini's configuration."""
 
-    data_root: Path = Field(Path("data"), description="root directory of the lake")
+    data_root: Path = Field(default=Path("data"), description="root directory of the lake")
     pipeline: PipelineSettings = PipelineSettings()
     source: SourceSettings = SourceSettings()
     s3: S3Settings = S3Settings()

@@ -1,0 +1,189 @@
+"""``quantmini data query``: bars of some symbols over a date range, as a table, CSV, JSON or Parquet.
+
+``--symbols`` and ``--fields`` take several values after one flag (``--symbols AAPL MSFT``), repeated
+flags (``--symbols AAPL --symbols MSFT``) or comma-separated lists (``--symbols AAPL,MSFT``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from quantmini.config import load_settings
+from quantmini.core.calendar import parse_date
+from quantmini.datasets import DATASETS
+from quantmini.io.atomic import atomic_path, write_text_atomic
+from quantmini.query import QueryEngine, QuerySpec
+
+#: Rows the ``table`` format shows before summarising the rest.
+TABLE_ROW_LIMIT = 50
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+class MultiValueOption(click.Option):
+    """An option that may be followed by several values: ``--symbols AAPL MSFT``.
+
+    It is a ``multiple=True`` option; :class:`MultiValueCommand` rewrites the extra values into repeated
+    flags before click parses the command line.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["multiple"] = True
+        super().__init__(*args, **kwargs)
+
+
+class MultiValueCommand(click.Command):
+    """A command whose :class:`MultiValueOption` options accept several space-separated values."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Expand ``--opt A B`` into ``--opt A --opt B``, then parse as usual."""
+        names = {name for p in self.params if isinstance(p, MultiValueOption) for name in p.opts}
+        return super().parse_args(ctx, expand_multi_value_args(args, names))
+
+
+def expand_multi_value_args(args: Sequence[str], names: Iterable[str]) -> list[str]:
+    """Rewrite ``--opt A B`` (or ``--opt=A B``) as ``--opt A --opt B`` for every option in ``names``.
+
+    Values continue until the next token starting with ``-``; ``--`` ends option processing.
+    """
+    flags = set(names)
+    out: list[str] = []
+    current: str | None = None
+    expect_value = False
+    for index, arg in enumerate(args):
+        if expect_value:
+            out.append(arg)
+            expect_value = False
+            continue
+        if arg == "--":
+            out.extend(args[index:])
+            break
+        flag = arg.split("=", 1)[0]
+        if flag in flags:
+            current, expect_value = flag, "=" not in arg
+            out.append(arg)
+        elif current is not None and not arg.startswith("-"):
+            out.extend((current, arg))
+        else:
+            current = None
+            out.append(arg)
+    return out
+
+
+def split_values(values: Iterable[str]) -> tuple[str, ...]:
+    """Flatten option values, splitting comma-separated lists and dropping blanks."""
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+def resolve_data_root(option: Path | None) -> Path:
+    """``--data-root`` over the configured lake root (config file, ``$DATA_ROOT``, default ``./data``)."""
+    return load_settings({"data_root": option}).data_root
+
+
+@click.command("query", cls=MultiValueCommand)
+@click.option(
+    "--data-type",
+    type=click.Choice(sorted(DATASETS)),
+    default="stocks_daily",
+    show_default=True,
+    help="Dataset to query.",
+)
+@click.option(
+    "--symbols",
+    cls=MultiValueOption,
+    required=True,
+    help="Tickers: --symbols AAPL MSFT, repeated flags or AAPL,MSFT (matched exactly).",
+)
+@click.option("--start-date", required=True, help="First session, YYYY-MM-DD.")
+@click.option("--end-date", required=True, help="Last session, YYYY-MM-DD (inclusive).")
+@click.option(
+    "--fields",
+    cls=MultiValueOption,
+    help="Columns to return (default: ticker, session_date, [ts,] open, high, low, close, volume, "
+    "transactions). Same value styles as --symbols.",
+)
+@click.option(
+    "--adjusted/--raw",
+    default=True,
+    show_default=True,
+    help="Split- and dividend-adjusted prices (silver) or raw bars as traded.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help=f"Output format (table shows at most {TABLE_ROW_LIMIT} rows).",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write to FILE instead of stdout (required for parquet; written atomically).",
+)
+@click.option(
+    "--data-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Lake root (default: configured data_root, $DATA_ROOT or ./data).",
+)
+def query(
+    data_type: str,
+    symbols: tuple[str, ...],
+    start_date: str,
+    end_date: str,
+    fields: tuple[str, ...],
+    adjusted: bool,
+    output_format: str,
+    output: Path | None,
+    data_root: Path | None,
+) -> None:
+    """Query bars of some symbols between two sessions (inclusive)."""
+    if output_format == "parquet" and output is None:
+        raise click.UsageError("--format parquet needs --output FILE")
+    if output_format == "table" and output is not None:
+        raise click.UsageError("--output is for csv, json and parquet; the table format prints only")
+    spec = QuerySpec(
+        data_type=data_type,
+        symbols=split_values(symbols),
+        start=parse_date(start_date, "--start-date"),
+        end=parse_date(end_date, "--end-date"),
+        fields=split_values(fields) or None,
+        adjusted=adjusted,
+    )
+    frame = QueryEngine(resolve_data_root(data_root)).query(spec)
+    if output_format == "table":
+        render_table(frame, Console(highlight=False, soft_wrap=False))
+    elif output_format == "parquet" and output is not None:
+        with atomic_path(output) as tmp:
+            frame.write_parquet(tmp)
+        click.echo(f"wrote {frame.height} rows to {output}", err=True)
+    else:
+        text = frame.write_csv() if output_format == "csv" else frame.write_json() + "\n"
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            write_text_atomic(output, text)
+            click.echo(f"wrote {frame.height} rows to {output}", err=True)
+
+
+def render_table(frame: pl.DataFrame, console: Console, limit: int = TABLE_ROW_LIMIT) -> None:
+    """Print up to ``limit`` rows of ``frame`` as a rich table, then how many rows were left out."""
+    if frame.is_empty():
+        console.print("no rows matched")
+        return
+    table = Table(show_lines=False)
+    for name, dtype in frame.schema.items():
+        table.add_column(name, justify="right" if dtype.is_numeric() else "left", no_wrap=True)
+    for row in frame.head(limit).iter_rows():
+        table.add_row(*(Text("" if value is None else str(value)) for value in row))
+    console.print(table)
+    if frame.height > limit:
+        console.print(f"… {frame.height - limit} more rows (use --format csv or --output to see all)")

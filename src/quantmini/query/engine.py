@@ -1,0 +1,195 @@
+"""The query engine: partition pruning by path, DuckDB in-process, Polars out, an LRU result cache.
+
+Only the partitions of sessions inside the query's range are handed to DuckDB, which then prunes row
+groups on the ticker/date statistics. Results are cached under the query spec *and* the identity
+(path, size, mtime) of every file read, so a re-ingested partition is never answered from the cache.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from quantmini._exceptions import QueryError
+from quantmini.io.lake import PARTITION_FILE, Lake
+from quantmini.query.spec import QuerySpec, column_types, has_silver
+from quantmini.query.sql import build_query, select_items
+
+logger = logging.getLogger(__name__)
+
+_PARTITION_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+
+FileIdentity = tuple[str, int, int]
+_CacheKey = tuple[QuerySpec, tuple[FileIdentity, ...]]
+
+
+def partition_sessions(directory: Path) -> list[dt.date]:
+    """Sessions with a ``date=YYYY-MM-DD/part.parquet`` file below ``directory``, sorted.
+
+    Temporaries (``.<name>.tmp-*``) and any other names are ignored; a missing directory has none.
+    """
+    if not directory.is_dir():
+        return []
+    found: list[dt.date] = []
+    for child in directory.iterdir():
+        match = _PARTITION_DIR.match(child.name)
+        if match is None or not (child / PARTITION_FILE).is_file():
+            continue
+        try:
+            found.append(dt.date.fromisoformat(match.group(1)))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def output_schema(spec: QuerySpec) -> pl.Schema:
+    """Polars schema of the frame answering ``spec`` (also the schema of an empty answer)."""
+    types = column_types(spec.dataset)
+    arrow = pa.schema([pa.field(output, types[source]) for source, output in select_items(spec)])
+    return pl.DataFrame(arrow.empty_table()).schema
+
+
+def conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    """``frame`` cast to ``schema``; tz-aware timestamps are converted (same instant), not relabelled."""
+    exprs: list[pl.Expr] = []
+    for name, dtype in schema.items():
+        column = pl.col(name)
+        current = frame.schema[name]
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone and isinstance(current, pl.Datetime):
+            column = column.dt.convert_time_zone(dtype.time_zone)
+        exprs.append(column.cast(dtype))
+    return frame.select(exprs)
+
+
+class QueryEngine:
+    """Answers :class:`QuerySpec` questions from the lake below ``data_root``.
+
+    ``cache_size`` results are kept (least recently used evicted first); ``0`` disables the cache.
+    Returned frames are independent copies, so callers may modify them freely.
+    """
+
+    def __init__(self, data_root: Path, cache_size: int = 32) -> None:
+        if cache_size < 0:
+            raise QueryError(f"cache_size must be >= 0, got {cache_size}")
+        self.lake = Lake(Path(data_root))
+        self.cache_size = cache_size
+        self._cache: OrderedDict[_CacheKey, pl.DataFrame] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def query(self, spec: QuerySpec) -> pl.DataFrame:
+        """The bars ``spec`` asks for, sorted by (ticker, window_start); empty when none match."""
+        files = self.files_for(spec)
+        schema = output_schema(spec)
+        if not files:
+            return pl.DataFrame(schema=schema)
+        key: _CacheKey = (spec, tuple(_identity(f) for f in files))
+        cached = self._cache_get(key)
+        if cached is not None:
+            return cached.clone()
+        frame = conform(self._run(spec, files), schema)
+        self._cache_put(key, frame)
+        return frame.clone()
+
+    def files_for(self, spec: QuerySpec) -> list[Path]:
+        """The partition files a query reads: one per ingested session in ``[start, end]``.
+
+        Silver is read when the query needs it (adjusted prices, silver-only columns); raw queries read
+        each session's silver partition when present, else its bronze one.
+        """
+        dataset = spec.dataset
+        bronze = partition_sessions(self.lake.bronze_dir(dataset))
+        silver = partition_sessions(self.lake.silver_dir(dataset)) if has_silver(dataset) else []
+        if not bronze and not silver:
+            raise QueryError(
+                f"nothing was ingested for data type {dataset.name} under {self.lake.root} "
+                "(no bronze partitions): run the pipeline for it first"
+            )
+        if spec.needs_silver and not silver:
+            raise QueryError(
+                f"{dataset.name} has no silver (adjusted) partitions under {self.lake.root} yet: "
+                f"run `quantmini data enrich --data-type {dataset.name}`, or query raw bars with --raw "
+                "(adjusted=False)"
+            )
+        silver_in_range = set(_between(silver, spec))
+        if spec.needs_silver:
+            return [self.lake.silver_partition(dataset, d) for d in sorted(silver_in_range)]
+        sessions = sorted(silver_in_range.union(_between(bronze, spec)))
+        return [
+            self.lake.silver_partition(dataset, d)
+            if d in silver_in_range
+            else self.lake.bronze_partition(dataset, d)
+            for d in sessions
+        ]
+
+    def clear_cache(self) -> None:
+        """Forget every cached result."""
+        with self._lock:
+            self._cache.clear()
+
+    def _run(self, spec: QuerySpec, files: list[Path]) -> pl.DataFrame:
+        sql, params = build_query(spec, files)
+        logger.debug("query %s over %d partition(s)", spec.data_type, len(files))
+        try:
+            with duckdb.connect() as con:
+                frame: pl.DataFrame = con.sql(sql, params=params).pl()
+        except duckdb.Error as exc:
+            raise QueryError(f"query on {spec.data_type} failed: {exc}") from exc
+        return frame
+
+    def _cache_get(self, key: _CacheKey) -> pl.DataFrame | None:
+        with self._lock:
+            frame = self._cache.get(key)
+            if frame is not None:
+                self._cache.move_to_end(key)
+            return frame
+
+    def _cache_put(self, key: _CacheKey, frame: pl.DataFrame) -> None:
+        if self.cache_size == 0:
+            return
+        with self._lock:
+            self._cache[key] = frame
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+
+def _between(sessions: Iterable[dt.date], spec: QuerySpec) -> list[dt.date]:
+    return [d for d in sessions if spec.start <= d <= spec.end]
+
+
+def _identity(path: Path) -> FileIdentity:
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise QueryError(f"partition {path} vanished while querying: {exc.strerror or exc}") from exc
+    return (str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def query(
+    data_root: Path | str,
+    data_type: str,
+    symbols: Iterable[str] | str,
+    start: dt.date,
+    end: dt.date,
+    fields: Iterable[str] | None = None,
+    adjusted: bool = True,
+) -> pl.DataFrame:
+    """One-shot query (no cache kept between calls): see :class:`QuerySpec` and :class:`QueryEngine`."""
+    spec = QuerySpec(
+        data_type=data_type,
+        symbols=(symbols,) if isinstance(symbols, str) else tuple(symbols),
+        start=start,
+        end=end,
+        fields=None if fields is None else ((fields,) if isinstance(fields, str) else tuple(fields)),
+        adjusted=adjusted,
+    )
+    return QueryEngine(Path(data_root), cache_size=0).query(spec)

@@ -1,0 +1,173 @@
+"""QuerySpec validation and the SQL builders, checked as strings and parameter lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quantmini._exceptions import QueryError
+from quantmini.query.spec import QuerySpec, default_fields
+from quantmini.query.sql import build_query, create_view_sql, quote_identifier, string_literal
+
+START, END = dt.date(2024, 1, 2), dt.date(2024, 1, 31)
+FILES: list[Path | str] = [
+    Path("/lake/silver/stocks_daily/date=2024-01-02/part.parquet"),
+    "/lake/x/date=2024-01-03/part.parquet",
+]
+
+
+def daily(**overrides: object) -> QuerySpec:
+    values: dict[str, object] = {
+        "data_type": "stocks_daily",
+        "symbols": ("AAPL", "BRK.B"),
+        "start": START,
+        "end": END,
+    }
+    values.update(overrides)
+    return QuerySpec(**values)  # type: ignore[arg-type]
+
+
+def test_adjusted_default_query() -> None:
+    sql, params = build_query(daily(), FILES)
+    assert sql == (
+        'SELECT "ticker", "session_date", "adj_open" AS "open", "adj_high" AS "high", "adj_low" AS "low", '
+        '"adj_close" AS "close", "adj_volume" AS "volume", "transactions"\n'
+        "FROM read_parquet(?, hive_partitioning = false, union_by_name = true)\n"
+        'WHERE "ticker" IN (?, ?) AND "session_date" BETWEEN ? AND ?\n'
+        'ORDER BY "ticker", "window_start"'
+    )
+    assert params == [[str(f) for f in FILES], "AAPL", "BRK.B", START, END]
+
+
+def test_raw_query_selects_raw_columns() -> None:
+    sql, params = build_query(daily(adjusted=False, symbols=("MSFT",)), FILES[:1])
+    assert sql.splitlines()[0] == (
+        'SELECT "ticker", "session_date", "open", "high", "low", "close", "volume", "transactions"'
+    )
+    assert 'WHERE "ticker" IN (?) AND' in sql
+    assert params == [[str(FILES[0])], "MSFT", START, END]
+
+
+def test_requested_fields_keep_their_order_and_only_prices_are_swapped() -> None:
+    sql, _ = build_query(daily(fields=("close", "adj_close", "ret_1d", "transactions", "ts")), FILES)
+    assert sql.splitlines()[0] == 'SELECT "adj_close" AS "close", "adj_close", "ret_1d", "transactions", "ts"'
+
+
+def test_minute_defaults_include_ts_and_options_columns_are_selectable() -> None:
+    minute = QuerySpec("stocks_minute", ("AAPL",), START, END, adjusted=False)
+    assert default_fields(minute.dataset)[:3] == ("ticker", "session_date", "ts")
+    assert build_query(minute, FILES)[0].startswith('SELECT "ticker", "session_date", "ts", "open"')
+    options = QuerySpec(
+        "options_daily",
+        ("O:AAPL240119C00150000",),
+        START,
+        END,
+        fields=("ticker", "strike", "option_type"),
+        adjusted=False,
+    )
+    assert build_query(options, FILES)[0].startswith('SELECT "ticker", "strike", "option_type"\n')
+
+
+def test_values_never_reach_the_sql_text() -> None:
+    nasty = "A'); DROP TABLE x; --"
+    sql, params = build_query(daily(symbols=(nasty,), adjusted=False), ["/tmp/it's.parquet"])
+    assert nasty not in sql
+    assert "it's" not in sql
+    assert params[:2] == [["/tmp/it's.parquet"], nasty]
+
+
+@given(st.lists(st.text(min_size=1).filter(lambda s: s.strip() != ""), min_size=1, max_size=8, unique=True))
+def test_one_placeholder_per_distinct_symbol(symbols: list[str]) -> None:
+    spec = daily(symbols=tuple(symbols), adjusted=False)
+    sql, params = build_query(spec, FILES)
+    assert sql.count("?") == len(params)
+    assert params[1:-2] == list(spec.symbols)
+
+
+def test_empty_file_list_is_refused() -> None:
+    with pytest.raises(QueryError, match="at least one partition file"):
+        build_query(daily(), [])
+
+
+def test_quote_identifier_checks_whitelist_and_shape() -> None:
+    assert quote_identifier("close", {"close"}) == '"close"'
+    with pytest.raises(QueryError, match="'secret' is not allowed here"):
+        quote_identifier("secret", {"close"})
+    with pytest.raises(QueryError, match="not a valid identifier"):
+        quote_identifier('close" OR 1=1 --', {'close" OR 1=1 --'})
+
+
+def test_create_view_sql_quotes_the_path_and_checks_the_name() -> None:
+    assert create_view_sql("bronze_stocks_daily", "/data/it's/date=*/part.parquet") == (
+        'CREATE OR REPLACE VIEW "bronze_stocks_daily" AS '
+        "SELECT * FROM read_parquet('/data/it''s/date=*/part.parquet', hive_partitioning = false)"
+    )
+    for bad in ("bronze_stocks-daily", 'x"; DROP TABLE y; --', "Bronze"):
+        with pytest.raises(QueryError, match="not a valid view name"):
+            create_view_sql(bad, "/data/a.parquet")
+    with pytest.raises(QueryError, match="NUL"):
+        string_literal("a\x00b")
+
+
+def test_unknown_field_is_named_with_the_valid_ones() -> None:
+    with pytest.raises(
+        QueryError, match=r"unknown field 'price' for stocks_daily \(valid fields: ticker, "
+    ) as info:
+        daily(fields=("close", "price"))
+    assert "adj_close" in str(info.value)
+    assert "volume_z_20d" in str(info.value)
+
+
+def test_silver_fields_are_unknown_for_types_without_silver() -> None:
+    with pytest.raises(QueryError, match="unknown field 'adj_close' for stocks_minute"):
+        QuerySpec("stocks_minute", ("AAPL",), START, END, fields=("adj_close",), adjusted=False)
+
+
+def test_adjusted_is_refused_where_there_is_no_silver_layer() -> None:
+    for data_type in ("stocks_minute", "options_daily", "options_minute"):
+        with pytest.raises(QueryError, match=r"no adjusted view yet.*--raw"):
+            QuerySpec(data_type, ("X",), START, END)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"data_type": "crypto_tick"}, "unknown data type 'crypto_tick'"),
+        ({"start": END, "end": START}, "end date 2024-01-02 is before start date 2024-01-31"),
+        ({"symbols": ()}, "at least one symbol"),
+        ({"symbols": ("AAPL", " ")}, "non-empty strings"),
+        ({"fields": ("close", "")}, "non-empty column names"),
+        ({"start": dt.datetime(2024, 1, 2, 9, 30)}, "start must be a date"),
+    ],
+)
+def test_invalid_specs(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        daily(**overrides)
+
+
+def test_symbols_and_fields_are_normalised_once() -> None:
+    spec = daily(symbols=(" AAPL", "AAPL", "brk.b"), fields=("close", "close", " ticker"))
+    assert spec.symbols == ("AAPL", "brk.b")
+    assert spec.fields == ("close", "ticker")
+    assert daily(symbols="AAPL").symbols == ("AAPL",)
+    assert daily() == daily(symbols=("AAPL", "BRK.B"))
+    assert hash(daily()) == hash(daily())
+    with pytest.raises(AttributeError):
+        daily().start = END  # type: ignore[misc]
+
+
+def test_needs_silver() -> None:
+    assert daily().needs_silver
+    assert not daily(adjusted=False).needs_silver
+    assert daily(adjusted=False, fields=("close", "ret_5d")).needs_silver
+
+
+def test_package_exports_are_sorted_and_present() -> None:
+    import quantmini.query as package
+
+    assert package.__all__ == sorted(package.__all__)
+    assert all(hasattr(package, name) for name in package.__all__)
