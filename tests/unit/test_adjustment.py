@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from quantmini.core.adjustment import adjustment_factors
 from quantmini.core.features import apply_adjustment
+from tests.support.reference_factors import reference_factors
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "adjustment"
 
@@ -55,33 +56,6 @@ def test_adjusted_prices_are_continuous_across_the_forward_split() -> None:
     assert adjusted["adj_close"].to_list() == pytest.approx([10.0, 10.2, 10.3, 10.4])
     # Split-adjusted volume: 1000 raw shares before a 10:1 split are 10,000 of today's shares.
     assert adjusted["adj_volume"].to_list() == pytest.approx([10000.0, 10000.0, 1000.0, 1000.0])
-
-
-def _reference(bars: pd.DataFrame, splits: pd.DataFrame, dividends: pd.DataFrame) -> pd.DataFrame:
-    """Plain loops over the definition: product of multipliers of events strictly after each date."""
-    rows = []
-    for ticker, group in bars.groupby("ticker"):
-        group = group.sort_values("session_date")
-        s = splits[splits.ticker == ticker]
-        d = dividends[dividends.ticker == ticker]
-        mults = []
-        for _, div in d.iterrows():
-            before = group[group.session_date < div.ex_dividend_date]
-            if len(before):
-                mults.append((div.ex_dividend_date, 1 - div.cash_amount / before.close.iloc[-1]))
-        for _, bar in group.iterrows():
-            sf = float(
-                np.prod(
-                    [
-                        r.split_from / r.split_to
-                        for _, r in s.iterrows()
-                        if r.execution_date > bar.session_date
-                    ]
-                )
-            )
-            df = float(np.prod([m for date, m in mults if date > bar.session_date]))
-            rows.append((ticker, bar.session_date, sf, sf * df))
-    return pd.DataFrame(rows, columns=["ticker", "session_date", "split_factor", "adj_factor"])
 
 
 @settings(max_examples=40, deadline=None)
@@ -127,7 +101,7 @@ def test_factors_match_plain_reference_on_random_histories(seed: int, n_splits: 
         ),
         to_pl(dividends, {"ticker": pl.String(), "ex_dividend_date": pl.Date(), "cash_amount": pl.Float64()}),
     ).sort("ticker", "session_date")
-    expected = _reference(bars, splits, dividends).sort_values(["ticker", "session_date"])
+    expected = reference_factors(bars, splits, dividends).sort_values(["ticker", "session_date"])
     assert got["session_date"].to_list() == [dt.date(*d.timetuple()[:3]) for d in expected.session_date]
     np.testing.assert_allclose(got["split_factor"].to_numpy(), expected.split_factor.to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(got["adj_factor"].to_numpy(), expected.adj_factor.to_numpy(), rtol=1e-12)

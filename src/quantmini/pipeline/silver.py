@@ -82,7 +82,8 @@ def enrich(lake: Lake, spec: DatasetSpec) -> EnrichOutcome:
         name: sha256_file(lake.reference_table(name)) if lake.reference_table(name).exists() else None
         for name in ("splits", "dividends")
     }
-    key = fingerprint({"version": SILVER_VERSION, "bronze": sessions, "reference": reference})
+    bronze = {s.isoformat(): digest for s, digest in sessions.items()}
+    key = fingerprint({"version": SILVER_VERSION, "bronze": bronze, "reference": reference})
     stage_path = lake.stage_manifest("silver", spec)
     stage = read_manifest(stage_path)
     if (

@@ -1,0 +1,247 @@
+"""stocks_daily end to end on generated data: landing → bronze → silver → gold, checked against the
+generator's own record (sample.json), an independent pandas parse of the CSV files, a plain reference
+implementation of the adjustment definition, and real pyqlib."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from quantmini.datasets import get_spec
+from quantmini.io.lake import Lake
+from quantmini.io.source import LocalMirrorSource
+from quantmini.pipeline.runner import PipelineReport, PipelineRunner
+from quantmini.sample import generate_sample
+from tests.support.qlib_child import read_with_qlib
+from tests.support.reference_factors import reference_factors
+
+SPEC = get_spec("stocks_daily")
+START, END = dt.date(2025, 8, 1), dt.date(2025, 12, 31)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, PipelineReport]:
+    base = tmp_path_factory.mktemp("pipeline")
+    source, root = base / "source", base / "lake"
+    generate_sample(source, START, END, tickers=16, seed=11, data_types=("stocks_daily",))
+    report = PipelineRunner(Lake(root), SPEC).run(LocalMirrorSource(source), START, END)
+    assert report.failures == []
+    return source, root, report
+
+
+def _record(source: Path) -> dict[str, Any]:
+    return json.loads((source / "sample.json").read_text())
+
+
+def _csv_frames(source: Path) -> pd.DataFrame:
+    """Every generated file parsed independently with pandas (the vendor CSV, as text)."""
+    parts = []
+    for path in sorted((source / "flatfiles" / SPEC.prefix).rglob("*.csv.gz")):
+        frame = pd.read_csv(gzip.open(path), dtype={"ticker": str})
+        frame["file_session"] = dt.date.fromisoformat(path.name[:10])
+        frame["line"] = np.arange(2, len(frame) + 2)
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _silver(root: Path) -> pd.DataFrame:
+    frame = pd.read_parquet(root / "silver" / "stocks_daily")
+    frame["session_date"] = pd.to_datetime(frame["session_date"]).dt.date
+    return frame.drop(columns=[c for c in ("date",) if c in frame.columns])
+
+
+def test_rows_are_conserved_and_defects_quarantined(built: tuple[Path, Path, PipelineReport]) -> None:
+    source, root, report = built
+    record = _record(source)
+    files = record["files"]["stocks_daily"]
+    assert sorted(files) == [o.session.isoformat() for o in report.ingest]
+    for outcome in report.ingest:
+        assert outcome.rows_in == files[outcome.session.isoformat()]["rows"]
+        assert outcome.rows_in == outcome.rows_bronze + outcome.rows_quarantined + outcome.duplicates
+
+    defects = {d["kind"]: d for d in record["defects"]}
+    quarantine = pd.read_parquet(root / "quarantine" / "stocks_daily")
+    got = sorted(zip(quarantine["ticker"], quarantine["line"], quarantine["reason"], strict=True))
+    assert got == sorted(
+        [
+            (defects["ohlc_violation"]["ticker"], defects["ohlc_violation"]["line_number"], "ohlc_inconsistent"),
+            (defects["next_session_row"]["ticker"], defects["next_session_row"]["line_number"], "outside_session"),
+        ]
+    )
+    assert set(quarantine["raw"]) == {defects["ohlc_violation"]["line"], defects["next_session_row"]["line"]}
+    assert report.rows["duplicates"] == 1
+
+
+def test_bronze_equals_the_csv_minus_defects(built: tuple[Path, Path, PipelineReport]) -> None:
+    source, root, _ = built
+    csv = _csv_frames(source)
+    defects = {(d["session"], d["line_number"]) for d in _record(source)["defects"] if d["kind"] != "duplicate_row"}
+    keep = ~csv.apply(lambda r: (r.file_session.isoformat(), r.line) in defects, axis=1)
+    expected = csv[keep].drop_duplicates(subset=list(SPEC.csv_columns)).sort_values(["file_session", "ticker"])
+    bronze = pd.read_parquet(root / "bronze" / "stocks_daily").sort_values(["session_date", "ticker"])
+    assert len(bronze) == len(expected)
+    for col in ("ticker", "open", "high", "low", "close", "volume", "window_start", "transactions"):
+        assert bronze[col].tolist() == expected[col].tolist(), col
+
+
+def test_silver_factors_match_the_definition_and_splits_are_continuous(
+    built: tuple[Path, Path, PipelineReport],
+) -> None:
+    source, root, _ = built
+    actions = _record(source)["corporate_actions"]
+    splits = pd.DataFrame(actions["splits"]).assign(
+        execution_date=lambda f: pd.to_datetime(f.execution_date).dt.date
+    )
+    dividends = pd.DataFrame(actions["dividends"]).assign(
+        ex_dividend_date=lambda f: pd.to_datetime(f.ex_dividend_date).dt.date
+    )
+    assert {"forward", "reverse"} <= {"forward" if s.split_to > s.split_from else "reverse" for s in splits.itertuples()}
+    silver = _silver(root).sort_values(["ticker", "session_date"]).reset_index(drop=True)
+    expected = reference_factors(silver[["ticker", "session_date", "close"]], splits, dividends)
+    expected = expected.sort_values(["ticker", "session_date"]).reset_index(drop=True)
+    np.testing.assert_allclose(silver["split_factor"], expected["split_factor"], rtol=1e-12)
+    np.testing.assert_allclose(silver["adj_factor"], expected["adj_factor"], rtol=1e-12)
+    np.testing.assert_allclose(silver["adj_close"], silver["close"] * expected["adj_factor"], rtol=1e-12)
+
+    for split in splits.itertuples():
+        bars = silver[silver.ticker == split.ticker].set_index("session_date")
+        after = bars.index[bars.index >= split.execution_date][0]
+        before = bars.index[bars.index < split.execution_date][-1]
+        raw_jump = bars.close[after] / bars.close[before]
+        adjusted_jump = bars.adj_close[after] / bars.adj_close[before]
+        assert raw_jump == pytest.approx(split.split_from / split.split_to, rel=0.3)
+        assert abs(adjusted_jump - 1) < 0.15, f"{split.ticker} adjusted price jumps at its split"
+
+
+def test_features_defined_after_warmup(built: tuple[Path, Path, PipelineReport]) -> None:
+    _, root, _ = built
+    silver = _silver(root).sort_values(["ticker", "session_date"])
+    for ticker, bars in silver.groupby("ticker"):
+        warm = bars.iloc[21:]
+        assert warm[["ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d"]].notna().all().all(), ticker
+        expected_ret5 = bars.adj_close / bars.adj_close.shift(5) - 1
+        np.testing.assert_allclose(bars.ret_5d.iloc[5:], expected_ret5.iloc[5:], rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_gold_read_back_with_real_qlib(built: tuple[Path, Path, PipelineReport], tmp_path: Path) -> None:
+    source, root, _ = built
+    expressions = ["$open", "$high", "$low", "$close", "$volume", "$factor", "$vwap", "$change", "Ref($close,1)"]
+    meta, features = read_with_qlib(Lake(root).qlib_root("day"), "day", expressions, tmp_path, alpha158=True)
+
+    calendar = [dt.date.fromisoformat(d[:10]) for d in meta["calendar"]]
+    import exchange_calendars as xcals
+
+    xnys = xcals.get_calendar("XNYS")
+    assert calendar == [ts.date() for ts in xnys.sessions_in_range(calendar[0], END)]
+    assert calendar[0] == START if xnys.is_session(START) else calendar[0] > START
+
+    record = _record(source)
+    spans = {sym: [(a[:10], b[:10]) for a, b in v] for sym, v in meta["spans"].items()}
+    assert spans == {t: [(info["first_session"], info["last_session"])] for t, info in record["tickers"].items()}
+
+    silver = _silver(root)
+    silver = silver.rename(columns={"ticker": "instrument"}).set_index(["instrument", "session_date"]).sort_index()
+    features["session_date"] = pd.to_datetime(features["datetime"]).dt.date
+    got = features.set_index(["instrument", "session_date"]).sort_index()
+    # Every calendar day inside each span, NaN where the symbol had no valid bar (e.g. the quarantined row).
+    expected_rows = sum(
+        sum(1 for d in calendar if dt.date.fromisoformat(a) <= d <= dt.date.fromisoformat(b))
+        for sym, v in spans.items()
+        for a, b in v
+    )
+    assert len(got) == expected_rows
+    joined = got.join(silver, how="left")
+    assert len(joined) == len(got)
+    f32 = np.float32
+    checks = {
+        "$close": joined.adj_close,
+        "$open": joined.adj_open,
+        "$high": joined.adj_high,
+        "$low": joined.adj_low,
+        "$factor": joined.adj_factor,
+        "$volume": joined.volume / joined.adj_factor,
+        "$vwap": (joined.adj_high + joined.adj_low + joined.adj_close) / 3,
+    }
+    for expr, expected in checks.items():
+        exp = expected.to_numpy(dtype=np.float64).astype(f32)
+        act = joined[expr].to_numpy(dtype=f32)
+        np.testing.assert_array_equal(np.isnan(act), np.isnan(exp), err_msg=expr)
+        np.testing.assert_allclose(act[~np.isnan(act)], exp[~np.isnan(exp)], rtol=1e-6, err_msg=expr)
+    nan_rows = joined[joined.adj_close.isna()]
+    assert len(nan_rows) >= 1  # the quarantined OHLC row leaves a hole inside its symbol's span
+    # Raw values come back through the factor, as qlib's backtest expects.
+    raw = (joined["$close"] / joined["$factor"]).to_numpy(dtype=np.float64)
+    mask = ~np.isnan(raw)
+    np.testing.assert_allclose(raw[mask], joined.close.to_numpy()[mask], rtol=1e-5)
+    assert meta["alpha158"]["rows"] == len(got)
+    assert meta["alpha158"]["columns"] == 158
+    assert meta["alpha158"]["non_null"] > 0.5 * meta["alpha158"]["rows"] * 158
+
+
+def _copy(built: tuple[Path, Path, PipelineReport], tmp_path: Path) -> tuple[Path, Path]:
+    source, root, _ = built
+    shutil.copytree(source, tmp_path / "source")
+    shutil.copytree(root, tmp_path / "lake")
+    return tmp_path / "source", tmp_path / "lake"
+
+
+def test_rerun_is_a_noop_and_republished_file_reflows(
+    built: tuple[Path, Path, PipelineReport], tmp_path: Path
+) -> None:
+    source, root = _copy(built, tmp_path)
+    runner = PipelineRunner(Lake(root), SPEC)
+    again = runner.run(LocalMirrorSource(source), START, END)
+    assert again.did_nothing
+
+    session = sorted(_record(source)["files"]["stocks_daily"])[40]
+    path = source / "flatfiles" / SPEC.source_key(dt.date.fromisoformat(session))
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    fields = lines[1].split(",")
+    fields[3] = f"{float(fields[3]) * 1.01:.2f}"  # the vendor corrects one close
+    fields[4] = f"{max(float(fields[4]), float(fields[3])):.2f}"
+    lines[1] = ",".join(fields)
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    bronze_before = {p: p.stat().st_mtime_ns for p in (root / "bronze" / "stocks_daily").rglob("*.parquet")}
+
+    third = runner.run(LocalMirrorSource(source), START, END)
+    assert [o.session.isoformat() for o in third.landing if o.status == "republished"] == [session]
+    assert [o.session.isoformat() for o in third.ingest if o.status == "ingested"] == [session]
+    changed = [p for p, m in bronze_before.items() if p.stat().st_mtime_ns != m]
+    assert [p.parent.name for p in changed] == [f"date={session}"]
+    assert third.enrich is not None
+    assert third.enrich.status == "enriched"
+    # The corrected close changes that session and the next 20 sessions' features of one symbol.
+    assert 1 <= third.enrich.sessions_written <= 21
+    assert third.convert is not None
+    assert third.convert.status == "converted"
+    silver = pq.read_table(Lake(root).silver_partition(SPEC, dt.date.fromisoformat(session))).to_pandas()
+    assert silver.loc[silver.ticker == fields[0], "close"].item() == pytest.approx(float(fields[3]))
+
+
+def test_new_split_rewrites_silver_not_bronze(built: tuple[Path, Path, PipelineReport], tmp_path: Path) -> None:
+    source, root = _copy(built, tmp_path)
+    splits_path = source / "rest" / "v3" / "reference" / "splits.json"
+    payload = json.loads(splits_path.read_text())
+    ticker = "BRK.B"
+    payload["results"].append({"execution_date": "2026-01-05", "split_from": 1, "split_to": 2, "ticker": ticker})
+    splits_path.write_text(json.dumps(payload))
+    bronze_before = {p: p.stat().st_mtime_ns for p in (root / "bronze").rglob("date=*/*.parquet")}
+
+    report = PipelineRunner(Lake(root), SPEC).run(LocalMirrorSource(source), START, END)
+    assert report.reference_added == {"splits": 1, "dividends": 0, "tickers": 0}
+    assert all(p.stat().st_mtime_ns == m for p, m in bronze_before.items())
+    silver = _silver(root)
+    assert set(silver.loc[silver.ticker == ticker, "split_factor"]) == {0.5}
+    assert set(silver.loc[silver.ticker != ticker, "split_factor"]) <= {0.1, 10.0, 1.0}
+    assert report.enrich is not None
+    assert report.enrich.sessions_written == report.enrich.sessions_total

@@ -1,0 +1,80 @@
+"""Run real pyqlib on a provider root in a fresh interpreter and hand back what it read.
+
+qlib keeps its provider in process-global state, so every root is read in its own child process. The
+child writes calendar, instrument spans and a features frame to files; tests compare them against
+expectations built independently with pandas/numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+_READER = textwrap.dedent(
+    """
+    import json
+    import sys
+    from pathlib import Path
+
+    import qlib
+    from qlib.data import D
+
+
+    def main(root, freq, out, expressions, alpha158):
+        out = Path(out)
+        expressions = json.loads(expressions)
+        qlib.init(provider_uri=root, region="us", kernels=1)
+        calendar = [ts.isoformat() for ts in D.calendar(freq=freq)]
+        spans = D.list_instruments(D.instruments("all"), as_list=False, freq=freq)
+        spans = {k: [[a.isoformat(), b.isoformat()] for a, b in v] for k, v in spans.items()}
+        frame = D.features(
+            D.instruments("all"), expressions, start_time=calendar[0], end_time=calendar[-1], freq=freq
+        )
+        frame.columns = [f"c{i}" for i in range(len(expressions))]
+        frame.reset_index().to_parquet(out / "features.parquet")
+        meta = {"calendar": calendar, "spans": spans}
+        if alpha158 == "1":
+            from qlib.contrib.data.handler import Alpha158
+
+            handler = Alpha158(
+                instruments="all", start_time=calendar[0], end_time=calendar[-1], freq=freq,
+                infer_processors=[], learn_processors=[],
+            )
+            features = handler.fetch(col_set="feature")
+            meta["alpha158"] = {"rows": int(len(features)), "columns": int(features.shape[1]),
+                                "non_null": int(features.notna().sum().sum())}
+        (out / "meta.json").write_text(json.dumps(meta))
+
+
+    if __name__ == "__main__":
+        main(*sys.argv[1:])
+    """
+)
+
+
+def read_with_qlib(
+    root: Path, freq: str, expressions: list[str], workdir: Path, *, alpha158: bool = False
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """(calendar/spans[/alpha158 stats], features frame with columns c0..cN) as real qlib reads them."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    script = workdir / "qlib_reader.py"
+    script.write_text(_READER)
+    done = subprocess.run(
+        [sys.executable, str(script), str(root), freq, str(workdir), json.dumps(expressions), "1" if alpha158 else "0"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"qlib reader failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    meta = json.loads((workdir / "meta.json").read_text())
+    features = pd.read_parquet(workdir / "features.parquet")
+    features.columns = ["instrument", "datetime", *expressions]
+    return meta, features
