@@ -76,7 +76,12 @@ def test_bronze_types_sorting_quarantine_and_conservation(mirror: Path, tmp_path
     lake = Lake(tmp_path / "lake")
     land_session(lake, LocalMirrorSource(mirror), SPEC, D1)
     outcome = ingest_session(lake, SPEC, D1)
-    assert (outcome.rows_in, outcome.rows_bronze, outcome.rows_quarantined, outcome.duplicates) == (6, 3, 2, 1)
+    assert (outcome.rows_in, outcome.rows_bronze, outcome.rows_quarantined, outcome.duplicates) == (
+        6,
+        3,
+        2,
+        1,
+    )
     assert outcome.reasons == {"ohlc_inconsistent": 1, "outside_session": 1}
 
     table = pq.read_table(lake.bronze_partition(SPEC, D1))

@@ -46,7 +46,8 @@ def _csv_frames(source: Path) -> pd.DataFrame:
     """Every generated file parsed independently with pandas (the vendor CSV, as text)."""
     parts = []
     for path in sorted((source / "flatfiles" / SPEC.prefix).rglob("*.csv.gz")):
-        frame = pd.read_csv(gzip.open(path), dtype={"ticker": str})
+        with gzip.open(path) as fh:
+            frame = pd.read_csv(fh, dtype={"ticker": str})
         frame["file_session"] = dt.date.fromisoformat(path.name[:10])
         frame["line"] = np.arange(2, len(frame) + 2)
         parts.append(frame)
@@ -73,8 +74,16 @@ def test_rows_are_conserved_and_defects_quarantined(built: tuple[Path, Path, Pip
     got = sorted(zip(quarantine["ticker"], quarantine["line"], quarantine["reason"], strict=True))
     assert got == sorted(
         [
-            (defects["ohlc_violation"]["ticker"], defects["ohlc_violation"]["line_number"], "ohlc_inconsistent"),
-            (defects["next_session_row"]["ticker"], defects["next_session_row"]["line_number"], "outside_session"),
+            (
+                defects["ohlc_violation"]["ticker"],
+                defects["ohlc_violation"]["line_number"],
+                "ohlc_inconsistent",
+            ),
+            (
+                defects["next_session_row"]["ticker"],
+                defects["next_session_row"]["line_number"],
+                "outside_session",
+            ),
         ]
     )
     assert set(quarantine["raw"]) == {defects["ohlc_violation"]["line"], defects["next_session_row"]["line"]}
@@ -84,9 +93,13 @@ def test_rows_are_conserved_and_defects_quarantined(built: tuple[Path, Path, Pip
 def test_bronze_equals_the_csv_minus_defects(built: tuple[Path, Path, PipelineReport]) -> None:
     source, root, _ = built
     csv = _csv_frames(source)
-    defects = {(d["session"], d["line_number"]) for d in _record(source)["defects"] if d["kind"] != "duplicate_row"}
+    defects = {
+        (d["session"], d["line_number"]) for d in _record(source)["defects"] if d["kind"] != "duplicate_row"
+    }
     keep = ~csv.apply(lambda r: (r.file_session.isoformat(), r.line) in defects, axis=1)
-    expected = csv[keep].drop_duplicates(subset=list(SPEC.csv_columns)).sort_values(["file_session", "ticker"])
+    expected = (
+        csv[keep].drop_duplicates(subset=list(SPEC.csv_columns)).sort_values(["file_session", "ticker"])
+    )
     bronze = pd.read_parquet(root / "bronze" / "stocks_daily").sort_values(["session_date", "ticker"])
     assert len(bronze) == len(expected)
     for col in ("ticker", "open", "high", "low", "close", "volume", "window_start", "transactions"):
@@ -104,7 +117,9 @@ def test_silver_factors_match_the_definition_and_splits_are_continuous(
     dividends = pd.DataFrame(actions["dividends"]).assign(
         ex_dividend_date=lambda f: pd.to_datetime(f.ex_dividend_date).dt.date
     )
-    assert {"forward", "reverse"} <= {"forward" if s.split_to > s.split_from else "reverse" for s in splits.itertuples()}
+    assert {"forward", "reverse"} <= {
+        "forward" if s.split_to > s.split_from else "reverse" for s in splits.itertuples()
+    }
     silver = _silver(root).sort_values(["ticker", "session_date"]).reset_index(drop=True)
     expected = reference_factors(silver[["ticker", "session_date", "close"]], splits, dividends)
     expected = expected.sort_values(["ticker", "session_date"]).reset_index(drop=True)
@@ -135,7 +150,17 @@ def test_features_defined_after_warmup(built: tuple[Path, Path, PipelineReport])
 @pytest.mark.slow
 def test_gold_read_back_with_real_qlib(built: tuple[Path, Path, PipelineReport], tmp_path: Path) -> None:
     source, root, _ = built
-    expressions = ["$open", "$high", "$low", "$close", "$volume", "$factor", "$vwap", "$change", "Ref($close,1)"]
+    expressions = [
+        "$open",
+        "$high",
+        "$low",
+        "$close",
+        "$volume",
+        "$factor",
+        "$vwap",
+        "$change",
+        "Ref($close,1)",
+    ]
     meta, features = read_with_qlib(Lake(root).qlib_root("day"), "day", expressions, tmp_path, alpha158=True)
 
     calendar = [dt.date.fromisoformat(d[:10]) for d in meta["calendar"]]
@@ -147,10 +172,14 @@ def test_gold_read_back_with_real_qlib(built: tuple[Path, Path, PipelineReport],
 
     record = _record(source)
     spans = {sym: [(a[:10], b[:10]) for a, b in v] for sym, v in meta["spans"].items()}
-    assert spans == {t: [(info["first_session"], info["last_session"])] for t, info in record["tickers"].items()}
+    assert spans == {
+        t: [(info["first_session"], info["last_session"])] for t, info in record["tickers"].items()
+    }
 
     silver = _silver(root)
-    silver = silver.rename(columns={"ticker": "instrument"}).set_index(["instrument", "session_date"]).sort_index()
+    silver = (
+        silver.rename(columns={"ticker": "instrument"}).set_index(["instrument", "session_date"]).sort_index()
+    )
     features["session_date"] = pd.to_datetime(features["datetime"]).dt.date
     got = features.set_index(["instrument", "session_date"]).sort_index()
     # Every calendar day inside each span, NaN where the symbol had no valid bar (e.g. the quarantined row).
@@ -228,12 +257,16 @@ def test_rerun_is_a_noop_and_republished_file_reflows(
     assert silver.loc[silver.ticker == fields[0], "close"].item() == pytest.approx(float(fields[3]))
 
 
-def test_new_split_rewrites_silver_not_bronze(built: tuple[Path, Path, PipelineReport], tmp_path: Path) -> None:
+def test_new_split_rewrites_silver_not_bronze(
+    built: tuple[Path, Path, PipelineReport], tmp_path: Path
+) -> None:
     source, root = _copy(built, tmp_path)
     splits_path = source / "rest" / "v3" / "reference" / "splits.json"
     payload = json.loads(splits_path.read_text())
     ticker = "BRK.B"
-    payload["results"].append({"execution_date": "2026-01-05", "split_from": 1, "split_to": 2, "ticker": ticker})
+    payload["results"].append(
+        {"execution_date": "2026-01-05", "split_from": 1, "split_to": 2, "ticker": ticker}
+    )
     splits_path.write_text(json.dumps(payload))
     bronze_before = {p: p.stat().st_mtime_ns for p in (root / "bronze").rglob("date=*/*.parquet")}
 

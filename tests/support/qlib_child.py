@@ -66,7 +66,15 @@ def read_with_qlib(
     script = workdir / "qlib_reader.py"
     script.write_text(_READER)
     done = subprocess.run(
-        [sys.executable, str(script), str(root), freq, str(workdir), json.dumps(expressions), "1" if alpha158 else "0"],
+        [
+            sys.executable,
+            str(script),
+            str(root),
+            freq,
+            str(workdir),
+            json.dumps(expressions),
+            "1" if alpha158 else "0",
+        ],
         cwd=workdir,
         capture_output=True,
         text=True,

@@ -11,8 +11,12 @@ import pandas as pd
 
 
 def reference_factors(bars: pd.DataFrame, splits: pd.DataFrame, dividends: pd.DataFrame) -> pd.DataFrame:
-    """bars: ticker, session_date, close; splits: ticker, execution_date, split_from, split_to;
-    dividends: ticker, ex_dividend_date, cash_amount. Returns ticker, session_date, split_factor, adj_factor."""
+    """Factors per bar.
+
+    bars: ticker, session_date, close; splits: ticker, execution_date, split_from, split_to;
+    dividends: ticker, ex_dividend_date, cash_amount. Returns ticker, session_date, split_factor,
+    adj_factor.
+    """
     rows = []
     for ticker, group in bars.groupby("ticker"):
         group = group.sort_values("session_date")

@@ -190,4 +190,4 @@ def render_report(report: PipelineReport) -> None:
             q.add_row(reason, f"{count:,}")
         console.print(q)
     for failure in report.failures:
-        err_console.print(f"[red]failed:[/] {failure}")
+        err_console.print(f"[red]failed:[/] {failure}", soft_wrap=True)

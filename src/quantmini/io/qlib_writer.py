@@ -1,0 +1,378 @@
+"""Write and check a Qlib provider root from a long ``symbol, datetime, field…`` table.
+
+The writer maps every row to its calendar position with one ``searchsorted``, sorts the table once on a
+single integer key (symbol code × calendar length + position), and then fills each symbol's ``.bin``
+payloads by numpy scatter on its slice of the sorted arrays. Values are gathered in buckets of about
+:data:`_BUCKET_ROWS` rows (all fields, float32), so memory beyond the input is a float32 copy of the field
+columns plus a few integer arrays per row — never a symbols × calendar matrix. The root is built in a
+temporary sibling directory and swapped in, so an interrupted write leaves the previous root intact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from quantmini._exceptions import StorageError, ValidationError
+from quantmini.core.qlib_encoding import (
+    CALENDAR_FORMATS,
+    FLOAT32_MAX,
+    Freq,
+    bin_array,
+    calendar_lines,
+    check_fields,
+    check_freq,
+    is_na_like,
+    plan_symbols,
+    qlib_dir_name,
+)
+from quantmini.io.atomic import replace_directory
+
+logger = logging.getLogger(__name__)
+
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_HEADER_BYTES = 4
+#: Rows gathered at once while writing (all fields): bounds memory whatever the table's size.
+_BUCKET_ROWS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class QlibWriteSummary:
+    """What :func:`write_qlib_root` wrote.
+
+    ``files`` counts the calendar, ``instruments/all.txt`` and one ``.bin`` per symbol and field.
+    """
+
+    symbols: int
+    fields: tuple[str, ...]
+    calendar_length: int
+    files: int
+    #: Input symbol → stored name, for symbols qlib would read as NaN (see ``core.qlib_encoding``).
+    renamed: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class QlibRootReport:
+    """What :func:`validate_qlib_root` checked."""
+
+    freq: str
+    calendar_length: int
+    instruments: int
+    fields: tuple[str, ...]
+    files: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Everything needed to write the files, computed (and validated) before touching the disk."""
+
+    calendar: list[str]
+    symbols: list[str]  # stored names, in symbol-code order
+    renamed: dict[str, str]  # input → stored name, for renamed symbols only
+    dirs: list[str]
+    bounds: npt.NDArray[np.int64]  # row offsets into the sorted arrays, len(symbols) + 1
+    positions: npt.NDArray[np.int64]  # calendar position of each sorted row
+    order: npt.NDArray[np.int64]  # sorted row → original row
+
+
+def write_qlib_root(
+    root: Path,
+    frame: pl.DataFrame,
+    *,
+    freq: Literal["day", "1min"],
+    fields: Sequence[str],
+    calendar: Sequence[dt.date | dt.datetime],
+) -> QlibWriteSummary:
+    """Write ``frame`` as the Qlib provider root ``root``, replacing any previous root atomically.
+
+    ``frame`` holds ``symbol`` (Utf8), ``datetime`` (``pl.Date`` for ``day``; naive ``pl.Datetime`` in
+    exchange-local time for ``1min``) and one numeric column per field, in any row order. ``calendar``
+    is the global session (or bar) list given by the caller; every row must fall on it and
+    (symbol, datetime) must be unique, else :class:`ValidationError`. Each symbol's files cover its own
+    first-to-last row span, NaN where it has no row. Symbols qlib would read as NaN are renamed (see
+    :mod:`quantmini.core.qlib_encoding`) and reported in :attr:`QlibWriteSummary.renamed`.
+    """
+    freq = check_freq(freq)
+    fields = check_fields(fields)
+    plan = _plan(frame, freq, fields, calendar)
+
+    def build(tmp: Path) -> None:
+        try:
+            _write_files(tmp, plan, frame, fields, freq)
+        except OSError as exc:
+            raise StorageError(f"cannot write Qlib root {root}: {exc.strerror or exc}") from exc
+
+    try:
+        replace_directory(root, build)
+    except OSError as exc:
+        raise StorageError(f"cannot replace Qlib root {root}: {exc.strerror or exc}") from exc
+    if plan.renamed:
+        logger.info("symbols stored under another name (qlib reads them as NaN): %s", plan.renamed)
+    return QlibWriteSummary(
+        symbols=len(plan.symbols),
+        fields=fields,
+        calendar_length=len(plan.calendar),
+        files=2 + len(plan.symbols) * len(fields),
+        renamed=MappingProxyType(plan.renamed),
+    )
+
+
+def _plan(
+    frame: pl.DataFrame, freq: Freq, fields: tuple[str, ...], calendar: Sequence[dt.date | dt.datetime]
+) -> _Plan:
+    """Validate the input and compute the sorted layout; raises before anything is written."""
+    lines = calendar_lines(calendar, freq)
+    _check_schema(frame, freq, fields)
+    inputs = sorted(frame.get_column("symbol").unique().to_list())
+    renames = plan_symbols(inputs)
+    cal = _calendar_ints(calendar, freq)
+    columns = frame.select(
+        code=pl.col("symbol").cast(pl.Enum(inputs)).to_physical().cast(pl.Int64), t=_time_ints(freq)
+    )
+    times = columns.get_column("t").to_numpy()
+    positions = np.searchsorted(cal, times)
+    on_calendar = positions < len(cal)
+    on_calendar[on_calendar] = cal[positions[on_calendar]] == times[on_calendar]
+    del times
+    if not on_calendar.all():
+        row = int(np.argmin(on_calendar))
+        raise ValidationError(
+            f"row {row} (symbol {frame['symbol'][row]!r}, datetime {frame['datetime'][row]}) is not on "
+            f"the {freq} calendar ({lines[0]} .. {lines[-1]}, {len(lines)} entries): fix the data or "
+            "pass the calendar it belongs to"
+        )
+    # One integer key (symbol code, calendar position) sorts far faster than a two-column sort.
+    key = columns.get_column("code").to_numpy() * len(cal) + positions
+    del columns, positions
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    repeated = np.diff(key) == 0
+    if repeated.any():
+        row = int(order[int(np.argmax(repeated)) + 1])
+        raise ValidationError(
+            f"duplicate rows for symbol {frame['symbol'][row]!r} at {frame['datetime'][row]}: "
+            "(symbol, datetime) must be unique"
+        )
+    codes, positions = np.divmod(key, len(cal))
+    del key
+    starts = np.flatnonzero(np.diff(codes)) + 1
+    bounds = np.concatenate([[0], starts, [len(codes)]]) if len(codes) else np.zeros(1)
+    stored = [renames[inputs[int(c)]] for c in codes[bounds[:-1].astype(np.int64)]]
+    return _Plan(
+        calendar=lines,
+        symbols=stored,
+        renamed={s: renames[s] for s in inputs if renames[s] != s},
+        dirs=[qlib_dir_name(s) for s in stored],
+        bounds=bounds.astype(np.int64),
+        positions=positions.astype(np.int64),
+        order=order.astype(np.int64),
+    )
+
+
+def _check_schema(frame: pl.DataFrame, freq: Freq, fields: tuple[str, ...]) -> None:
+    missing = [c for c in ("symbol", "datetime", *fields) if c not in frame.columns]
+    if missing:
+        raise ValidationError(f"the Qlib input frame lacks column(s) {missing}; it has {frame.columns}")
+    schema = frame.schema
+    if schema["symbol"] != pl.String:
+        raise ValidationError(f"column 'symbol' must be pl.String (Utf8), not {schema['symbol']}")
+    kind = schema["datetime"]
+    if freq == "day" and kind != pl.Date:
+        raise ValidationError(f"column 'datetime' must be pl.Date for freq 'day', not {kind}")
+    if freq == "1min" and not (isinstance(kind, pl.Datetime) and kind.time_zone is None):
+        raise ValidationError(
+            f"column 'datetime' must be a naive pl.Datetime (exchange-local time) for freq '1min', not {kind}"
+        )
+    for name in fields:
+        if not schema[name].is_numeric():
+            raise ValidationError(f"field column {name!r} must be numeric, not {schema[name]}")
+    beyond = [
+        (pl.col(name).cast(pl.Float64).is_finite() & (pl.col(name).cast(pl.Float64).abs() > FLOAT32_MAX))
+        for name in fields
+    ]
+    # One field at a time: the masks of a tens-of-millions-row table are not all alive at once.
+    flags = frame.select_seq(flag.any().alias(name) for flag, name in zip(beyond, fields, strict=True)).row(0)
+    for name, flag, too_big in zip(fields, flags, beyond, strict=True):
+        if flag:
+            row = frame.filter(too_big).row(0, named=True)
+            raise ValidationError(
+                f"field {name!r} of symbol {row['symbol']!r} at {row['datetime']} is {row[name]!r}, "
+                "beyond float32's range: Qlib stores float32"
+            )
+    for name in ("symbol", "datetime"):
+        nulls = frame.get_column(name).null_count()
+        if nulls:
+            raise ValidationError(f"column {name!r} has {nulls} null value(s)")
+
+
+def _time_ints(freq: Freq) -> pl.Expr:
+    """Row times as Int64: days since 1970 (day) or microseconds since 1970, naive (1min)."""
+    if freq == "day":
+        return pl.col("datetime").to_physical().cast(pl.Int64)
+    return pl.col("datetime").dt.cast_time_unit("us").to_physical().cast(pl.Int64)
+
+
+def _calendar_ints(calendar: Sequence[dt.date | dt.datetime], freq: Freq) -> npt.NDArray[np.int64]:
+    """Calendar entries in the units of :func:`_time_ints`."""
+    if freq == "day":
+        return np.array([v.toordinal() - _EPOCH_ORDINAL for v in calendar], dtype=np.int64)
+    return np.array(calendar, dtype="datetime64[us]").astype(np.int64)
+
+
+def _write_files(tmp: Path, plan: _Plan, frame: pl.DataFrame, fields: tuple[str, ...], freq: Freq) -> None:
+    (tmp / "calendars").mkdir()
+    (tmp / "calendars" / f"{freq}.txt").write_text("\n".join(plan.calendar) + "\n", encoding="utf-8")
+    (tmp / "instruments").mkdir()
+    spans = []
+    for i, symbol in enumerate(plan.symbols):
+        first, last = plan.positions[plan.bounds[i]], plan.positions[plan.bounds[i + 1] - 1]
+        spans.append(f"{symbol}\t{plan.calendar[first]}\t{plan.calendar[last]}\n")
+    (tmp / "instruments" / "all.txt").write_text("".join(sorted(spans)), encoding="utf-8")
+    features = tmp / "features"
+    features.mkdir()
+    # Plain string paths: pathlib's per-call overhead is visible at tens of thousands of files.
+    directories = [os.path.join(features, name) for name in plan.dirs]
+    for directory in directories:
+        os.mkdir(directory)
+    # float32 (range checked in _plan), one chunk: random gathers from chunked columns are slow.
+    columns = frame.select(pl.col(name).cast(pl.Float32) for name in fields).rechunk()
+    suffixes = [f"{name.lower()}.{freq}.bin" for name in fields]
+    for first, stop in _buckets(plan.bounds, _BUCKET_ROWS):
+        base = int(plan.bounds[first])
+        # The rows of a few symbols, all fields, gathered into symbol-then-time order: (fields, rows).
+        rows = plan.order[base : plan.bounds[stop]]
+        block = columns[rows].to_numpy(order="fortran").T
+        for i in range(first, stop):
+            lo, hi = int(plan.bounds[i]), int(plan.bounds[i + 1])
+            positions = plan.positions[lo:hi]
+            start = int(positions[0])
+            length = int(positions[-1]) - start + 1
+            payloads = bin_array(start, length, positions - start, block[:, lo - base : hi - base])
+            for suffix, payload in zip(suffixes, payloads, strict=True):
+                with open(os.path.join(directories[i], suffix), "wb", buffering=0) as handle:
+                    handle.write(payload.data)
+
+
+def _buckets(bounds: npt.NDArray[np.int64], rows: int) -> list[tuple[int, int]]:
+    """Consecutive symbol ranges ``[first, stop)`` of about ``rows`` rows each (at least one symbol)."""
+    out = []
+    first = 0
+    symbols = len(bounds) - 1
+    while first < symbols:
+        stop = int(np.searchsorted(bounds, bounds[first] + rows, side="right")) - 1
+        stop = min(max(stop, first + 1), symbols)
+        out.append((first, stop))
+        first = stop
+    return out
+
+
+def validate_qlib_root(root: Path, freq: str) -> QlibRootReport:
+    """Check a Qlib root by its files alone; raise :class:`ValidationError` naming the first bad file.
+
+    Checks: the calendar parses and is strictly increasing; every instrument line has a start and end
+    on the calendar and a name qlib can read; every instrument has a features directory holding every
+    field found in any of them; each ``.bin`` starts at its instrument's start and ends at its end.
+    """
+    freq = check_freq(freq)
+    calendar = _read_calendar(root / "calendars" / f"{freq}.txt", freq)
+    index = {line: i for i, line in enumerate(calendar)}
+    spans = _read_instruments(root / "instruments" / "all.txt", index)
+    features = root / "features"
+    suffix = f".{freq}.bin"
+    found: dict[str, set[str]] = {}
+    for symbol in spans:
+        directory = features / qlib_dir_name(symbol)
+        if not directory.is_dir():
+            raise ValidationError(f"{directory}: missing features directory of instrument {symbol!r}")
+        found[symbol] = {p.name[: -len(suffix)] for p in directory.glob(f"*{suffix}")}
+    fields = sorted(set().union(*found.values())) if found else []
+    if spans and not fields:
+        raise ValidationError(f"{features}: no *{suffix} files for any instrument")
+    files = 0
+    for symbol, (start, end) in spans.items():
+        directory = features / qlib_dir_name(symbol)
+        for name in fields:
+            path = directory / f"{name}{suffix}"
+            if name not in found[symbol]:
+                raise ValidationError(f"{path}: missing (instrument {symbol!r} lacks field {name!r})")
+            _check_bin(path, start, end)
+            files += 1
+    return QlibRootReport(
+        freq=freq, calendar_length=len(calendar), instruments=len(spans), fields=tuple(fields), files=files
+    )
+
+
+def _read_calendar(path: Path, freq: Freq) -> list[str]:
+    lines = _read_lines(path)
+    if not lines:
+        raise ValidationError(f"{path}: the calendar is empty")
+    for number, line in enumerate(lines, start=1):
+        try:
+            dt.datetime.strptime(line, CALENDAR_FORMATS[freq])
+        except ValueError as exc:
+            raise ValidationError(
+                f"{path}:{number}: {line!r} is not a {freq} calendar entry ({CALENDAR_FORMATS[freq]})"
+            ) from exc
+        if number > 1 and not lines[number - 2] < line:
+            raise ValidationError(f"{path}:{number}: {line!r} does not come after {lines[number - 2]!r}")
+    return lines
+
+
+def _read_instruments(path: Path, index: Mapping[str, int]) -> dict[str, tuple[int, int]]:
+    """Instrument → (first, last) calendar position over all of its listing spans."""
+    spans: dict[str, tuple[int, int]] = {}
+    for number, line in enumerate(_read_lines(path), start=1):
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise ValidationError(f"{path}:{number}: expected SYMBOL<TAB>start<TAB>end, got {line!r}")
+        symbol, start, end = parts
+        if not symbol or is_na_like(symbol):
+            raise ValidationError(f"{path}:{number}: instrument {symbol!r} is read as NaN by qlib")
+        if start not in index or end not in index:
+            raise ValidationError(
+                f"{path}:{number}: span {start}..{end} of {symbol!r} is not on the calendar"
+            )
+        first, last = index[start], index[end]
+        if last < first:
+            raise ValidationError(f"{path}:{number}: span of {symbol!r} ends ({end}) before it starts")
+        if symbol in spans:
+            first, last = min(first, spans[symbol][0]), max(last, spans[symbol][1])
+        spans[symbol] = (first, last)
+    return spans
+
+
+def _check_bin(path: Path, start: int, end: int) -> None:
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(_HEADER_BYTES)
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if size < 2 * _HEADER_BYTES or size % _HEADER_BYTES:
+        raise ValidationError(f"{path}: {size} bytes is not a header plus at least one float32 value")
+    first = float(np.frombuffer(head, dtype="<f4")[0])
+    last = first + size // _HEADER_BYTES - 2
+    if first != start or last != end:
+        raise ValidationError(
+            f"{path}: covers calendar bars {first:g}..{last:g} but the instrument spans {start}..{end}"
+        )
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ValidationError(f"{path}: missing") from exc
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return [line for line in text.splitlines() if line]

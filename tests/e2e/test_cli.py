@@ -1,0 +1,311 @@
+"""The CLI as a user runs it: demo, stage commands, pipeline run, query, and bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner, Result
+
+from quantmini import ConfigurationError
+from quantmini.cli.main import cli
+from quantmini.datasets import get_spec
+
+SPEC = get_spec("stocks_daily")
+START, END = "2025-09-02", "2025-10-31"
+
+
+def run(*args: str | Path, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=True)
+
+
+def assert_one_line_error(result: Result, code: int, fragment: str) -> None:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    assert fragment in result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith(("error:", "Error:"))]
+    assert len(error_lines) == 1, result.output
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "source"
+    result = run(
+        "sample",
+        "generate",
+        "--out",
+        out,
+        "--start-date",
+        START,
+        "--end-date",
+        END,
+        "--tickers",
+        "10",
+        "--data-type",
+        "stocks_daily",
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_python_dash_m_and_version() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "quantmini", "--version"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.startswith("quantmini, version ")
+
+
+@pytest.mark.slow
+def test_demo_runs_then_second_run_is_a_noop(tmp_path: Path) -> None:
+    args = ("demo", "--data-root", tmp_path, "--tickers", "12", "--start-date", START, "--end-date", END)
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    assert "quarantined rows by reason" in first.output
+    assert "example query" in first.output
+    assert (tmp_path / "lake" / "gold" / "qlib" / "day" / "calendars" / "day.txt").exists()
+    second = run(*args)
+    assert second.exit_code == 0, second.output
+    assert "Nothing to do" in second.output
+
+
+def test_pipeline_run_then_query_formats(sample: Path, tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    result = run(
+        "pipeline",
+        "run",
+        "--data-type",
+        "stocks_daily",
+        "--start-date",
+        START,
+        "--end-date",
+        END,
+        "--source",
+        sample,
+        "--data-root",
+        root,
+    )
+    assert result.exit_code == 0, result.output
+    assert "in =" in result.output
+
+    silver = pd.read_parquet(root / "silver" / "stocks_daily")
+    ticker = sorted(silver.ticker.unique())[0]
+    expected = silver[
+        (silver.ticker == ticker) & (silver.session_date.astype(str).between("2025-09-10", "2025-09-20"))
+    ]
+    expected = expected.sort_values("session_date")
+
+    csv = run(
+        "data",
+        "query",
+        "--data-root",
+        root,
+        "--data-type",
+        "stocks_daily",
+        "--symbols",
+        ticker,
+        "--start-date",
+        "2025-09-10",
+        "--end-date",
+        "2025-09-20",
+        "--fields",
+        "ticker",
+        "session_date",
+        "close",
+        "--raw",
+        "--format",
+        "csv",
+    )
+    assert csv.exit_code == 0, csv.output
+    got = pd.read_csv(io.StringIO(csv.stdout))
+    assert got["close"].tolist() == pytest.approx(expected["close"].tolist())
+    assert got["session_date"].tolist() == [str(d)[:10] for d in expected["session_date"]]
+
+    adjusted = run(
+        "data",
+        "query",
+        "--data-root",
+        root,
+        "--data-type",
+        "stocks_daily",
+        "--symbols",
+        ticker,
+        "--start-date",
+        "2025-09-10",
+        "--end-date",
+        "2025-09-20",
+        "--fields",
+        "close",
+        "--format",
+        "json",
+    )
+    assert adjusted.exit_code == 0, adjusted.output
+    assert pd.read_json(io.StringIO(adjusted.stdout))["close"].tolist() == pytest.approx(
+        expected["adj_close"].tolist()
+    )
+
+    rerun = run(
+        "pipeline",
+        "run",
+        "--data-type",
+        "stocks_daily",
+        "--start-date",
+        START,
+        "--end-date",
+        END,
+        "--source",
+        sample,
+        "--data-root",
+        root,
+    )
+    assert "Nothing to do" in rerun.output
+
+
+def test_stage_commands_one_by_one(sample: Path, tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    env = {"DATA_ROOT": str(root), "QUANTMINI_SOURCE_DIR": str(sample)}
+    ingest = run("data", "ingest", "--start-date", START, "--end-date", END, env=env)
+    assert ingest.exit_code == 0, ingest.output
+    assert (root / "bronze" / "stocks_daily").is_dir()
+    assert not (root / "silver").exists()
+    enrich = run("data", "enrich", env=env)
+    assert enrich.exit_code == 0, enrich.output
+    assert (root / "silver" / "reference" / "adjustment_factors.parquet").exists()
+    convert = run("data", "convert", env=env)
+    assert convert.exit_code == 0, convert.output
+    assert (root / "gold" / "qlib" / "day" / "instruments" / "all.txt").exists()
+    assert (root / "gold" / "quantmini.duckdb").exists()
+
+
+def test_corrupt_gzip_fails_that_file_only(sample: Path, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    (source / "flatfiles").mkdir(parents=True)
+    for session in ("2025-09-02", "2025-09-03"):
+        key = SPEC.source_key(dt.date.fromisoformat(session))
+        (source / "flatfiles" / key).parent.mkdir(parents=True, exist_ok=True)
+        (source / "flatfiles" / key).write_bytes((sample / "flatfiles" / key).read_bytes())
+    bad = source / "flatfiles" / SPEC.source_key(dt.date(2025, 9, 3))
+    bad.write_bytes(bad.read_bytes()[:-30])
+    result = run(
+        "data",
+        "ingest",
+        "--start-date",
+        "2025-09-02",
+        "--end-date",
+        "2025-09-03",
+        "--source",
+        source,
+        "--data-root",
+        tmp_path / "lake",
+    )
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "2025-09-03.csv.gz: corrupt or truncated gzip" in result.output
+    assert (tmp_path / "lake" / "bronze" / "stocks_daily" / "date=2025-09-02" / "part.parquet").exists()
+
+
+def test_wrong_header_is_reported(tmp_path: Path) -> None:
+    key = SPEC.source_key(dt.date(2025, 9, 2))
+    path = tmp_path / "source" / "flatfiles" / key
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.compress(b"ticker,open,close\nA,1,2\n"))
+    result = run(
+        "data",
+        "ingest",
+        "--start-date",
+        "2025-09-02",
+        "--end-date",
+        "2025-09-02",
+        "--source",
+        tmp_path / "source",
+        "--data-root",
+        tmp_path / "lake",
+    )
+    assert result.exit_code == 1
+    assert "wrong header 'ticker,open,close'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (
+            ("data", "ingest", "--start-date", "2025-13-01", "--end-date", "2025-12-01", "--source", "."),
+            1,
+            "--start-date: '2025-13-01' is not a date",
+        ),
+        (
+            ("data", "ingest", "--start-date", "2025-12-02", "--end-date", "2025-12-01", "--source", "."),
+            1,
+            "is before --start-date",
+        ),
+        (
+            (
+                "data",
+                "ingest",
+                "--data-type",
+                "crypto",
+                "--start-date",
+                "2025-12-01",
+                "--end-date",
+                "2025-12-01",
+            ),
+            2,
+            "Invalid value for '--data-type'",
+        ),
+        (
+            (
+                "data",
+                "ingest",
+                "--start-date",
+                "2025-12-01",
+                "--end-date",
+                "2025-12-01",
+                "--source",
+                "/no/such/dir",
+            ),
+            1,
+            "source directory /no/such/dir does not exist",
+        ),
+        (
+            ("pipeline", "run", "--start-date", "2025-12-01", "--end-date", "2025-12-01"),
+            1,
+            "no flat-file source configured",
+        ),
+    ],
+)
+def test_bad_input_gives_one_readable_line(
+    args: tuple[str, ...], code: int, fragment: str, tmp_path: Path
+) -> None:
+    result = (
+        run(*args, "--data-root", tmp_path / "lake")
+        if args[0] != "data" or "crypto" not in args
+        else run(*args)
+    )
+    assert_one_line_error(result, code, fragment)
+
+
+def test_debug_shows_the_exception(tmp_path: Path) -> None:
+    result = run(
+        "--debug",
+        "data",
+        "ingest",
+        "--start-date",
+        "2025-13-01",
+        "--end-date",
+        "2025-12-01",
+        "--source",
+        ".",
+        "--data-root",
+        tmp_path,
+    )
+    assert isinstance(result.exception, ConfigurationError)
+
+
+def test_unknown_env_key_is_a_readable_error(tmp_path: Path) -> None:
+    result = run("data", "enrich", "--data-root", tmp_path, env={"QUANTMINI_PIPLINE_MODE": "batch"})
+    assert_one_line_error(result, 1, "QUANTMINI_PIPLINE_MODE")
