@@ -173,9 +173,9 @@ def _plan(
         symbols=stored,
         renamed={s: renames[s] for s in inputs if renames[s] != s},
         dirs=[qlib_dir_name(s) for s in stored],
-        bounds=bounds.astype(np.int64),
-        positions=positions.astype(np.int64),
-        order=order.astype(np.int64),
+        bounds=bounds.astype(np.int64, copy=False),
+        positions=positions.astype(np.int64, copy=False),
+        order=order.astype(np.int64, copy=False),
     )
 
 
@@ -200,8 +200,7 @@ def _check_schema(frame: pl.DataFrame, freq: Freq, fields: tuple[str, ...]) -> N
         (pl.col(name).cast(pl.Float64).is_finite() & (pl.col(name).cast(pl.Float64).abs() > FLOAT32_MAX))
         for name in fields
     ]
-    # One field at a time: the masks of a tens-of-millions-row table are not all alive at once.
-    flags = frame.select_seq(flag.any().alias(name) for flag, name in zip(beyond, fields, strict=True)).row(0)
+    flags = frame.select(flag.any().alias(name) for flag, name in zip(beyond, fields, strict=True)).row(0)
     for name, flag, too_big in zip(fields, flags, beyond, strict=True):
         if flag:
             row = frame.filter(too_big).row(0, named=True)
