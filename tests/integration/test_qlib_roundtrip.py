@@ -8,10 +8,6 @@ test compares against expectations built here with pandas/numpy alone.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -22,55 +18,16 @@ import pytest
 
 from quantmini import ValidationError
 from quantmini.io.qlib_writer import validate_qlib_root, write_qlib_root
+from tests.support.qlib_child import read_with_qlib as read_expressions
 
-QLIB_READER = textwrap.dedent(
-    """
-    import json
-    import sys
-    from pathlib import Path
-
-    import qlib
-    from qlib.data import D
-
-    EXPRESSIONS = ["$close", "$volume", "Ref($close,1)", "Mean($close,5)"]
-
-
-    def main(root, freq, out):
-        out = Path(out)
-        qlib.init(provider_uri=root, region="us", kernels=1)
-        calendar = [ts.isoformat() for ts in D.calendar(freq=freq)]
-        spans = D.list_instruments(D.instruments("all"), as_list=False, freq=freq)
-        spans = {k: [[a.isoformat(), b.isoformat()] for a, b in v] for k, v in spans.items()}
-        frame = D.features(
-            D.instruments("all"), EXPRESSIONS, start_time=calendar[0], end_time=calendar[-1], freq=freq
-        )
-        frame.columns = ["close", "volume", "ref1", "mean5"]
-        frame.reset_index().to_parquet(out / "features.parquet")
-        (out / "meta.json").write_text(json.dumps({"calendar": calendar, "spans": spans}))
-
-
-    if __name__ == "__main__":
-        main(*sys.argv[1:])
-    """
-)
+EXPRESSIONS = ["$close", "$volume", "Ref($close,1)", "Mean($close,5)"]
+COLUMNS = {"$close": "close", "$volume": "volume", "Ref($close,1)": "ref1", "Mean($close,5)": "mean5"}
 
 
 def read_with_qlib(root: Path, freq: str, workdir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Run real qlib on ``root`` in a child interpreter; return (calendar and spans, features frame)."""
-    script = workdir / "qlib_reader.py"
-    script.write_text(QLIB_READER)
-    done = subprocess.run(
-        [sys.executable, str(script), str(root), freq, str(workdir)],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, f"qlib reader failed:\n{done.stdout}\n{done.stderr}"
-    meta = json.loads((workdir / "meta.json").read_text())
-    features = pd.read_parquet(workdir / "features.parquet")
-    return meta, features
+    """Real qlib's calendar, spans and the four expressions, columns named close/volume/ref1/mean5."""
+    meta, features = read_expressions(root, freq, EXPRESSIONS, workdir / "qlib")
+    return meta, features.rename(columns=COLUMNS)
 
 
 def long_table(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -12,8 +11,9 @@ import pytest
 from quantmini import ValidationError
 from quantmini.core.corporate_actions import clean_dividends, clean_splits
 from quantmini.core.reference import dividends_from_payload, splits_from_payload, tickers_from_payload
+from tests.support.paths import VENDOR_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "polygon-rest"
+FIXTURES = VENDOR_FIXTURES
 
 
 def _fixture(name: str) -> object:

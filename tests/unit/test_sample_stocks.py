@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 from quantmini.sample import generate_sample
+from tests.support.paths import VENDOR_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "polygon-rest"
+FIXTURES = VENDOR_FIXTURES
 HEADER = "ticker,volume,open,close,high,low,window_start,transactions"
 START, END = dt.date(2026, 1, 20), dt.date(2026, 3, 13)  # crosses 2026-02-23 and Presidents' Day
 INT_VOLUME = re.compile(r"^\d+$")
