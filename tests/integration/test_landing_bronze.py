@@ -16,7 +16,7 @@ from quantmini.datasets import get_spec
 from quantmini.io.lake import Lake
 from quantmini.io.source import LocalMirrorSource
 from quantmini.pipeline.bronze import ingest_session
-from quantmini.pipeline.landing import land_session
+from quantmini.pipeline.landing import LandingOutcome, land_sessions
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner
 
 SPEC = get_spec("stocks_daily")
@@ -46,6 +46,12 @@ def _rows(day: dt.date) -> list[str]:
         f"BAD,10,5,5,4,6,{ws},1",  # high < low
         f"NEXT,10,5,5,6,4,{_day_start_ns(day + dt.timedelta(days=1))},1",  # stray row of the next session
     ]
+
+
+def land_session(lake: Lake, source: LocalMirrorSource, spec: object, session: dt.date) -> LandingOutcome:
+    outcomes, failures = land_sessions(lake, source, SPEC, [session])
+    assert failures == []
+    return outcomes[0]
 
 
 @pytest.fixture
@@ -132,9 +138,13 @@ def test_corrupt_gzip_is_one_clear_failure_and_other_files_proceed(mirror: Path,
     report = PipelineReport("stocks_daily", sessions=[D1, D2])
     runner.land(LocalMirrorSource(mirror), report.sessions, report)
     runner.ingest(report.sessions, report)
-    assert [o.session for o in report.ingest] == [D1]
+    assert [o.session for o in report.ingest if o.status == "ingested"] == [D1]
     assert len(report.failures) == 1
-    assert "2025-06-03.csv.gz: corrupt or truncated gzip" in report.failures[0]
+    assert "landing 2025-06-03: us_stocks_sip/day_aggs_v1/2025/06/2025-06-03.csv.gz: truncated gzip" in (
+        report.failures[0]
+    )
+    assert not lake.landing_file(SPEC.source_key(D2)).exists()
+    assert not list(lake.landing_file(SPEC.source_key(D2)).parent.glob(".*partial*"))
     assert lake.bronze_partition(SPEC, D1).exists()
     assert not lake.bronze_partition(SPEC, D2).exists()
 

@@ -9,8 +9,21 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from quantmini._exceptions import ConfigurationError
 from quantmini.config import load_settings
@@ -18,6 +31,7 @@ from quantmini.config.settings import Settings
 from quantmini.core.calendar import parse_date
 from quantmini.datasets import DATASETS, get_spec
 from quantmini.io.lake import Lake
+from quantmini.io.s3_source import S3Source
 from quantmini.io.source import LocalMirrorSource, Source
 from quantmini.pipeline.progress import ProgressListener
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner
@@ -60,12 +74,12 @@ def lake_options(func: F) -> F:
 
 
 def source_option(func: F) -> F:
-    """``--source DIR``: a local mirror of the vendor bucket (QUANTMINI_SOURCE_DIR)."""
+    """``--source DIR``: a local mirror of the vendor bucket (QUANTMINI_SOURCE_DIR); default: S3."""
     return click.option(
         "--source",
         "source_dir",
         type=click.Path(path_type=Path, file_okay=False),
-        help="Local mirror directory holding flatfiles/ (QUANTMINI_SOURCE_DIR).",
+        help="Local mirror directory holding flatfiles/ (QUANTMINI_SOURCE_DIR). Default: the S3 endpoint.",
     )(func)
 
 
@@ -90,12 +104,10 @@ def parse_range(start: str, end: str) -> tuple[dt.date, dt.date]:
 
 
 def open_source(settings: Settings) -> Source:
-    """The flat-file source the settings select."""
+    """The flat-file source the settings select: a local mirror if one is set, else the S3 endpoint."""
     if settings.source.dir is not None:
         return LocalMirrorSource(settings.source.dir)
-    raise ConfigurationError(
-        "no flat-file source configured: pass --source DIR (a local mirror) or set QUANTMINI_SOURCE_DIR"
-    )
+    return S3Source.from_settings(settings)
 
 
 def make_runner(
@@ -111,20 +123,36 @@ def make_runner(
     )
 
 
+class _AmountColumn(ProgressColumn):
+    """``done/total`` for item stages; bytes, transfer rate for byte stages (downloads)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._items = MofNCompleteColumn()
+        self._bytes = DownloadColumn()
+        self._speed = TransferSpeedColumn()
+
+    def render(self, task: Task) -> Text:
+        """Render the amount column of ``task``."""
+        if task.fields.get("unit") == "bytes":
+            return Text.assemble(self._bytes.render(task), " ", self._speed.render(task))
+        return self._items.render(task)
+
+
 class RichProgress:
     """A :class:`~quantmini.pipeline.progress.ProgressListener` drawing one rich bar per stage."""
 
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
-        self._tasks: dict[str, Any] = {}
+        self._tasks: dict[str, TaskID] = {}
 
-    def start(self, stage: str, total: int) -> None:
+    def start(self, stage: str, total: int, unit: str = "items") -> None:
         """Add a bar for ``stage``."""
-        self._tasks[stage] = self._progress.add_task(stage, total=total)
+        self._tasks[stage] = self._progress.add_task(stage, total=total, unit=unit)
 
-    def advance(self, stage: str, detail: str = "") -> None:
+    def advance(self, stage: str, detail: str = "", amount: int = 1) -> None:
         """Advance ``stage``'s bar."""
-        self._progress.update(self._tasks[stage], advance=1, description=f"{stage} {detail}".strip())
+        self._progress.update(self._tasks[stage], advance=amount, description=f"{stage} {detail}".strip())
 
     def finish(self, stage: str) -> None:
         """Mark ``stage`` complete."""
@@ -133,12 +161,13 @@ class RichProgress:
 
 
 def progress_bar() -> Progress:
-    """The rich progress display used by pipeline commands."""
+    """The rich progress display used by pipeline commands: files or bytes, rate, elapsed and ETA."""
     return Progress(
         TextColumn("[bold]{task.description:<24}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        _AmountColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=err_console,
         transient=False,
     )

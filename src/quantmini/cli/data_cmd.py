@@ -20,6 +20,7 @@ from quantmini.cli.common import (
     settings_from,
     source_option,
 )
+from quantmini.cli.download_cmd import catalog, download
 from quantmini.cli.query_cmd import query
 from quantmini.pipeline.runner import PipelineReport
 
@@ -84,3 +85,5 @@ def convert(data_type: str, data_root: Path | None, mode: str | None, workers: i
 
 
 data.add_command(query)
+data.add_command(download)
+data.add_command(catalog)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from quantmini._exceptions import ConfigurationError, NotFoundError, SourceError
+from quantmini._exceptions import ConfigurationError, NotFoundError, QuantminiError, SourceError
 
 BUCKET_DIR = "flatfiles"
 
@@ -36,6 +37,23 @@ class SourceObject:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class FetchJob:
+    """Fetch ``key`` into ``dest`` (a partial file the caller owns); ``expected`` comes from a listing."""
+
+    key: str
+    dest: Path
+    expected: SourceObject
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """The identity of what was fetched, or the error that stopped it."""
+
+    job: FetchJob
+    outcome: SourceObject | QuantminiError
+
+
 class Source(Protocol):
     """A store of vendor flat files addressed by bucket key."""
 
@@ -44,7 +62,7 @@ class Source(Protocol):
         """Where the files come from, for messages and manifests (never contains secrets)."""
         ...
 
-    def list(self, prefix: str) -> list[SourceObject]:
+    def list_prefix(self, prefix: str) -> list[SourceObject]:
         """Every object whose key starts with ``prefix``."""
         ...
 
@@ -52,8 +70,18 @@ class Source(Protocol):
         """The object's identity; :class:`NotFoundError` when it does not exist."""
         ...
 
+    def list_many(self, prefixes: Sequence[str]) -> list[SourceObject]:
+        """Every object under any of ``prefixes``, sorted by key."""
+        ...
+
     def fetch(self, key: str, dest: Path) -> SourceObject:
         """Copy the object's bytes to ``dest`` (a temporary path owned by the caller)."""
+        ...
+
+    def fetch_many(
+        self, jobs: Sequence[FetchJob], on_bytes: Callable[[int], None] | None = None
+    ) -> list[FetchResult]:
+        """Fetch every job; one job's failure is its result, never an exception for the batch."""
         ...
 
 
@@ -89,7 +117,7 @@ class LocalMirrorSource:
         # A local file has no ETag; size + mtime (ns) identify a version well enough for re-runs.
         return SourceObject(key=key, size=st.st_size, etag=f"mtime-{st.st_mtime_ns}", last_modified=modified)
 
-    def list(self, prefix: str) -> list[SourceObject]:
+    def list_prefix(self, prefix: str) -> list[SourceObject]:
         """Every file below ``prefix``, sorted by key."""
         base = self._bucket / prefix
         if not base.exists():
@@ -99,6 +127,26 @@ class LocalMirrorSource:
             for path in sorted(base.rglob("*"))
             if path.is_file() and not path.name.startswith(".")
         ]
+
+    def list_many(self, prefixes: Sequence[str]) -> list[SourceObject]:
+        """Every file below any of ``prefixes``, sorted by key."""
+        return sorted((obj for prefix in prefixes for obj in self.list_prefix(prefix)), key=lambda o: o.key)
+
+    def fetch_many(
+        self, jobs: Sequence[FetchJob], on_bytes: Callable[[int], None] | None = None
+    ) -> list[FetchResult]:
+        """Copy each job's file in turn."""
+        results = []
+        for job in jobs:
+            try:
+                obj = self.fetch(job.key, job.dest)
+            except QuantminiError as exc:
+                results.append(FetchResult(job, exc))
+                continue
+            if on_bytes is not None:
+                on_bytes(obj.size)
+            results.append(FetchResult(job, obj))
+        return results
 
     def stat(self, key: str) -> SourceObject:
         """Identity of ``key`` or :class:`NotFoundError`."""

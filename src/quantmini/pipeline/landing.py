@@ -1,19 +1,32 @@
-"""Landing stage: copy source objects byte-identical into ``landing/`` and record a manifest each."""
+"""Landing stage: bring source objects into ``landing/`` byte-identical, verified, with a manifest each.
+
+The plan comes from listing the source (never from assuming a calendar): a session whose file is not
+listed is ``missing``; a file whose size and ETag match its manifest is ``unchanged`` and is not fetched
+again. Everything else is fetched into a partial file beside its target (kept across runs so an
+interrupted transfer resumes), checked — size, gzip integrity, sha256 in one streaming pass — and only
+then renamed into place.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
-from quantmini._exceptions import DownloadError, NotFoundError
+from quantmini._exceptions import NotEntitledError, QuantminiError, StorageError, ValidationError
 from quantmini.datasets.base import DatasetSpec
-from quantmini.io.atomic import atomic_path
 from quantmini.io.lake import Lake
-from quantmini.io.manifest import read_manifest, sha256_file, write_manifest
-from quantmini.io.source import Source
+from quantmini.io.manifest import read_manifest, write_manifest
+from quantmini.io.source import FetchJob, Source, SourceObject
 
 LandingStatus = Literal["landed", "unchanged", "republished", "missing"]
+
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,50 +39,173 @@ class LandingOutcome:
     size: int = 0
 
 
-def land_session(lake: Lake, source: Source, spec: DatasetSpec, session: dt.date) -> LandingOutcome:
-    """Land the file of ``session`` unless the landed copy is already that version."""
-    key = spec.source_key(session)
+@dataclass(frozen=True, slots=True)
+class LandingPlan:
+    """Sessions already decided (missing / unchanged) and the fetches still to do."""
+
+    decided: list[LandingOutcome]
+    jobs: list[FetchJob]
+
+    @property
+    def bytes_to_fetch(self) -> int:
+        """Total size of the objects to fetch."""
+        return sum(job.expected.size for job in self.jobs)
+
+
+def month_prefixes(spec: DatasetSpec, sessions: Sequence[dt.date]) -> list[str]:
+    """The ``{prefix}/YYYY/MM/`` listing prefixes covering ``sessions``."""
+    return sorted({f"{spec.prefix}/{s:%Y}/{s:%m}/" for s in sessions})
+
+
+def partial_path(target: Path) -> Path:
+    """Where an object is fetched before it is verified (stable across runs, for resuming)."""
+    return target.with_name(f".{target.name}.partial")
+
+
+def plan_landing(
+    lake: Lake, spec: DatasetSpec, sessions: Sequence[dt.date], listed: dict[str, SourceObject]
+) -> LandingPlan:
+    """Decide per session: missing upstream, unchanged since landed, or to fetch."""
+    decided: list[LandingOutcome] = []
+    jobs: list[FetchJob] = []
+    for session in sessions:
+        key = spec.source_key(session)
+        obj = listed.get(key)
+        if obj is None:
+            decided.append(LandingOutcome(session, key, "missing"))
+            continue
+        previous = read_manifest(lake.manifest("landing", spec, session))
+        target = lake.landing_file(key)
+        if previous is not None and _same_version(previous, obj) and _intact(target, previous):
+            decided.append(LandingOutcome(session, key, "unchanged", obj.size))
+        else:
+            jobs.append(FetchJob(key, partial_path(target), obj))
+    return LandingPlan(decided, jobs)
+
+
+def land_sessions(
+    lake: Lake,
+    source: Source,
+    spec: DatasetSpec,
+    sessions: Sequence[dt.date],
+    *,
+    on_plan: Callable[[LandingPlan], None] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> tuple[list[LandingOutcome], list[str]]:
+    """Land every session's file; return outcomes (sorted by session) and one line per failed file.
+
+    A 403 from the source is raised after the files already fetched are secured: every further file
+    would fail the same way.
+    """
+    listed = {obj.key: obj for obj in source.list_many(month_prefixes(spec, sessions))}
+    plan = plan_landing(lake, spec, sessions, listed)
+    if on_plan is not None:
+        on_plan(plan)
+    outcomes = list(plan.decided)
+    failures: list[str] = []
+    entitlement: NotEntitledError | None = None
+    sessions_by_key = {spec.source_key(s): s for s in sessions}
+    for job in plan.jobs:
+        job.dest.parent.mkdir(parents=True, exist_ok=True)
+    for result in source.fetch_many(plan.jobs, on_bytes):
+        session = sessions_by_key[result.job.key]
+        if isinstance(result.outcome, NotEntitledError):
+            entitlement = entitlement or result.outcome
+            continue
+        if isinstance(result.outcome, QuantminiError):
+            failures.append(f"landing {session}: {result.outcome}")
+            continue
+        try:
+            outcomes.append(_finalize(lake, spec, session, result.job, result.outcome, source.description))
+        except QuantminiError as exc:
+            failures.append(f"landing {session}: {exc}")
+    if entitlement is not None:
+        raise entitlement
+    return sorted(outcomes, key=lambda o: o.session), failures
+
+
+def verify_gzip(path: Path, label: str) -> str:
+    """Check that ``path`` is complete gzip data (every member) and return its sha256, in one pass.
+
+    ``label`` names the file in error messages.
+    """
+    digest = hashlib.sha256()
+    decompressor = zlib.decompressobj(wbits=31)
+    started = False
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+                data = chunk
+                while data:
+                    started = True
+                    decompressor.decompress(data, _CHUNK)
+                    data = decompressor.unconsumed_tail
+                    if decompressor.eof:
+                        data = decompressor.unused_data + data
+                        decompressor = zlib.decompressobj(wbits=31)
+                        started = False
+    except zlib.error as exc:
+        raise ValidationError(f"{label}: corrupt gzip data ({exc})") from exc
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if started:
+        raise ValidationError(f"{label}: truncated gzip data (the last member has no end)")
+    return digest.hexdigest()
+
+
+def _finalize(
+    lake: Lake, spec: DatasetSpec, session: dt.date, job: FetchJob, fetched: SourceObject, description: str
+) -> LandingOutcome:
+    partial = job.dest
+    size = partial.stat().st_size
+    try:
+        if size != fetched.size:
+            raise ValidationError(f"{job.key}: received {size} bytes, the source says {fetched.size}")
+        sha256 = verify_gzip(partial, job.key)
+    except ValidationError as exc:
+        _discard(partial)
+        raise ValidationError(f"{exc}; the file was not landed and will be fetched again next run") from exc
+    target = lake.landing_file(job.key)
     manifest_path = lake.manifest("landing", spec, session)
     previous = read_manifest(manifest_path)
     try:
-        obj = source.stat(key)
-    except NotFoundError:
-        return LandingOutcome(session, key, "missing")
-    target = lake.landing_file(key)
-    if previous is not None and _same_version(previous, obj.identity()) and _intact(target, previous):
-        return LandingOutcome(session, key, "unchanged", obj.size)
-
-    with atomic_path(target) as tmp:
-        fetched = source.fetch(key, tmp)
-        size = tmp.stat().st_size
-        if size != fetched.size:
-            raise DownloadError(f"{key}: received {size} bytes, source says {fetched.size}")
-        sha256 = sha256_file(tmp)
+        with partial.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(partial, target)
+    except OSError as exc:
+        raise StorageError(f"cannot move {partial} to {target}: {exc.strerror or exc}") from exc
     status: LandingStatus = "landed"
     if previous is not None:
         status = "unchanged" if previous.get("sha256") == sha256 else "republished"
     write_manifest(
         manifest_path,
         {
-            "key": key,
+            "key": job.key,
             "session": session.isoformat(),
             "size": size,
             "sha256": sha256,
             "source": fetched.identity(),
-            "source_description": source.description,
+            "source_description": description,
             "landed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         },
     )
-    return LandingOutcome(session, key, status, size)
+    _discard(partial)
+    return LandingOutcome(session, job.key, status, size)
 
 
-def _same_version(previous: dict[str, Any], identity: dict[str, object]) -> bool:
+def _same_version(previous: dict[str, Any], obj: SourceObject) -> bool:
     recorded = previous.get("source", {})
-    return bool(recorded.get("size") == identity["size"] and recorded.get("etag") == identity["etag"])
+    return bool(recorded.get("size") == obj.size and recorded.get("etag") == obj.etag)
 
 
-def _intact(target: Any, previous: dict[str, Any]) -> bool:
+def _intact(target: Path, previous: dict[str, Any]) -> bool:
     try:
         return bool(target.stat().st_size == previous.get("size"))
     except OSError:
         return False
+
+
+def _discard(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + ".json")):
+        leftover.unlink(missing_ok=True)

@@ -8,11 +8,11 @@ from typing import Protocol
 class ProgressListener(Protocol):
     """Receives stage progress; implementations must be cheap and never raise."""
 
-    def start(self, stage: str, total: int) -> None:
-        """A stage begins with ``total`` units of work."""
+    def start(self, stage: str, total: int, unit: str = "items") -> None:
+        """A stage begins with ``total`` units of work (``items`` or ``bytes``)."""
 
-    def advance(self, stage: str, detail: str = "") -> None:
-        """One unit of ``stage`` finished."""
+    def advance(self, stage: str, detail: str = "", amount: int = 1) -> None:
+        """``amount`` units of ``stage`` finished."""
 
     def finish(self, stage: str) -> None:
         """The stage ended."""
@@ -21,10 +21,10 @@ class ProgressListener(Protocol):
 class NullProgress:
     """A listener that ignores everything (library default)."""
 
-    def start(self, stage: str, total: int) -> None:
+    def start(self, stage: str, total: int, unit: str = "items") -> None:
         """Ignore."""
 
-    def advance(self, stage: str, detail: str = "") -> None:
+    def advance(self, stage: str, detail: str = "", amount: int = 1) -> None:
         """Ignore."""
 
     def finish(self, stage: str) -> None:

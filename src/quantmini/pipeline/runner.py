@@ -22,7 +22,7 @@ from quantmini.io.source import LocalMirrorSource, Source
 from quantmini.pipeline.bronze import IngestOutcome, ingest_session
 from quantmini.pipeline.executor import run_tasks
 from quantmini.pipeline.gold import ConvertOutcome, convert
-from quantmini.pipeline.landing import LandingOutcome, land_session
+from quantmini.pipeline.landing import LandingOutcome, LandingPlan, land_sessions
 from quantmini.pipeline.progress import NullProgress, ProgressListener
 from quantmini.pipeline.reference import import_reference_dir
 from quantmini.pipeline.silver import EnrichOutcome, enrich
@@ -106,16 +106,23 @@ class PipelineRunner:
         return exchange_sessions(start, end, self.spec.calendar)
 
     def land(self, source: Source, sessions: list[dt.date], report: PipelineReport) -> None:
-        """Landing stage over ``sessions``."""
+        """Landing stage over ``sessions``: list the source, fetch what is new or changed, verify."""
         t0 = time.perf_counter()
-        self.progress.start("landing", len(sessions))
-        for session in sessions:
-            try:
-                report.landing.append(land_session(self.lake, source, self.spec, session))
-            except QuantminiError as exc:
-                report.failures.append(f"landing {session}: {exc}")
-            self.progress.advance("landing", str(session))
+
+        def planned(plan: LandingPlan) -> None:
+            self.progress.start("landing", plan.bytes_to_fetch, unit="bytes")
+
+        outcomes, failures = land_sessions(
+            self.lake,
+            source,
+            self.spec,
+            sessions,
+            on_plan=planned,
+            on_bytes=lambda n: self.progress.advance("landing", amount=n),
+        )
         self.progress.finish("landing")
+        report.landing.extend(outcomes)
+        report.failures.extend(failures)
         if isinstance(source, LocalMirrorSource):
             report.reference_added = import_reference_dir(self.lake, source.directory)
         report.timings["landing"] = time.perf_counter() - t0

@@ -1,0 +1,94 @@
+"""``quantmini data download`` (landing only) and ``quantmini data catalog`` (what exists where)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from quantmini.cli.common import (
+    RichProgress,
+    console,
+    data_type_option,
+    date_range_options,
+    lake_options,
+    make_runner,
+    open_source,
+    parse_range,
+    progress_bar,
+    render_report,
+    settings_from,
+    source_option,
+)
+from quantmini.datasets import get_spec
+from quantmini.io.lake import Lake
+from quantmini.pipeline.catalog import catalog_range
+from quantmini.pipeline.runner import PipelineReport
+
+_STYLE = {
+    "downloaded": "green",
+    "available": "cyan",
+    "republished upstream": "yellow",
+    "not yet published": "dim",
+    "missing upstream": "red",
+    "exchange holiday": "dim",
+}
+
+
+@click.command()
+@data_type_option()
+@date_range_options
+@source_option
+@lake_options
+def download(
+    data_type: str,
+    start_date: str,
+    end_date: str,
+    source_dir: Path | None,
+    data_root: Path | None,
+    mode: str | None,
+    workers: int | None,
+) -> None:
+    """Land flat files (S3 or a local mirror): concurrent, resumable, verified; unchanged files skipped."""
+    start, end = parse_range(start_date, end_date)
+    settings = settings_from(data_root, mode, workers, source_dir)
+    source = open_source(settings)
+    with progress_bar() as bar:
+        runner = make_runner(settings, data_type, RichProgress(bar))
+        report = PipelineReport(data_type, sessions=runner.sessions(start, end))
+        runner.land(source, report.sessions, report)
+    render_report(report)
+    if report.failures:
+        sys.exit(1)
+
+
+@click.command()
+@data_type_option()
+@date_range_options
+@source_option
+@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False), help="Lake root (DATA_ROOT).")
+def catalog(
+    data_type: str, start_date: str, end_date: str, source_dir: Path | None, data_root: Path | None
+) -> None:
+    """Per date: available / exchange holiday / not yet published / downloaded / republished / missing."""
+    start, end = parse_range(start_date, end_date)
+    settings = settings_from(data_root, source_dir=source_dir)
+    spec = get_spec(data_type)
+    entries = catalog_range(
+        Lake(settings.data_root), open_source(settings), spec, start, end, dt.datetime.now(dt.UTC)
+    )
+    table = Table(title=f"{data_type} {start} → {end}")
+    table.add_column("date")
+    table.add_column("status")
+    table.add_column("upstream size", justify="right")
+    for entry in entries:
+        style = _STYLE[entry.status]
+        size = f"{entry.size:,}" if entry.size is not None else ""
+        table.add_row(str(entry.day), f"[{style}]{entry.status}[/]", size)
+    console.print(table)
+    counts = Counter(entry.status for entry in entries)
+    console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
