@@ -274,7 +274,7 @@ def test_wrong_header_is_reported(tmp_path: Path) -> None:
         (
             ("pipeline", "run", "--start-date", "2025-12-01", "--end-date", "2025-12-01"),
             1,
-            "no flat-file source configured",
+            "no S3 credentials: set POLYGON_S3_ACCESS_KEY_ID",
         ),
     ],
 )

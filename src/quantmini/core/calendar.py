@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
 import pandas as pd
@@ -19,6 +21,14 @@ from quantmini._exceptions import ConfigurationError
 
 EXCHANGE_TZ = "America/New_York"
 _CALENDAR_START = "2000-01-03"
+_ZONE = ZoneInfo(EXCHANGE_TZ)
+_NS = 1_000_000_000
+
+#: Vendor minute files cover 04:00-20:00 ET (pre-market to the end of after-hours).
+EXTENDED_OPEN = dt.time(4, 0)
+EXTENDED_CLOSE = dt.time(20, 0)
+REGULAR_OPEN = dt.time(9, 30)
+REGULAR_CLOSE = dt.time(16, 0)
 
 
 @lru_cache(maxsize=4)
@@ -94,3 +104,36 @@ def parse_date(value: str | dt.date, param_name: str) -> dt.date:
         return dt.date.fromisoformat(value.strip())
     except ValueError:
         raise ConfigurationError(f"{param_name}: {value!r} is not a date in YYYY-MM-DD form") from None
+
+
+def local_instant_ns(day: dt.date, moment: dt.time) -> int:
+    """UTC nanoseconds of the America/New_York wall time ``moment`` on ``day``."""
+    local = dt.datetime.combine(day, moment, tzinfo=_ZONE)
+    return int(local.timestamp()) * _NS + local.microsecond * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionBounds:
+    """One session's instants in UTC nanoseconds, half-open ``[start, end)`` each.
+
+    ``day`` is the session's whole exchange-time calendar day (a bar starting in it belongs to the
+    session), ``extended`` the 04:00-20:00 ET window of minute files and ``regular`` 09:30 to the close.
+    Comparing ``window_start`` with these integers is exact and far cheaper than converting every row to
+    exchange time: sessions never fall on a DST switch (always a Sunday, 02:00).
+    """
+
+    session: dt.date
+    day: tuple[int, int]
+    extended: tuple[int, int]
+    regular: tuple[int, int]
+
+
+def session_bounds(session: dt.date, regular_close: dt.time = REGULAR_CLOSE) -> SessionBounds:
+    """The :class:`SessionBounds` of ``session`` whose regular hours end at ``regular_close`` (ET)."""
+    midnight = dt.time(0, 0)
+    return SessionBounds(
+        session=session,
+        day=(local_instant_ns(session, midnight), local_instant_ns(session + dt.timedelta(days=1), midnight)),
+        extended=(local_instant_ns(session, EXTENDED_OPEN), local_instant_ns(session, EXTENDED_CLOSE)),
+        regular=(local_instant_ns(session, REGULAR_OPEN), local_instant_ns(session, regular_close)),
+    )

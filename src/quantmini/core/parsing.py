@@ -7,6 +7,7 @@ reason instead of failing the whole file.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import polars as pl
@@ -56,28 +57,48 @@ def parse_csv(data: bytes, columns: tuple[str, ...], source: str) -> ParsedFile:
     if not data.strip():
         raise ValidationError(f"{source}: file is empty (no header)")
     check_header(data[:4096].decode("utf-8", errors="replace"), columns, source)
+    header_end = data.find(b"\n")
+    body = b"" if header_end < 0 else data[header_end + 1 :]
+    return parse_lines(body, columns, first_line=2)
+
+
+def parse_lines(data: bytes, columns: tuple[str, ...], *, first_line: int) -> ParsedFile:
+    """Parse header-less CSV lines whose first line is line ``first_line`` of the file.
+
+    Every line is one input row: ``rows_in`` counts newline-terminated lines (plus a last line without
+    a newline), so a line the fast reader skipped or merged sends the chunk to the careful path.
+    """
     types = {name: AGGREGATE_CSV_TYPES[name] for name in columns}
     newline_count = data.count(b"\n")
-    expected_rows = newline_count - 1 if data.endswith(b"\n") else newline_count
+    expected_rows = newline_count if data.endswith(b"\n") or not data else newline_count + 1
+    rows: pl.DataFrame | None
     try:
-        rows = pl.read_csv(data, schema=types, has_header=True, raise_if_empty=False)
+        rows = pl.read_csv(
+            io.BytesIO(data),
+            schema=types,
+            has_header=False,
+            raise_if_empty=False,
+            quote_char=None,
+        )
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
         rows = None
     # Nulls mean empty fields or short rows: let the careful path tell which, line by line.
     if rows is not None and rows.height == expected_rows and not any(rows.null_count().row(0)):
-        rows = rows.with_columns(pl.int_range(2, rows.height + 2, dtype=pl.Int64).alias("line"))
+        rows = rows.with_columns(
+            pl.int_range(first_line, first_line + rows.height, dtype=pl.Int64).alias("line")
+        )
         return ParsedFile(rows=rows, rejects=pl.DataFrame(schema=REJECT_SCHEMA), rows_in=rows.height)
-    return _parse_careful(data, types)
+    return _parse_careful(data, types, first_line)
 
 
-def _parse_careful(data: bytes, types: dict[str, type[pl.DataType]]) -> ParsedFile:
+def _parse_careful(data: bytes, types: dict[str, type[pl.DataType]], first_line: int) -> ParsedFile:
     lines = data.decode("utf-8", errors="replace").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     body = pl.DataFrame(
         {
-            "raw": pl.Series(lines[1:], dtype=pl.String).str.strip_suffix("\r"),
-            "line": pl.int_range(2, len(lines) + 1, dtype=pl.Int64, eager=True),
+            "raw": pl.Series(lines, dtype=pl.String).str.strip_suffix("\r"),
+            "line": pl.int_range(first_line, first_line + len(lines), dtype=pl.Int64, eager=True),
         }
     )
     ncols = len(types)

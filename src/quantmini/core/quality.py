@@ -13,15 +13,10 @@ from enum import StrEnum
 
 import polars as pl
 
-from quantmini.core.calendar import exchange_time_expr, session_date_expr
+from quantmini.core.calendar import SessionBounds, exchange_time_expr, session_bounds, session_date_expr
 from quantmini.core.options import contract_columns
+from quantmini.core.ordering import duplicated_keys
 from quantmini.datasets.base import DatasetSpec
-
-#: Vendor minute files cover 04:00-20:00 ET (pre-market to the end of after-hours).
-EXTENDED_OPEN = dt.time(4, 0)
-EXTENDED_CLOSE = dt.time(20, 0)
-REGULAR_OPEN = dt.time(9, 30)
-REGULAR_CLOSE = dt.time(16, 0)
 
 #: Exchange test symbols that appear in real files and must never reach research data.
 TEST_SYMBOLS: frozenset[str] = frozenset(
@@ -67,79 +62,136 @@ class QualityResult:
     duplicates: int
 
 
-def apply_rules(rows: pl.DataFrame, *, session: dt.date, spec: DatasetSpec) -> QualityResult:
-    """Apply every row rule of ``spec`` to typed ``rows`` of the file for ``session``.
+Check = tuple[pl.Expr, Reason, pl.Expr]
 
-    ``rows`` carries the CSV columns plus ``line``. The kept frame gains ``session_date`` (and, for
-    options, the contract fields); the quarantined frame has ``line, reason, detail, ticker`` (the
-    caller adds file and raw text). Exact duplicates (identical in every CSV column) keep their first
-    occurrence; rows sharing a key but differing in values are all quarantined — we cannot know which
-    one is right.
+_QUARANTINED: dict[str, type[pl.DataType]] = {
+    "line": pl.Int64,
+    "reason": pl.String,
+    "detail": pl.String,
+    "ticker": pl.String,
+}
+
+
+def row_checks(spec: DatasetSpec, bounds: SessionBounds) -> list[Check]:
+    """Row rules of ``spec`` for the file of ``bounds.session``: (failing condition, reason, detail).
+
+    Conditions read the CSV columns (plus the contract fields for options); the first failing rule
+    names a row's reason. They are also the rules :mod:`quantmini.core.bronze_checks` re-applies to
+    stored partitions.
     """
-    key_columns = spec.key_columns
-    frame = rows.with_columns(session_date_expr("window_start").alias("session_date"))
-    if spec.is_option:
-        frame = frame.with_columns(contract_columns("ticker"))
     nulls = [pl.col(c).is_null() for c in spec.csv_columns]
-    any_null = pl.any_horizontal(nulls) if nulls else pl.lit(False)
-    price_cols = [c for c in ("open", "high", "low", "close") if c in frame.columns]
-    non_positive = pl.any_horizontal([pl.col(c) <= 0 for c in price_cols])
+    prices = [pl.col(c) for c in ("open", "high", "low", "close")]
     ohlc_bad = (
         (pl.col("low") > pl.col("high"))
         | (pl.col("low") > pl.min_horizontal("open", "close"))
         | (pl.col("high") < pl.max_horizontal("open", "close"))
     )
-    checks: list[tuple[pl.Expr, Reason, pl.Expr]] = [
-        (any_null, Reason.NULL_KEY, pl.lit("empty value in a required column")),
-        *(
-            [(pl.col("underlying").is_null(), Reason.BAD_OPTION_TICKER, pl.lit("not an OCC option ticker"))]
-            if spec.is_option
-            else []
-        ),
-        (pl.col("ticker").is_in(list(TEST_SYMBOLS)), Reason.TEST_SYMBOL, pl.col("ticker")),
-        (non_positive, Reason.NON_POSITIVE_PRICE, _ohlc_detail()),
+    day_start, day_end = bounds.day
+    ws = pl.col("window_start")
+    checks: list[Check] = [
+        (pl.any_horizontal(nulls), Reason.NULL_KEY, pl.lit("empty value in a required column"))
+    ]
+    if spec.is_option:
+        checks.append(
+            (pl.col("underlying").is_null(), Reason.BAD_OPTION_TICKER, pl.lit("not an OCC option ticker"))
+        )
+    checks += [
+        (pl.col("ticker").is_in(sorted(TEST_SYMBOLS)), Reason.TEST_SYMBOL, pl.col("ticker")),
+        (pl.any_horizontal([p <= 0 for p in prices]), Reason.NON_POSITIVE_PRICE, _ohlc_detail()),
         (ohlc_bad, Reason.OHLC_INCONSISTENT, _ohlc_detail()),
         (pl.col("volume") < 0, Reason.NEGATIVE_VOLUME, pl.format("volume={}", pl.col("volume"))),
         (
-            pl.col("session_date") != pl.lit(session),
+            (ws < day_start) | (ws >= day_end),
             Reason.OUTSIDE_SESSION,
-            pl.format("bar belongs to session {}, file is {}", pl.col("session_date"), pl.lit(str(session))),
+            pl.format(
+                "bar belongs to session {}, file is {}", session_date_expr(), pl.lit(str(bounds.session))
+            ),
         ),
     ]
     if spec.frequency == "1min":
-        local = exchange_time_expr("window_start").dt.time()
+        open_ns, close_ns = bounds.extended
         checks.append(
             (
-                (local < EXTENDED_OPEN) | (local >= EXTENDED_CLOSE),
+                (ws < open_ns) | (ws >= close_ns),
                 Reason.OUTSIDE_SESSION,
-                pl.format("minute bar at {} ET is outside 04:00-20:00", local),
+                pl.format("minute bar at {} ET is outside 04:00-20:00", session_time_expr()),
             )
         )
-    # The first failing check names the reason: coalesce keeps the first non-null candidate.
-    reason = pl.coalesce([pl.when(cond).then(pl.lit(code.value)) for cond, code, _ in checks])
-    detail = pl.coalesce([pl.when(cond).then(text) for cond, _, text in checks])
-    frame = frame.with_columns(reason.alias("reason"), detail.alias("detail"))
+    return checks
 
-    bad = frame.filter(pl.col("reason").is_not_null())
-    good = frame.filter(pl.col("reason").is_null()).drop("reason", "detail")
 
-    csv_cols = list(spec.csv_columns)
-    before = good.height
-    good = good.unique(subset=csv_cols, keep="first", maintain_order=True)
-    duplicates = before - good.height
+def session_time_expr() -> pl.Expr:
+    """Exchange-time wall clock of ``window_start`` (only formatted for the few rejected rows)."""
+    return exchange_time_expr("window_start").dt.time()
 
-    conflict = good.select(pl.struct(list(key_columns)).is_duplicated()).to_series()
-    if conflict.any():
-        conflicted = good.filter(conflict).with_columns(
-            pl.lit(Reason.DUPLICATE_KEY_CONFLICT.value).alias("reason"),
-            pl.format(
-                "{} rows share key ({})", pl.len().over(list(key_columns)), pl.lit(", ".join(key_columns))
-            ).alias("detail"),
-        )
-        bad = pl.concat([bad, conflicted], how="vertical_relaxed")
-        good = good.filter(~conflict)
-    quarantined = bad.select("line", "reason", "detail", "ticker").sort("line")
-    return QualityResult(kept=good, quarantined=quarantined, duplicates=duplicates)
+
+def reason_columns(checks: list[Check]) -> list[pl.Expr]:
+    """``reason`` and ``detail`` of the first failing check (null when every check passes)."""
+    return [
+        pl.coalesce([pl.when(cond).then(pl.lit(code.value)) for cond, code, _ in checks]).alias("reason"),
+        pl.coalesce([pl.when(cond).then(text) for cond, _, text in checks]).alias("detail"),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class RowSplit:
+    """Rows of one chunk that pass every row rule (with ``session_date``) and those that do not."""
+
+    good: pl.DataFrame
+    bad: pl.DataFrame
+
+
+def check_rows(rows: pl.DataFrame, *, bounds: SessionBounds, spec: DatasetSpec) -> RowSplit:
+    """Apply the row rules (:func:`row_checks`) to typed ``rows`` (CSV columns plus ``line``).
+
+    Rules look at one row at a time, so a file may be checked chunk by chunk. Good rows gain
+    ``session_date`` (and, for options, the contract fields); bad rows are ``line, reason, detail,
+    ticker``.
+    """
+    frame = rows.with_columns(contract_columns("ticker")) if spec.is_option else rows
+    checks = row_checks(spec, bounds)
+    failing = frame.select(pl.any_horizontal([cond for cond, _, _ in checks]).fill_null(True)).to_series()
+    # Reasons and details are worked out on the (few) failing rows only: formatting text for millions of
+    # good rows would dominate the stage.
+    bad = (
+        frame.filter(failing)
+        .with_columns(reason_columns(checks))
+        .select("line", "reason", "detail", "ticker")
+    )
+    good = frame.filter(~failing).with_columns(pl.lit(bounds.session, dtype=pl.Date).alias("session_date"))
+    return RowSplit(good=good, bad=bad)
+
+
+def resolve_duplicates(good: pl.DataFrame, spec: DatasetSpec) -> QualityResult:
+    """Remove exact duplicates (identical in every CSV column; the first line is kept) and quarantine
+    every row of a key that several different rows share — we cannot know which one is right."""
+    keys = list(spec.key_columns)
+    shared = duplicated_keys(good, keys)
+    if not shared.any():
+        return QualityResult(kept=good, quarantined=pl.DataFrame(schema=_QUARANTINED), duplicates=0)
+    suspects = good.filter(shared).sort("line")
+    unique = suspects.unique(subset=list(spec.csv_columns), keep="first", maintain_order=True)
+    conflict = unique.select(pl.struct(keys).is_duplicated()).to_series()
+    conflicted = unique.filter(conflict).select(
+        "line",
+        pl.lit(Reason.DUPLICATE_KEY_CONFLICT.value).alias("reason"),
+        pl.format("{} rows share key ({})", pl.len().over(keys), pl.lit(", ".join(keys))).alias("detail"),
+        "ticker",
+    )
+    kept = pl.concat([good.filter(~shared), unique.filter(~conflict)])
+    return QualityResult(kept=kept, quarantined=conflicted, duplicates=suspects.height - unique.height)
+
+
+def apply_rules(rows: pl.DataFrame, *, session: dt.date, spec: DatasetSpec) -> QualityResult:
+    """Every rule of ``spec`` on the typed ``rows`` of the whole file for ``session``.
+
+    :func:`check_rows` then :func:`resolve_duplicates`; the quarantined frame has ``line, reason,
+    detail, ticker`` sorted by line (the caller adds file and raw text).
+    """
+    split = check_rows(rows, bounds=session_bounds(session), spec=spec)
+    result = resolve_duplicates(split.good, spec)
+    quarantined = pl.concat([split.bad, result.quarantined], how="vertical_relaxed").sort("line")
+    return QualityResult(kept=result.kept, quarantined=quarantined, duplicates=result.duplicates)
 
 
 def _ohlc_detail() -> pl.Expr:

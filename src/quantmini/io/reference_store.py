@@ -31,7 +31,8 @@ def store_reference(lake: Lake, name: str, frame: pl.DataFrame, fetched_at: dt.d
     """
     incoming = frame.with_columns(pl.lit(fetched_at, dtype=pl.Datetime("us", "UTC")).alias("fetched_at"))
     existing = load_reference(lake, name)
-    merged = incoming if existing is None else pl.concat([existing, incoming], how="vertical_relaxed")
+    # Diagonal: a table written before a parser learned a new column still merges (the column is null there).
+    merged = incoming if existing is None else pl.concat([existing, incoming], how="diagonal_relaxed")
     merged = merged.unique(subset=list(NATURAL_KEYS[name]), keep="first", maintain_order=True)
     added = merged.height - (0 if existing is None else existing.height)
     if existing is not None and added == 0:

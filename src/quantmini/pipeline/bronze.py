@@ -14,9 +14,9 @@ import pyarrow as pa
 
 from quantmini._exceptions import StorageError, ValidationError
 from quantmini.core.bronze import QUARANTINE_SCHEMA, to_bronze
-from quantmini.core.calendar import early_closes
+from quantmini.core.calendar import REGULAR_CLOSE, early_closes
 from quantmini.core.parsing import parse_csv
-from quantmini.core.quality import REGULAR_CLOSE, apply_rules
+from quantmini.core.quality import apply_rules
 from quantmini.datasets.base import DatasetSpec
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import read_manifest, sha256_file, write_manifest

@@ -25,8 +25,7 @@ def catalog_range(
     in_range = frozenset(s for s in known if s <= end)
     tz = ZoneInfo(EXCHANGE_TZ)
     published_at = {
-        s: dt.datetime.combine(nxt, PUBLICATION_TIME_ET, tzinfo=tz)
-        for s, nxt in itertools.pairwise(known)
+        s: dt.datetime.combine(nxt, PUBLICATION_TIME_ET, tzinfo=tz) for s, nxt in itertools.pairwise(known)
     }
     for s in in_range - published_at.keys():  # beyond the calendar's horizon
         published_at[s] = dt.datetime.combine(s + dt.timedelta(days=1), PUBLICATION_TIME_ET, tzinfo=tz)
