@@ -1,0 +1,359 @@
+"""Landing from a real S3 endpoint on 127.0.0.1 (moto server) through a fault-injecting proxy.
+
+Every scenario ends by checking that landed files are byte-identical to what was uploaded and that the
+manifest records the object's real ETag, size, LastModified and sha256.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from quantmini import NotEntitledError
+from quantmini.cli.main import cli
+from quantmini.datasets import get_spec
+from quantmini.io.lake import Lake
+from quantmini.io.s3_source import RetryPolicy, S3Source
+from quantmini.io.source import LocalMirrorSource
+from quantmini.pipeline.landing import land_sessions
+from quantmini.pipeline.runner import PipelineReport, PipelineRunner
+from quantmini.sample import generate_sample
+from tests.support.s3_server import (
+    ACCESS_KEY,
+    BUCKET,
+    SECRET_KEY,
+    Rule,
+    S3Endpoint,
+    start_endpoint,
+    stop_endpoint,
+)
+
+DAILY = get_spec("stocks_daily")
+MINUTE = get_spec("stocks_minute")
+START, END = dt.date(2025, 9, 2), dt.date(2025, 9, 12)
+MINUTE_DAY = dt.date(2025, 9, 3)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("s3") / "mirror"
+    generate_sample(out, START, END, tickers=30, seed=5, data_types=("stocks_daily",))
+    generate_sample(
+        out / "minute",
+        MINUTE_DAY,
+        MINUTE_DAY,
+        tickers=300,
+        minute_tickers=300,
+        seed=5,
+        data_types=("stocks_minute",),
+    )
+    return out
+
+
+def _files(sample: Path) -> dict[str, bytes]:
+    files = {}
+    for base in (sample / "flatfiles", sample / "minute" / "flatfiles"):
+        for path in base.rglob("*.csv.gz"):
+            files[path.relative_to(base).as_posix()] = path.read_bytes()
+    return files
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[S3Endpoint]:
+    started = start_endpoint()
+    yield started
+    stop_endpoint(started)
+
+
+@pytest.fixture
+def s3(endpoint: S3Endpoint, sample: Path) -> S3Endpoint:
+    """A freshly seeded bucket and a proxy with no rules."""
+    existing = endpoint.client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    for item in existing:
+        endpoint.client.delete_object(Bucket=BUCKET, Key=item["Key"])
+    for key, data in _files(sample).items():
+        endpoint.client.put_object(Bucket=BUCKET, Key=key, Body=data)
+    endpoint.proxy.reset()
+    return endpoint
+
+
+def source_for(s3: S3Endpoint, concurrency: int = 4) -> S3Source:
+    return S3Source(
+        endpoint=s3.proxy.url,
+        bucket=BUCKET,
+        region="us-east-1",
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET_KEY,
+        concurrency=concurrency,
+        retry=RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05),
+    )
+
+
+def daily_sessions(sample: Path) -> list[dt.date]:
+    record = json.loads((sample / "sample.json").read_text())
+    return [dt.date.fromisoformat(s) for s in record["sessions"]]
+
+
+def assert_landed_exactly(lake: Lake, s3: S3Endpoint, keys: list[str]) -> None:
+    for key in keys:
+        head = s3.client.head_object(Bucket=BUCKET, Key=key)
+        body = s3.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        assert lake.landing_file(key).read_bytes() == body, key
+        session = dt.date.fromisoformat(key[-17:-7])
+        spec = MINUTE if "minute" in key else DAILY
+        manifest = json.loads(lake.manifest("landing", spec, session).read_text())
+        assert manifest["sha256"] == hashlib.sha256(body).hexdigest()
+        assert manifest["size"] == len(body) == head["ContentLength"]
+        assert manifest["source"]["etag"] == head["ETag"]
+        assert dt.datetime.fromisoformat(manifest["source"]["last_modified"]) == head["LastModified"]
+    leftovers = [p for p in lake.root.rglob("*") if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_full_download_then_rerun_is_a_noop(s3: S3Endpoint, sample: Path, tmp_path: Path) -> None:
+    lake, sessions = Lake(tmp_path / "lake"), daily_sessions(sample)
+    outcomes, failures = land_sessions(lake, source_for(s3), DAILY, sessions)
+    assert failures == []
+    assert [o.status for o in outcomes] == ["landed"] * len(sessions)
+    assert_landed_exactly(lake, s3, [DAILY.source_key(s) for s in sessions])
+    assert len(s3.proxy.object_gets()) == len(sessions)
+
+    s3.proxy.reset()
+    again, failures = land_sessions(lake, source_for(s3), DAILY, sessions)
+    assert failures == []
+    assert [o.status for o in again] == ["unchanged"] * len(sessions)
+    assert s3.proxy.object_gets() == []  # only listings: nothing fetched again
+
+
+def test_republished_file_is_detected_and_fetched_again(s3: S3Endpoint, sample: Path, tmp_path: Path) -> None:
+    lake, sessions = Lake(tmp_path / "lake"), daily_sessions(sample)
+    land_sessions(lake, source_for(s3), DAILY, sessions)
+    key = DAILY.source_key(sessions[2])
+    s3.client.put_object(
+        Bucket=BUCKET, Key=key, Body=(sample / "flatfiles" / DAILY.source_key(sessions[3])).read_bytes()
+    )
+
+    catalog = CliRunner().invoke(
+        cli,
+        [
+            "data",
+            "catalog",
+            "--start-date",
+            str(START),
+            "--end-date",
+            str(END),
+            "--data-root",
+            str(lake.root),
+        ],
+        env={
+            "POLYGON_S3_ENDPOINT": s3.proxy.url,
+            "POLYGON_S3_ACCESS_KEY_ID": ACCESS_KEY,
+            "POLYGON_S3_SECRET_ACCESS_KEY": SECRET_KEY,
+        },
+    )
+    assert catalog.exit_code == 0, catalog.output
+    assert f"{sessions[2]} │ republished upstream" in catalog.output
+    assert f"{sessions[1]} │ downloaded" in catalog.output
+
+    outcomes, _ = land_sessions(lake, source_for(s3), DAILY, sessions)
+    assert {o.session: o.status for o in outcomes if o.status != "unchanged"} == {sessions[2]: "republished"}
+    assert_landed_exactly(lake, s3, [key])
+
+
+def test_403_stops_at_once_naming_the_key(s3: S3Endpoint, sample: Path, tmp_path: Path) -> None:
+    # Listing works (the plan has no flat-file access), every object GET answers 403.
+    s3.proxy.rules.append(
+        Rule("GET", "/flatfiles/us_stocks_sip/day_aggs_v1/", "status", status=403, times=1000)
+    )
+    lake, sessions = Lake(tmp_path / "lake"), daily_sessions(sample)
+    with pytest.raises(
+        NotEntitledError, match=r"us_stocks_sip/day_aggs_v1/2025/09/.*not entitled to this dataset"
+    ):
+        land_sessions(lake, source_for(s3, concurrency=2), DAILY, sessions)
+    gets = s3.proxy.object_gets()
+    assert len(gets) <= 2  # the first answers stop the batch; no retries, no further files
+    assert len({g.path for g in gets}) == len(gets)
+    assert not list(lake.root.rglob("*.csv.gz"))
+
+
+def test_missing_session_is_reported_not_a_crash(s3: S3Endpoint, sample: Path, tmp_path: Path) -> None:
+    lake, sessions = Lake(tmp_path / "lake"), daily_sessions(sample)
+    gone = DAILY.source_key(sessions[4])
+    s3.client.delete_object(Bucket=BUCKET, Key=gone)
+    outcomes, failures = land_sessions(lake, source_for(s3), DAILY, sessions)
+    assert failures == []
+    assert {o.session: o.status for o in outcomes if o.status != "landed"} == {sessions[4]: "missing"}
+
+    catalog = CliRunner().invoke(
+        cli,
+        [
+            "data",
+            "catalog",
+            "--start-date",
+            "2025-09-01",
+            "--end-date",
+            str(END),
+            "--data-root",
+            str(lake.root),
+        ],
+        env={
+            "POLYGON_S3_ENDPOINT": s3.proxy.url,
+            "POLYGON_S3_ACCESS_KEY_ID": ACCESS_KEY,
+            "POLYGON_S3_SECRET_ACCESS_KEY": SECRET_KEY,
+        },
+    )
+    assert f"{sessions[4]} │ missing upstream" in catalog.output
+    assert "2025-09-01 │ exchange holiday" in catalog.output  # Labor Day
+
+
+def test_intermittent_endpoint_still_lands_identical_bytes(
+    s3: S3Endpoint, sample: Path, tmp_path: Path
+) -> None:
+    minute_key = MINUTE.source_key(MINUTE_DAY)
+    size = len((sample / "minute" / "flatfiles" / minute_key).read_bytes())
+    assert size > 400_000
+    s3.proxy.rules.extend(
+        [
+            Rule("GET", "/day_aggs_v1/2025/09/2025-09-0", "status", status=503, times=2),
+            Rule("GET", "/day_aggs_v1/2025/09/2025-09-1", "status", status=429, headers={"Retry-After": "1"}),
+            Rule("GET", "/day_aggs_v1/2025/09/2025-09-04", "status", status=500),
+            Rule("GET", minute_key, "drop", after_bytes=size // 3),
+            Rule("GET", minute_key, "drop", after_bytes=100_000),  # counts bytes of the ranged answer
+        ]
+    )
+    lake = Lake(tmp_path / "lake")
+    t0 = time.monotonic()
+    daily, failures = land_sessions(lake, source_for(s3), DAILY, daily_sessions(sample))
+    minute, minute_failures = land_sessions(lake, source_for(s3), MINUTE, [MINUTE_DAY])
+    assert failures == minute_failures == []
+    assert {o.status for o in daily + minute} == {"landed"}
+    assert time.monotonic() - t0 >= 1.0  # Retry-After: 1 was honoured
+    assert_landed_exactly(lake, s3, [minute_key] + [DAILY.source_key(s) for s in daily_sessions(sample)])
+
+    minute_gets = [g for g in s3.proxy.object_gets() if minute_key in g.path]
+    assert len(minute_gets) == 3
+    assert "range" not in minute_gets[0].headers
+    assert minute_gets[1].headers["range"] == f"bytes={size // 3}-"
+    assert minute_gets[2].headers["range"] == f"bytes={size // 3 + 100_000}-"
+    etag = s3.client.head_object(Bucket=BUCKET, Key=minute_key)["ETag"]
+    assert minute_gets[1].headers["if-match"] == minute_gets[2].headers["if-match"] == etag
+
+
+_KILLABLE = textwrap.dedent(
+    """
+    import datetime as dt, sys
+    from pathlib import Path
+    from quantmini.datasets import get_spec
+    from quantmini.io.lake import Lake
+    from quantmini.io.s3_source import S3Source
+    from quantmini.pipeline.landing import land_sessions
+
+    url, root, day, key, secret = sys.argv[1:]
+    source = S3Source(endpoint=url, bucket="flatfiles", region="us-east-1", access_key_id=key,
+                      secret_access_key=secret)
+    land_sessions(Lake(Path(root)), source, get_spec("stocks_minute"), [dt.date.fromisoformat(day)])
+    """
+)
+
+
+def test_download_killed_midway_resumes_with_if_match(s3: S3Endpoint, sample: Path, tmp_path: Path) -> None:
+    minute_key = MINUTE.source_key(MINUTE_DAY)
+    s3.proxy.rules.append(Rule("GET", minute_key, "drip", drip_bytes=32_768, drip_pause=0.05))
+    lake = Lake(tmp_path / "lake")
+    partial = lake.landing_file(minute_key).with_name(f".{MINUTE_DAY}.csv.gz.partial")
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _KILLABLE,
+            s3.proxy.url,
+            str(lake.root),
+            str(MINUTE_DAY),
+            ACCESS_KEY,
+            SECRET_KEY,
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not partial.exists() or partial.stat().st_size < 100_000):
+            time.sleep(0.02)
+        child.kill()
+    finally:
+        child.wait(timeout=30)
+    held = partial.stat().st_size
+    assert 100_000 <= held < len((sample / "minute" / "flatfiles" / minute_key).read_bytes())
+    assert not lake.landing_file(minute_key).exists()
+
+    s3.proxy.reset()
+    outcomes, failures = land_sessions(lake, source_for(s3), MINUTE, [MINUTE_DAY])
+    assert failures == []
+    assert [o.status for o in outcomes] == ["landed"]
+    gets = s3.proxy.object_gets()
+    assert len(gets) == 1
+    assert gets[0].headers["range"] == f"bytes={held}-"
+    assert gets[0].headers["if-match"] == s3.client.head_object(Bucket=BUCKET, Key=minute_key)["ETag"]
+    assert_landed_exactly(lake, s3, [minute_key])
+
+
+def test_partial_of_a_replaced_object_restarts_cleanly(s3: S3Endpoint, sample: Path, tmp_path: Path) -> None:
+    lake, sessions = Lake(tmp_path / "lake"), daily_sessions(sample)
+    key = DAILY.source_key(sessions[0])
+    old = s3.client.get_object(Bucket=BUCKET, Key=key)
+    partial = lake.landing_file(key).with_name(f".{sessions[0]}.csv.gz.partial")
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(old["Body"].read()[:1000])
+    partial.with_name(partial.name + ".json").write_text(json.dumps({"etag": old["ETag"]}))
+    # The vendor replaces the file after our partial download; the listing now shows the new ETag.
+    s3.client.put_object(
+        Bucket=BUCKET, Key=key, Body=(sample / "flatfiles" / DAILY.source_key(sessions[1])).read_bytes()
+    )
+    outcomes, failures = land_sessions(lake, source_for(s3), DAILY, [sessions[0]])
+    assert failures == []
+    assert outcomes[0].status == "landed"
+    assert "range" not in s3.proxy.object_gets()[0].headers  # other ETag: the partial bytes are not reused
+    assert_landed_exactly(lake, s3, [key])
+
+
+def test_pipeline_from_s3_gives_the_same_bronze_as_the_mirror(
+    s3: S3Endpoint, sample: Path, tmp_path: Path
+) -> None:
+    sessions = daily_sessions(sample)
+    from_s3, from_mirror = Lake(tmp_path / "s3"), Lake(tmp_path / "mirror")
+    for lake, source in ((from_s3, source_for(s3)), (from_mirror, LocalMirrorSource(sample))):
+        runner = PipelineRunner(lake, DAILY)
+        report = PipelineReport("stocks_daily", sessions=sessions)
+        runner.land(source, sessions, report)
+        runner.ingest(sessions, report)
+        assert report.failures == []
+    for session in sessions:
+        a = pq.read_table(from_s3.bronze_partition(DAILY, session))
+        b = pq.read_table(from_mirror.bronze_partition(DAILY, session))
+        assert a.equals(b), session
+
+
+def test_download_command(s3: S3Endpoint, sample: Path, tmp_path: Path) -> None:
+    env = {
+        "POLYGON_S3_ENDPOINT": s3.proxy.url,
+        "POLYGON_S3_ACCESS_KEY_ID": ACCESS_KEY,
+        "POLYGON_S3_SECRET_ACCESS_KEY": SECRET_KEY,
+        "DATA_ROOT": str(tmp_path / "lake"),
+    }
+    args = ["data", "download", "--start-date", str(START), "--end-date", str(END)]
+    first = CliRunner().invoke(cli, args, env=env)
+    assert first.exit_code == 0, first.output
+    assert f"{len(daily_sessions(sample))} landed" in first.output
+    second = CliRunner().invoke(cli, args, env=env)
+    assert f"{len(daily_sessions(sample))} unchanged" in second.output
+    assert ACCESS_KEY not in first.output + second.output
+    assert SECRET_KEY not in first.output + second.output
