@@ -207,22 +207,33 @@ class S3Source:
         return result.outcome
 
     def fetch_many(
-        self, jobs: Sequence[FetchJob], on_bytes: Callable[[int], None] | None = None
+        self,
+        jobs: Sequence[FetchJob],
+        on_bytes: Callable[[int], None] | None = None,
+        on_done: Callable[[FetchResult], None] | None = None,
     ) -> list[FetchResult]:
         """Download every job with bounded concurrency and one client; a failure never stops the others.
 
         A :class:`NotEntitledError` (403) cancels the jobs not yet started: every other file would fail
         the same way.
         """
-        return asyncio.run(self._fetch_many(jobs, on_bytes or (lambda n: None)))
+        return asyncio.run(self._fetch_many(jobs, on_bytes or (lambda n: None), on_done or (lambda r: None)))
 
     async def _fetch_many(
-        self, jobs: Sequence[FetchJob], on_bytes: Callable[[int], None]
+        self,
+        jobs: Sequence[FetchJob],
+        on_bytes: Callable[[int], None],
+        on_done: Callable[[FetchResult], None],
     ) -> list[FetchResult]:
         gate = asyncio.Semaphore(self._concurrency)
         stop = asyncio.Event()
 
         async def one(client: Any, job: FetchJob) -> FetchResult:
+            result = await attempt(client, job)
+            on_done(result)
+            return result
+
+        async def attempt(client: Any, job: FetchJob) -> FetchResult:
             async with gate:
                 if stop.is_set():
                     return FetchResult(job, NotEntitledError(f"skipped {job.key}: credentials not entitled"))

@@ -79,9 +79,16 @@ class Source(Protocol):
         ...
 
     def fetch_many(
-        self, jobs: Sequence[FetchJob], on_bytes: Callable[[int], None] | None = None
+        self,
+        jobs: Sequence[FetchJob],
+        on_bytes: Callable[[int], None] | None = None,
+        on_done: Callable[[FetchResult], None] | None = None,
     ) -> list[FetchResult]:
-        """Fetch every job; one job's failure is its result, never an exception for the batch."""
+        """Fetch every job; one job's failure is its result, never an exception for the batch.
+
+        ``on_done`` is called with each result as soon as it is known (so callers can verify one file
+        while others are still in flight); it must not block.
+        """
         ...
 
 
@@ -133,19 +140,23 @@ class LocalMirrorSource:
         return sorted((obj for prefix in prefixes for obj in self.list_prefix(prefix)), key=lambda o: o.key)
 
     def fetch_many(
-        self, jobs: Sequence[FetchJob], on_bytes: Callable[[int], None] | None = None
+        self,
+        jobs: Sequence[FetchJob],
+        on_bytes: Callable[[int], None] | None = None,
+        on_done: Callable[[FetchResult], None] | None = None,
     ) -> list[FetchResult]:
         """Copy each job's file in turn."""
         results = []
         for job in jobs:
             try:
-                obj = self.fetch(job.key, job.dest)
+                result = FetchResult(job, self.fetch(job.key, job.dest))
             except QuantminiError as exc:
-                results.append(FetchResult(job, exc))
-                continue
-            if on_bytes is not None:
-                on_bytes(obj.size)
-            results.append(FetchResult(job, obj))
+                result = FetchResult(job, exc)
+            if on_bytes is not None and not isinstance(result.outcome, QuantminiError):
+                on_bytes(result.outcome.size)
+            if on_done is not None:
+                on_done(result)
+            results.append(result)
         return results
 
     def stat(self, key: str) -> SourceObject:

@@ -14,6 +14,7 @@ import hashlib
 import os
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,11 +23,13 @@ from quantmini._exceptions import NotEntitledError, QuantminiError, StorageError
 from quantmini.datasets.base import DatasetSpec
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import read_manifest, write_manifest
-from quantmini.io.source import FetchJob, Source, SourceObject
+from quantmini.io.source import FetchJob, FetchResult, Source, SourceObject
 
 LandingStatus = Literal["landed", "unchanged", "republished", "missing"]
 
 _CHUNK = 1 << 20
+#: Files verified at the same time while transfers continue.
+VERIFY_THREADS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,24 +106,34 @@ def land_sessions(
         on_plan(plan)
     outcomes = list(plan.decided)
     failures: list[str] = []
-    entitlement: NotEntitledError | None = None
+    entitlement: list[NotEntitledError] = []
     sessions_by_key = {spec.source_key(s): s for s in sessions}
     for job in plan.jobs:
         job.dest.parent.mkdir(parents=True, exist_ok=True)
-    for result in source.fetch_many(plan.jobs, on_bytes):
-        session = sessions_by_key[result.job.key]
-        if isinstance(result.outcome, NotEntitledError):
-            entitlement = entitlement or result.outcome
-            continue
+
+    def secure(result: FetchResult) -> LandingOutcome:
         if isinstance(result.outcome, QuantminiError):
-            failures.append(f"landing {session}: {result.outcome}")
-            continue
-        try:
-            outcomes.append(_finalize(lake, spec, session, result.job, result.outcome, source.description))
-        except QuantminiError as exc:
-            failures.append(f"landing {session}: {exc}")
-    if entitlement is not None:
-        raise entitlement
+            raise result.outcome
+        return _finalize(
+            lake, spec, sessions_by_key[result.job.key], result.job, result.outcome, source.description
+        )
+
+    # Verification (gzip inflate, sha256, fsync) of each file overlaps with the transfers still running;
+    # zlib and hashlib release the GIL, so this uses the second core.
+    with ThreadPoolExecutor(max_workers=VERIFY_THREADS) as pool:
+        pending: list[tuple[FetchJob, Future[LandingOutcome]]] = []
+        source.fetch_many(
+            plan.jobs, on_bytes, on_done=lambda r: pending.append((r.job, pool.submit(secure, r)))
+        )
+        for job, future in pending:
+            try:
+                outcomes.append(future.result())
+            except NotEntitledError as exc:
+                entitlement.append(exc)
+            except QuantminiError as exc:
+                failures.append(f"landing {sessions_by_key[job.key]}: {exc}")
+    if entitlement:
+        raise entitlement[0]
     return sorted(outcomes, key=lambda o: o.session), failures
 
 
