@@ -1,7 +1,8 @@
 """A deliberately plain implementation of the adjustment definition, for tests only.
 
 For every bar: product of split_from/split_to over splits executed after the bar's session, times
-product of (1 − cash / previous raw close) over dividends with ex-date after it.
+product of (1 − cash / previous raw close) over dividends with ex-date after it — all within the bar's
+company, followed across ticker renames.
 """
 
 from __future__ import annotations
@@ -10,19 +11,39 @@ import numpy as np
 import pandas as pd
 
 
-def reference_factors(bars: pd.DataFrame, splits: pd.DataFrame, dividends: pd.DataFrame) -> pd.DataFrame:
+def _entity(ticker: str, day: object, renames: pd.DataFrame | None) -> str:
+    """Follow renames of ``ticker`` that happen after ``day`` (earliest first)."""
+    while renames is not None:
+        later = renames[(renames.old_ticker == ticker) & (renames.change_date > day)]
+        if later.empty:
+            break
+        ticker = later.sort_values("change_date").iloc[0].new_ticker
+    return ticker
+
+
+def _with_entity(frame: pd.DataFrame, date_column: str, renames: pd.DataFrame | None) -> pd.DataFrame:
+    entities = [_entity(t, d, renames) for t, d in zip(frame.ticker, frame[date_column], strict=True)]
+    return frame.assign(entity=entities)
+
+
+def reference_factors(
+    bars: pd.DataFrame, splits: pd.DataFrame, dividends: pd.DataFrame, renames: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Factors per bar.
 
     bars: ticker, session_date, close; splits: ticker, execution_date, split_from, split_to;
-    dividends: ticker, ex_dividend_date, cash_amount. Returns ticker, session_date, split_factor,
-    adj_factor.
+    dividends: ticker, ex_dividend_date, cash_amount; renames: old_ticker, new_ticker, change_date.
+    Returns ticker, session_date, split_factor, adj_factor.
     """
+    bars = _with_entity(bars, "session_date", renames)
+    splits = _with_entity(splits, "execution_date", renames)
+    dividends = _with_entity(dividends, "ex_dividend_date", renames)
     rows = []
-    for ticker, group in bars.groupby("ticker"):
+    for entity, group in bars.groupby("entity"):
         group = group.sort_values("session_date")
-        own_splits = splits[splits.ticker == ticker]
+        own_splits = splits[splits.entity == entity]
         multipliers = []
-        for _, div in dividends[dividends.ticker == ticker].iterrows():
+        for _, div in dividends[dividends.entity == entity].iterrows():
             before = group[group.session_date < div.ex_dividend_date]
             if len(before):
                 multipliers.append((div.ex_dividend_date, 1 - div.cash_amount / before.close.iloc[-1]))
@@ -37,5 +58,5 @@ def reference_factors(bars: pd.DataFrame, splits: pd.DataFrame, dividends: pd.Da
                 )
             )
             dividend_factor = float(np.prod([m for date, m in multipliers if date > bar.session_date]))
-            rows.append((ticker, bar.session_date, split_factor, split_factor * dividend_factor))
+            rows.append((bar.ticker, bar.session_date, split_factor, split_factor * dividend_factor))
     return pd.DataFrame(rows, columns=["ticker", "session_date", "split_factor", "adj_factor"])

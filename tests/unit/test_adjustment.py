@@ -23,7 +23,7 @@ def _load(name: str, dates: tuple[str, ...]) -> pl.DataFrame:
     frame = pl.read_csv(FIXTURES / name)
     return frame.with_columns(
         *[pl.col(c).str.to_date() for c in dates],
-        *[pl.col(c).cast(pl.Float64) for c in frame.columns if c not in (*dates, "ticker")],
+        *[pl.col(c).cast(pl.Float64) for c, t in frame.schema.items() if t.is_numeric()],
     )
 
 
@@ -31,9 +31,10 @@ def test_factors_match_hand_worked_answers() -> None:
     bars = _load("bars.csv", ("session_date",))
     splits = _load("splits.csv", ("execution_date",))
     dividends = _load("dividends.csv", ("ex_dividend_date",))
+    renames = _load("renames.csv", ("change_date",))
     expected = _load("expected_factors.csv", ("session_date",)).sort("ticker", "session_date")
 
-    got = adjustment_factors(bars, splits, dividends).sort("ticker", "session_date")
+    got = adjustment_factors(bars, splits, dividends, renames).sort("ticker", "session_date")
 
     assert got.select("ticker", "session_date").equals(expected.select("ticker", "session_date"))
     np.testing.assert_allclose(
@@ -54,6 +55,22 @@ def test_adjusted_prices_are_continuous_across_the_forward_split() -> None:
     )
     adjusted = apply_adjustment(bars, factors).filter(pl.col("ticker") == "FWD").sort("session_date")
     assert adjusted["adj_close"].to_list() == pytest.approx([10.0, 10.2, 10.3, 10.4])
+    # Across the rename, the company's adjusted closes are continuous too: 20.0, 20.5, 20.75, 21.0.
+    factors = adjustment_factors(
+        bars,
+        _load("splits.csv", ("execution_date",)),
+        _load("dividends.csv", ("ex_dividend_date",)),
+        _load("renames.csv", ("change_date",)),
+    )
+    company = (
+        apply_adjustment(bars, factors)
+        .filter(
+            ((pl.col("ticker") == "OLDN") & (pl.col("session_date") < dt.date(2025, 1, 8)))
+            | (pl.col("ticker") == "NEWN")
+        )
+        .sort("session_date")
+    )
+    assert company["adj_close"].to_list() == pytest.approx([20.0, 20.5, 20.75, 21.0])
     # Split-adjusted volume: 1000 raw shares before a 10:1 split are 10,000 of today's shares.
     assert adjusted["adj_volume"].to_list() == pytest.approx([10000.0, 10000.0, 1000.0, 1000.0])
 
@@ -63,8 +80,11 @@ def test_adjusted_prices_are_continuous_across_the_forward_split() -> None:
     seed=st.integers(0, 2**32 - 1),
     n_splits=st.integers(0, 4),
     n_divs=st.integers(0, 4),
+    rename=st.booleans(),
 )
-def test_factors_match_plain_reference_on_random_histories(seed: int, n_splits: int, n_divs: int) -> None:
+def test_factors_match_plain_reference_on_random_histories(
+    seed: int, n_splits: int, n_divs: int, rename: bool
+) -> None:
     rng = np.random.default_rng(seed)
     days = pd.bdate_range("2024-01-01", periods=30).date
     bars = pd.DataFrame(
@@ -84,6 +104,16 @@ def test_factors_match_plain_reference_on_random_histories(seed: int, n_splits: 
         columns=["ticker", "ex_dividend_date", "cash_amount"],
     )
     dividends = dividends.drop_duplicates(["ticker", "ex_dividend_date"])
+    renames = pd.DataFrame(columns=["old_ticker", "new_ticker", "change_date"])
+    if rename:  # company A trades as C from day 15 on: its rows from then on carry the new name
+        change = days[15]
+        renames = pd.DataFrame([("A", "C", change)], columns=["old_ticker", "new_ticker", "change_date"])
+        for frame, column in (
+            (bars, "session_date"),
+            (splits, "execution_date"),
+            (dividends, "ex_dividend_date"),
+        ):
+            frame.loc[(frame.ticker == "A") & (frame[column] >= change), "ticker"] = "C"
 
     def to_pl(frame: pd.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         return pl.DataFrame({c: frame[c].tolist() for c in schema}, schema=schema)
@@ -100,8 +130,9 @@ def test_factors_match_plain_reference_on_random_histories(seed: int, n_splits: 
             },
         ),
         to_pl(dividends, {"ticker": pl.String(), "ex_dividend_date": pl.Date(), "cash_amount": pl.Float64()}),
+        to_pl(renames, {"old_ticker": pl.String(), "new_ticker": pl.String(), "change_date": pl.Date()}),
     ).sort("ticker", "session_date")
-    expected = reference_factors(bars, splits, dividends).sort_values(["ticker", "session_date"])
+    expected = reference_factors(bars, splits, dividends, renames).sort_values(["ticker", "session_date"])
     assert got["session_date"].to_list() == [dt.date(*d.timetuple()[:3]) for d in expected.session_date]
     np.testing.assert_allclose(got["split_factor"].to_numpy(), expected.split_factor.to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(got["adj_factor"].to_numpy(), expected.adj_factor.to_numpy(), rtol=1e-12)

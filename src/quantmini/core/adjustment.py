@@ -7,6 +7,12 @@
   ``adj_factor`` = ``split_factor`` × the product of those multipliers over ex-dates after D.
 
 Adjusted price = raw × factor; split-adjusted volume = raw volume / split_factor.
+
+Renames: a ticker's bars before it was renamed (FB before 2022-06-09) belong to the company that now
+trades under the new ticker (META), so corporate actions of the new ticker after the change adjust them
+too. Factors are computed per *entity* — the last name a bar's company took — found by following
+renames whose change date is after the bar. A ticker reused by another company after a rename keeps its
+own, separate history.
 """
 
 from __future__ import annotations
@@ -21,6 +27,42 @@ FACTOR_SCHEMA: dict[str, pl.DataType] = {
     "split_factor": pl.Float64(),
     "adj_factor": pl.Float64(),
 }
+
+
+RENAMES_SCHEMA: dict[str, pl.DataType] = {
+    "old_ticker": pl.String(),
+    "new_ticker": pl.String(),
+    "change_date": pl.Date(),
+}
+
+#: Longest chain of renames followed (A → B → C …); real chains are short.
+MAX_RENAME_CHAIN = 16
+
+
+def entity_of(frame: pl.DataFrame, date_column: str, renames: pl.DataFrame | None) -> pl.Series:
+    """The entity (latest name) of each row's ``ticker`` as of ``date_column``."""
+    entity = frame.select(pl.col("ticker").alias("entity"), pl.col(date_column).alias("_d"))
+    if renames is None or renames.is_empty():
+        return entity["entity"]
+    # change_date - 1 day >= d  <=>  change_date > d: the forward as-of match finds the first later rename.
+    table = (
+        renames.select(
+            pl.col("old_ticker").alias("entity"),
+            (pl.col("change_date") - dt.timedelta(days=1)).alias("_d"),
+            pl.col("new_ticker").alias("_next"),
+        )
+        .unique(subset=["entity", "_d"], keep="first")
+        .sort("entity", "_d")
+    )
+    entity = entity.with_row_index("_row")
+    for _ in range(MAX_RENAME_CHAIN):
+        stepped = entity.sort("entity", "_d").join_asof(
+            table, on="_d", by="entity", strategy="forward", check_sortedness=False
+        )
+        if stepped["_next"].null_count() == stepped.height:
+            break
+        entity = stepped.select("_row", pl.coalesce("_next", "entity").alias("entity"), "_d")
+    return entity.sort("_row")["entity"]
 
 
 def dividend_multipliers(closes: pl.DataFrame, dividends: pl.DataFrame) -> pl.DataFrame:
@@ -53,21 +95,42 @@ def dividend_multipliers(closes: pl.DataFrame, dividends: pl.DataFrame) -> pl.Da
     )
 
 
-def adjustment_factors(closes: pl.DataFrame, splits: pl.DataFrame, dividends: pl.DataFrame) -> pl.DataFrame:
+def adjustment_factors(
+    closes: pl.DataFrame,
+    splits: pl.DataFrame,
+    dividends: pl.DataFrame,
+    renames: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """Factors per (ticker, session_date) of ``closes`` (ticker, session_date, close — raw).
 
-    ``splits`` and ``dividends`` must already be cleaned (:mod:`quantmini.core.corporate_actions`).
+    ``splits`` and ``dividends`` must already be cleaned (:mod:`quantmini.core.corporate_actions`);
+    ``renames`` (old_ticker, new_ticker, change_date) link a company's bars across ticker changes.
     """
-    split_events = splits.select(
+
+    def by_entity(frame: pl.DataFrame, date_column: str) -> pl.DataFrame:
+        return frame.with_columns(entity_of(frame, date_column, renames).alias("ticker"))
+
+    bars = closes.with_columns(entity_of(closes, "session_date", renames).alias("entity"))
+    entity_closes = (
+        bars.select(pl.col("entity").alias("ticker"), "session_date", "close")
+        .unique(subset=["ticker", "session_date"], keep="first")
+        .sort("ticker", "session_date")
+    )
+    split_events = by_entity(splits, "execution_date").select(
         "ticker",
         pl.col("execution_date").alias("event_date"),
         (pl.col("split_from") / pl.col("split_to")).alias("multiplier"),
     )
-    divs = dividend_multipliers(closes, dividends).filter(pl.col("reason").is_null()).drop("reason")
-    bars = closes.select("ticker", "session_date").sort("ticker", "session_date")
-    split_factor = _factor_after(bars, split_events, "split_factor")
-    total = _factor_after(bars, pl.concat([split_events, divs], how="vertical_relaxed"), "adj_factor")
-    return split_factor.join(total, on=["ticker", "session_date"], how="left").select(
+    divs = (
+        dividend_multipliers(entity_closes, by_entity(dividends, "ex_dividend_date"))
+        .filter(pl.col("reason").is_null())
+        .drop("reason")
+    )
+    keys = entity_closes.select("ticker", "session_date")
+    split_factor = _factor_after(keys, split_events, "split_factor")
+    total = _factor_after(keys, pl.concat([split_events, divs], how="vertical_relaxed"), "adj_factor")
+    factors = split_factor.join(total, on=["ticker", "session_date"], how="left").rename({"ticker": "entity"})
+    return bars.join(factors, on=["entity", "session_date"], how="left").select(
         [pl.col(name).cast(dtype) for name, dtype in FACTOR_SCHEMA.items()]
     )
 
