@@ -121,7 +121,12 @@ def test_silver_factors_match_the_definition_and_splits_are_continuous(
         "forward" if s.split_to > s.split_from else "reverse" for s in splits.itertuples()
     }
     silver = _silver(root).sort_values(["ticker", "session_date"]).reset_index(drop=True)
-    expected = reference_factors(silver[["ticker", "session_date", "close"]], splits, dividends)
+    renames = pd.DataFrame(actions["ticker_changes"]).rename(
+        columns={"old_ticker": "old_ticker", "new_ticker": "new_ticker", "date": "change_date"}
+    )
+    renames["change_date"] = pd.to_datetime(renames["change_date"]).dt.date
+    assert len(renames) == 1
+    expected = reference_factors(silver[["ticker", "session_date", "close"]], splits, dividends, renames)
     expected = expected.sort_values(["ticker", "session_date"]).reset_index(drop=True)
     np.testing.assert_allclose(silver["split_factor"], expected["split_factor"], rtol=1e-12)
     np.testing.assert_allclose(silver["adj_factor"], expected["adj_factor"], rtol=1e-12)
@@ -135,6 +140,23 @@ def test_silver_factors_match_the_definition_and_splits_are_continuous(
         adjusted_jump = bars.adj_close[after] / bars.adj_close[before]
         assert raw_jump == pytest.approx(split.split_from / split.split_to, rel=0.3)
         assert abs(adjusted_jump - 1) < 0.15, f"{split.ticker} adjusted price jumps at its split"
+
+
+def test_rename_links_the_company_history_and_checks_are_clean(
+    built: tuple[Path, Path, PipelineReport],
+) -> None:
+    source, root, report = built
+    change = _record(source)["corporate_actions"]["ticker_changes"][0]
+    assert report.enrich is not None
+    assert report.enrich.renames_applied == 1
+    # Generated prices are consistent with their split records: no mismatch to report.
+    assert report.enrich.reconciliation_findings == 0
+    checks = pq.read_table(root / "silver" / "reference" / "corporate_action_checks.parquet")
+    assert checks.num_rows == 0
+    silver = _silver(root)
+    old = silver[silver.ticker == change["old_ticker"]]
+    new = silver[silver.ticker == change["new_ticker"]]
+    assert old.session_date.max() < dt.date.fromisoformat(change["date"]) <= new.session_date.min()
 
 
 def test_features_defined_after_warmup(built: tuple[Path, Path, PipelineReport]) -> None:
@@ -271,7 +293,7 @@ def test_new_split_rewrites_silver_not_bronze(
     bronze_before = {p: p.stat().st_mtime_ns for p in (root / "bronze").rglob("date=*/*.parquet")}
 
     report = PipelineRunner(Lake(root), SPEC).run(LocalMirrorSource(source), START, END)
-    assert report.reference_added == {"splits": 1, "dividends": 0, "tickers": 0}
+    assert report.reference_added == {"splits": 1, "dividends": 0, "tickers": 0, "ticker_events": 0}
     assert all(p.stat().st_mtime_ns == m for p, m in bronze_before.items())
     silver = _silver(root)
     assert set(silver.loc[silver.ticker == ticker, "split_factor"]) == {0.5}

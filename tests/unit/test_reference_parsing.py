@@ -104,3 +104,12 @@ def test_dividend_cleaning() -> None:
         == frame.unique(["ticker", "ex_dividend_date", "cash_amount", "dividend_type"]).height
     )
     assert cleaned.rejected["reason"].to_list() == ["non-positive or missing cash_amount"]
+
+
+def test_renames_from_the_vendor_events_fixture() -> None:
+    from quantmini.core.corporate_actions import renames_from_events
+    from quantmini.core.reference import ticker_events_from_payload
+
+    events = ticker_events_from_payload(_fixture("vX_reference_tickers_META_events.json"))
+    renames = renames_from_events(events)
+    assert renames.rows() == [("FB", "META", dt.date(2022, 6, 11))]

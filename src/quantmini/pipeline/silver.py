@@ -15,8 +15,9 @@ import polars as pl
 
 from quantmini._exceptions import ConfigurationError
 from quantmini.core.adjustment import adjustment_factors
-from quantmini.core.corporate_actions import clean_dividends, clean_splits
+from quantmini.core.corporate_actions import clean_dividends, clean_splits, renames_from_events
 from quantmini.core.features import apply_adjustment, daily_features
+from quantmini.core.reconciliation import reconcile_splits
 from quantmini.core.reference import DIVIDENDS_SCHEMA, SPLITS_SCHEMA
 from quantmini.datasets.base import DatasetSpec
 from quantmini.io.lake import Lake
@@ -26,7 +27,7 @@ from quantmini.io.reference_store import load_reference
 from quantmini.pipeline.fingerprint import fingerprint, table_digest
 
 #: Bump when the silver computation changes, so existing silver is recomputed.
-SILVER_VERSION = 1
+SILVER_VERSION = 2
 
 SILVER_EXTRA_COLUMNS: tuple[str, ...] = (
     "split_factor",
@@ -57,6 +58,8 @@ class EnrichOutcome:
     splits_used: int = 0
     dividends_used: int = 0
     corporate_actions_rejected: int = 0
+    renames_applied: int = 0
+    reconciliation_findings: int = 0
 
 
 def bronze_sessions(lake: Lake, spec: DatasetSpec) -> dict[dt.date, str]:
@@ -73,14 +76,14 @@ def bronze_sessions(lake: Lake, spec: DatasetSpec) -> dict[dt.date, str]:
 
 def enrich(lake: Lake, spec: DatasetSpec) -> EnrichOutcome:
     """Build or refresh the silver layer of a daily stock dataset."""
-    if spec.frequency != "day" or spec.is_option:
+    if not spec.has_silver:
         raise ConfigurationError(f"the silver layer is built for daily stock bars; {spec.name} has none yet")
     sessions = bronze_sessions(lake, spec)
     if not sessions:
         return EnrichOutcome("no_input")
     reference = {
         name: sha256_file(lake.reference_table(name)) if lake.reference_table(name).exists() else None
-        for name in ("splits", "dividends")
+        for name in ("splits", "dividends", "ticker_events")
     }
     bronze = {s.isoformat(): digest for s, digest in sessions.items()}
     key = fingerprint({"version": SILVER_VERSION, "bronze": bronze, "reference": reference})
@@ -96,10 +99,15 @@ def enrich(lake: Lake, spec: DatasetSpec) -> EnrichOutcome:
     bars = read_parquet_files([lake.bronze_partition(spec, s) for s in sessions])
     splits = clean_splits(_reference_or_empty(lake, "splits", SPLITS_SCHEMA))
     dividends = clean_dividends(_reference_or_empty(lake, "dividends", DIVIDENDS_SCHEMA))
-    factors = adjustment_factors(
-        bars.select("ticker", "session_date", "close"), splits.accepted, dividends.accepted
-    )
+    events = load_reference(lake, "ticker_events")
+    renames = renames_from_events(events) if events is not None else None
+    closes = bars.select("ticker", "session_date", "close")
+    factors = adjustment_factors(closes, splits.accepted, dividends.accepted, renames)
     write_parquet_atomic(factors.to_arrow(), lake.adjustment_factors())
+    checks = reconcile_splits(closes, splits.accepted)
+    write_parquet_atomic(
+        checks.to_arrow(), lake.root / "silver" / "reference" / "corporate_action_checks.parquet"
+    )
     rejected = pl.concat(
         [
             splits.rejected.select("ticker", pl.lit("split").alias("kind"), "reason"),
@@ -134,6 +142,8 @@ def enrich(lake: Lake, spec: DatasetSpec) -> EnrichOutcome:
         splits_used=splits.accepted.height,
         dividends_used=dividends.accepted.height,
         corporate_actions_rejected=rejected.height,
+        renames_applied=0 if renames is None else renames.height,
+        reconciliation_findings=checks.height,
     )
 
 
