@@ -13,11 +13,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from quantmini.core.fundamentals import FINANCIALS_SCHEMA
 from quantmini.datasets import get_spec
 from quantmini.io.lake import Lake
+from quantmini.io.reference_store import store_reference
 from quantmini.io.source import LocalMirrorSource
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner
 from quantmini.sample import generate_sample
@@ -300,3 +303,50 @@ def test_new_split_rewrites_silver_not_bronze(
     assert set(silver.loc[silver.ticker != ticker, "split_factor"]) <= {0.1, 10.0, 1.0}
     assert report.enrich is not None
     assert report.enrich.sessions_written == report.enrich.sessions_total
+
+
+def test_financial_statements_give_point_in_time_ratios_in_silver(
+    built: tuple[Path, Path, PipelineReport], tmp_path: Path
+) -> None:
+    source, root = _copy(built, tmp_path)
+    filed = dt.date(2025, 10, 15)
+    items = {
+        "revenues": 4000.0,
+        "net_income_loss": 500.0,
+        "diluted_earnings_per_share": 2.5,
+        "equity": 8000.0,
+    }
+    frame = pl.DataFrame(
+        [
+            {
+                "ticker": "BRK.B",
+                "fiscal_year": 2025,
+                "fiscal_period": "FY",
+                "timeframe": "annual",
+                "period_end": dt.date(2025, 6, 30),
+                "filing_date": filed,
+                "statement": "income_statement",
+                "line_item": name,
+                "value": value,
+                "source": "test",
+            }
+            for name, value in items.items()
+        ],
+        schema=FINANCIALS_SCHEMA,
+    )
+    store_reference(Lake(root), "financials", frame, dt.datetime.now(dt.UTC))
+    report = PipelineRunner(Lake(root), SPEC).run(LocalMirrorSource(source), START, END)
+    assert report.enrich is not None
+    assert report.enrich.status == "enriched"
+    daily = pd.read_parquet(root / "silver" / "reference" / "daily_ratios.parquet")
+    daily["session_date"] = pd.to_datetime(daily["session_date"]).dt.date
+    silver = _silver(root)
+    brk = silver[silver.ticker == "BRK.B"].set_index("session_date")
+    assert set(daily.ticker) == {"BRK.B"}
+    assert daily[daily.session_date <= filed].pe_ratio.isna().all()
+    after = daily[daily.session_date > filed].set_index("session_date")
+    assert len(after) == (brk.index > filed).sum()
+    # No BRK.B split in the sample: P/E = close / EPS, P/B = close × (500 / 2.5 shares) / equity.
+    np.testing.assert_allclose(after.pe_ratio, brk.close[after.index] / 2.5, rtol=1e-12)
+    np.testing.assert_allclose(after.price_to_book, brk.close[after.index] * 200 / 8000, rtol=1e-12)
+    np.testing.assert_allclose(after.net_margin, 500 / 4000, rtol=1e-12)

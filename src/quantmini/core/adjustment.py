@@ -153,3 +153,16 @@ def _factor_after(bars: pl.DataFrame, events: pl.DataFrame, name: str) -> pl.Dat
         per_day, on="session_date", by="ticker", strategy="forward", check_sortedness=False
     )
     return joined.select("ticker", "session_date", pl.col("cumulative").fill_null(1.0).alias(name))
+
+
+def split_factors_on(keys: pl.DataFrame, splits: pl.DataFrame) -> pl.DataFrame:
+    """``split_factor`` of (ticker, date) pairs that need not be sessions (e.g. filing dates)."""
+    events = splits.select(
+        "ticker",
+        pl.col("execution_date").alias("event_date"),
+        (pl.col("split_from") / pl.col("split_to")).alias("multiplier"),
+    )
+    dated = (
+        keys.select("ticker", pl.col("date").alias("session_date")).unique().sort("ticker", "session_date")
+    )
+    return _factor_after(dated, events, "split_factor").rename({"session_date": "date"})

@@ -2,9 +2,10 @@
 
 One parser per endpoint family, shared by every way a payload arrives (the REST client, a local mirror
 of responses, the sample generator's files). Both the legacy ``/v3/reference/*`` shapes and the newer
-``/stocks/v1/*`` shapes are accepted; they share the fields read here, and the new shapes add
-``adjustment_type``/``historical_adjustment_factor`` (splits) and ``distribution_type``,
-``split_adjusted_cash_amount``/``historical_adjustment_factor`` (dividends), left null for legacy rows.
+``/stocks/v1/*`` shapes are accepted; they share the fields of :data:`SPLITS_SCHEMA` and
+:data:`DIVIDENDS_SCHEMA`. The ``*_v1_from_payload`` parsers also keep what only the new shapes carry
+(``adjustment_type``, ``historical_adjustment_factor``, ``distribution_type``,
+``split_adjusted_cash_amount``); a table mixing both holds nulls there for legacy rows.
 
 Parsers are tolerant: a field the payload lacks becomes null, fields they do not know are ignored, and a
 value of the wrong type becomes null rather than failing the whole page. Fundamentals live in
@@ -28,6 +29,10 @@ SPLITS_SCHEMA: dict[str, pl.DataType] = {
     "split_from": pl.Float64(),
     "split_to": pl.Float64(),
     "id": pl.String(),
+}
+#: ``/stocks/v1/splits`` adds the split direction and the vendor's cumulative factor.
+SPLITS_V1_SCHEMA: dict[str, pl.DataType] = {
+    **SPLITS_SCHEMA,
     "adjustment_type": pl.String(),
     "historical_adjustment_factor": pl.Float64(),
 }
@@ -42,6 +47,10 @@ DIVIDENDS_SCHEMA: dict[str, pl.DataType] = {
     "record_date": pl.Date(),
     "pay_date": pl.Date(),
     "id": pl.String(),
+}
+#: ``/stocks/v1/dividends`` adds a recurrence class, the split-adjusted amount and the vendor's factor.
+DIVIDENDS_V1_SCHEMA: dict[str, pl.DataType] = {
+    **DIVIDENDS_SCHEMA,
     "distribution_type": pl.String(),
     "split_adjusted_cash_amount": pl.Float64(),
     "historical_adjustment_factor": pl.Float64(),
@@ -260,13 +269,23 @@ def _cast(name: str, dtype: pl.DataType) -> pl.Expr:
 
 
 def splits_from_payload(payload: Any, endpoint: str = "splits") -> pl.DataFrame:
-    """Split records (legacy and ``/stocks/v1/splits``): ticker, execution_date, ratio, id, vendor factor."""
+    """Split records: ticker, execution_date, split_from, split_to, id."""
     return frame_of(results_of(payload, endpoint), SPLITS_SCHEMA, endpoint)
 
 
+def splits_v1_from_payload(payload: Any, endpoint: str = "/stocks/v1/splits") -> pl.DataFrame:
+    """``/stocks/v1/splits`` records: :data:`SPLITS_SCHEMA` plus direction and the vendor's factor."""
+    return frame_of(results_of(payload, endpoint), SPLITS_V1_SCHEMA, endpoint)
+
+
 def dividends_from_payload(payload: Any, endpoint: str = "dividends") -> pl.DataFrame:
-    """Cash dividend records (ex-date, amount, type, dates; vendor factors from ``/stocks/v1``)."""
+    """Cash dividend records (ex-date, amount, type, dates)."""
     return frame_of(results_of(payload, endpoint), DIVIDENDS_SCHEMA, endpoint)
+
+
+def dividends_v1_from_payload(payload: Any, endpoint: str = "/stocks/v1/dividends") -> pl.DataFrame:
+    """``/stocks/v1/dividends`` records: :data:`DIVIDENDS_SCHEMA` plus class, adjusted amount, factor."""
+    return frame_of(results_of(payload, endpoint), DIVIDENDS_V1_SCHEMA, endpoint)
 
 
 def tickers_from_payload(payload: Any, endpoint: str = "tickers") -> pl.DataFrame:

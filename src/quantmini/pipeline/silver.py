@@ -14,9 +14,10 @@ from typing import Literal
 import polars as pl
 
 from quantmini._exceptions import ConfigurationError
-from quantmini.core.adjustment import adjustment_factors
+from quantmini.core.adjustment import adjustment_factors, split_factors_on
 from quantmini.core.corporate_actions import clean_dividends, clean_splits, renames_from_events
 from quantmini.core.features import apply_adjustment, daily_features
+from quantmini.core.ratios import daily_ratios, statement_items, statement_ratios
 from quantmini.core.reconciliation import reconcile_splits
 from quantmini.core.reference import DIVIDENDS_SCHEMA, SPLITS_SCHEMA
 from quantmini.datasets.base import DatasetSpec
@@ -60,6 +61,7 @@ class EnrichOutcome:
     corporate_actions_rejected: int = 0
     renames_applied: int = 0
     reconciliation_findings: int = 0
+    financial_ratio_rows: int = 0
 
 
 def bronze_sessions(lake: Lake, spec: DatasetSpec) -> dict[dt.date, str]:
@@ -83,7 +85,7 @@ def enrich(lake: Lake, spec: DatasetSpec) -> EnrichOutcome:
         return EnrichOutcome("no_input")
     reference = {
         name: sha256_file(lake.reference_table(name)) if lake.reference_table(name).exists() else None
-        for name in ("splits", "dividends", "ticker_events")
+        for name in ("splits", "dividends", "ticker_events", "financials")
     }
     bronze = {s.isoformat(): digest for s, digest in sessions.items()}
     key = fingerprint({"version": SILVER_VERSION, "bronze": bronze, "reference": reference})
@@ -108,6 +110,7 @@ def enrich(lake: Lake, spec: DatasetSpec) -> EnrichOutcome:
     write_parquet_atomic(
         checks.to_arrow(), lake.root / "silver" / "reference" / "corporate_action_checks.parquet"
     )
+    financial_ratios = _write_financial_ratios(lake, bars, factors, splits.accepted)
     rejected = pl.concat(
         [
             splits.rejected.select("ticker", pl.lit("split").alias("kind"), "reason"),
@@ -144,7 +147,30 @@ def enrich(lake: Lake, spec: DatasetSpec) -> EnrichOutcome:
         corporate_actions_rejected=rejected.height,
         renames_applied=0 if renames is None else renames.height,
         reconciliation_findings=checks.height,
+        financial_ratio_rows=financial_ratios,
     )
+
+
+def _write_financial_ratios(
+    lake: Lake, bars: pl.DataFrame, factors: pl.DataFrame, splits: pl.DataFrame
+) -> int:
+    """Statement ratios per filing and point-in-time daily ratios, when statements were pulled."""
+    financials = load_reference(lake, "financials")
+    if financials is None or financials.is_empty():
+        return 0
+    items = statement_items(financials)
+    write_parquet_atomic(
+        statement_ratios(items).to_arrow(), lake.root / "silver" / "reference" / "statement_ratios.parquet"
+    )
+    priced = bars.select("ticker", "session_date", "close").join(
+        factors.select("ticker", "session_date", "split_factor"), on=["ticker", "session_date"], how="left"
+    )
+    filing_factors = split_factors_on(items.select("ticker", pl.col("filing_date").alias("date")), splits)
+    daily = daily_ratios(
+        priced.filter(pl.col("ticker").is_in(items["ticker"].unique().implode())), items, filing_factors
+    )
+    write_parquet_atomic(daily.to_arrow(), lake.root / "silver" / "reference" / "daily_ratios.parquet")
+    return daily.height
 
 
 def _reference_or_empty(lake: Lake, name: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
