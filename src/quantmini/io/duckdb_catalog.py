@@ -4,7 +4,8 @@ Views (only for layers that have at least one partition or file):
 
     bronze_<type>, silver_<type>, quarantine_<type>   over <layer>/<type>/date=*/part.parquet
     ref_<table>                                        over bronze/reference/<table>.parquet
-    adjustment_factors                                 over silver/reference/adjustment_factors.parquet
+    <table>                                            over silver/reference/<table>.parquet (adjustment
+                                                       factors, corporate-action checks, financial ratios)
 
 Views hold absolute paths and globs, so partitions ingested later show up without a rebuild; the file
 is built beside its target and swapped in with ``os.replace``, so readers never see a half-built one.
@@ -44,9 +45,11 @@ def catalog_views(lake: Lake, data_types: Iterable[str]) -> dict[str, str]:
         for table in sorted(reference_dir.glob("*.parquet")):
             if not table.name.startswith("."):
                 views[f"ref_{table.stem}"] = table.as_posix()
-    factors = lake.adjustment_factors()
-    if factors.is_file():
-        views["adjustment_factors"] = factors.as_posix()
+    derived_dir = lake.adjustment_factors().parent
+    if derived_dir.is_dir():
+        for table in sorted(derived_dir.glob("*.parquet")):
+            if not table.name.startswith("."):
+                views[table.stem] = table.as_posix()
     return views
 
 
