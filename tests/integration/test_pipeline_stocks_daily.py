@@ -158,10 +158,10 @@ def test_rename_links_the_company_history_and_checks_are_clean(
     checks = pq.read_table(root / "silver" / "reference" / "corporate_action_checks.parquet")
     assert checks.num_rows == 0
     with duckdb.connect(str(Lake(root).duckdb_file()), read_only=True) as con:
-        assert con.sql("select count(*) from corporate_action_checks").fetchone() == (0,)
-        factor_rows = con.sql("select count(*) from adjustment_factors").fetchone()
-        silver_rows = con.sql("select count(*) from silver_stocks_daily").fetchone()
-        assert factor_rows == silver_rows == (report.rows["bronze"],)
+        assert con.execute("select count(*) from corporate_action_checks").fetchall() == [(0,)]
+        factor_rows = con.execute("select count(*) from adjustment_factors").fetchall()
+        silver_rows = con.execute("select count(*) from silver_stocks_daily").fetchall()
+        assert factor_rows == silver_rows == [(report.rows["bronze"],)]
     silver = _silver(root)
     old = silver[silver.ticker == change["old_ticker"]]
     new = silver[silver.ticker == change["new_ticker"]]
