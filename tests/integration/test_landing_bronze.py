@@ -140,8 +140,9 @@ def test_corrupt_gzip_is_one_clear_failure_and_other_files_proceed(mirror: Path,
     runner.ingest(report.sessions, report)
     assert [o.session for o in report.ingest if o.status == "ingested"] == [D1]
     assert len(report.failures) == 1
-    assert "landing 2025-06-03: us_stocks_sip/day_aggs_v1/2025/06/2025-06-03.csv.gz: truncated gzip" in (
-        report.failures[0]
+    assert (
+        "landing 2025-06-03: us_stocks_sip/day_aggs_v1/2025/06/2025-06-03.csv.gz: truncated gzip"
+        in (report.failures[0])
     )
     assert not lake.landing_file(SPEC.source_key(D2)).exists()
     assert not list(lake.landing_file(SPEC.source_key(D2)).parent.glob(".*partial*"))

@@ -119,6 +119,7 @@ def make_runner(
         get_spec(data_type),
         mode=settings.pipeline.mode,
         workers=settings.pipeline.workers,
+        batch_sessions=settings.pipeline.batch_sessions,
         progress=progress,
     )
 
@@ -201,13 +202,17 @@ def render_report(report: PipelineReport) -> None:
             "silver",
             f"{e.status}: {e.rows:,} rows, {e.sessions_written}/{e.sessions_total} partitions written, "
             f"{e.splits_used} splits + {e.dividends_used} dividends applied, "
-            f"{e.corporate_actions_rejected} rejected",
+            f"{e.corporate_actions_rejected} rejected, {e.renames_applied} renames followed, "
+            f"{e.reconciliation_findings} split/price mismatches "
+            "(silver/reference/corporate_action_checks.parquet)",
         )
     if report.convert is not None:
         c = report.convert
         table.add_row("gold (qlib)", f"{c.status}: {c.symbols} symbols × {c.calendar_days} sessions")
         for old, new in c.renamed:
             table.add_row("", f"symbol {old!r} is stored as {new!r} (qlib cannot read it as is)")
+    for stage, why in report.skipped.items():
+        table.add_row(stage, f"skipped: {why}")
     table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items()))
     console.print(table)
     reasons = report.quarantine_reasons

@@ -49,13 +49,16 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
+    from quantmini.cli.api_cmd import api
     from quantmini.cli.config_cmd import config
     from quantmini.cli.data_cmd import data
     from quantmini.cli.demo_cmd import demo
     from quantmini.cli.pipeline_cmd import pipeline
+    from quantmini.cli.polygon_cmd import polygon
     from quantmini.cli.sample_cmd import sample
+    from quantmini.cli.validate_cmd import validate
 
-    for command in (config, data, demo, pipeline, sample):
+    for command in (api, config, data, demo, pipeline, polygon, sample, validate):
         cli.add_command(command)
 
 

@@ -25,7 +25,7 @@ QUARANTINE_SCHEMA = pa.schema(
 
 
 def to_bronze(kept: pl.DataFrame, spec: DatasetSpec, regular_close: dt.time = REGULAR_CLOSE) -> pa.Table:
-    """Typed, validated rows of one session (with ``session_date``) → an Arrow table in ``spec.bronze_schema``.
+    """Validated rows of one session (with ``session_date``) → an Arrow table in ``spec.bronze_schema``.
 
     Adds the exchange-time timestamp ``ts`` and, for minute bars, ``regular_session`` (09:30 to the
     session's close — 16:00, or earlier on early-close days — versus extended hours); sorts by

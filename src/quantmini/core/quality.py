@@ -198,3 +198,18 @@ def _ohlc_detail() -> pl.Expr:
     return pl.format(
         "open={} high={} low={} close={}", pl.col("open"), pl.col("high"), pl.col("low"), pl.col("close")
     )
+
+
+def quality_report(
+    rows_in: int, rows_bronze: int, duplicates: int, reasons: dict[str, int]
+) -> dict[str, object]:
+    """The per-file quality report stored with the bronze manifest: row accounting and a count for every
+    quarantine reason (zero included, so a report always names every rule)."""
+    counts = {reason.value: int(reasons.get(reason.value, 0)) for reason in Reason}
+    return {
+        "rows_in": rows_in,
+        "rows_bronze": rows_bronze,
+        "rows_quarantined": sum(counts.values()),
+        "duplicates": duplicates,
+        "reasons": counts,
+    }

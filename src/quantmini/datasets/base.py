@@ -74,6 +74,16 @@ class DatasetSpec:
     features: tuple[str, ...] = ()
 
     @property
+    def has_silver(self) -> bool:
+        """Whether a silver layer (adjustment factors and features) is defined: it is when features are."""
+        return bool(self.features)
+
+    @property
+    def has_qlib_gold(self) -> bool:
+        """Whether a Qlib gold root is built: daily, non-option bars only (so far)."""
+        return self.frequency == "day" and not self.is_option
+
+    @property
     def prefix(self) -> str:
         """Key prefix of this dataset inside the bucket, e.g. ``us_stocks_sip/day_aggs_v1``."""
         return f"{self.asset}/{self.dataset}"

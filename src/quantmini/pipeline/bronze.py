@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-import gzip
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import polars as pl
 import pyarrow as pa
 
-from quantmini._exceptions import StorageError, ValidationError
+from quantmini._exceptions import ValidationError
 from quantmini.core.bronze import QUARANTINE_SCHEMA, to_bronze
-from quantmini.core.calendar import REGULAR_CLOSE, early_closes
-from quantmini.core.parsing import parse_csv
-from quantmini.core.quality import apply_rules
+from quantmini.core.calendar import REGULAR_CLOSE, SessionBounds, early_closes, session_bounds
+from quantmini.core.parsing import check_header, parse_lines
+from quantmini.core.quality import check_rows, quality_report, resolve_duplicates
 from quantmini.datasets.base import DatasetSpec
+from quantmini.io.gzip_lines import gzip_chunks, read_lines
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import read_manifest, sha256_file, write_manifest
 from quantmini.io.parquet import remove_if_exists, write_parquet_atomic
@@ -64,18 +64,26 @@ def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bo
 
     key = str(landed["key"])
     source_file = f"landing/{key}"
-    data = _decompress(lake, key, source_file)
-    parsed = parse_csv(data, spec.csv_columns, source_file)
-    result = apply_rules(parsed.rows, session=session, spec=spec)
-    bronze = to_bronze(
-        result.kept, spec, early_closes(session, session, spec.calendar).get(session, REGULAR_CLOSE)
+    regular_close = early_closes(session, session, spec.calendar).get(session, REGULAR_CLOSE)
+    scan = _scan(lake.landing_file(key), source_file, spec, session_bounds(session, regular_close))
+    result = resolve_duplicates(scan.good, spec)
+    bronze = to_bronze(result.kept, spec, regular_close)
+    conflicted = result.quarantined
+    if conflicted.height:
+        raw = read_lines(lake.landing_file(key), source_file, set(conflicted["line"].to_list()))
+        conflicted = conflicted.with_columns(
+            pl.col("line").replace_strict(raw, return_dtype=pl.String).alias("raw")
+        )
+    else:
+        conflicted = conflicted.with_columns(pl.lit(None, dtype=pl.String).alias("raw"))
+    quarantine = _quarantine_table(
+        pl.concat([scan.bad, conflicted], how="vertical_relaxed"), source_file, session
     )
-    quarantine = _quarantine_table(parsed.rejects, result.quarantined, data, source_file, session)
 
     rows_out = bronze.num_rows + quarantine.num_rows + result.duplicates
-    if rows_out != parsed.rows_in:
+    if rows_out != scan.rows_in:
         raise ValidationError(
-            f"{source_file}: rows not conserved: {parsed.rows_in} in, {bronze.num_rows} bronze + "
+            f"{source_file}: rows not conserved: {scan.rows_in} in, {bronze.num_rows} bronze + "
             f"{quarantine.num_rows} quarantined + {result.duplicates} duplicates = {rows_out}"
         )
 
@@ -86,24 +94,26 @@ def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bo
     else:
         remove_if_exists(quarantine_path)
     reasons = dict(Counter(quarantine.column("reason").to_pylist()))
+    quality = quality_report(scan.rows_in, bronze.num_rows, result.duplicates, reasons)
     write_manifest(
         manifest_path,
         {
             "input_key": key,
             "input_sha256": landed["sha256"],
             "session": session.isoformat(),
-            "rows_in": parsed.rows_in,
+            "rows_in": scan.rows_in,
             "rows_bronze": bronze.num_rows,
             "rows_quarantined": quarantine.num_rows,
             "duplicates": result.duplicates,
             "reasons": reasons,
+            "quality": quality,
             "output_sha256": sha256_file(bronze_path),
         },
     )
     return IngestOutcome(
         session,
         "ingested",
-        rows_in=parsed.rows_in,
+        rows_in=scan.rows_in,
         rows_bronze=bronze.num_rows,
         rows_quarantined=quarantine.num_rows,
         duplicates=result.duplicates,
@@ -111,39 +121,54 @@ def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bo
     )
 
 
-def _decompress(lake: Lake, key: str, source_file: str) -> bytes:
-    path = lake.landing_file(key)
-    try:
-        compressed = path.read_bytes()
-    except FileNotFoundError:
-        raise StorageError(
-            f"{source_file} is in the landing manifest but missing on disk; re-run landing"
-        ) from None
-    except OSError as exc:
-        raise StorageError(f"cannot read {source_file}: {exc.strerror or exc}") from exc
-    try:
-        return gzip.decompress(compressed)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ValidationError(f"{source_file}: corrupt or truncated gzip ({exc})") from exc
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    """One file read chunk by chunk: rows passing the row rules, rejected rows (with raw text), rows in."""
+
+    good: pl.DataFrame
+    bad: pl.DataFrame
+    rows_in: int
 
 
-def _quarantine_table(
-    rejects: pl.DataFrame,
-    rule_rejects: pl.DataFrame,
-    data: bytes,
-    source_file: str,
-    session: dt.date,
-) -> pa.Table:
-    if rule_rejects.height:
-        raw = _lines_text(data, rule_rejects["line"].to_list())
-        rule_rejects = rule_rejects.with_columns(pl.Series("raw", raw, dtype=pl.String))
-    else:
-        rule_rejects = rule_rejects.with_columns(pl.lit(None, dtype=pl.String).alias("raw"))
-    frame = pl.concat(
-        [rejects.select("line", "reason", "detail", "ticker", "raw"), rule_rejects.select(rejects.columns)],
-        how="vertical_relaxed",
-    ).sort("line")
-    frame = frame.with_columns(
+def _scan(path: Path, source_file: str, spec: DatasetSpec, bounds: SessionBounds) -> _Scan:
+    """Decompress, parse and row-check ``path`` one chunk at a time (memory: a few chunks + typed rows)."""
+    good: list[pl.DataFrame] = []
+    bad: list[pl.DataFrame] = []
+    line = 0  # 0 until the header is read; then the file line number of the chunk's first line
+    for chunk in gzip_chunks(path, source_file):
+        if line == 0:
+            if not chunk.strip():
+                raise ValidationError(f"{source_file}: file is empty (no header)")
+            header_end = chunk.find(b"\n")
+            check_header(
+                chunk[: max(header_end, 0) or len(chunk)].decode("utf-8", "replace"),
+                spec.csv_columns,
+                source_file,
+            )
+            chunk = chunk[header_end + 1 :] if header_end >= 0 else b""
+            line = 2
+        parsed = parse_lines(chunk, spec.csv_columns, first_line=line)
+        split = check_rows(parsed.rows, bounds=bounds, spec=spec)
+        rejected = split.bad
+        if rejected.height:
+            raw = _lines_text(chunk, [n - line + 1 for n in rejected["line"].to_list()])
+            rejected = rejected.with_columns(pl.Series("raw", raw, dtype=pl.String))
+        else:
+            rejected = rejected.with_columns(pl.lit(None, dtype=pl.String).alias("raw"))
+        bad += [parsed.rejects.select(_REJECT_COLUMNS), rejected.select(_REJECT_COLUMNS)]
+        good.append(split.good)
+        line += parsed.rows_in
+    if line == 0:
+        raise ValidationError(f"{source_file}: file is empty (no header)")
+    rows = pl.concat(good, rechunk=False) if good else pl.DataFrame()
+    return _Scan(good=rows, bad=pl.concat(bad, how="vertical_relaxed"), rows_in=line - 2)
+
+
+_REJECT_COLUMNS = ("line", "reason", "detail", "ticker", "raw")
+
+
+def _quarantine_table(rejected: pl.DataFrame, source_file: str, session: dt.date) -> pa.Table:
+    frame = rejected.sort("line").with_columns(
         pl.lit(source_file).alias("source_file"),
         pl.lit(session, dtype=pl.Date).alias("session_date"),
     )
@@ -151,6 +176,6 @@ def _quarantine_table(
 
 
 def _lines_text(data: bytes, lines: list[int]) -> list[str]:
-    """The text of the given 1-based line numbers (only called when rows were quarantined)."""
+    """The text of the given 1-based line numbers of ``data`` (only called when rows were rejected)."""
     all_lines = data.split(b"\n")
     return [all_lines[n - 1].decode("utf-8", errors="replace").rstrip("\r") for n in lines]

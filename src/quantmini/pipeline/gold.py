@@ -33,7 +33,7 @@ class ConvertOutcome:
 
 def convert(lake: Lake, spec: DatasetSpec) -> ConvertOutcome:
     """Write the Qlib root for ``spec`` from silver (skipped when silver did not change)."""
-    if spec.frequency != "day" or spec.is_option:
+    if not spec.has_qlib_gold:
         raise ConfigurationError(
             f"the Qlib gold layer is built for daily stock bars; {spec.name} has none yet"
         )

@@ -94,6 +94,7 @@ def land_sessions(
     *,
     on_plan: Callable[[LandingPlan], None] | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    on_file: Callable[[str], None] | None = None,
 ) -> tuple[list[LandingOutcome], list[str]]:
     """Land every session's file; return outcomes (sorted by session) and one line per failed file.
 

@@ -41,6 +41,8 @@ class PipelineReport:
     convert: ConvertOutcome | None = None
     failures: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    #: Stages not defined for this data type, each with the reason (e.g. no silver for minute bars yet).
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def rows(self) -> dict[str, int]:
@@ -93,12 +95,14 @@ class PipelineRunner:
         *,
         mode: PipelineMode = "streaming",
         workers: int = 1,
+        batch_sessions: int = 5,
         progress: ProgressListener | None = None,
     ) -> None:
         self.lake = lake
         self.spec = spec
         self.mode: PipelineMode = mode
         self.workers = workers
+        self.batch_sessions = batch_sessions
         self.progress: ProgressListener = progress or NullProgress()
 
     def sessions(self, start: dt.date, end: dt.date) -> list[dt.date]:
@@ -109,8 +113,15 @@ class PipelineRunner:
         """Landing stage over ``sessions``: list the source, fetch what is new or changed, verify."""
         t0 = time.perf_counter()
 
+        files = {"done": 0, "total": 0}
+
         def planned(plan: LandingPlan) -> None:
+            files["total"] = len(plan.jobs)
             self.progress.start("landing", plan.bytes_to_fetch, unit="bytes")
+
+        def file_done(key: str) -> None:
+            files["done"] += 1
+            self.progress.advance("landing", f"{files['done']}/{files['total']} files", amount=0)
 
         outcomes, failures = land_sessions(
             self.lake,
@@ -119,6 +130,7 @@ class PipelineRunner:
             sessions,
             on_plan=planned,
             on_bytes=lambda n: self.progress.advance("landing", amount=n),
+            on_file=file_done,
         )
         self.progress.finish("landing")
         report.landing.extend(outcomes)
@@ -133,7 +145,10 @@ class PipelineRunner:
         tasks = [_IngestTask(self.lake.root, self.spec.name, s) for s in sessions]
         self.progress.start("bronze", len(tasks))
         outcomes: list[IngestOutcome] = []
-        for task, result in run_tasks(_ingest, tasks, mode=self.mode, workers=self.workers):
+        results = run_tasks(
+            _ingest, tasks, mode=self.mode, workers=self.workers, batch_size=self.batch_sessions
+        )
+        for task, result in results:
             if isinstance(result, QuantminiError):
                 report.failures.append(str(result))
             elif isinstance(result, BaseException):
@@ -168,6 +183,14 @@ class PipelineRunner:
         report = PipelineReport(self.spec.name, sessions=self.sessions(start, end))
         self.land(source, report.sessions, report)
         self.ingest(report.sessions, report)
-        self.enrich(report)
-        self.convert(report)
+        if self.spec.has_silver:
+            self.enrich(report)
+        else:
+            report.skipped["silver"] = f"no silver layer is defined for {self.spec.name} (it has no features)"
+        if self.spec.has_qlib_gold:
+            self.convert(report)
+        else:
+            report.skipped["gold"] = (
+                f"no Qlib gold root is built for {self.spec.name} (daily stock bars only)"
+            )
         return report

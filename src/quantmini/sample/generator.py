@@ -17,6 +17,7 @@ from quantmini._exceptions import ConfigurationError
 from quantmini.datasets import get_spec
 from quantmini.sample.bars import DailyBars, daily_bars
 from quantmini.sample.defects import plan_defects
+from quantmini.sample.intraday_defects import inject_intraday_defects
 from quantmini.sample.option_files import OptionPlan, plan_options, write_options
 from quantmini.sample.reference import (
     dividend_records,
@@ -46,7 +47,7 @@ class SampleSummary:
     rows: Mapping[str, int]
     #: Counts of ``splits``, ``dividends`` and ``ticker_changes``.
     corporate_actions: Mapping[str, int]
-    #: Defects injected into ``stocks_daily``.
+    #: Defects injected (``stocks_daily``, and minute/options files when asked).
     defects: int
 
 
@@ -60,11 +61,14 @@ def generate_sample(
     data_types: Sequence[str] = DEFAULT_DATA_TYPES,
     minute_tickers: int | None = None,
     option_underlyings: int = 5,
+    intraday_defects: bool = False,
 ) -> SampleSummary:
     """Write a deterministic, vendor-shaped sample below ``out`` and return a summary.
 
     ``out/flatfiles/<key>`` mirrors the vendor bucket, ``out/rest/...`` the REST reference responses and
-    ``out/sample.json`` records the truth. The same arguments give byte-identical files.
+    ``out/sample.json`` records the truth. The same arguments give byte-identical files. Daily stock
+    files always carry their defects; ``intraday_defects`` adds those of
+    :mod:`quantmini.sample.intraday_defects` to the minute and options files.
     """
     names = list(dict.fromkeys(get_spec(name).name for name in data_types))
     if minute_tickers is not None and minute_tickers < 0:
@@ -86,6 +90,8 @@ def generate_sample(
     option_plan = plan_options(universe, option_underlyings)
     if {"options_daily", "options_minute"} & set(names):
         logs.update(write_options(flat, universe, bars, timeline, option_plan, set(names), seed))
+    if intraday_defects:
+        inject_intraday_defects(flat, logs, timeline.sessions)
 
     reference_files = write_reference(out, universe, timeline.sessions, bars.cash, seed)
     parameters = {
@@ -168,5 +174,5 @@ def _record(
             "underlyings": [universe.tickers[i].symbol for i in option_plan.underlyings],
             "adjusted_roots": sorted(option_plan.adjusted),
         },
-        "defects": logs["stocks_daily"].defects if "stocks_daily" in logs else [],
+        "defects": [defect for log in logs.values() for defect in log.defects],
     }

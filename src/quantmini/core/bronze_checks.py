@@ -1,0 +1,85 @@
+"""Re-check a stored bronze partition against its data type's spec and its manifest (pure).
+
+Used by ``quantmini validate bronze``: whatever wrote the partition, these are the promises bronze
+makes — exact schema, one session, sorted, unique keys, every row rule still holding, the row count and
+checksum the manifest recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from quantmini.core.calendar import session_bounds
+from quantmini.core.options import contract_columns
+from quantmini.core.ordering import duplicated_keys, is_sorted_by
+from quantmini.core.quality import row_checks
+from quantmini.datasets.base import DatasetSpec
+
+_CONTRACT_FIELDS = ("underlying", "expiration", "option_type", "strike")
+
+
+def partition_violations(
+    table: pa.Table,
+    spec: DatasetSpec,
+    session: dt.date,
+    manifest: dict[str, Any] | None,
+    file_sha256: str,
+) -> list[str]:
+    """Every broken promise of one bronze partition, as short sentences (empty when it is sound)."""
+    problems: list[str] = []
+    if manifest is None:
+        problems.append("no bronze manifest")
+    else:
+        if manifest.get("output_sha256") != file_sha256:
+            problems.append("file checksum differs from the manifest's (changed after ingest)")
+        if int(manifest.get("rows_bronze", -1)) != table.num_rows:
+            problems.append(f"{table.num_rows} rows but the manifest recorded {manifest.get('rows_bronze')}")
+    if not table.schema.equals(spec.bronze_schema, check_metadata=False):
+        problems.append(_schema_difference(table.schema, spec.bronze_schema))
+        return problems  # row checks need the spec's columns and types
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    if frame.height == 0:
+        return problems
+    dates = frame["session_date"].unique().to_list()
+    if dates != [session]:
+        problems.append(f"session_date holds {sorted(dates)[:3]}, expected only {session}")
+    if not is_sorted_by(frame, spec.sort_columns):
+        problems.append(f"not sorted by ({', '.join(spec.sort_columns)})")
+    if duplicated_keys(frame, spec.key_columns).any():
+        problems.append(f"duplicate keys ({', '.join(spec.key_columns)})")
+    checks = row_checks(spec, session_bounds(session))
+    reasons = frame.select(
+        [cond.fill_null(True).sum().alias(f"{i}:{code.value}") for i, (cond, code, _) in enumerate(checks)]
+    ).row(0, named=True)
+    for name, count in reasons.items():
+        if count:
+            problems.append(f"{count} rows break rule {name.split(':', 1)[1]}")
+    if spec.is_option:
+        parsed = frame.select(contract_columns("ticker"))
+        wrong = sum(
+            int((parsed[c].ne_missing(frame[c])).sum()) for c in _CONTRACT_FIELDS if c in frame.columns
+        )
+        if wrong:
+            problems.append(f"{wrong} contract fields differ from the OCC ticker")
+    return problems
+
+
+def _schema_difference(actual: pa.Schema, expected: pa.Schema) -> str:
+    wanted = {f.name: f for f in expected}
+    got = {f.name: f for f in actual}
+    parts = [f"missing {n}" for n in wanted if n not in got]
+    parts += [f"unexpected {n}" for n in got if n not in wanted]
+    parts += [
+        f"{n} is {got[n].type}{'' if got[n].nullable else ' not null'}, expected "
+        f"{f.type}{'' if f.nullable else ' not null'}"
+        for n, f in wanted.items()
+        if n in got and not got[n].equals(f)
+    ]
+    if not parts and actual.names != expected.names:
+        parts.append("columns out of order")
+    return "schema differs from the spec: " + ", ".join(parts)

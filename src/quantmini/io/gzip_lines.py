@@ -1,0 +1,128 @@
+"""Stream a gzip file as decompressed chunks that end on line boundaries, with bounded memory.
+
+Decompression runs in a background thread (zlib releases the GIL) so that parsing one chunk overlaps
+with inflating the next; at most ``queue_depth`` chunks wait in memory. Errors are mapped to quantmini
+errors naming the file.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from quantmini._exceptions import StorageError, ValidationError
+
+#: Decompressed bytes per chunk: large enough for Polars to parse efficiently, small next to a file.
+CHUNK_BYTES = 32 << 20
+_READ_BYTES = 1 << 20
+_DONE = object()
+_GZIP_WBITS = zlib.MAX_WBITS | 16
+
+
+def _inflate(path: Path, label: str, chunk_bytes: int) -> Iterator[bytes]:
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise StorageError(
+            f"{label} is in the landing manifest but missing on disk; re-run landing"
+        ) from None
+    except OSError as exc:
+        raise StorageError(f"cannot read {label}: {exc.strerror or exc}") from exc
+    pending: list[bytes] = []
+    size = 0
+    with handle:
+        inflater, fed = zlib.decompressobj(_GZIP_WBITS), False
+        try:
+            while block := handle.read(max(4096, min(_READ_BYTES, chunk_bytes // 8))):
+                while block:
+                    fed = True
+                    out = inflater.decompress(block)
+                    if out:
+                        pending.append(out)
+                        size += len(out)
+                    block = b""
+                    if inflater.eof:  # concatenated gzip members are one file, as for gzip -dc
+                        block = inflater.unused_data
+                        inflater, fed = zlib.decompressobj(_GZIP_WBITS), False
+                if size >= chunk_bytes:
+                    data = b"".join(pending)
+                    cut = data.rfind(b"\n") + 1
+                    if cut:
+                        yield data[:cut]
+                        pending, size = [data[cut:]], len(data) - cut
+            pending.append(inflater.flush())
+        except zlib.error as exc:
+            raise ValidationError(f"{label}: corrupt or truncated gzip ({exc})") from exc
+        if fed and not inflater.eof:
+            raise ValidationError(f"{label}: corrupt or truncated gzip (compressed data ends early)")
+    tail = b"".join(pending)
+    if tail:
+        yield tail
+
+
+def gzip_chunks(
+    path: Path, label: str, *, chunk_bytes: int | None = None, queue_depth: int = 2
+) -> Iterator[bytes]:
+    """Decompressed content of ``path`` in chunks; every chunk but the last ends with ``\\n``.
+
+    ``label`` names the file in errors: :class:`ValidationError` for corrupt gzip,
+    :class:`StorageError` when the file cannot be read.
+    """
+    size = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    chunks: queue.Queue[object] = queue.Queue(maxsize=queue_depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in _inflate(path, label, size):
+                while not stop.is_set():
+                    try:
+                        chunks.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            chunks.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            chunks.put(exc)
+
+    worker = threading.Thread(target=produce, name=f"gunzip {path.name}", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = chunks.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, bytes)
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                chunks.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
+
+
+def read_lines(path: Path, label: str, numbers: set[int]) -> dict[int, str]:
+    """Text of the given 1-based line numbers of a gzip file (read in one streaming pass)."""
+    found: dict[int, str] = {}
+    if not numbers:
+        return found
+    last = max(numbers)
+    line = 1
+    for chunk in gzip_chunks(path, label):
+        lines = chunk.split(b"\n")
+        for offset, wanted in enumerate(lines[:-1] if chunk.endswith(b"\n") else lines):
+            if line + offset in numbers:
+                found[line + offset] = wanted.decode("utf-8", errors="replace").rstrip("\r")
+        line += chunk.count(b"\n")
+        if line > last:
+            break
+    return found

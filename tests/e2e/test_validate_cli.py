@@ -1,0 +1,103 @@
+"""``quantmini pipeline run`` for a minute type (silver/gold skipped) and ``quantmini validate bronze``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner, Result
+
+from quantmini.cli.main import cli
+from quantmini.datasets import get_spec
+from quantmini.io.lake import Lake
+from quantmini.sample import generate_sample
+
+SPEC = get_spec("stocks_minute")
+START, END = dt.date(2025, 6, 2), dt.date(2025, 6, 4)
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    source = tmp_path / "source"
+    generate_sample(source, START, END, tickers=8, minute_tickers=4, data_types=("stocks_minute",))
+    root = tmp_path / "lake"
+    result = run(
+        "pipeline",
+        "run",
+        "--data-type",
+        "stocks_minute",
+        "--start-date",
+        START,
+        "--end-date",
+        END,
+        "--source",
+        source,
+        "--data-root",
+        root,
+    )
+    assert result.exit_code == 0, result.output
+    assert "silver" in result.output
+    assert "skipped: no silver layer is defined for stocks_minute" in result.output
+    assert "skipped: no Qlib gold root" in result.output
+    return Lake(root)
+
+
+def test_validate_passes_on_fresh_bronze_and_prints_the_report(lake: Lake) -> None:
+    result = run("validate", "bronze", "--data-type", "stocks_minute", "--data-root", lake.root)
+    assert result.exit_code == 0, result.output
+    assert "3 partitions" in result.output
+    assert "invalid" not in result.output
+    manifest = json.loads(lake.manifest("bronze", SPEC, START).read_text())
+    assert f"{manifest['rows_in']:,}" in result.output
+    narrow = run(
+        "validate",
+        "bronze",
+        "--data-type",
+        "stocks_minute",
+        "--data-root",
+        lake.root,
+        "--start-date",
+        "2025-06-03",
+        "--end-date",
+        "2025-06-03",
+    )
+    assert narrow.exit_code == 0
+    assert "1 partitions" in narrow.output
+
+
+def test_validate_names_each_bad_partition(lake: Lake) -> None:
+    first, middle = lake.bronze_partition(SPEC, START), lake.bronze_partition(SPEC, dt.date(2025, 6, 3))
+    table = pq.read_table(first)
+    pq.write_table(table.take(pa.array(range(table.num_rows - 1, -1, -1))), first)  # reversed order
+    table = pq.read_table(middle)
+    pq.write_table(table.drop_columns(["regular_session"]), middle)
+    result = run("validate", "bronze", "--data-type", "stocks_minute", "--data-root", lake.root)
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("invalid:")]
+    assert len(lines) == 2
+    assert lines[0].startswith("invalid: bronze stocks_minute 2025-06-02:")
+    assert "not sorted by (ticker, window_start)" in lines[0]
+    assert "checksum differs" in lines[0]
+    assert "schema differs from the spec: missing regular_session" in lines[1]
+
+
+def test_validate_catches_broken_rules_and_row_counts(lake: Lake) -> None:
+    path = lake.bronze_partition(SPEC, END)
+    table = pq.read_table(path)
+    high = table.column("high").to_pylist()
+    high[0] = -1.0
+    table = table.set_column(table.schema.get_field_index("high"), table.schema.field("high"), pa.array(high))
+    pq.write_table(table.slice(0, table.num_rows - 1), path)
+    result = run("validate", "bronze", "--data-type", "stocks_minute", "--data-root", lake.root)
+    assert result.exit_code == 1
+    (line,) = [line for line in result.output.splitlines() if line.startswith("invalid:")]
+    assert "1 rows break rule non_positive_price" in line
+    assert "the manifest recorded" in line
