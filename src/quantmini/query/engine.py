@@ -84,6 +84,10 @@ class QueryEngine:
         self.cache_size = cache_size
         self._cache: OrderedDict[_CacheKey, pl.DataFrame] = OrderedDict()
         self._lock = threading.Lock()
+        # One in-process database for the engine's life: Parquet footers read once are reused by later
+        # queries (cursors share the database; each query gets its own cursor, so threads are safe).
+        self._db = duckdb.connect()
+        self._db.execute("SET parquet_metadata_cache = true")
 
     def query(self, spec: QuerySpec) -> pl.DataFrame:
         """The bars ``spec`` asks for, sorted by (ticker, window_start); empty when none match."""
@@ -139,7 +143,7 @@ class QueryEngine:
         sql, params = build_query(spec, files)
         logger.debug("query %s over %d partition(s)", spec.data_type, len(files))
         try:
-            with duckdb.connect() as con:
+            with self._db.cursor() as con:
                 frame: pl.DataFrame = con.sql(sql, params=params).pl()
         except duckdb.Error as exc:
             raise QueryError(f"query on {spec.data_type} failed: {exc}") from exc
