@@ -1,0 +1,24 @@
+"""The curated public names of each package match what it exports."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import quantmini
+
+
+@pytest.mark.parametrize("module", ["quantmini", "quantmini.datasets", "quantmini.query", "quantmini.sample"])
+def test_all_is_sorted_and_resolves(module: str) -> None:
+    mod = importlib.import_module(module)
+    names = list(mod.__all__)
+    assert names == sorted(names)
+    for name in names:
+        assert hasattr(mod, name), f"{module}.{name}"
+
+
+def test_every_error_derives_from_the_root() -> None:
+    errors = [getattr(quantmini, n) for n in quantmini.__all__ if n.endswith("Error")]
+    assert len(errors) == 10
+    assert all(issubclass(e, quantmini.QuantminiError) for e in errors)
