@@ -184,7 +184,12 @@ def render_report(report: PipelineReport) -> None:
         s: sum(1 for o in report.ingest if o.status == s) for s in ("ingested", "unchanged", "not_landed")
     }
     rows = report.rows
-    table = Table(title=f"{report.data_type}: {len(report.sessions)} sessions", show_header=True)
+    title = report.data_type
+    if report.sessions:
+        title += f": {len(report.sessions)} sessions"
+    elif "landing" in report.timings:
+        title += ": no XNYS session in the range"
+    table = Table(title=title, show_header=True)
     table.add_column("layer")
     table.add_column("result")
     table.add_row("landing", ", ".join(f"{v} {k}" for k, v in landing.items() if v) or "-")
@@ -196,7 +201,9 @@ def render_report(report: PipelineReport) -> None:
     )
     if report.reference_added:
         table.add_row("reference", ", ".join(f"{k} +{v}" for k, v in report.reference_added.items()))
-    if report.enrich is not None:
+    if report.enrich is not None and report.enrich.status == "no_input":
+        table.add_row("silver", "nothing to build: no bronze partitions yet")
+    elif report.enrich is not None:
         e = report.enrich
         table.add_row(
             "silver",
@@ -206,7 +213,9 @@ def render_report(report: PipelineReport) -> None:
             f"{e.reconciliation_findings} split/price mismatches "
             "(silver/reference/corporate_action_checks.parquet)",
         )
-    if report.convert is not None:
+    if report.convert is not None and report.convert.status == "no_input":
+        table.add_row("gold (qlib)", "nothing to build: no silver partitions yet")
+    elif report.convert is not None:
         c = report.convert
         table.add_row("gold (qlib)", f"{c.status}: {c.symbols} symbols × {c.calendar_days} sessions")
         for old, new in c.renamed:
