@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,7 +35,7 @@ from quantmini.io.lake import Lake
 from quantmini.io.s3_source import S3Source
 from quantmini.io.source import LocalMirrorSource, Source
 from quantmini.pipeline.progress import ProgressListener
-from quantmini.pipeline.runner import PipelineReport, PipelineRunner
+from quantmini.pipeline.runner import PipelineReport, PipelineRunner, Stage
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -159,6 +160,33 @@ class RichProgress:
         """Mark ``stage`` complete."""
         task = self._tasks[stage]
         self._progress.update(task, description=stage, completed=self._progress.tasks[task].total)
+
+
+def run_range(
+    data_type: str,
+    start_date: str,
+    end_date: str,
+    *,
+    source_dir: Path | None,
+    data_root: Path | None,
+    mode: str | None = None,
+    workers: int | None = None,
+    last_stage: Stage = "gold",
+) -> None:
+    """Run the stages up to ``last_stage`` over a date range with progress bars, print the summary, and
+    exit 1 when any file failed."""
+    start, end = parse_range(start_date, end_date)
+    settings = settings_from(data_root, mode, workers, source_dir)
+    source = open_source(settings)
+    with progress_bar() as bar:
+        report = make_runner(settings, data_type, RichProgress(bar)).run(
+            source, start, end, last_stage=last_stage
+        )
+    if report.did_nothing and not report.failures:
+        console.print("[green]Nothing to do:[/] everything is already up to date for this range.")
+    render_report(report)
+    if report.failures:
+        sys.exit(1)
 
 
 def progress_bar() -> Progress:

@@ -8,15 +8,12 @@ from pathlib import Path
 import click
 
 from quantmini.cli.common import (
-    RichProgress,
     data_type_option,
     date_range_options,
     lake_options,
     make_runner,
-    open_source,
-    parse_range,
-    progress_bar,
     render_report,
+    run_range,
     settings_from,
     source_option,
 )
@@ -51,15 +48,16 @@ def ingest(
     workers: int | None,
 ) -> None:
     """Land flat files from the source and build bronze (validated, unadjusted Parquet)."""
-    start, end = parse_range(start_date, end_date)
-    settings = settings_from(data_root, mode, workers, source_dir)
-    source = open_source(settings)
-    with progress_bar() as bar:
-        runner = make_runner(settings, data_type, RichProgress(bar))
-        report = PipelineReport(data_type, sessions=runner.sessions(start, end))
-        runner.land(source, report.sessions, report)
-        runner.ingest(report.sessions, report)
-    _finish(report)
+    run_range(
+        data_type,
+        start_date,
+        end_date,
+        source_dir=source_dir,
+        data_root=data_root,
+        mode=mode,
+        workers=workers,
+        last_stage="bronze",
+    )
 
 
 @data.command()

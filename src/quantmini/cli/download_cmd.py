@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -11,23 +10,19 @@ import click
 from rich.table import Table
 
 from quantmini.cli.common import (
-    RichProgress,
     console,
     data_type_option,
     date_range_options,
     lake_options,
-    make_runner,
     open_source,
     parse_range,
-    progress_bar,
-    render_report,
+    run_range,
     settings_from,
     source_option,
 )
 from quantmini.datasets import get_spec
 from quantmini.io.lake import Lake
 from quantmini.pipeline.catalog import catalog_range
-from quantmini.pipeline.runner import PipelineReport
 
 _STYLE = {
     "downloaded": "green",
@@ -54,16 +49,16 @@ def download(
     workers: int | None,
 ) -> None:
     """Land flat files (S3 or a local mirror): concurrent, resumable, verified; unchanged files skipped."""
-    start, end = parse_range(start_date, end_date)
-    settings = settings_from(data_root, mode, workers, source_dir)
-    source = open_source(settings)
-    with progress_bar() as bar:
-        runner = make_runner(settings, data_type, RichProgress(bar))
-        report = PipelineReport(data_type, sessions=runner.sessions(start, end))
-        runner.land(source, report.sessions, report)
-    render_report(report)
-    if report.failures:
-        sys.exit(1)
+    run_range(
+        data_type,
+        start_date,
+        end_date,
+        source_dir=source_dir,
+        data_root=data_root,
+        mode=mode,
+        workers=workers,
+        last_stage="landing",
+    )
 
 
 @click.command()

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from quantmini.cli.common import (
-    RichProgress,
-    console,
     data_type_option,
     date_range_options,
     lake_options,
-    make_runner,
-    open_source,
-    parse_range,
-    progress_bar,
-    render_report,
-    settings_from,
+    run_range,
     source_option,
 )
 
@@ -43,13 +35,12 @@ def run(
     workers: int | None,
 ) -> None:
     """landing → bronze → silver → gold for the sessions in [--start-date, --end-date]."""
-    start, end = parse_range(start_date, end_date)
-    settings = settings_from(data_root, mode, workers, source_dir)
-    source = open_source(settings)
-    with progress_bar() as bar:
-        report = make_runner(settings, data_type, RichProgress(bar)).run(source, start, end)
-    if report.did_nothing and not report.failures:
-        console.print("[green]Nothing to do:[/] every layer is already up to date for this range.")
-    render_report(report)
-    if report.failures:
-        sys.exit(1)
+    run_range(
+        data_type,
+        start_date,
+        end_date,
+        source_dir=source_dir,
+        data_root=data_root,
+        mode=mode,
+        workers=workers,
+    )

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from quantmini._exceptions import QuantminiError
 from quantmini.config.settings import PipelineMode
@@ -26,6 +27,9 @@ from quantmini.pipeline.landing import LandingOutcome, LandingPlan, land_session
 from quantmini.pipeline.progress import NullProgress, ProgressListener
 from quantmini.pipeline.reference import import_reference_dir
 from quantmini.pipeline.silver import EnrichOutcome, enrich
+
+#: Stages in order; a run can stop after any of them.
+Stage = Literal["landing", "bronze", "gold"]
 
 
 @dataclass
@@ -178,11 +182,17 @@ class PipelineRunner:
         self.progress.finish("gold")
         report.timings["gold"] = time.perf_counter() - t0
 
-    def run(self, source: Source, start: dt.date, end: dt.date) -> PipelineReport:
-        """Every stage, in order, for the sessions in ``[start, end]``."""
+    def run(
+        self, source: Source, start: dt.date, end: dt.date, *, last_stage: Stage = "gold"
+    ) -> PipelineReport:
+        """The stages up to ``last_stage``, in order, for the sessions in ``[start, end]``."""
         report = PipelineReport(self.spec.name, sessions=self.sessions(start, end))
         self.land(source, report.sessions, report)
+        if last_stage == "landing":
+            return report
         self.ingest(report.sessions, report)
+        if last_stage == "bronze":
+            return report
         if self.spec.has_silver:
             self.enrich(report)
         else:
