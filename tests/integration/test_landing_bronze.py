@@ -6,6 +6,8 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import os
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -186,3 +188,20 @@ def test_interrupt_mid_write_keeps_previous_partition_and_rerun_recovers(
     monkeypatch.undo()
     outcome = ingest_session(lake, SPEC, D1)
     assert (outcome.status, outcome.rows_bronze) == ("ingested", 1)
+
+
+def test_run_sweeps_temporaries_of_a_killed_run_but_not_fresh_ones(mirror: Path, tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    partition_dir = lake.bronze_partition(SPEC, D1).parent
+    partition_dir.mkdir(parents=True)
+    stale = partition_dir / ".part.parquet.tmp-0123456789ab"
+    fresh = partition_dir / ".part.parquet.tmp-ba9876543210"
+    stale.write_bytes(b"half a file")
+    fresh.write_bytes(b"being written by another run")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    report = PipelineRunner(lake, SPEC).run(LocalMirrorSource(mirror), D1, D2, last_stage="bronze")
+    assert report.failures == []
+    assert not stale.exists()
+    assert fresh.exists()
+    assert lake.bronze_partition(SPEC, D1).exists()

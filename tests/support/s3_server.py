@@ -182,11 +182,6 @@ class S3Endpoint:
     proxy: FaultProxy
     client: Any
 
-    @property
-    def direct_url(self) -> str:
-        host, port = self.moto.get_host_and_port()
-        return f"http://{host}:{port}"
-
 
 def start_endpoint() -> S3Endpoint:
     """Start moto on a free loopback port, create the bucket, put the proxy in front."""

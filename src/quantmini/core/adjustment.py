@@ -29,12 +29,6 @@ FACTOR_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-RENAMES_SCHEMA: dict[str, pl.DataType] = {
-    "old_ticker": pl.String(),
-    "new_ticker": pl.String(),
-    "change_date": pl.Date(),
-}
-
 #: Longest chain of renames followed (A → B → C …); real chains are short.
 MAX_RENAME_CHAIN = 16
 

@@ -45,21 +45,21 @@ class ParsedFile:
     rows_in: int
 
 
-def check_header(text_head: str, expected: tuple[str, ...], source: str) -> None:
-    """Raise :class:`ValidationError` unless the first line is exactly the expected header."""
-    first = text_head.split("\n", 1)[0].rstrip("\r")
-    if first != ",".join(expected):
-        raise ValidationError(f"{source}: wrong header {first[:120]!r}; expected {','.join(expected)!r}")
+def split_header(data: bytes, columns: tuple[str, ...], source: str) -> bytes:
+    """Check that ``data`` (a file's first bytes) starts with exactly the header ``columns``; return the
+    rest, which starts at file line 2."""
+    if not data or data.isspace():  # isspace stops at the first other byte: no copy of a large chunk
+        raise ValidationError(f"{source}: file is empty (no header)")
+    header_end = data.find(b"\n")
+    head = (data if header_end < 0 else data[:header_end]).decode("utf-8", errors="replace").rstrip("\r")
+    if head != ",".join(columns):
+        raise ValidationError(f"{source}: wrong header {head[:120]!r}; expected {','.join(columns)!r}")
+    return b"" if header_end < 0 else data[header_end + 1 :]
 
 
 def parse_csv(data: bytes, columns: tuple[str, ...], source: str) -> ParsedFile:
-    """Parse decompressed CSV bytes with header ``columns`` (the vendor's aggregates layout)."""
-    if not data.strip():
-        raise ValidationError(f"{source}: file is empty (no header)")
-    check_header(data[:4096].decode("utf-8", errors="replace"), columns, source)
-    header_end = data.find(b"\n")
-    body = b"" if header_end < 0 else data[header_end + 1 :]
-    return parse_lines(body, columns, first_line=2)
+    """Parse a whole decompressed CSV file with header ``columns`` (the vendor's aggregates layout)."""
+    return parse_lines(split_header(data, columns, source), columns, first_line=2)
 
 
 def parse_lines(data: bytes, columns: tuple[str, ...], *, first_line: int) -> ParsedFile:

@@ -14,7 +14,7 @@ value of the wrong type becomes null rather than failing the whole page. Fundame
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -376,11 +376,3 @@ def conditions_from_payload(payload: Any, endpoint: str = "conditions") -> pl.Da
         sip = mapping if isinstance(mapping, Mapping) else {}
         rows.append({**row, **{f"sip_mapping_{feed.lower()}": code for feed, code in sip.items()}})
     return frame_of(rows, CONDITIONS_SCHEMA, endpoint)
-
-
-#: Parsers of the responses a local mirror keeps under ``rest/`` (:mod:`quantmini.pipeline.reference`).
-PARSERS: dict[str, Callable[[Any, str], pl.DataFrame]] = {
-    "splits": splits_from_payload,
-    "dividends": dividends_from_payload,
-    "tickers": tickers_from_payload,
-}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -81,12 +82,22 @@ def replace_directory(target: Path, build: Callable[[Path], None]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def sweep_temps(directory: Path) -> int:
-    """Remove temporaries left by interrupted writes below ``directory``; return how many."""
+def sweep_temps(directory: Path, *, older_than: float = 3600.0) -> int:
+    """Remove temporaries left by killed writes below ``directory``; return how many.
+
+    Only temporaries untouched for ``older_than`` seconds go: a younger one may belong to a write still
+    running in another process.
+    """
     if not directory.exists():
         return 0
     removed = 0
+    cutoff = time.time() - older_than
     for path in directory.rglob(f".*{_TMP_MARK}*"):
+        try:
+            if path.lstat().st_mtime > cutoff:
+                continue
+        except FileNotFoundError:
+            continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:

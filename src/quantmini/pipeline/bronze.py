@@ -14,7 +14,7 @@ import pyarrow as pa
 from quantmini._exceptions import ValidationError
 from quantmini.core.bronze import QUARANTINE_SCHEMA, to_bronze
 from quantmini.core.calendar import REGULAR_CLOSE, SessionBounds, early_closes, session_bounds
-from quantmini.core.parsing import check_header, parse_lines
+from quantmini.core.parsing import parse_lines, split_header
 from quantmini.core.quality import check_rows, quality_report, resolve_duplicates
 from quantmini.datasets.base import DatasetSpec
 from quantmini.io.gzip_lines import gzip_chunks, read_lines
@@ -137,15 +137,7 @@ def _scan(path: Path, source_file: str, spec: DatasetSpec, bounds: SessionBounds
     line = 0  # 0 until the header is read; then the file line number of the chunk's first line
     for chunk in gzip_chunks(path, source_file):
         if line == 0:
-            if not chunk.strip():
-                raise ValidationError(f"{source_file}: file is empty (no header)")
-            header_end = chunk.find(b"\n")
-            check_header(
-                chunk[: max(header_end, 0) or len(chunk)].decode("utf-8", "replace"),
-                spec.csv_columns,
-                source_file,
-            )
-            chunk = chunk[header_end + 1 :] if header_end >= 0 else b""
+            chunk = split_header(chunk, spec.csv_columns, source_file)
             line = 2
         parsed = parse_lines(chunk, spec.csv_columns, first_line=line)
         split = check_rows(parsed.rows, bounds=bounds, spec=spec)

@@ -18,6 +18,7 @@ from quantmini.config.settings import PipelineMode
 from quantmini.core.calendar import sessions as exchange_sessions
 from quantmini.datasets import get_spec
 from quantmini.datasets.base import DatasetSpec
+from quantmini.io.atomic import sweep_temps
 from quantmini.io.lake import Lake
 from quantmini.io.source import LocalMirrorSource, Source
 from quantmini.pipeline.bronze import IngestOutcome, ingest_session
@@ -185,8 +186,19 @@ class PipelineRunner:
     def run(
         self, source: Source, start: dt.date, end: dt.date, *, last_stage: Stage = "gold"
     ) -> PipelineReport:
-        """The stages up to ``last_stage``, in order, for the sessions in ``[start, end]``."""
+        """The stages up to ``last_stage``, in order, for the sessions in ``[start, end]``.
+
+        Temporaries that a killed earlier run left behind are removed first.
+        """
         report = PipelineReport(self.spec.name, sessions=self.sessions(start, end))
+        for directory in (
+            self.lake.bronze_dir(self.spec),
+            self.lake.quarantine_dir(self.spec),
+            self.lake.silver_dir(self.spec),
+            self.lake.root / "_manifests",
+            self.lake.root / "gold",
+        ):
+            sweep_temps(directory)
         self.land(source, report.sessions, report)
         if last_stage == "landing":
             return report
