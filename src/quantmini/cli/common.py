@@ -62,8 +62,19 @@ def date_range_options(func: F) -> F:
 
 
 def lake_options(func: F) -> F:
-    """``--data-root``, ``--mode`` and ``--workers``: settings that commands may override."""
-    func = click.option("--workers", type=click.IntRange(1, 256), help="Processes in parallel mode.")(func)
+    """``--data-root``, ``--mode``, ``--workers``, ``--executor`` and ``--scheduler``: settings that
+    commands may override."""
+    func = click.option(
+        "--scheduler", help="Dask scheduler address for --executor dask (default: a local cluster)."
+    )(func)
+    func = click.option(
+        "--executor",
+        type=click.Choice(["local", "dask"]),
+        help="Where tasks run: local (the --mode) or dask (QUANTMINI_PIPELINE_EXECUTOR).",
+    )(func)
+    func = click.option(
+        "--workers", type=click.IntRange(1, 256), help="Processes in parallel mode (and Dask workers)."
+    )(func)
     func = click.option(
         "--mode",
         type=click.Choice(["streaming", "batch", "parallel"]),
@@ -89,10 +100,19 @@ def settings_from(
     mode: str | None = None,
     workers: int | None = None,
     source_dir: Path | None = None,
+    executor: str | None = None,
+    scheduler: str | None = None,
 ) -> Settings:
     """Effective settings with the command-line values on top."""
     return load_settings(
-        {"data_root": data_root, "pipeline.mode": mode, "pipeline.workers": workers, "source.dir": source_dir}
+        {
+            "data_root": data_root,
+            "pipeline.mode": mode,
+            "pipeline.workers": workers,
+            "pipeline.executor": executor,
+            "pipeline.scheduler": scheduler,
+            "source.dir": source_dir,
+        }
     )
 
 
@@ -121,6 +141,9 @@ def make_runner(
         mode=settings.pipeline.mode,
         workers=settings.pipeline.workers,
         batch_sessions=settings.pipeline.batch_sessions,
+        memory_budget_gb=settings.pipeline.memory_budget_gb,
+        executor=settings.pipeline.executor,
+        scheduler=settings.pipeline.scheduler,
         progress=progress,
     )
 
@@ -164,26 +187,30 @@ class RichProgress:
 
 def run_range(
     data_type: str,
-    start_date: str,
-    end_date: str,
+    start_date: str | None,
+    end_date: str | None,
     *,
     source_dir: Path | None,
     data_root: Path | None,
     mode: str | None = None,
     workers: int | None = None,
+    executor: str | None = None,
+    scheduler: str | None = None,
     last_stage: Stage = "gold",
+    with_source: bool = True,
 ) -> None:
-    """Run the stages up to ``last_stage`` over a date range with progress bars, print the summary, and
-    exit 1 when any file failed."""
-    start, end = parse_range(start_date, end_date)
-    settings = settings_from(data_root, mode, workers, source_dir)
-    source = open_source(settings)
+    """Run the stages up to ``last_stage`` (landing and bronze over a date range when ``with_source``)
+    with progress bars, print the summary, and exit 1 when anything failed."""
+    start, end = parse_range(start_date, end_date) if start_date and end_date else (None, None)
+    settings = settings_from(data_root, mode, workers, source_dir, executor, scheduler)
+    source = open_source(settings) if with_source else None
     with progress_bar() as bar:
         report = make_runner(settings, data_type, RichProgress(bar)).run(
             source, start, end, last_stage=last_stage
         )
     if report.did_nothing and not report.failures:
-        console.print("[green]Nothing to do:[/] everything is already up to date for this range.")
+        what = "for this range" if with_source else "for this data type"
+        console.print(f"[green]Nothing to do:[/] everything is already up to date {what}.")
     render_report(report)
     if report.failures:
         sys.exit(1)
@@ -229,28 +256,54 @@ def render_report(report: PipelineReport) -> None:
     )
     if report.reference_added:
         table.add_row("reference", ", ".join(f"{k} +{v}" for k, v in report.reference_added.items()))
-    if report.enrich is not None and report.enrich.status == "no_input":
-        table.add_row("silver", "nothing to build: no bronze partitions yet")
-    elif report.enrich is not None:
-        e = report.enrich
+    if report.factors is not None:
+        f = report.factors
         table.add_row(
-            "silver",
-            f"{e.status}: {e.rows:,} rows, {e.sessions_written}/{e.sessions_total} partitions written, "
-            f"{e.splits_used} splits + {e.dividends_used} dividends applied, "
-            f"{e.corporate_actions_rejected} rejected, {e.renames_applied} renames followed, "
-            f"{e.reconciliation_findings} split/price mismatches "
-            "(silver/reference/corporate_action_checks.parquet)",
+            "factors",
+            f"{f.splits_used} splits + {f.dividends_used} dividends applied, {f.rejected} rejected, "
+            f"{f.pending} pending (dated after the last session), {f.renames} renames followed; "
+            f"{f.intervals} factor spans",
         )
-    if report.convert is not None and report.convert.status == "no_input":
-        table.add_row("gold (qlib)", "nothing to build: no silver partitions yet")
-    elif report.convert is not None:
-        c = report.convert
-        table.add_row("gold (qlib)", f"{c.status}: {c.symbols} symbols × {c.calendar_days} sessions")
-        for old, new in c.renamed:
+    for outcome in report.silver:
+        if outcome.skipped:
+            table.add_row(f"silver {outcome.table}", f"skipped: {outcome.skipped}")
+        elif not outcome.sessions:
+            table.add_row(f"silver {outcome.table}", "nothing to build: no bronze partitions yet")
+        else:
+            table.add_row(
+                f"silver {outcome.table}",
+                f"{outcome.written}/{outcome.sessions} partitions written ({outcome.rows:,} rows)",
+            )
+    for gold in report.gold:
+        name = f"gold {gold.root.parent.name}/{gold.root.name}"
+        if gold.status == "no_input":
+            table.add_row(name, "nothing to build: no silver partitions yet")
+            continue
+        detail = f"{gold.status}: {gold.symbols:,} symbols × {gold.calendar_days:,} sessions"
+        changes = []
+        if gold.appended:
+            changes.append(f"{gold.appended} session(s) appended")
+        if gold.rewound_to:
+            changes.append(f"re-appended from {gold.rewound_to} (republished)")
+        if gold.rewritten:
+            changes.append(f"{gold.rewritten} symbol(s) rewritten (new corporate actions)")
+        if gold.repaired:
+            changes.append(f"{gold.repaired} symbol(s) repaired (files missing or short)")
+        if changes:
+            detail += "; " + ", ".join(changes)
+        if gold.holes:
+            detail += f"; {len(gold.holes)} session(s) without data"
+        table.add_row(name, detail)
+        for old, new in gold.renamed:
             table.add_row("", f"symbol {old!r} is stored as {new!r} (qlib cannot read it as is)")
+        if gold.skipped:
+            table.add_row("", f"{len(gold.skipped)} symbol(s) skipped: qlib cannot store them (see below)")
     for stage, why in report.skipped.items():
         table.add_row(stage, f"skipped: {why}")
-    table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items()))
+    table.add_row(
+        "timings",
+        ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items()) + f" ({report.executor} executor)",
+    )
     console.print(table)
     reasons = report.quarantine_reasons
     if reasons:
@@ -260,5 +313,7 @@ def render_report(report: PipelineReport) -> None:
         for reason, count in reasons.most_common():
             q.add_row(reason, f"{count:,}")
         console.print(q)
+    for note in report.notes:
+        err_console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     for failure in report.failures:
         err_console.print(f"[red]failed:[/] {failure}", soft_wrap=True)

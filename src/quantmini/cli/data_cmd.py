@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -11,26 +10,16 @@ from quantmini.cli.common import (
     data_type_option,
     date_range_options,
     lake_options,
-    make_runner,
-    render_report,
     run_range,
-    settings_from,
     source_option,
 )
 from quantmini.cli.download_cmd import catalog, download
 from quantmini.cli.query_cmd import query
-from quantmini.pipeline.runner import PipelineReport
 
 
 @click.group()
 def data() -> None:
     """Run single stages and query the lake."""
-
-
-def _finish(report: PipelineReport) -> None:
-    render_report(report)
-    if report.failures:
-        sys.exit(1)
 
 
 @data.command()
@@ -46,6 +35,8 @@ def ingest(
     data_root: Path | None,
     mode: str | None,
     workers: int | None,
+    executor: str | None,
+    scheduler: str | None,
 ) -> None:
     """Land flat files from the source and build bronze (validated, unadjusted Parquet)."""
     run_range(
@@ -56,6 +47,8 @@ def ingest(
         data_root=data_root,
         mode=mode,
         workers=workers,
+        executor=executor,
+        scheduler=scheduler,
         last_stage="bronze",
     )
 
@@ -63,23 +56,54 @@ def ingest(
 @data.command()
 @data_type_option()
 @lake_options
-def enrich(data_type: str, data_root: Path | None, mode: str | None, workers: int | None) -> None:
-    """Build silver: adjustment factors from corporate actions, adjusted prices, features."""
-    runner = make_runner(settings_from(data_root, mode, workers), data_type)
-    report = PipelineReport(data_type)
-    runner.enrich(report)
-    _finish(report)
+def enrich(
+    data_type: str,
+    data_root: Path | None,
+    mode: str | None,
+    workers: int | None,
+    executor: str | None,
+    scheduler: str | None,
+) -> None:
+    """Build silver: adjustment factors and every declared silver table, incrementally."""
+    run_range(
+        data_type,
+        None,
+        None,
+        source_dir=None,
+        data_root=data_root,
+        mode=mode,
+        workers=workers,
+        executor=executor,
+        scheduler=scheduler,
+        last_stage="silver",
+        with_source=False,
+    )
 
 
 @data.command()
 @data_type_option()
 @lake_options
-def convert(data_type: str, data_root: Path | None, mode: str | None, workers: int | None) -> None:
-    """Build gold: the Qlib provider root and the DuckDB catalog."""
-    runner = make_runner(settings_from(data_root, mode, workers), data_type)
-    report = PipelineReport(data_type)
-    runner.convert(report)
-    _finish(report)
+def convert(
+    data_type: str,
+    data_root: Path | None,
+    mode: str | None,
+    workers: int | None,
+    executor: str | None,
+    scheduler: str | None,
+) -> None:
+    """Build gold: silver if stale, the Qlib roots and the DuckDB catalog, incrementally."""
+    run_range(
+        data_type,
+        None,
+        None,
+        source_dir=None,
+        data_root=data_root,
+        mode=mode,
+        workers=workers,
+        executor=executor,
+        scheduler=scheduler,
+        with_source=False,
+    )
 
 
 data.add_command(query)

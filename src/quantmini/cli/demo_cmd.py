@@ -70,7 +70,8 @@ def demo(data_root: Path, tickers: int, start_date: str, end_date: str, seed: in
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     console.print(
         f"demo finished in {time.perf_counter() - t0:.1f}s (peak memory {peak_mb:,.0f} MB); "
-        f"lake at {settings.data_root}, Qlib root at {Lake(settings.data_root).qlib_root('day')}"
+        f"lake at {settings.data_root}, Qlib root at "
+        f"{Lake(settings.data_root).qlib_root(DEMO_DATA_TYPE, 'day')}"
     )
     if report.failures:
         sys.exit(1)

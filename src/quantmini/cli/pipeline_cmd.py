@@ -33,8 +33,10 @@ def run(
     data_root: Path | None,
     mode: str | None,
     workers: int | None,
+    executor: str | None,
+    scheduler: str | None,
 ) -> None:
-    """landing → bronze → silver → gold for the sessions in [--start-date, --end-date]."""
+    """landing → bronze for the sessions in [--start-date, --end-date], then silver → gold for the lake."""
     run_range(
         data_type,
         start_date,
@@ -43,4 +45,6 @@ def run(
         data_root=data_root,
         mode=mode,
         workers=workers,
+        executor=executor,
+        scheduler=scheduler,
     )

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 PipelineMode = Literal["streaming", "batch", "parallel"]
+ExecutorName = Literal["local", "dask"]
 
 
 class _Frozen(BaseModel):
@@ -25,6 +26,12 @@ class PipelineSettings(_Frozen):
     workers: int = Field(default=2, ge=1, le=256, description="processes used by parallel mode")
     batch_sessions: int = Field(default=5, ge=1, le=250, description="sessions per step in batch mode")
     memory_budget_gb: float = Field(default=4.0, gt=0, description="peak memory target of one stage")
+    executor: ExecutorName = Field(
+        default="local", description="local (the mode above) | dask (tasks on a Dask cluster)"
+    )
+    scheduler: str | None = Field(
+        default=None, description="Dask scheduler address; unset: a LocalCluster is started for the run"
+    )
 
 
 class SourceSettings(_Frozen):

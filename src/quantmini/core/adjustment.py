@@ -1,18 +1,27 @@
-"""Adjustment factors from cleaned corporate actions, following the vendor's semantics.
+"""Adjustment factors from cleaned corporate actions, following the vendor's semantics, as a compact table.
 
 * Bars on a split's execution date are already post-split. A raw price on session D is multiplied by
   the product of ``split_from / split_to`` over every split executed **after** D (``split_factor``).
 * A cash dividend with ex-date E multiplies every price before E by ``1 - cash / close_before_E``
-  (the raw close of the ticker's last bar before E, in the same share basis as the raw cash amount).
+  (the raw close of the company's last bar before E, in the same share basis as the raw cash amount).
   ``adj_factor`` = ``split_factor`` × the product of those multipliers over ex-dates after D.
 
-Adjusted price = raw × factor; split-adjusted volume = raw volume / split_factor.
+Adjusted price = raw × adj_factor; split-adjusted volume = raw volume / split_factor.
+
+Factors are kept **compact**: a row per ticker and span of dates over which its factors are constant
+(``ticker, valid_from, valid_to, split_factor, adj_factor``, ``valid_to`` exclusive); a bar matching no
+row has both factors 1. The table has about one row per corporate action, whatever the history's length,
+and it is applied where prices are read (queries, DuckDB views, Qlib roots), so a new action never
+rewrites stored history.
 
 Renames: a ticker's bars before it was renamed (FB before 2022-06-09) belong to the company that now
 trades under the new ticker (META), so corporate actions of the new ticker after the change adjust them
 too. Factors are computed per *entity* — the last name a bar's company took — found by following
 renames whose change date is after the bar. A ticker reused by another company after a rename keeps its
 own, separate history.
+
+Point in time: only actions dated on or before ``as_of`` (the lake's last session) are applied; a
+declared dividend whose ex-date has not come yet changes nothing until it does.
 """
 
 from __future__ import annotations
@@ -28,6 +37,33 @@ FACTOR_SCHEMA: dict[str, pl.DataType] = {
     "adj_factor": pl.Float64(),
 }
 
+#: The compact factor table: constant factors per ticker over ``[valid_from, valid_to)``.
+INTERVAL_SCHEMA: dict[str, pl.DataType] = {
+    "ticker": pl.String(),
+    "valid_from": pl.Date(),
+    "valid_to": pl.Date(),
+    "split_factor": pl.Float64(),
+    "adj_factor": pl.Float64(),
+}
+
+#: Per company and date: the multipliers of that date's actions (product when several share a date).
+EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "entity": pl.String(),
+    "event_date": pl.Date(),
+    "split_multiplier": pl.Float64(),
+    "total_multiplier": pl.Float64(),
+}
+
+#: Dividend prices: the close each dividend is measured against (null when none was found).
+DIVIDEND_CLOSE_SCHEMA: dict[str, pl.DataType] = {
+    "entity": pl.String(),
+    "ex_dividend_date": pl.Date(),
+    "close_before": pl.Float64(),
+}
+
+#: Bounds of open-ended spans.
+BEGINNING = dt.date(1900, 1, 1)
+END_OF_TIME = dt.date(9999, 12, 31)
 
 #: Longest chain of renames followed (A → B → C …); real chains are short.
 MAX_RENAME_CHAIN = 16
@@ -59,33 +95,236 @@ def entity_of(frame: pl.DataFrame, date_column: str, renames: pl.DataFrame | Non
     return entity.sort("_row")["entity"]
 
 
-def dividend_multipliers(closes: pl.DataFrame, dividends: pl.DataFrame) -> pl.DataFrame:
-    """Per dividend: ``1 - cash / previous raw close``; dividends with no earlier bar are dropped.
+def with_entity(frame: pl.DataFrame, date_column: str, renames: pl.DataFrame | None) -> pl.DataFrame:
+    """``frame`` with an ``entity`` column (see :func:`entity_of`)."""
+    return frame.with_columns(entity_of(frame, date_column, renames).alias("entity"))
 
-    ``closes``: ticker, session_date, close (raw). Returns ticker, event_date, multiplier, and
-    ``reason`` (null when usable; a text when the dividend cannot be applied).
+
+def ticker_spans(tickers: pl.Series, renames: pl.DataFrame | None) -> pl.DataFrame:
+    """Which company each of ``tickers`` names over time: ``ticker, valid_from, valid_to, entity``.
+
+    A ticker's timeline is cut at each date it was renamed away (its bars before that date belong to the
+    company under its later name); tickers that appear in ``renames`` are included too.
     """
-    events = dividends.select("ticker", pl.col("ex_dividend_date").alias("event_date"), "cash_amount").sort(
-        "ticker", "event_date"
+    names = pl.DataFrame({"ticker": tickers.cast(pl.String)})
+    cuts = pl.DataFrame(schema={"ticker": pl.String(), "valid_from": pl.Date()})
+    if renames is not None and not renames.is_empty():
+        names = pl.concat(
+            [
+                names,
+                renames.select(pl.col("old_ticker").alias("ticker")),
+                renames.select(pl.col("new_ticker").alias("ticker")),
+            ]
+        )
+        cuts = renames.select(pl.col("old_ticker").alias("ticker"), pl.col("change_date").alias("valid_from"))
+    starts = pl.concat(
+        [names.unique().with_columns(pl.lit(BEGINNING).alias("valid_from")), cuts.unique()]
+    ).sort("ticker", "valid_from")
+    spans = starts.with_columns(
+        pl.col("valid_from").shift(-1).over("ticker").fill_null(END_OF_TIME).alias("valid_to")
     )
-    prior = closes.select(
-        "ticker",
-        # Shift by one day so the backward as-of match finds the last bar strictly before the ex-date.
-        (pl.col("session_date") + dt.timedelta(days=1)).alias("event_date"),
-        pl.col("close").alias("close_before"),
-    ).sort("ticker", "event_date")
+    return spans.with_columns(entity_of(spans, "valid_from", renames).alias("entity"))
+
+
+def dividend_closes_from_bars(
+    closes: pl.DataFrame, dividends: pl.DataFrame, renames: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """For each dividend, the raw close of its company's last bar before the ex-date (null if none).
+
+    ``closes``: ticker, session_date, close (raw); ``dividends``: ticker, ex_dividend_date, ….
+    """
+    events = (
+        with_entity(dividends, "ex_dividend_date", renames)
+        .select("entity", "ex_dividend_date")
+        .unique()
+        .sort("entity", "ex_dividend_date")
+    )
+    prior = (
+        with_entity(closes, "session_date", renames)
+        .select(
+            "entity",
+            # Shift by one day so the backward as-of match finds the last bar strictly before the ex-date.
+            (pl.col("session_date") + dt.timedelta(days=1)).alias("ex_dividend_date"),
+            pl.col("close").alias("close_before"),
+        )
+        .unique(subset=["entity", "ex_dividend_date"], keep="first")
+        .sort("entity", "ex_dividend_date")
+    )
     joined = events.join_asof(
-        prior, on="event_date", by="ticker", strategy="backward", check_sortedness=False
+        prior, on="ex_dividend_date", by="entity", strategy="backward", check_sortedness=False
     )
-    mult = 1 - pl.col("cash_amount") / pl.col("close_before")
-    return joined.filter(pl.col("close_before").is_not_null()).select(
-        "ticker",
-        "event_date",
-        mult.alias("multiplier"),
-        pl.when(mult <= 0)
+    return joined.select([pl.col(n).cast(t) for n, t in DIVIDEND_CLOSE_SCHEMA.items()])
+
+
+def corporate_events(
+    splits: pl.DataFrame,
+    dividends: pl.DataFrame,
+    dividend_closes: pl.DataFrame,
+    renames: pl.DataFrame | None = None,
+    as_of: dt.date | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per company and date, the multipliers of cleaned actions dated on or before ``as_of``.
+
+    Returns ``(events, unapplied)``: events in :data:`EVENT_SCHEMA`, and dividends that cannot be applied
+    (``ticker, ex_dividend_date, cash_amount, reason``): no close before the ex-date, or a multiplier that
+    is not a finite number in (0, 1).
+    """
+    split_events = with_entity(splits, "execution_date", renames).select(
+        "entity",
+        pl.col("execution_date").alias("event_date"),
+        (pl.col("split_from") / pl.col("split_to")).alias("split_multiplier"),
+        (pl.col("split_from") / pl.col("split_to")).alias("total_multiplier"),
+    )
+    divs = with_entity(dividends, "ex_dividend_date", renames).join(
+        dividend_closes, on=["entity", "ex_dividend_date"], how="left"
+    )
+    multiplier = 1 - pl.col("cash_amount") / pl.col("close_before")
+    judged = divs.with_columns(
+        multiplier.alias("_m"),
+        pl.when(pl.col("close_before").is_null())
+        .then(pl.lit("no close before the ex-dividend date"))
+        .when(~multiplier.is_finite())
+        .then(pl.lit("dividend multiplier is not a finite number"))
+        .when(multiplier <= 0)
         .then(pl.lit("dividend not below the previous close"))
         .otherwise(None)
         .alias("reason"),
+    )
+    div_events = judged.filter(pl.col("reason").is_null()).select(
+        "entity",
+        pl.col("ex_dividend_date").alias("event_date"),
+        pl.lit(1.0).alias("split_multiplier"),
+        pl.col("_m").alias("total_multiplier"),
+    )
+    events = pl.concat([split_events, div_events], how="vertical_relaxed").filter(
+        pl.col("split_multiplier").is_finite() & pl.col("total_multiplier").is_finite()
+    )
+    if as_of is not None:
+        events = events.filter(pl.col("event_date") <= as_of)
+    events = (
+        # A fixed order before the products: the same actions always give bit-identical multipliers.
+        events.sort("entity", "event_date", "split_multiplier", "total_multiplier")
+        .group_by("entity", "event_date", maintain_order=True)
+        .agg(pl.col("split_multiplier").product(), pl.col("total_multiplier").product())
+        .select([pl.col(n).cast(t) for n, t in EVENT_SCHEMA.items()])
+    )
+    unapplied = judged.filter(pl.col("reason").is_not_null()).select(
+        "ticker", "ex_dividend_date", "cash_amount", "reason"
+    )
+    return events, unapplied
+
+
+def factor_intervals(events: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
+    """The compact factor table (:data:`INTERVAL_SCHEMA`) of ``events`` over the tickers of ``spans``.
+
+    Within a company, the factor of date D is the product of the multipliers dated after D; it changes
+    only at event dates, so each ticker span is cut at its company's event dates. Spans whose factors are
+    both 1 are left out.
+    """
+    if events.is_empty():
+        return pl.DataFrame(schema=INTERVAL_SCHEMA)
+    spans = spans.join(events.select("entity").unique(), on="entity", how="semi")
+    inner = spans.join(events.select("entity", "event_date"), on="entity").filter(
+        (pl.col("event_date") > pl.col("valid_from")) & (pl.col("event_date") < pl.col("valid_to"))
+    )
+    starts = pl.concat(
+        [
+            spans.select("ticker", "entity", "valid_from", pl.col("valid_to").alias("_span_end")),
+            inner.select(
+                "ticker",
+                "entity",
+                pl.col("event_date").alias("valid_from"),
+                pl.col("valid_to").alias("_span_end"),
+            ),
+        ]
+    ).sort("ticker", "valid_from")
+    starts = starts.with_columns(
+        pl.min_horizontal(
+            pl.col("valid_from").shift(-1).over("ticker", "_span_end"), pl.col("_span_end")
+        ).alias("valid_to")
+    )
+    cumulative = (
+        events.sort("entity", "event_date", descending=[False, True])
+        .with_columns(
+            pl.col("split_multiplier").cum_prod().over("entity").alias("split_factor"),
+            pl.col("total_multiplier").cum_prod().over("entity").alias("adj_factor"),
+            # The factor of a span starting at s is the cumulative product at the first event after s.
+            (pl.col("event_date") - dt.timedelta(days=1)).alias("_lookup"),
+        )
+        .sort("entity", "_lookup")
+        .select("entity", "_lookup", "split_factor", "adj_factor")
+    )
+    joined = starts.with_columns(pl.col("valid_from").alias("_lookup")).sort("entity", "_lookup")
+    joined = joined.join_asof(
+        cumulative, on="_lookup", by="entity", strategy="forward", check_sortedness=False
+    ).with_columns(pl.col("split_factor").fill_null(1.0), pl.col("adj_factor").fill_null(1.0))
+    return (
+        joined.filter((pl.col("split_factor") != 1.0) | (pl.col("adj_factor") != 1.0))
+        .select([pl.col(n).cast(t) for n, t in INTERVAL_SCHEMA.items()])
+        .sort("ticker", "valid_from")
+    )
+
+
+def factors_on(
+    keys: pl.DataFrame, intervals: pl.DataFrame, date_column: str = "session_date"
+) -> pl.DataFrame:
+    """``keys`` (ticker and ``date_column``, any order) with ``split_factor`` and ``adj_factor`` from the
+    compact table (1 where no interval matches). Row order is kept."""
+    indexed = keys.with_row_index("_row")
+    table = intervals.select(
+        "ticker", pl.col("valid_from").alias(date_column), "valid_to", "split_factor", "adj_factor"
+    ).sort("ticker", date_column)
+    joined = indexed.sort("ticker", date_column).join_asof(
+        table, on=date_column, by="ticker", strategy="backward", check_sortedness=False
+    )
+    inside = pl.col("valid_to").is_not_null() & (pl.col(date_column) < pl.col("valid_to"))
+    return (
+        joined.with_columns(
+            pl.when(inside).then(pl.col("split_factor")).otherwise(1.0).alias("split_factor"),
+            pl.when(inside).then(pl.col("adj_factor")).otherwise(1.0).alias("adj_factor"),
+        )
+        .sort("_row")
+        .drop("_row", "valid_to")
+    )
+
+
+def session_multipliers(events: pl.DataFrame, spans: pl.DataFrame, sessions: list[dt.date]) -> pl.DataFrame:
+    """Per ticker and session, the multipliers of the events between the previous session and it.
+
+    ``ticker, session_date, split_multiplier, total_multiplier``: an event dated E belongs to the first
+    session on or after E, under the name its company had on that session. Sessions without events are
+    left out (multiplier 1). Scale-free features use these to compare prices of different sessions in the
+    same share basis, without the factors of later actions.
+    """
+    schema = {
+        "ticker": pl.String(),
+        "session_date": pl.Date(),
+        "split_multiplier": pl.Float64(),
+        "total_multiplier": pl.Float64(),
+    }
+    if events.is_empty() or not sessions:
+        return pl.DataFrame(schema=schema)
+    calendar = pl.DataFrame({"session_date": sessions}, schema={"session_date": pl.Date()}).sort(
+        "session_date"
+    )
+    mapped = (
+        events.sort("event_date")
+        .join_asof(
+            calendar.with_columns(pl.col("session_date").alias("event_date")),
+            on="event_date",
+            strategy="forward",
+            check_sortedness=False,
+        )
+        .filter(pl.col("session_date").is_not_null())
+    )
+    named = mapped.join(spans.select("ticker", "entity", "valid_from", "valid_to"), on="entity").filter(
+        (pl.col("session_date") >= pl.col("valid_from")) & (pl.col("session_date") < pl.col("valid_to"))
+    )
+    return (
+        named.sort("ticker", "session_date", "event_date")
+        .group_by("ticker", "session_date", maintain_order=True)
+        .agg(pl.col("split_multiplier").product(), pl.col("total_multiplier").product())
+        .select([pl.col(n).cast(t) for n, t in schema.items()])
     )
 
 
@@ -94,69 +333,33 @@ def adjustment_factors(
     splits: pl.DataFrame,
     dividends: pl.DataFrame,
     renames: pl.DataFrame | None = None,
+    as_of: dt.date | None = None,
 ) -> pl.DataFrame:
     """Factors per (ticker, session_date) of ``closes`` (ticker, session_date, close — raw).
 
     ``splits`` and ``dividends`` must already be cleaned (:mod:`quantmini.core.corporate_actions`);
-    ``renames`` (old_ticker, new_ticker, change_date) link a company's bars across ticker changes.
+    ``renames`` (old_ticker, new_ticker, change_date) link a company's bars across ticker changes. The
+    per-bar expansion of :func:`factor_intervals`; the dividend closes come from ``closes`` itself.
     """
-
-    def by_entity(frame: pl.DataFrame, date_column: str) -> pl.DataFrame:
-        return frame.with_columns(entity_of(frame, date_column, renames).alias("ticker"))
-
-    bars = closes.with_columns(entity_of(closes, "session_date", renames).alias("entity"))
-    entity_closes = (
-        bars.select(pl.col("entity").alias("ticker"), "session_date", "close")
-        .unique(subset=["ticker", "session_date"], keep="first")
-        .sort("ticker", "session_date")
-    )
-    split_events = by_entity(splits, "execution_date").select(
-        "ticker",
-        pl.col("execution_date").alias("event_date"),
-        (pl.col("split_from") / pl.col("split_to")).alias("multiplier"),
-    )
-    divs = (
-        dividend_multipliers(entity_closes, by_entity(dividends, "ex_dividend_date"))
-        .filter(pl.col("reason").is_null())
-        .drop("reason")
-    )
-    keys = entity_closes.select("ticker", "session_date")
-    split_factor = _factor_after(keys, split_events, "split_factor")
-    total = _factor_after(keys, pl.concat([split_events, divs], how="vertical_relaxed"), "adj_factor")
-    factors = split_factor.join(total, on=["ticker", "session_date"], how="left").rename({"ticker": "entity"})
-    return bars.join(factors, on=["entity", "session_date"], how="left").select(
-        [pl.col(name).cast(dtype) for name, dtype in FACTOR_SCHEMA.items()]
-    )
-
-
-def _factor_after(bars: pl.DataFrame, events: pl.DataFrame, name: str) -> pl.DataFrame:
-    """For each bar, the product of event multipliers with ``event_date > session_date``."""
-    if events.is_empty():
-        return bars.with_columns(pl.lit(1.0).alias(name))
-    per_day = (
-        events.group_by("ticker", "event_date")
-        .agg(pl.col("multiplier").product())
-        .sort("ticker", "event_date", descending=[False, True])
-        .with_columns(pl.col("multiplier").cum_prod().over("ticker").alias("cumulative"))
-        # event_date - 1 day >= D  <=>  event_date > D, so a forward as-of picks the first later event.
-        .with_columns((pl.col("event_date") - dt.timedelta(days=1)).alias("session_date"))
-        .sort("ticker", "session_date")
-        .select("ticker", "session_date", "cumulative")
-    )
-    joined = bars.join_asof(
-        per_day, on="session_date", by="ticker", strategy="forward", check_sortedness=False
-    )
-    return joined.select("ticker", "session_date", pl.col("cumulative").fill_null(1.0).alias(name))
+    dividend_closes = dividend_closes_from_bars(closes, dividends, renames)
+    events, _ = corporate_events(splits, dividends, dividend_closes, renames, as_of)
+    spans = ticker_spans(closes["ticker"].unique(), renames)
+    intervals = factor_intervals(events, spans)
+    keys = closes.select("ticker", "session_date")
+    return factors_on(keys, intervals).select([pl.col(n).cast(t) for n, t in FACTOR_SCHEMA.items()])
 
 
 def split_factors_on(keys: pl.DataFrame, splits: pl.DataFrame) -> pl.DataFrame:
     """``split_factor`` of (ticker, date) pairs that need not be sessions (e.g. filing dates)."""
-    events = splits.select(
-        "ticker",
-        pl.col("execution_date").alias("event_date"),
-        (pl.col("split_from") / pl.col("split_to")).alias("multiplier"),
+    events, _ = corporate_events(
+        splits, _NO_DIVIDENDS, pl.DataFrame(schema=DIVIDEND_CLOSE_SCHEMA), renames=None
     )
-    dated = (
-        keys.select("ticker", pl.col("date").alias("session_date")).unique().sort("ticker", "session_date")
-    )
-    return _factor_after(dated, events, "split_factor").rename({"session_date": "date"})
+    spans = ticker_spans(keys["ticker"].unique(), None)
+    dated = keys.select("ticker", "date").unique()
+    factors = factors_on(dated, factor_intervals(events, spans), date_column="date")
+    return factors.select("ticker", "date", "split_factor")
+
+
+_NO_DIVIDENDS = pl.DataFrame(
+    schema={"ticker": pl.String(), "ex_dividend_date": pl.Date(), "cash_amount": pl.Float64()}
+)

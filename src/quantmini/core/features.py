@@ -1,44 +1,61 @@
-"""Adjusted prices and per-symbol features over multi-day windows (silver layer of daily bars).
+"""Silver features of daily stock bars, computed from raw bars and corporate-action multipliers.
 
-Windows count each symbol's own bars (a halted day is not a bar). Features are null only where a
-symbol's history is shorter than the window.
+Windows count exchange sessions (see :mod:`quantmini.core.window`): a missing bar inside a window makes
+the feature null. Every feature is scale-free, so a later split or dividend never changes a stored value:
+prices of earlier sessions are brought into the current session's share basis with the multipliers of
+the actions *inside* the window only.
+
+* ``ret_1d``, ``ret_5d``, ``ret_20d``: simple total returns (splits and dividends adjusted) over 1, 5,
+  20 sessions: ``close(D) / (close(D−h) × ∏ m) − 1`` with ``m`` the multipliers of actions in (D−h, D].
+* ``vol_20d``: sample standard deviation (ddof = 1) of ``ret_1d`` over the 20 sessions ending at D.
+* ``volume_z_20d``: ``(v(D) − mean) / std`` of the split-adjusted volume over the 20 sessions ending at
+  D (current included); null when the standard deviation is 0.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-#: Window lengths in bars.
+from quantmini.core.window import (
+    SessionWindow,
+    align,
+    finite_or_null,
+    lag,
+    mean_and_std,
+    output_rows,
+    product,
+    relative_basis,
+)
+
+#: Return horizons in sessions.
 RETURN_HORIZONS = (1, 5, 20)
 VOLATILITY_WINDOW = 20
 VOLUME_Z_WINDOW = 20
+FEATURES = ("ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d")
 
 
-def apply_adjustment(bars: pl.DataFrame, factors: pl.DataFrame) -> pl.DataFrame:
-    """Join factors onto raw bars and add ``adj_open/high/low/close`` and ``adj_volume``."""
-    joined = bars.join(factors, on=["ticker", "session_date"], how="left").with_columns(
-        pl.col("split_factor").fill_null(1.0), pl.col("adj_factor").fill_null(1.0)
-    )
-    return joined.with_columns(
-        *[(pl.col(c) * pl.col("adj_factor")).alias(f"adj_{c}") for c in ("open", "high", "low", "close")],
-        (pl.col("volume") / pl.col("split_factor")).alias("adj_volume"),
-    )
+def return_over(horizon: int) -> pl.Expr:
+    """Total return over ``horizon`` sessions on an aligned frame (raw closes + total multipliers)."""
+    basis = product([lag(pl.col("total_multiplier"), j) for j in range(horizon)])
+    return pl.col("close") / (lag(pl.col("close"), horizon) * basis) - 1
 
 
-def daily_features(adjusted: pl.DataFrame) -> pl.DataFrame:
-    """Add ``ret_1d/5d/20d`` (simple returns of adj_close), ``vol_20d`` (sample std of ret_1d over 20
-    bars) and ``volume_z_20d`` ((adj_volume − mean) / std over the last 20 bars, current included)."""
-    frame = adjusted.sort("ticker", "session_date")
-    close = pl.col("adj_close")
+def feature_columns() -> list[pl.Expr]:
+    """The daily features as expressions on an :func:`~quantmini.core.window.align`-ed frame."""
+    return [finite_or_null(return_over(h)).alias(f"ret_{h}d") for h in RETURN_HORIZONS]
+
+
+def stocks_daily_silver(window: SessionWindow) -> pl.DataFrame:
+    """Silver rows of the output sessions: the bronze columns plus :data:`FEATURES`."""
+    columns = window.bars.columns
+    frame = align(window, columns)
+    frame = frame.with_columns(feature_columns())
+    _, vol = mean_and_std([lag(pl.col("ret_1d"), k) for k in range(VOLATILITY_WINDOW)])
+    split_basis = relative_basis("split_multiplier", VOLUME_Z_WINDOW)
+    volumes = [lag(pl.col("volume"), k) / split_basis[k] for k in range(VOLUME_Z_WINDOW)]
+    mean, std = mean_and_std(volumes)
     frame = frame.with_columns(
-        [(close / close.shift(h).over("ticker") - 1).alias(f"ret_{h}d") for h in RETURN_HORIZONS]
+        finite_or_null(vol).alias("vol_20d"),
+        finite_or_null(pl.when(std > 0).then((pl.col("volume") - mean) / std)).alias("volume_z_20d"),
     )
-    vol_mean = pl.col("adj_volume").rolling_mean(VOLUME_Z_WINDOW).over("ticker")
-    vol_std = pl.col("adj_volume").rolling_std(VOLUME_Z_WINDOW).over("ticker")
-    return frame.with_columns(
-        pl.col("ret_1d").rolling_std(VOLATILITY_WINDOW).over("ticker").alias("vol_20d"),
-        pl.when(vol_std > 0)
-        .then((pl.col("adj_volume") - vol_mean) / vol_std)
-        .otherwise(None)
-        .alias("volume_z_20d"),
-    )
+    return output_rows(frame, window).select(*columns, *FEATURES)

@@ -1,12 +1,21 @@
 """Qlib's on-disk conventions as pure functions: symbol → directory, symbol renames, field names,
 calendar lines and the ``.bin`` float32 encoding.
 
-Symbol renames. Qlib reads ``instruments/all.txt`` with pandas' default NA strings, so a ticker spelled
-like a missing value (``NA``, ``NULL``, ``N/A``, ``None``, ``nan`` … in any case) would come back as NaN
-and break ``D.instruments('all')``. Such a symbol is stored as :data:`NA_RENAME_PREFIX` followed by its
-upper-case form with every character other than ``A–Z`` and ``0–9`` replaced by ``_``:
-``NA → _NA_NA``, ``None → _NA_NONE``, ``N/A → _NA_N_A``, ``nan → _NA_NAN``. The rename is deterministic
-and reported to the caller (:func:`plan_symbols`), which must tell the user.
+Symbol renames, deterministic and independent of which other symbols exist (so a symbol's name never
+changes when another one appears later), reported to the caller (:func:`plan_symbols`), which must tell
+the user:
+
+* Qlib reads ``instruments/all.txt`` with pandas' default NA strings, so a ticker spelled like a missing
+  value (``NA``, ``NULL``, ``N/A``, ``None``, ``nan`` … in any case) would come back as NaN and break
+  ``D.instruments('all')``. Such a symbol is stored as :data:`NA_RENAME_PREFIX` followed by its upper-case
+  form with every character other than ``A–Z`` and ``0–9`` replaced by ``_``: ``NA → _NA_NA``,
+  ``None → _NA_NONE``, ``N/A → _NA_N_A``, ``nan → _NA_NAN``.
+* Qlib lower-cases directory names, so ``BApA`` (a preferred share) and ``BAPA`` would share one. A
+  symbol with lower-case letters is stored with each of them written ``_`` + the upper-case letter:
+  ``BApA → BA_PA``, ``NMCOr → NMCO_R``. Vendor tickers never contain ``_``, so no real ticker is hit.
+
+A symbol that still cannot be stored (a ``/``, whitespace, a quote, ``.``/``..``) or that would share a
+directory with another is skipped with a reason: it never stops the rest of a root.
 
 A ``.bin`` file is raw little-endian float32: element 0 is the index of the symbol's first bar in the
 calendar, then one value per calendar bar up to its last bar, NaN for bars it has no row for.
@@ -17,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final, Literal
 
 import numpy as np
@@ -49,6 +59,7 @@ FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
 
 _FIELD_RE = re.compile(r"[A-Za-z0-9_]+")
 _NOT_ALNUM_RE = re.compile(r"[^A-Z0-9]")
+_LOWER_RE = re.compile(r"[a-z]")
 # Characters that would break the tab-separated all.txt, pandas' quoting or a path component.
 _FORBIDDEN_CHARS = frozenset('/\\"\t\n\r\x00')
 
@@ -66,9 +77,11 @@ def is_na_like(symbol: str) -> bool:
 
 
 def stored_symbol(symbol: str) -> str:
-    """The name ``symbol`` is stored under in the Qlib root (itself unless it reads as NaN)."""
+    """The name ``symbol`` is stored under in the Qlib root (see the module docstring)."""
     if is_na_like(symbol):
         return NA_RENAME_PREFIX + _NOT_ALNUM_RE.sub("_", symbol.upper())
+    if symbol != symbol.upper():
+        return _LOWER_RE.sub(lambda m: "_" + m.group(0).upper(), symbol)
     return symbol
 
 
@@ -80,29 +93,46 @@ def check_symbol(symbol: str) -> None:
         raise ValidationError(f"symbol {symbol!r} cannot be stored in a Qlib root{why}")
 
 
-def plan_symbols(symbols: Iterable[str]) -> dict[str, str]:
-    """Map each input symbol to its stored name after checks; raise on any unstorable set.
+@dataclass(frozen=True, slots=True)
+class SymbolPlan:
+    """Input symbol → stored name, and the symbols skipped (input symbol → reason)."""
 
-    Refuses bad symbols (:func:`check_symbol`, applied after the NaN rename so ``N/A`` is allowed) and
-    symbols that would share a features directory (``ABC`` and ``abc``, or a rename hitting a real name).
+    stored: dict[str, str]
+    skipped: dict[str, str]
+
+    @property
+    def renamed(self) -> dict[str, str]:
+        """Input → stored name, for symbols stored under another name."""
+        return {s: n for s, n in self.stored.items() if s != n}
+
+
+def plan_symbols(symbols: Iterable[str]) -> SymbolPlan:
+    """Map each input symbol to its stored name; skip (with a reason) the ones that cannot be stored.
+
+    Symbols are taken in sorted order, so when two would share a features directory (a rename hitting a
+    real name, or symbols outside the vendor's conventions) the first in that order keeps it.
     """
-    plan: dict[str, str] = {}
+    stored: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     owner_of_dir: dict[str, str] = {}
-    for symbol in symbols:
-        if symbol in plan:
+    for symbol in sorted(set(symbols)):
+        name = stored_symbol(symbol)
+        try:
+            check_symbol(name)
+        except ValidationError as exc:
+            skipped[symbol] = str(exc)
             continue
-        stored = stored_symbol(symbol)
-        check_symbol(stored)
-        directory = qlib_dir_name(stored)
+        directory = qlib_dir_name(name)
         other = owner_of_dir.get(directory)
         if other is not None:
-            raise ValidationError(
-                f"symbols {other!r} and {symbol!r} collide in a Qlib root (both stored in features/"
-                f"{directory}/; qlib is case-insensitive): rename one before writing"
+            skipped[symbol] = (
+                f"symbol {symbol!r} would share features/{directory}/ with {other!r} "
+                "(qlib is case-insensitive); it is left out"
             )
+            continue
         owner_of_dir[directory] = symbol
-        plan[symbol] = stored
-    return plan
+        stored[symbol] = name
+    return SymbolPlan(stored, skipped)
 
 
 def check_fields(fields: Sequence[str]) -> tuple[str, ...]:

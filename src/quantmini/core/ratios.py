@@ -19,6 +19,8 @@ import datetime as dt
 
 import polars as pl
 
+from quantmini.core.window import SessionWindow
+
 #: Canonical item → line-item names that carry it (first present wins), legacy and new vocabularies.
 CANONICAL_ITEMS: dict[str, tuple[str, ...]] = {
     "revenue": ("revenues", "revenue", "total_revenue"),
@@ -166,4 +168,51 @@ def daily_ratios(
         pl.when(eps_today != 0).then(adjusted_price / eps_today).alias("pe_ratio"),
         pl.when(pl.col("equity") != 0).then(market_cap / pl.col("equity")).alias("price_to_book"),
         pl.when(pl.col("revenue") != 0).then(market_cap / pl.col("revenue")).alias("price_to_sales"),
+    )
+
+
+def session_ratios(window: SessionWindow) -> pl.DataFrame:
+    """:func:`daily_ratios` for each output session of ``window``, in that session's share basis.
+
+    Needs the ``financials`` reference table. Prices stay raw and per-share figures of a filing are
+    converted with the splits between its filing date and the session only, so a later split never
+    changes a stored row.
+    """
+    financials = window.references.get("financials")
+    if financials is None or financials.is_empty():
+        return pl.DataFrame()
+    items = statement_items(financials)
+    tickers = items["ticker"].unique().implode()
+    filings = items.select("ticker", "filing_date").unique()
+    parts = []
+    for session in window.outputs:
+        bars = window.bars.filter(
+            (pl.col("session_date") == session) & pl.col("ticker").is_in(tickers)
+        ).select("ticker", "session_date", "close", pl.lit(1.0).alias("split_factor"))
+        known = filings.filter(pl.col("filing_date") < session)
+        parts.append(daily_ratios(bars, items, _splits_between(known, session, window)))
+    return pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame()
+
+
+def _splits_between(filings: pl.DataFrame, session: dt.date, window: SessionWindow) -> pl.DataFrame:
+    """Per (ticker, filing date): the product of split multipliers in (filing date, ``session``]."""
+    keyed = filings.select("ticker", pl.col("filing_date").alias("date"))
+    if window.factors is None or window.factors.events.is_empty():
+        return keyed.with_columns(pl.lit(1.0).alias("split_factor"))
+    spans = window.factors.spans.filter(
+        (pl.col("valid_from") <= session) & (pl.col("valid_to") > session)
+    ).select("ticker", "entity")
+    splits = window.factors.events.filter(pl.col("split_multiplier") != 1.0).select(
+        "entity", "event_date", "split_multiplier"
+    )
+    products = (
+        keyed.join(spans, on="ticker")
+        .join(splits, on="entity")
+        .filter((pl.col("event_date") > pl.col("date")) & (pl.col("event_date") <= session))
+        .sort("ticker", "date", "event_date")
+        .group_by("ticker", "date", maintain_order=True)
+        .agg(pl.col("split_multiplier").product().alias("split_factor"))
+    )
+    return keyed.join(products, on=["ticker", "date"], how="left").with_columns(
+        pl.col("split_factor").fill_null(1.0)
     )

@@ -5,9 +5,19 @@ other a missing one.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 
 import polars as pl
+
+from quantmini.core.adjustment import (
+    DIVIDEND_CLOSE_SCHEMA,
+    corporate_events,
+    session_multipliers,
+    ticker_spans,
+)
+from quantmini.core.window import FactorContext, SessionWindow, align, lag, output_rows, relative_basis
 
 #: Split ratios seen in practice (and their inverses for reverse splits).
 COMMON_SPLIT_RATIOS: tuple[float, ...] = (1.5, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 25, 30, 40, 50, 100)
@@ -26,62 +36,78 @@ CHECK_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _moves(closes: pl.DataFrame) -> pl.DataFrame:
-    """Per bar: the previous bar's close divided by this close (a 2:1 split shows ≈ 2)."""
-    return (
-        closes.sort("ticker", "session_date")
-        .with_columns((pl.col("close").shift(1).over("ticker") / pl.col("close")).alias("observed_ratio"))
-        .filter(pl.col("observed_ratio").is_not_null())
-        .select("ticker", "session_date", "observed_ratio")
+#: How far back (sessions) the previous bar of a ticker is looked for.
+PREVIOUS_BAR_LOOKBACK = 5
+
+
+def session_checks(window: SessionWindow) -> pl.DataFrame:
+    """Findings for the output sessions of ``window`` (raw bars + split multipliers).
+
+    Each bar is compared with the ticker's previous bar within :data:`PREVIOUS_BAR_LOOKBACK` sessions:
+    when splits were executed in between (on or after the previous bar's next session, up to this one)
+    and the move does not match their ratio, ``split without price jump``; when none were and the move
+    is of split size, ``price jump without split``. ``session_date`` is the session of the bar after the
+    split (its execution date when it had a bar).
+    """
+    frame = align(window, ("ticker", "session_date", "close"))
+    present = [lag(pl.col("_present"), k).fill_null(False) for k in range(1, PREVIOUS_BAR_LOOKBACK + 1)]
+    previous = pl.coalesce(
+        [pl.when(present[k - 1]).then(lag(pl.col("close"), k)) for k in range(1, PREVIOUS_BAR_LOOKBACK + 1)]
     )
+    # Product of split multipliers over the sessions after the previous bar, up to this one.
+    basis = relative_basis("split_multiplier", PREVIOUS_BAR_LOOKBACK + 1)
+    gap_basis = pl.coalesce(
+        [pl.when(present[k - 1]).then(basis[k]) for k in range(1, PREVIOUS_BAR_LOOKBACK + 1)]
+    )
+    frame = frame.with_columns(
+        (previous / pl.col("close")).alias("observed_ratio"),
+        (1 / gap_basis).alias("_expected"),
+    )
+    rows = output_rows(frame, window).filter(pl.col("observed_ratio").is_not_null())
+    observed = pl.col("observed_ratio")
+    has_split = pl.col("_expected") != 1.0
+    mismatched = has_split & ((observed / pl.col("_expected")).log().abs() > math.log(SPLIT_MATCH_TOLERANCE))
+    near_split_size = functools.reduce(
+        operator.or_,
+        [(observed / r - 1).abs() <= JUMP_RATIO_TOLERANCE for r in _COMMON_RATIOS],
+    )
+    big = (observed >= JUMP_MIN_RATIO) | (observed <= 1 / JUMP_MIN_RATIO)
+    jump = ~has_split & big & near_split_size
+    findings = rows.filter(mismatched | jump).select(
+        "ticker",
+        "session_date",
+        pl.when(mismatched)
+        .then(pl.lit("split without price jump"))
+        .otherwise(pl.lit("price jump without split"))
+        .alias("check"),
+        pl.when(mismatched).then(pl.col("_expected")).alias("expected_ratio"),
+        "observed_ratio",
+    )
+    return findings.cast(CHECK_SCHEMA).sort("ticker", "session_date")  # type: ignore[arg-type]
 
 
 def reconcile_splits(closes: pl.DataFrame, splits: pl.DataFrame) -> pl.DataFrame:
-    """Findings: ``split without price jump`` and ``price jump without split``.
+    """Findings (``split without price jump``, ``price jump without split``) over a whole history.
 
-    ``closes``: ticker, session_date, close (raw, unadjusted). ``splits``: cleaned split records. The
-    first bar on or after a split's execution date is compared with the bar before it.
+    ``closes``: ticker, session_date, close (raw, unadjusted) — their dates are the calendar; ``splits``:
+    cleaned split records. The same checks as :func:`session_checks`, for every session at once.
     """
-    moves = _moves(closes)
-    events = splits.select(
-        "ticker",
-        pl.col("execution_date").alias("session_date"),
-        (pl.col("split_to") / pl.col("split_from")).alias("expected_ratio"),
-    ).sort("ticker", "session_date")
-    matched = events.join_asof(
-        moves.with_columns(pl.col("session_date").alias("move_date")).sort("ticker", "session_date"),
-        on="session_date",
-        by="ticker",
-        strategy="forward",
-        check_sortedness=False,
+    sessions = tuple(closes["session_date"].unique().sort().to_list())
+    events, _ = corporate_events(
+        splits,
+        pl.DataFrame(
+            schema={"ticker": pl.String(), "ex_dividend_date": pl.Date(), "cash_amount": pl.Float64()}
+        ),
+        pl.DataFrame(schema=DIVIDEND_CLOSE_SCHEMA),
     )
-    tolerance = math.log(SPLIT_MATCH_TOLERANCE)
-    unmatched = matched.filter(
-        pl.col("observed_ratio").is_not_null()
-        & ((pl.col("observed_ratio") / pl.col("expected_ratio")).log().abs() > tolerance)
-    ).with_columns(pl.lit("split without price jump").alias("check"))
+    spans = ticker_spans(closes["ticker"].unique(), None)
+    window = SessionWindow(
+        bars=closes.select("ticker", "session_date", "close"),
+        sessions=sessions,
+        outputs=sessions,
+        factors=FactorContext(session_multipliers(events, spans, list(sessions)), events, spans),
+    )
+    return session_checks(window)
 
-    ratios = pl.Series("r", [*COMMON_SPLIT_RATIOS, *(1 / r for r in COMMON_SPLIT_RATIOS)], dtype=pl.Float64)
-    near_split_size = pl.lit(False)
-    for ratio in ratios:
-        near_split_size = near_split_size | (
-            (pl.col("observed_ratio") / ratio - 1).abs() <= JUMP_RATIO_TOLERANCE
-        )
-    big = (pl.col("observed_ratio") >= JUMP_MIN_RATIO) | (pl.col("observed_ratio") <= 1 / JUMP_MIN_RATIO)
-    explained = matched.select("ticker", pl.col("move_date").alias("session_date")).drop_nulls()
-    jumps = (
-        moves.filter(big & near_split_size)
-        .join(explained, on=["ticker", "session_date"], how="anti")
-        .with_columns(
-            pl.lit(None, dtype=pl.Float64).alias("expected_ratio"),
-            pl.lit("price jump without split").alias("check"),
-        )
-    )
-    columns = list(CHECK_SCHEMA)
-    return (
-        pl.concat([unmatched.select(columns), jumps.select(columns)], how="vertical_relaxed")
-        .cast(
-            CHECK_SCHEMA  # type: ignore[arg-type]
-        )
-        .sort("ticker", "session_date")
-    )
+
+_COMMON_RATIOS = [*COMMON_SPLIT_RATIOS, *(1 / r for r in COMMON_SPLIT_RATIOS)]

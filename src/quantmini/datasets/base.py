@@ -3,12 +3,89 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Literal
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import pyarrow as pa
 
 Frequency = Literal["day", "1min"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A function named by ``"module:attribute"``, imported on first call.
+
+    Specs declare their transforms this way so that reading the registry (the CLI does, for its choices)
+    imports no dataframe library, and so that tasks carrying a spec pickle to worker processes.
+    """
+
+    path: str
+
+    def resolve(self) -> Any:
+        """The named object."""
+        module, _, name = self.path.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
+
+
+FactorUse = Literal["none", "window", "history"]
+
+
+@dataclass(frozen=True, slots=True)
+class SilverPart:
+    """One silver table of a data type, partitioned by session, declared as data.
+
+    ``transform`` is a pure function of a :class:`~quantmini.core.window.SessionWindow`: the bronze rows of
+    the output sessions and of the ``lookback`` sessions before them, the reference tables named in
+    ``references`` and, as ``factors`` says, the corporate actions: ``"window"`` (only actions inside the
+    window matter, e.g. returns), ``"history"`` (actions up to each session matter, e.g. valuation in the
+    session's share basis) or ``"none"``. It returns the rows of the output sessions. A partition depends on
+    nothing else, so it is stale exactly when one of those inputs changed.
+
+    The table lives at ``silver/<name>/date=…/part.parquet`` (``name`` defaults to the data type's name; the
+    data type's main table then holds the bronze columns plus ``columns`` as nullable float64). A part
+    with ``references`` is built only when those reference tables exist. Bump ``version`` when the
+    computation changes: every partition of the part is rebuilt.
+    """
+
+    transform: Ref
+    lookback: int
+    columns: tuple[str, ...] = ()
+    name: str | None = None
+    schema: pa.Schema | None = None
+    factors: FactorUse = "none"
+    references: tuple[str, ...] = ()
+    version: int = 1
+
+    def table(self, data_type: str) -> str:
+        """Name of the table (and of its directory under ``silver/``)."""
+        return self.name or data_type
+
+    def output_schema(self, bronze: pa.Schema) -> pa.Schema:
+        """Schema of a partition: :attr:`schema`, else the bronze columns then :attr:`columns` (float64)."""
+        if self.schema is not None:
+            return self.schema
+        return pa.schema([*bronze, *(pa.field(name, pa.float64()) for name in self.columns)])
+
+
+@dataclass(frozen=True, slots=True)
+class QlibTarget:
+    """A Qlib provider root built from a data type's silver partitions (``gold/qlib/<type>/<freq>``).
+
+    ``frame`` maps silver rows (``columns`` of them) and the compact factor table to Qlib's long layout
+    (``symbol``, ``datetime`` and one Float64 column per field). Values of one row may depend only on that
+    row and its factor, so new sessions are appended and only symbols whose factors changed are rewritten.
+    """
+
+    freq: Frequency
+    fields: tuple[str, ...]
+    frame: Ref
+    columns: tuple[str, ...]
+    version: int = 1
+
 
 #: Header of every Polygon aggregates flat file (stocks and options, day and minute), in vendor order.
 AGGREGATE_CSV_COLUMNS: tuple[str, ...] = (
@@ -71,17 +148,37 @@ class DatasetSpec:
     is_option: bool = False
     calendar: str = "XNYS"
     partitioning: str = "date"
-    features: tuple[str, ...] = ()
+    #: Prices and volumes are adjusted by the lake's split/dividend factors where they are read.
+    adjustable: bool = False
+    silver: tuple[SilverPart, ...] = field(default=())
+    gold: tuple[QlibTarget, ...] = field(default=())
+
+    @property
+    def main_silver(self) -> SilverPart | None:
+        """The silver part holding this data type's own bars (its table is named like the data type)."""
+        return next((part for part in self.silver if part.name is None), None)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Feature columns the main silver table adds (empty without one)."""
+        main = self.main_silver
+        return () if main is None else main.columns
 
     @property
     def has_silver(self) -> bool:
-        """Whether a silver layer (adjustment factors and features) is defined: it is when features are."""
-        return bool(self.features)
+        """Whether a silver layer is declared."""
+        return bool(self.silver)
 
     @property
     def has_qlib_gold(self) -> bool:
-        """Whether a Qlib gold root is built: daily, non-option bars only (so far)."""
-        return self.frequency == "day" and not self.is_option
+        """Whether a Qlib gold root is declared."""
+        return bool(self.gold)
+
+    @property
+    def silver_schema(self) -> pa.Schema:
+        """Schema of the main silver table (the bronze schema when none is declared)."""
+        main = self.main_silver
+        return self.bronze_schema if main is None else main.output_schema(self.bronze_schema)
 
     @property
     def prefix(self) -> str:

@@ -4,7 +4,56 @@ from __future__ import annotations
 
 import datetime as dt
 
-from quantmini.datasets.base import AGGREGATE_CSV_COLUMNS, DatasetSpec, aggregate_schema
+import pyarrow as pa
+
+from quantmini.datasets.base import (
+    AGGREGATE_CSV_COLUMNS,
+    DatasetSpec,
+    QlibTarget,
+    Ref,
+    SilverPart,
+    aggregate_schema,
+)
+
+#: Findings of the split/price reconciliation (``silver/corporate_action_checks``).
+CHECKS_SCHEMA = pa.schema(
+    [
+        pa.field("ticker", pa.string()),
+        pa.field("session_date", pa.date32()),
+        pa.field("check", pa.string()),
+        pa.field("expected_ratio", pa.float64()),
+        pa.field("observed_ratio", pa.float64()),
+    ]
+)
+
+#: Point-in-time ratios from the latest annual statement filed before each session (``silver/daily_ratios``).
+DAILY_RATIOS_SCHEMA = pa.schema(
+    [
+        pa.field("ticker", pa.string()),
+        pa.field("session_date", pa.date32()),
+        pa.field("filing_date", pa.date32()),
+        pa.field("fiscal_year", pa.int64()),
+        *(
+            pa.field(name, pa.float64())
+            for name in (
+                "gross_margin",
+                "operating_margin",
+                "net_margin",
+                "return_on_equity",
+                "return_on_assets",
+                "current_ratio",
+                "debt_to_equity",
+                "debt_to_assets",
+                "asset_turnover",
+                "revenue_growth_yoy",
+                "net_income_growth_yoy",
+                "pe_ratio",
+                "price_to_book",
+                "price_to_sales",
+            )
+        ),
+    ]
+)
 
 SPEC = DatasetSpec(
     name="stocks_daily",
@@ -17,5 +66,38 @@ SPEC = DatasetSpec(
     sort_columns=("ticker", "window_start"),
     frequency="day",
     first_session=dt.date(2003, 9, 10),
-    features=("ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d"),
+    adjustable=True,
+    silver=(
+        SilverPart(
+            transform=Ref("quantmini.core.features:stocks_daily_silver"),
+            # ret_20d compares with the close 20 sessions back; vol_20d needs ret_1d of 20 sessions.
+            lookback=20,
+            columns=("ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d"),
+            factors="window",
+            version=3,
+        ),
+        SilverPart(
+            name="corporate_action_checks",
+            transform=Ref("quantmini.core.reconciliation:session_checks"),
+            lookback=5,  # the previous bar is looked for up to 5 sessions back
+            schema=CHECKS_SCHEMA,
+            factors="window",
+        ),
+        SilverPart(
+            name="daily_ratios",
+            transform=Ref("quantmini.core.ratios:session_ratios"),
+            lookback=0,
+            schema=DAILY_RATIOS_SCHEMA,
+            factors="history",
+            references=("financials",),
+        ),
+    ),
+    gold=(
+        QlibTarget(
+            freq="day",
+            fields=("open", "high", "low", "close", "volume", "vwap", "factor", "change"),
+            frame=Ref("quantmini.core.gold:qlib_daily_frame"),
+            columns=("ticker", "session_date", "open", "high", "low", "close", "volume", "ret_1d"),
+        ),
+    ),
 )

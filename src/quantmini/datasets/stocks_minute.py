@@ -22,4 +22,5 @@ SPEC = DatasetSpec(
     sort_columns=("ticker", "window_start"),
     frequency="1min",
     first_session=dt.date(2003, 9, 10),
+    adjustable=True,
 )

@@ -1,7 +1,8 @@
 """Atomic file and directory writes: write beside the target, fsync, then ``os.replace``.
 
 A reader never sees a half-written file, and an interrupted write (Ctrl-C, disk full) leaves the previous
-good file in place. Left-over temporaries are named ``.<name>.tmp-<id>`` and swept by :func:`sweep_temps`.
+good file in place. Left-over temporaries (and previous versions of a replaced directory) are named
+``.<name>.tmp-<id>`` and swept by :func:`sweep_temps`.
 """
 
 from __future__ import annotations
@@ -61,15 +62,30 @@ def replace_directory(target: Path, build: Callable[[Path], None]) -> None:
     The old directory is moved aside before the new one is renamed in, and removed afterwards; if the
     build fails the old directory is untouched.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(target)
-    tmp.mkdir()
+    tmp = new_temp_directory(target)
     try:
         build(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:12]}")
+    swap_directory(tmp, target)
+
+
+def new_temp_directory(target: Path) -> Path:
+    """An empty temporary sibling directory of ``target`` (to build a replacement in)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path_for(target)
+        tmp.mkdir()
+    except OSError as exc:
+        raise StorageError(f"cannot create a directory beside {target}: {exc.strerror or exc}") from exc
+    return tmp
+
+
+def swap_directory(tmp: Path, target: Path) -> None:
+    """Put the finished directory ``tmp`` in place of ``target`` (two renames), then remove the old one."""
+    # Named like a temporary, so the sweep removes it if a kill lands between the two renames.
+    old = target.with_name(f".{target.name}{_TMP_MARK}old-{uuid.uuid4().hex[:12]}")
     try:
         if target.exists():
             os.replace(target, old)

@@ -1,59 +1,59 @@
 """The DuckDB catalog: a database file of views over the lake's Parquet, for ad-hoc SQL.
 
-Views (only for layers that have at least one partition or file):
+Views (only for layers that have at least one partition or file), for every registered data type:
 
-    bronze_<type>, silver_<type>, quarantine_<type>   over <layer>/<type>/date=*/part.parquet
-    ref_<table>                                        over bronze/reference/<table>.parquet
-    <table>                                            over silver/reference/<table>.parquet (adjustment
-                                                       factors, corporate-action checks, financial ratios)
+    bronze_<type>, quarantine_<type>     over <layer>/<type>/date=*/part.parquet
+    silver_<type>                        the data type's main silver table (raw bars + features)
+    <table>                              its other silver tables (corporate_action_checks, daily_ratios …)
+    adjusted_<type>                      silver (else bronze) bars with split/dividend-adjusted prices and
+                                         volumes, computed from the compact factor table when read
+    ref_<table>                          over bronze/reference/<table>.parquet
+    <table>                              over silver/reference/<table>.parquet (adjustment_factors …)
 
-Views hold absolute paths and globs, so partitions ingested later show up without a rebuild; the file
-is built beside its target and swapped in with ``os.replace``, so readers never see a half-built one.
+Paths inside views are **relative to the lake root**, so a moved or copied lake keeps working: open the
+catalog with :func:`connect_catalog` (it points DuckDB's ``file_search_path`` at the lake), or run the
+``duckdb`` shell from the lake root. Views use globs, so partitions added later show up without a rebuild.
+The file is built beside its target and swapped in with ``os.replace``; readers never see a half-built one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
 
 from quantmini._exceptions import StorageError
-from quantmini.datasets import DatasetSpec, get_spec
+from quantmini.datasets import DATASETS, DatasetSpec, get_spec
 from quantmini.io.atomic import temp_path_for
 from quantmini.io.lake import PARTITION_FILE, Lake
-from quantmini.query.sql import create_view_sql
+from quantmini.query.sql import adjusted_view_sql, create_view_sql, string_literal
 
 _PARTITION_GLOB = f"date=*/{PARTITION_FILE}"
-_GLOB_CHARS = re.compile(r"[*?\[\]{}]")
 
 
-def catalog_views(lake: Lake, data_types: Iterable[str]) -> dict[str, str]:
-    """View name → Parquet path or glob (absolute when ``lake.root`` is), for every layer with files."""
-    _check_root(lake.root)
+def catalog_views(lake: Lake, data_types: Iterable[str] | None = None) -> dict[str, str]:
+    """View name → Parquet path or glob relative to the lake root, for every layer with files."""
     views: dict[str, str] = {}
-    for data_type in data_types:
+    for data_type in DATASETS if data_types is None else data_types:
         spec = get_spec(data_type)
-        for layer, directory in _layer_dirs(lake, spec):
-            if any(directory.glob(_PARTITION_GLOB)):
-                views[f"{layer}_{spec.name}"] = (directory / _PARTITION_GLOB).as_posix()
-    reference_dir = lake.reference_table("splits").parent
-    if reference_dir.is_dir():
-        for table in sorted(reference_dir.glob("*.parquet")):
-            if not table.name.startswith("."):
-                views[f"ref_{table.stem}"] = table.as_posix()
-    derived_dir = lake.adjustment_factors().parent
-    if derived_dir.is_dir():
-        for table in sorted(derived_dir.glob("*.parquet")):
-            if not table.name.startswith("."):
-                views[table.stem] = table.as_posix()
+        for name, directory in _tables(lake, spec):
+            if _has_partition(directory):
+                views[name] = _relative(lake, directory / _PARTITION_GLOB)
+    for prefix, directory in (
+        ("ref_", lake.reference_table("splits").parent),
+        ("", lake.adjustment_factors().parent),
+    ):
+        if directory.is_dir():
+            for table in sorted(directory.glob("*.parquet")):
+                if not table.name.startswith("."):
+                    views[f"{prefix}{table.stem}"] = _relative(lake, table)
     return views
 
 
-def build_catalog(data_root: Path, data_types: Iterable[str]) -> Path:
+def build_catalog(data_root: Path, data_types: Iterable[str] | None = None) -> Path:
     """Create (or atomically replace) the lake's DuckDB catalog file and return its path."""
     lake = Lake(Path(data_root).resolve())
     views = catalog_views(lake, data_types)
@@ -65,8 +65,15 @@ def build_catalog(data_root: Path, data_types: Iterable[str]) -> Path:
     tmp = temp_path_for(target)
     try:
         with duckdb.connect(str(tmp)) as con:
+            _search_lake(con, lake)
             for name, parquet in views.items():
                 con.execute(create_view_sql(name, parquet))
+            for data_type in DATASETS if data_types is None else data_types:
+                spec = get_spec(data_type)
+                source = f"silver_{spec.name}" if f"silver_{spec.name}" in views else f"bronze_{spec.name}"
+                if spec.adjustable and source in views:
+                    factors = "adjustment_factors" if "adjustment_factors" in views else None
+                    con.execute(adjusted_view_sql(f"adjusted_{spec.name}", source, factors))
             con.execute("CHECKPOINT")
         os.replace(tmp, target)
     except duckdb.Error as exc:
@@ -80,17 +87,45 @@ def build_catalog(data_root: Path, data_types: Iterable[str]) -> Path:
     return target
 
 
-def _layer_dirs(lake: Lake, spec: DatasetSpec) -> tuple[tuple[str, Path], ...]:
-    return (
-        ("bronze", lake.bronze_dir(spec)),
-        ("silver", lake.silver_dir(spec)),
-        ("quarantine", lake.quarantine_dir(spec)),
+def connect_catalog(data_root: Path, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open the lake's catalog with relative paths resolved against the lake root."""
+    lake = Lake(Path(data_root).resolve())
+    path = lake.duckdb_file()
+    if not path.exists():
+        raise StorageError(f"{path} does not exist: run the gold stage (quantmini data convert) first")
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+        _search_lake(con, lake)
+    except duckdb.Error as exc:
+        raise StorageError(f"cannot open the DuckDB catalog {path}: {exc}") from exc
+    return con
+
+
+def _search_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    if "," in str(lake.root):
+        raise StorageError(
+            f"the data root {lake.root} contains a comma, which DuckDB's file_search_path cannot hold: "
+            "move the lake to a path without one to use its catalog"
+        )
+    con.execute(f"SET file_search_path = {string_literal(str(lake.root))}")
+
+
+def _tables(lake: Lake, spec: DatasetSpec) -> list[tuple[str, Path]]:
+    tables = [(f"bronze_{spec.name}", lake.bronze_dir(spec))]
+    for part in spec.silver:
+        name = f"silver_{spec.name}" if part.name is None else part.name
+        tables.append((name, lake.silver_dir(part.table(spec.name))))
+    tables.append((f"quarantine_{spec.name}", lake.quarantine_dir(spec)))
+    return tables
+
+
+def _has_partition(directory: Path) -> bool:
+    if not directory.is_dir():
+        return False
+    return any(
+        (child / PARTITION_FILE).is_file() for child in directory.iterdir() if child.name.startswith("date=")
     )
 
 
-def _check_root(root: Path) -> None:
-    if _GLOB_CHARS.search(root.as_posix()):
-        raise StorageError(
-            f"the data root {root} contains glob characters (* ? [ ] {{ }}) that DuckDB would expand: "
-            "move the lake to a plain path to build its catalog"
-        )
+def _relative(lake: Lake, path: Path) -> str:
+    return path.relative_to(lake.root).as_posix()

@@ -4,11 +4,13 @@
 <root>/bronze/<data_type>/date=YYYY-MM-DD/part.parquet           validated, unadjusted
 <root>/bronze/reference/<table>.parquet                          splits, dividends, tickers ...
 <root>/quarantine/<data_type>/date=YYYY-MM-DD/part.parquet       rejected rows with file, line, reason
-<root>/silver/<data_type>/date=YYYY-MM-DD/part.parquet           adjusted prices + features
-<root>/silver/reference/adjustment_factors.parquet               per ticker and session
-<root>/gold/qlib/<freq>/                                         Qlib provider root
-<root>/gold/quantmini.duckdb                                     views over bronze/silver
-<root>/_manifests/<stage>/<data_type>/YYYY-MM-DD.json            one manifest per partition and stage
+<root>/silver/<table>/date=YYYY-MM-DD/part.parquet               raw bars + features (table = data type),
+                                                                 or another per-session silver table
+<root>/silver/reference/adjustment_factors.parquet               compact factor table (spans per ticker)
+<root>/gold/qlib/<data_type>/<freq>/                             Qlib provider root
+<root>/gold/quantmini.duckdb                                     views over every layer
+<root>/_manifests/<stage>/<table>/YYYY-MM-DD.json                one manifest per partition and stage
+<root>/_manifests/gold/<data_type>/<freq>/                       gold state (sessions, symbol spans)
 """
 
 from __future__ import annotations
@@ -48,13 +50,17 @@ class Lake:
         """Directory holding every quarantine partition of ``spec``."""
         return self.root / "quarantine" / spec.name
 
-    def silver_dir(self, spec: DatasetSpec) -> Path:
-        """Directory holding every silver partition of ``spec``."""
-        return self.root / "silver" / spec.name
+    def silver_dir(self, spec: DatasetSpec | str) -> Path:
+        """Directory holding every partition of a silver table (a data type's main table by default)."""
+        return self.root / "silver" / (spec if isinstance(spec, str) else spec.name)
 
-    def silver_partition(self, spec: DatasetSpec, session: dt.date) -> Path:
-        """Silver Parquet file of one session."""
+    def silver_partition(self, spec: DatasetSpec | str, session: dt.date) -> Path:
+        """Silver Parquet file of one session of a table."""
         return self.silver_dir(spec) / f"date={session:%Y-%m-%d}" / PARTITION_FILE
+
+    def silver_reference(self, name: str) -> Path:
+        """A lake-wide silver table (adjustment factors, corporate events …)."""
+        return self.root / "silver" / "reference" / f"{name}.parquet"
 
     def reference_table(self, name: str) -> Path:
         """Bronze reference table (splits, dividends, tickers ...)."""
@@ -64,22 +70,27 @@ class Lake:
         """Per-ticker, per-session adjustment factor table."""
         return self.root / "silver" / "reference" / "adjustment_factors.parquet"
 
-    def qlib_root(self, freq: str) -> Path:
-        """Qlib provider root for one frequency (``day`` or ``1min``)."""
-        return self.root / "gold" / "qlib" / freq
+    def qlib_root(self, data_type: str, freq: str) -> Path:
+        """Qlib provider root of one data type and frequency (``day`` or ``1min``)."""
+        return self.root / "gold" / "qlib" / data_type / freq
+
+    def gold_state_dir(self, data_type: str, freq: str) -> Path:
+        """Where the gold stage records what a Qlib root holds."""
+        return self.root / "_manifests" / "gold" / data_type / freq
 
     def duckdb_file(self) -> Path:
         """The DuckDB database with views over the lake."""
         return self.root / "gold" / "quantmini.duckdb"
 
-    def manifest(self, stage: str, spec: DatasetSpec, session: dt.date) -> Path:
-        """Manifest of one partition produced by ``stage`` (landing, bronze, silver)."""
-        return self.root / "_manifests" / stage / spec.name / f"{session:%Y-%m-%d}.json"
+    def manifest(self, stage: str, spec: DatasetSpec | str, session: dt.date) -> Path:
+        """Manifest of one partition produced by ``stage`` (landing, bronze, silver) of a data type or
+        silver table."""
+        return self.manifest_dir(stage, spec) / f"{session:%Y-%m-%d}.json"
 
     def stage_manifest(self, stage: str, spec: DatasetSpec) -> Path:
         """Manifest of a whole-dataset stage output (gold)."""
         return self.root / "_manifests" / stage / f"{spec.name}.json"
 
-    def manifest_dir(self, stage: str, spec: DatasetSpec) -> Path:
+    def manifest_dir(self, stage: str, spec: DatasetSpec | str) -> Path:
         """Directory holding every per-partition manifest of ``stage``."""
-        return self.root / "_manifests" / stage / spec.name
+        return self.root / "_manifests" / stage / (spec if isinstance(spec, str) else spec.name)

@@ -41,14 +41,35 @@ def write_parquet_atomic(table: pa.Table, target: Path, *, row_group_rows: int =
             raise StorageError(f"cannot write {target}: {exc}") from exc
 
 
-def read_parquet_files(paths: Sequence[Path], columns: Sequence[str] | None = None) -> pl.DataFrame:
-    """Read and concatenate Parquet files (same schema) into one Polars frame."""
+def read_parquet_files(
+    paths: Sequence[Path], columns: Sequence[str] | None = None, where: pl.Expr | None = None
+) -> pl.DataFrame:
+    """Read and concatenate Parquet files (same schema) into one Polars frame.
+
+    Paths are taken literally (a lake under ``data[1]/`` is not a glob pattern). ``where`` filters rows
+    while reading (row groups whose statistics exclude it are skipped).
+    """
     if not paths:
         raise StorageError("no Parquet files to read")
     try:
-        return pl.read_parquet([str(p) for p in paths], columns=list(columns) if columns else None)
+        scan = pl.scan_parquet([str(p) for p in paths], glob=False)
+        if where is not None:
+            scan = scan.filter(where)
+        if columns:
+            scan = scan.select(list(columns))
+        return scan.collect()
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise StorageError(f"cannot read Parquet partitions (first: {paths[0]}): {exc}") from exc
+        raise StorageError(f"cannot read Parquet partitions ({_name_files(paths)}): {_short(exc)}") from exc
+
+
+def _name_files(paths: Sequence[Path]) -> str:
+    return str(paths[0]) if len(paths) == 1 else f"{len(paths)} files from {paths[0]}"
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of a library error (Polars appends pages of context)."""
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
 
 
 def remove_if_exists(path: Path) -> None:

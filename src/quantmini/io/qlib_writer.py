@@ -1,18 +1,31 @@
-"""Write and check a Qlib provider root from a long ``symbol, datetime, field…`` table.
+"""Write, extend and check Qlib provider roots from long ``symbol, datetime, field…`` tables.
 
 The writer maps every row to its calendar position with one ``searchsorted``, sorts the table once on a
 single integer key (symbol code × calendar length + position), and then fills each symbol's ``.bin``
 payloads by numpy scatter on its slice of the sorted arrays. Values are gathered in buckets of about
 :data:`_BUCKET_ROWS` rows (all fields, float32), so memory beyond the input is a float32 copy of the field
-columns plus a few integer arrays per row — never a symbols × calendar matrix. The root is built in a
-temporary sibling directory and swapped in, so an interrupted write leaves the previous root intact.
+columns plus a few integer arrays per row — never a symbols × calendar matrix.
+
+Three ways to write (:func:`write_bins`):
+
+* create a symbol's files (a new root built in a temporary directory then swapped in by
+  :func:`write_qlib_root`, or a new symbol in an existing root);
+* **append** new bars to a symbol's files in place: the file is first cut back to the span the caller
+  knows (so a write interrupted earlier is repaired), then NaN-padded from its old last bar and extended;
+  appending never rewrites history;
+* **replace** a symbol's files atomically (temporary file + ``os.replace``), e.g. when its adjustment
+  factors changed.
+
+:func:`truncate_bins` cuts symbols back to an earlier bar (a republished session is then re-appended).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +49,7 @@ from quantmini.core.qlib_encoding import (
     plan_symbols,
     qlib_dir_name,
 )
-from quantmini.io.atomic import replace_directory
+from quantmini.io.atomic import replace_directory, temp_path_for, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +70,10 @@ class QlibWriteSummary:
     fields: tuple[str, ...]
     calendar_length: int
     files: int
-    #: Input symbol → stored name, for symbols qlib would read as NaN (see ``core.qlib_encoding``).
+    #: Input symbol → stored name, for symbols stored under another name (see ``core.qlib_encoding``).
     renamed: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: Input symbol → why it was left out (it cannot be stored in a Qlib root).
+    skipped: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +88,30 @@ class QlibRootReport:
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
-    """Everything needed to write the files, computed (and validated) before touching the disk."""
+class RowLayout:
+    """Where every row of a frame goes, computed (and validated) before touching the disk.
 
-    calendar: list[str]
-    symbols: list[str]  # stored names, in symbol-code order
-    renamed: dict[str, str]  # input → stored name, for renamed symbols only
+    Rows of skipped symbols are left out. ``symbols`` are stored names in symbol-code order; ``bounds``
+    are row offsets into the sorted arrays (``len(symbols) + 1``); ``positions`` the calendar position of
+    each sorted row and ``order`` the original row of each sorted row.
+    """
+
+    symbols: list[str]
+    inputs: list[str]
     dirs: list[str]
-    bounds: npt.NDArray[np.int64]  # row offsets into the sorted arrays, len(symbols) + 1
-    positions: npt.NDArray[np.int64]  # calendar position of each sorted row
-    order: npt.NDArray[np.int64]  # sorted row → original row
+    bounds: npt.NDArray[np.int64]
+    positions: npt.NDArray[np.int64]
+    order: npt.NDArray[np.int64]
+    renamed: dict[str, str]
+    skipped: dict[str, str]
+
+    def span(self, i: int) -> tuple[int, int]:
+        """First and last calendar position of symbol ``i``'s rows."""
+        return int(self.positions[self.bounds[i]]), int(self.positions[self.bounds[i + 1] - 1])
+
+
+#: Symbol → (first, last) calendar position covered by its files.
+Spans = dict[str, tuple[int, int]]
 
 
 def write_qlib_root(
@@ -99,16 +128,19 @@ def write_qlib_root(
     exchange-local time for ``1min``) and one numeric column per field, in any row order. ``calendar``
     is the global session (or bar) list given by the caller; every row must fall on it and
     (symbol, datetime) must be unique, else :class:`ValidationError`. Each symbol's files cover its own
-    first-to-last row span, NaN where it has no row. Symbols qlib would read as NaN are renamed (see
-    :mod:`quantmini.core.qlib_encoding`) and reported in :attr:`QlibWriteSummary.renamed`.
+    first-to-last row span, NaN where it has no row. Symbols are renamed or skipped as
+    :func:`~quantmini.core.qlib_encoding.plan_symbols` says, and reported in the summary.
     """
     freq = check_freq(freq)
     fields = check_fields(fields)
-    plan = _plan(frame, freq, fields, calendar)
+    lines = calendar_lines(calendar, freq)
+    layout = layout_rows(frame, freq, fields, calendar)
 
     def build(tmp: Path) -> None:
         try:
-            _write_files(tmp, plan, frame, fields, freq)
+            spans = write_bins(tmp, layout, frame, fields, freq)
+            write_calendar(tmp, freq, lines)
+            write_instruments(tmp, spans, lines)
         except OSError as exc:
             raise StorageError(f"cannot write Qlib root {root}: {exc.strerror or exc}") from exc
 
@@ -116,25 +148,32 @@ def write_qlib_root(
         replace_directory(root, build)
     except OSError as exc:
         raise StorageError(f"cannot replace Qlib root {root}: {exc.strerror or exc}") from exc
-    if plan.renamed:
-        logger.info("symbols stored under another name (qlib reads them as NaN): %s", plan.renamed)
+    if layout.renamed:
+        logger.info("symbols stored under another name: %s", layout.renamed)
     return QlibWriteSummary(
-        symbols=len(plan.symbols),
+        symbols=len(layout.symbols),
         fields=fields,
-        calendar_length=len(plan.calendar),
-        files=2 + len(plan.symbols) * len(fields),
-        renamed=MappingProxyType(plan.renamed),
+        calendar_length=len(lines),
+        files=2 + len(layout.symbols) * len(fields),
+        renamed=MappingProxyType(layout.renamed),
+        skipped=MappingProxyType(layout.skipped),
     )
 
 
-def _plan(
-    frame: pl.DataFrame, freq: Freq, fields: tuple[str, ...], calendar: Sequence[dt.date | dt.datetime]
-) -> _Plan:
-    """Validate the input and compute the sorted layout; raises before anything is written."""
+def layout_rows(
+    frame: pl.DataFrame, freq: Freq, fields: Sequence[str], calendar: Sequence[dt.date | dt.datetime]
+) -> RowLayout:
+    """Validate ``frame`` against ``calendar`` and compute the sorted layout of its rows.
+
+    Raises :class:`ValidationError` for a row off the calendar, a repeated (symbol, datetime), a value
+    beyond float32's range or a malformed frame; symbols that cannot be stored are only skipped.
+    """
     lines = calendar_lines(calendar, freq)
-    _check_schema(frame, freq, fields)
+    _check_schema(frame, freq, tuple(fields))
     inputs = sorted(frame.get_column("symbol").unique().to_list())
-    renames = plan_symbols(inputs)
+    plan = plan_symbols(inputs)
+    for reason in plan.skipped.values():
+        logger.warning("%s", reason)
     cal = _calendar_ints(calendar, freq)
     columns = frame.select(
         code=pl.col("symbol").cast(pl.Enum(inputs)).to_physical().cast(pl.Int64), t=_time_ints(freq)
@@ -151,11 +190,20 @@ def _plan(
             f"the {freq} calendar ({lines[0]} .. {lines[-1]}, {len(lines)} entries): fix the data or "
             "pass the calendar it belongs to"
         )
+    codes_in = columns.get_column("code").to_numpy()
     # One integer key (symbol code, calendar position) sorts far faster than a two-column sort.
-    key = columns.get_column("code").to_numpy() * len(cal) + positions
+    key = codes_in * len(cal) + positions
     del columns, positions
+    if plan.skipped:
+        keep = np.isin(codes_in, [i for i, s in enumerate(inputs) if s in plan.stored])
+        rows = np.flatnonzero(keep)
+        key = key[rows]
+    else:
+        rows = None
     order = np.argsort(key, kind="stable")
     key = key[order]
+    if rows is not None:
+        order = rows[order]
     repeated = np.diff(key) == 0
     if repeated.any():
         row = int(order[int(np.argmax(repeated)) + 1])
@@ -167,16 +215,169 @@ def _plan(
     del key
     starts = np.flatnonzero(np.diff(codes)) + 1
     bounds = np.concatenate([[0], starts, [len(codes)]]) if len(codes) else np.zeros(1)
-    stored = [renames[inputs[int(c)]] for c in codes[bounds[:-1].astype(np.int64)]]
-    return _Plan(
-        calendar=lines,
+    used = [inputs[int(c)] for c in codes[bounds[:-1].astype(np.int64)]]
+    stored = [plan.stored[s] for s in used]
+    return RowLayout(
         symbols=stored,
-        renamed={s: renames[s] for s in inputs if renames[s] != s},
+        inputs=used,
         dirs=[qlib_dir_name(s) for s in stored],
         bounds=bounds.astype(np.int64, copy=False),
         positions=positions.astype(np.int64, copy=False),
         order=order.astype(np.int64, copy=False),
+        renamed=plan.renamed,
+        skipped=plan.skipped,
     )
+
+
+def write_bins(
+    root: Path,
+    layout: RowLayout,
+    frame: pl.DataFrame,
+    fields: Sequence[str],
+    freq: Freq,
+    *,
+    existing: Mapping[str, tuple[int, int]] | None = None,
+    replace: frozenset[str] = frozenset(),
+) -> Spans:
+    """Write the ``.bin`` files of every symbol of ``layout`` below ``root/features``; return their spans.
+
+    A symbol in ``existing`` (stored name → the span its files cover) and not in ``replace`` is appended
+    to: its rows must all come after that span. A symbol in ``replace`` is written to temporary files that
+    replace its files atomically. Any other symbol's files are created (overwriting leftovers).
+    """
+    existing = existing or {}
+    features = root / "features"
+    features.mkdir(parents=True, exist_ok=True)
+    # Plain string paths: pathlib's per-call overhead is visible at tens of thousands of files.
+    directories = [os.path.join(features, name) for name in layout.dirs]
+    for directory in directories:
+        os.makedirs(directory, exist_ok=True)
+    # float32 (range checked in layout_rows), one chunk: random gathers from chunked columns are slow.
+    columns = frame.select(pl.col(name).cast(pl.Float32) for name in fields).rechunk()
+    suffixes = [f"{name.lower()}.{freq}.bin" for name in fields]
+    spans: Spans = {}
+    for first, stop in _buckets(layout.bounds, _BUCKET_ROWS):
+        base = int(layout.bounds[first])
+        # The rows of a few symbols, all fields, gathered into symbol-then-time order: (fields, rows).
+        block = columns[layout.order[base : layout.bounds[stop]]].to_numpy(order="fortran").T
+        for i in range(first, stop):
+            lo, hi = int(layout.bounds[i]), int(layout.bounds[i + 1])
+            positions = layout.positions[lo:hi]
+            values = block[:, lo - base : hi - base]
+            symbol = layout.symbols[i]
+            known = existing.get(symbol)
+            if known is not None and symbol not in replace:
+                spans[symbol] = _append(directories[i], suffixes, known, positions, values, symbol)
+            else:
+                start = int(positions[0])
+                payloads = bin_array(start, int(positions[-1]) - start + 1, positions - start, values)
+                for suffix, payload in zip(suffixes, payloads, strict=True):
+                    target = os.path.join(directories[i], suffix)
+                    if symbol in replace:
+                        _replace_file(target, payload.data)
+                    else:
+                        with open(target, "wb", buffering=0) as handle:
+                            handle.write(payload.data)
+                spans[symbol] = (start, int(positions[-1]))
+    return spans
+
+
+def _append(
+    directory: str,
+    suffixes: list[str],
+    known: tuple[int, int],
+    positions: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float32],
+    symbol: str,
+) -> tuple[int, int]:
+    first, last = known
+    if int(positions[0]) <= last:
+        raise ValidationError(
+            f"cannot append bars of {symbol!r} from calendar position {int(positions[0])}: its files "
+            f"already reach {last}"
+        )
+    length = int(positions[-1]) - last
+    out = np.full((values.shape[0], length), np.nan, dtype="<f4")
+    out[:, positions - last - 1] = values
+    size = _HEADER_BYTES * (last - first + 2)
+    for suffix, payload in zip(suffixes, out, strict=True):
+        with open(os.path.join(directory, suffix), "r+b", buffering=0) as handle:
+            # Cut back to the span the caller knows: repairs an append a killed run left half done.
+            handle.truncate(size)
+            handle.seek(size)
+            handle.write(payload.data)
+    return first, int(positions[-1])
+
+
+def _replace_file(target: str, data: memoryview) -> None:
+    tmp = str(temp_path_for(Path(target)))
+    try:
+        with open(tmp, "wb", buffering=0) as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def truncate_bins(
+    root: Path, dirname: str, fields: Sequence[str], freq: Freq, span: tuple[int, int], before: int
+) -> tuple[int, int] | None:
+    """Cut a symbol's files back to its last bar before calendar position ``before``; return the new span.
+
+    The last bar is the last position where ``fields[0]`` (a field every bar has, e.g. ``close``) is not
+    NaN. Returns ``None`` (and removes the files) when the symbol has no bar before ``before``.
+    """
+    first, last = span
+    directory = root / "features" / dirname
+    suffixes = [f"{name.lower()}.{freq}.bin" for name in fields]
+    if before <= first:
+        for suffix in suffixes:
+            (directory / suffix).unlink(missing_ok=True)
+        return None
+    keep = min(last, before - 1)
+    data = np.fromfile(directory / suffixes[0], dtype="<f4", count=keep - first + 2)[1:]
+    present = np.flatnonzero(~np.isnan(data))
+    if not len(present):
+        for suffix in suffixes:
+            (directory / suffix).unlink(missing_ok=True)
+        return None
+    new_last = first + int(present[-1])
+    for suffix in suffixes:
+        with open(directory / suffix, "r+b") as handle:
+            handle.truncate(_HEADER_BYTES * (new_last - first + 2))
+    return first, new_last
+
+
+def remove_bins(root: Path, dirname: str) -> None:
+    """Delete a symbol's features directory (its files) if present."""
+    shutil.rmtree(root / "features" / dirname, ignore_errors=True)
+
+
+def bins_intact(root: Path, dirname: str, fields: Sequence[str], freq: Freq, span: tuple[int, int]) -> bool:
+    """Whether every field file of the symbol exists and covers at least ``span`` (longer is repairable:
+    an append cuts it back first)."""
+    size = _HEADER_BYTES * (span[1] - span[0] + 2)
+    directory = os.path.join(root, "features", dirname)
+    for name in fields:
+        try:
+            if os.stat(os.path.join(directory, f"{name.lower()}.{freq}.bin")).st_size < size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def write_calendar(root: Path, freq: Freq, lines: Sequence[str]) -> None:
+    """``calendars/<freq>.txt``, atomically."""
+    write_text_atomic(root / "calendars" / f"{freq}.txt", "\n".join(lines) + "\n")
+
+
+def write_instruments(root: Path, spans: Mapping[str, tuple[int, int]], lines: Sequence[str]) -> None:
+    """``instruments/all.txt`` (one line per symbol: name, first and last calendar entry), atomically."""
+    rows = sorted(f"{symbol}\t{lines[first]}\t{lines[last]}\n" for symbol, (first, last) in spans.items())
+    write_text_atomic(root / "instruments" / "all.txt", "".join(rows))
 
 
 def _check_schema(frame: pl.DataFrame, freq: Freq, fields: tuple[str, ...]) -> None:
@@ -226,40 +427,6 @@ def _calendar_ints(calendar: Sequence[dt.date | dt.datetime], freq: Freq) -> npt
     if freq == "day":
         return np.array([v.toordinal() - _EPOCH_ORDINAL for v in calendar], dtype=np.int64)
     return np.array(calendar, dtype="datetime64[us]").astype(np.int64)
-
-
-def _write_files(tmp: Path, plan: _Plan, frame: pl.DataFrame, fields: tuple[str, ...], freq: Freq) -> None:
-    (tmp / "calendars").mkdir()
-    (tmp / "calendars" / f"{freq}.txt").write_text("\n".join(plan.calendar) + "\n", encoding="utf-8")
-    (tmp / "instruments").mkdir()
-    spans = []
-    for i, symbol in enumerate(plan.symbols):
-        first, last = plan.positions[plan.bounds[i]], plan.positions[plan.bounds[i + 1] - 1]
-        spans.append(f"{symbol}\t{plan.calendar[first]}\t{plan.calendar[last]}\n")
-    (tmp / "instruments" / "all.txt").write_text("".join(sorted(spans)), encoding="utf-8")
-    features = tmp / "features"
-    features.mkdir()
-    # Plain string paths: pathlib's per-call overhead is visible at tens of thousands of files.
-    directories = [os.path.join(features, name) for name in plan.dirs]
-    for directory in directories:
-        os.mkdir(directory)
-    # float32 (range checked in _plan), one chunk: random gathers from chunked columns are slow.
-    columns = frame.select(pl.col(name).cast(pl.Float32) for name in fields).rechunk()
-    suffixes = [f"{name.lower()}.{freq}.bin" for name in fields]
-    for first, stop in _buckets(plan.bounds, _BUCKET_ROWS):
-        base = int(plan.bounds[first])
-        # The rows of a few symbols, all fields, gathered into symbol-then-time order: (fields, rows).
-        rows = plan.order[base : plan.bounds[stop]]
-        block = columns[rows].to_numpy(order="fortran").T
-        for i in range(first, stop):
-            lo, hi = int(plan.bounds[i]), int(plan.bounds[i + 1])
-            positions = plan.positions[lo:hi]
-            start = int(positions[0])
-            length = int(positions[-1]) - start + 1
-            payloads = bin_array(start, length, positions - start, block[:, lo - base : hi - base])
-            for suffix, payload in zip(suffixes, payloads, strict=True):
-                with open(os.path.join(directories[i], suffix), "wb", buffering=0) as handle:
-                    handle.write(payload.data)
 
 
 def _buckets(bounds: npt.NDArray[np.int64], rows: int) -> list[tuple[int, int]]:

@@ -36,6 +36,8 @@ class IngestOutcome:
     rows_quarantined: int = 0
     duplicates: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    #: Why the stored partition was rebuilt although its input had not changed (it was damaged).
+    repaired: str | None = None
 
 
 def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bool = False) -> IngestOutcome:
@@ -46,11 +48,12 @@ def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bo
     manifest_path = lake.manifest("bronze", spec, session)
     bronze_path = lake.bronze_partition(spec, session)
     previous = read_manifest(manifest_path)
+    damage = None if previous is None else _damage(bronze_path, previous)
     if (
         not force
         and previous is not None
         and previous.get("input_sha256") == landed["sha256"]
-        and bronze_path.exists()
+        and damage is None
     ):
         return IngestOutcome(
             session,
@@ -108,6 +111,7 @@ def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bo
             "reasons": reasons,
             "quality": quality,
             "output_sha256": sha256_file(bronze_path),
+            "output_size": bronze_path.stat().st_size,
         },
     )
     return IngestOutcome(
@@ -118,7 +122,22 @@ def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bo
         rows_quarantined=quarantine.num_rows,
         duplicates=result.duplicates,
         reasons=reasons,
+        repaired=None
+        if damage is None or previous is None or previous.get("input_sha256") != landed["sha256"]
+        else f"{bronze_path} was damaged ({damage}); rebuilt from landing/{key}",
     )
+
+
+def _damage(path: Path, manifest: dict[str, object]) -> str | None:
+    """Why the stored partition cannot be trusted (missing, or not the size its manifest recorded)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "missing"
+    recorded = manifest.get("output_size")
+    if recorded is not None and int(str(recorded)) != size:
+        return f"{size:,} bytes, its manifest recorded {int(str(recorded)):,}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,80 +1,418 @@
-"""Gold stage: the Qlib provider root of daily bars, validated, plus the DuckDB catalog."""
+"""Gold stage: the Qlib roots a data type declares, built once and then kept up to date incrementally.
+
+The stage records what a root holds (``_manifests/gold/<type>/<freq>/``): the checksum of every silver
+partition it was built from, and per symbol its calendar span and the digest of its factors. A run
+compares that with the silver manifests and the factor table, and then:
+
+* **appends** new sessions to every symbol's files in place (NaN-padded from its old last bar);
+* **rewinds** to the earliest republished session (cuts each symbol back to its last bar before it) and
+  appends from there;
+* **rewrites** the files of symbols whose factors changed (a new split or dividend) or whose files are
+  missing or short, atomically, from their silver history;
+* **builds** the whole root in a temporary directory (per symbol bucket, through the executor) and swaps
+  it in when there is no usable state (first run, a new first session, another field list or version).
+
+Whatever the sequence of appends, republished days and corporate actions, the result is byte-identical
+to a build from scratch (tested). A symbol Qlib cannot store is skipped and reported, never fatal.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
-from quantmini._exceptions import ConfigurationError
+import polars as pl
+
+from quantmini._exceptions import QuantminiError
 from quantmini.core.calendar import sessions as exchange_sessions
-from quantmini.core.gold import QLIB_DAY_FIELDS, qlib_daily_frame
-from quantmini.datasets.base import DatasetSpec
-from quantmini.io.duckdb_catalog import build_catalog
+from quantmini.core.qlib_encoding import Freq, calendar_lines, check_freq, qlib_dir_name
+from quantmini.datasets import get_spec
+from quantmini.datasets.base import DatasetSpec, QlibTarget
+from quantmini.io.atomic import new_temp_directory, swap_directory
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import read_manifest, write_manifest
-from quantmini.io.parquet import read_parquet_files
-from quantmini.io.qlib_writer import validate_qlib_root, write_qlib_root
-from quantmini.pipeline.fingerprint import fingerprint
-from quantmini.pipeline.silver import SILVER_VERSION, bronze_sessions
+from quantmini.io.parquet import read_parquet_files, write_parquet_atomic
+from quantmini.io.qlib_writer import (
+    Spans,
+    bins_intact,
+    layout_rows,
+    truncate_bins,
+    write_bins,
+    write_calendar,
+    write_instruments,
+)
+from quantmini.pipeline.executor import InlineExecutor, TaskExecutor
+from quantmini.pipeline.factors import FactorState
+from quantmini.pipeline.partitions import PartitionIndex
 
-ConvertStatus = Literal["converted", "unchanged", "no_input"]
+#: Bump when the stage's on-disk conventions change: every root is rebuilt.
+GOLD_VERSION = 1
+#: Estimated peak bytes per silver row while a bucket is converted.
+BYTES_PER_ROW = 400
+
+GoldStatus = Literal["built", "updated", "unchanged", "no_input"]
+
+_SYMBOL_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "stored": pl.String(),
+    "first": pl.Int64(),
+    "last": pl.Int64(),
+    "factors": pl.String(),
+}
 
 
 @dataclass(frozen=True, slots=True)
-class ConvertOutcome:
-    """What the gold stage did."""
+class GoldOutcome:
+    """What the gold stage did to one Qlib root."""
 
-    status: ConvertStatus
+    root: Path
+    status: GoldStatus
     symbols: int = 0
     calendar_days: int = 0
-    files: int = 0
+    appended: int = 0
+    rewound_to: dt.date | None = None
+    rewritten: int = 0
+    repaired: int = 0
+    holes: tuple[dt.date, ...] = ()
     renamed: tuple[tuple[str, str], ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
 
 
-def convert(lake: Lake, spec: DatasetSpec) -> ConvertOutcome:
-    """Write the Qlib root for ``spec`` from silver (skipped when silver did not change)."""
-    if not spec.has_qlib_gold:
-        raise ConfigurationError(
-            f"the Qlib gold layer is built for daily stock bars; {spec.name} has none yet"
-        )
-    silver_stage = read_manifest(lake.stage_manifest("silver", spec))
-    sessions = sorted(s for s in bronze_sessions(lake, spec) if lake.silver_partition(spec, s).exists())
-    if silver_stage is None or not sessions:
-        return ConvertOutcome("no_input")
-    root = lake.qlib_root(spec.frequency)
-    key = fingerprint(
-        {"silver": silver_stage.get("fingerprint"), "version": SILVER_VERSION, "fields": QLIB_DAY_FIELDS}
-    )
-    stage_path = lake.stage_manifest("gold", spec)
-    previous = read_manifest(stage_path)
-    if previous is not None and previous.get("fingerprint") == key and root.exists():
-        validate_qlib_root(root, spec.frequency)
-        return ConvertOutcome(
-            "unchanged",
-            symbols=int(previous.get("symbols", 0)),
-            calendar_days=int(previous.get("calendar_days", 0)),
-        )
+@dataclass(slots=True)
+class _State:
+    sessions: dict[dt.date, str]
+    symbols: dict[str, tuple[str, int, int, str]]  # input symbol → (stored, first, last, factor digest)
+    skipped: dict[str, str] = field(default_factory=dict)
 
-    silver = read_parquet_files([lake.silver_partition(spec, s) for s in sessions])
-    frame = qlib_daily_frame(silver)
+    def spans(self) -> Spans:
+        return {stored: (first, last) for stored, first, last, _ in self.symbols.values()}
+
+
+def run_gold(
+    lake: Lake,
+    spec: DatasetSpec,
+    target_index: int,
+    silver: PartitionIndex,
+    factors: FactorState | None,
+    *,
+    executor: TaskExecutor | None = None,
+    budget_bytes: float = 4e9,
+    on_bucket: Callable[[], None] | None = None,
+) -> GoldOutcome:
+    """Bring the Qlib root of ``spec.gold[target_index]`` up to date with the silver partitions."""
+    target = spec.gold[target_index]
+    freq = check_freq(target.freq)
+    root = lake.qlib_root(spec.name, freq)
+    sessions = silver.sessions
+    if not sessions:
+        return GoldOutcome(root, "no_input")
     calendar = exchange_sessions(sessions[0], sessions[-1], spec.calendar)
-    summary = write_qlib_root(root, frame, freq=spec.frequency, fields=QLIB_DAY_FIELDS, calendar=calendar)
-    validate_qlib_root(root, spec.frequency)
-    build_catalog(lake.root, [spec.name])
-    renamed = tuple(sorted(summary.renamed.items()))
-    write_manifest(
-        stage_path,
-        {
-            "fingerprint": key,
-            "symbols": summary.symbols,
-            "calendar_days": len(calendar),
-            "renamed": dict(renamed),
-        },
+    lines = calendar_lines(calendar, freq)
+    holes = tuple(s for s in calendar if s not in silver.partitions)
+    shas = {s: p.sha256 for s, p in silver.partitions.items()}
+    digests = {} if factors is None else factors.ticker_digests
+    state_dir = lake.gold_state_dir(spec.name, freq)
+    state = _load_state(state_dir, target, sessions[0])
+    if state is None or not (root / "calendars" / f"{freq}.txt").exists():
+        state = _build(lake, spec, target_index, silver, calendar, digests, executor, budget_bytes, on_bucket)
+        _save_state(state_dir, target, sessions[0], state)
+        return _outcome(root, "built", state, len(calendar), holes)
+
+    position = {s: i for i, s in enumerate(calendar)}
+    changed = {s for s in sessions if state.sessions.get(s) != shas[s]} | {
+        s for s in state.sessions if s not in silver.partitions
+    }
+    old_last = max(state.sessions) if state.sessions else sessions[0]
+    rewind = min((s for s in changed if s <= old_last), default=None)
+    rewrite = {
+        symbol for symbol, (_, _, _, digest) in state.symbols.items() if digests.get(symbol, "") != digest
+    }
+    repair = {
+        symbol
+        for symbol, (stored, first, last, _) in state.symbols.items()
+        if symbol not in rewrite
+        and not bins_intact(root, qlib_dir_name(stored), target.fields, freq, (first, last))
+    }
+    appended = [s for s in sessions if (s >= rewind if rewind else s > old_last)]
+    if not appended and not rewrite and not repair and not changed:
+        return _outcome(root, "unchanged", state, len(calendar), holes)
+
+    redo = rewrite | repair
+    if rewind is not None:
+        cut = position.get(rewind, len(calendar))
+        for symbol, (stored, first, last, digest) in list(state.symbols.items()):
+            if symbol in redo or last < cut:
+                continue
+            span = truncate_bins(root, qlib_dir_name(stored), target.fields, freq, (first, last), cut)
+            if span is None:
+                del state.symbols[symbol]
+            else:
+                state.symbols[symbol] = (stored, span[0], span[1], digest)
+    if appended:
+        rows = _read_silver(lake, spec, target, appended, exclude=redo)
+        _write(root, target, rows, calendar, freq, state, digests, existing=True, lake=lake)
+    if redo:
+        for symbol in redo:
+            state.symbols.pop(symbol, None)
+        rows = _read_silver(lake, spec, target, sessions, include=redo)
+        _write(root, target, rows, calendar, freq, state, digests, replace=True, lake=lake)
+    write_calendar(root, freq, lines)
+    write_instruments(root, state.spans(), lines)
+    state.sessions = dict(shas)
+    _save_state(state_dir, target, sessions[0], state)
+    return _outcome(
+        root,
+        "updated",
+        state,
+        len(calendar),
+        holes,
+        appended=len([s for s in appended if s > old_last]),
+        rewound_to=rewind,
+        rewritten=len(rewrite),
+        repaired=len(repair),
     )
-    return ConvertOutcome(
-        "converted",
-        symbols=summary.symbols,
-        calendar_days=len(calendar),
-        files=summary.files,
+
+
+def _outcome(
+    root: Path,
+    status: GoldStatus,
+    state: _State,
+    calendar_days: int,
+    holes: tuple[dt.date, ...],
+    **counts: object,
+) -> GoldOutcome:
+    renamed = tuple(sorted((s, v[0]) for s, v in state.symbols.items() if s != v[0]))
+    return GoldOutcome(
+        root,
+        status,
+        symbols=len(state.symbols),
+        calendar_days=calendar_days,
+        holes=holes,
         renamed=renamed,
+        skipped=tuple(sorted(state.skipped.items())),
+        **counts,  # type: ignore[arg-type]
+    )
+
+
+def _read_silver(
+    lake: Lake,
+    spec: DatasetSpec,
+    target: QlibTarget,
+    sessions: list[dt.date],
+    *,
+    include: set[str] | None = None,
+    exclude: set[str] | None = None,
+    bounds: tuple[str, str] | None = None,
+) -> pl.DataFrame:
+    """Silver rows of ``sessions`` for the target's columns, filtered by symbol while reading."""
+    where: pl.Expr | None = None
+    if include is not None:
+        where = pl.col("ticker").is_in(sorted(include))
+    elif exclude:
+        where = ~pl.col("ticker").is_in(sorted(exclude))
+    elif bounds is not None:
+        where = pl.col("ticker").is_between(bounds[0], bounds[1])
+    paths = [lake.silver_partition(spec, s) for s in sessions]
+    return read_parquet_files(paths, columns=target.columns, where=where)
+
+
+def _write(
+    root: Path,
+    target: QlibTarget,
+    rows: pl.DataFrame,
+    calendar: list[dt.date],
+    freq: Freq,
+    state: _State,
+    digests: dict[str, str],
+    *,
+    lake: Lake,
+    existing: bool = False,
+    replace: bool = False,
+) -> None:
+    """Convert silver ``rows`` and write them: append to known symbols or replace whole symbols."""
+    if rows.is_empty():
+        return
+    intervals = _intervals(lake)
+    frame = target.frame(rows, intervals)
+    layout = layout_rows(frame, freq, target.fields, calendar)
+    known = {stored: (first, last) for stored, first, last, _ in state.symbols.values()} if existing else {}
+    spans = write_bins(
+        root,
+        layout,
+        frame,
+        target.fields,
+        freq,
+        existing=known,
+        replace=frozenset(layout.symbols) if replace else frozenset(),
+    )
+    stored_of = dict(zip(layout.inputs, layout.symbols, strict=True))
+    for symbol, stored in stored_of.items():
+        first, last = spans[stored]
+        state.symbols[symbol] = (stored, first, last, digests.get(symbol, ""))
+    state.skipped.update(layout.skipped)
+
+
+def _intervals(lake: Lake) -> pl.DataFrame:
+    path = lake.adjustment_factors()
+    if path.exists():
+        return read_parquet_files([path])
+    return pl.DataFrame(
+        schema={
+            "ticker": pl.String(),
+            "valid_from": pl.Date(),
+            "valid_to": pl.Date(),
+            "split_factor": pl.Float64(),
+            "adj_factor": pl.Float64(),
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GoldBucketTask:
+    """Write the files of the symbols in ``bounds`` (all if ``None``) into a new root being built."""
+
+    root: Path
+    data_type: str
+    target: int
+    build_dir: Path
+    sessions: tuple[dt.date, ...]
+    calendar: tuple[dt.date, ...]
+    bounds: tuple[str, str] | None
+
+
+def run_gold_bucket(task: GoldBucketTask) -> tuple[dict[str, tuple[str, int, int]], dict[str, str]]:
+    """One bucket of a full build: ``({symbol: (stored, first, last)}, {skipped symbol: reason})``."""
+    lake = Lake(task.root)
+    spec = get_spec(task.data_type)
+    target = spec.gold[task.target]
+    freq = check_freq(target.freq)
+    rows = _read_silver(lake, spec, target, list(task.sessions), bounds=task.bounds)
+    if rows.is_empty():
+        return {}, {}
+    frame = target.frame(rows, _intervals(lake))
+    layout = layout_rows(frame, freq, target.fields, list(task.calendar))
+    spans = write_bins(task.build_dir, layout, frame, target.fields, freq)
+    symbols = {
+        symbol: (stored, *spans[stored]) for symbol, stored in zip(layout.inputs, layout.symbols, strict=True)
+    }
+    return symbols, dict(layout.skipped)
+
+
+def _build(
+    lake: Lake,
+    spec: DatasetSpec,
+    target_index: int,
+    silver: PartitionIndex,
+    calendar: list[dt.date],
+    digests: dict[str, str],
+    executor: TaskExecutor | None,
+    budget_bytes: float,
+    on_bucket: Callable[[], None] | None,
+) -> _State:
+    """A whole new root, per symbol bucket, swapped in atomically."""
+    target = spec.gold[target_index]
+    freq = check_freq(target.freq)
+    root = lake.qlib_root(spec.name, freq)
+    runner = executor or InlineExecutor()
+    sessions = silver.sessions
+    buckets = _buckets(lake, spec, silver, budget_bytes / max(1, runner.concurrency))
+    build_dir = new_temp_directory(root)
+    tasks = [
+        GoldBucketTask(lake.root, spec.name, target_index, build_dir, tuple(sessions), tuple(calendar), b)
+        for b in buckets
+    ]
+    state = _State(sessions={s: p.sha256 for s, p in silver.partitions.items()}, symbols={})
+    try:
+        for _, result in runner.map(run_gold_bucket, tasks):
+            if isinstance(result, BaseException):
+                raise result
+            symbols, skipped = result
+            for symbol, (stored, first, last) in symbols.items():
+                state.symbols[symbol] = (stored, first, last, digests.get(symbol, ""))
+            state.skipped.update(skipped)
+            if on_bucket is not None:
+                on_bucket()
+        lines = calendar_lines(calendar, freq)
+        write_calendar(build_dir, freq, lines)
+        write_instruments(build_dir, state.spans(), lines)
+    except BaseException:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise
+    swap_directory(build_dir, root)
+    return state
+
+
+def _buckets(
+    lake: Lake, spec: DatasetSpec, silver: PartitionIndex, budget_bytes: float
+) -> list[tuple[str, str] | None]:
+    """Contiguous ranges of tickers whose rows fit the budget (one unbounded bucket when all fit).
+
+    Ranges rather than hashes: partitions are sorted by ticker, so a range filter skips row groups.
+    """
+    total = sum(p.rows for p in silver.partitions.values())
+    per_bucket = max(1, int(budget_bytes / BYTES_PER_ROW))
+    if total <= per_bucket:
+        return [None]
+    counts = (
+        read_parquet_files([lake.silver_partition(spec, s) for s in silver.sessions], columns=("ticker",))
+        .group_by("ticker")
+        .len()
+        .sort("ticker")
+    )
+    buckets: list[tuple[str, str] | None] = []
+    start, size = None, 0
+    for ticker, n in counts.iter_rows():
+        if start is None:
+            start = ticker
+        size += n
+        if size >= per_bucket:
+            buckets.append((start, ticker))
+            start, size = None, 0
+    if start is not None:
+        buckets.append((start, counts["ticker"][-1]))
+    return buckets
+
+
+def _load_state(directory: Path, target: QlibTarget, first_session: dt.date) -> _State | None:
+    meta = read_manifest(directory / "state.json")
+    symbols_path = directory / "symbols.parquet"
+    if (
+        meta is None
+        or meta.get("version") != GOLD_VERSION
+        or meta.get("target_version") != target.version
+        or meta.get("fields") != list(target.fields)
+        or meta.get("first_session") != first_session.isoformat()
+        or not symbols_path.exists()
+    ):
+        return None
+    try:
+        table = read_parquet_files([symbols_path])
+    except QuantminiError:
+        return None
+    return _State(
+        sessions={dt.date.fromisoformat(k): v for k, v in meta.get("sessions", {}).items()},
+        symbols={r[0]: (r[1], r[2], r[3], r[4]) for r in table.iter_rows()},
+        skipped=dict(meta.get("skipped", {})),
+    )
+
+
+def _save_state(directory: Path, target: QlibTarget, first_session: dt.date, state: _State) -> None:
+    table = pl.DataFrame(
+        [(s, *v) for s, v in sorted(state.symbols.items())], schema=_SYMBOL_SCHEMA, orient="row"
+    )
+    write_parquet_atomic(table.to_arrow(), directory / "symbols.parquet")
+    write_manifest(
+        directory / "state.json",
+        {
+            "version": GOLD_VERSION,
+            "target_version": target.version,
+            "fields": list(target.fields),
+            "first_session": first_session.isoformat(),
+            "sessions": {s.isoformat(): sha for s, sha in sorted(state.sessions.items())},
+            "skipped": state.skipped,
+        },
     )

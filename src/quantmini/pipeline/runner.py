@@ -1,36 +1,63 @@
-"""Wire the stages for a data type and a date range: landing → bronze → silver → gold.
+"""Wire the stages for a data type: landing → bronze over a date range, then silver → gold → catalog.
 
 Holds no business rules: each stage decides per partition what is stale; the runner sequences them,
-reports progress and collects per-file failures so one bad file never stops the others.
+runs their tasks through one executor, reports progress and collects every failure of every stage, so one
+bad file, chunk or symbol never stops the others and none is hidden from the summary.
+
+Landing and bronze work on the requested range (plus any damaged bronze partition of the lake, which is
+re-derived from landing). Silver and gold work on the whole lake of the data type, incrementally: what
+they rebuild is decided by manifests, so their cost follows what changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import signal
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from quantmini._exceptions import QuantminiError
 from quantmini.config.settings import PipelineMode
 from quantmini.core.calendar import sessions as exchange_sessions
-from quantmini.datasets import get_spec
+from quantmini.datasets import DATASETS, get_spec
 from quantmini.datasets.base import DatasetSpec
 from quantmini.io.atomic import sweep_temps
+from quantmini.io.duckdb_catalog import build_catalog
 from quantmini.io.lake import Lake
 from quantmini.io.source import LocalMirrorSource, Source
 from quantmini.pipeline.bronze import IngestOutcome, ingest_session
-from quantmini.pipeline.executor import run_tasks
-from quantmini.pipeline.gold import ConvertOutcome, convert
+from quantmini.pipeline.executor import ExecutorKind, InlineExecutor, TaskExecutor, make_executor
+from quantmini.pipeline.factors import PRICE_SOURCE, FactorOutcome, FactorState, refresh_factors
+from quantmini.pipeline.gold import GoldOutcome, run_gold
 from quantmini.pipeline.landing import LandingOutcome, LandingPlan, land_sessions
+from quantmini.pipeline.partitions import PartitionIndex, index_partitions
 from quantmini.pipeline.progress import NullProgress, ProgressListener
 from quantmini.pipeline.reference import import_reference_dir
-from quantmini.pipeline.silver import EnrichOutcome, enrich
+from quantmini.pipeline.silver import SilverPlan, plan_silver, remove_orphans, run_silver_task
 
 #: Stages in order; a run can stop after any of them.
-Stage = Literal["landing", "bronze", "gold"]
+Stage = Literal["landing", "bronze", "silver", "gold"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class SilverOutcome:
+    """What the silver stage did for one table."""
+
+    table: str
+    sessions: int
+    written: int = 0
+    rows: int = 0
+    removed: int = 0
+    skipped: str | None = None
 
 
 @dataclass
@@ -42,11 +69,16 @@ class PipelineReport:
     landing: list[LandingOutcome] = field(default_factory=list)
     ingest: list[IngestOutcome] = field(default_factory=list)
     reference_added: dict[str, int] = field(default_factory=dict)
-    enrich: EnrichOutcome | None = None
-    convert: ConvertOutcome | None = None
+    factors: FactorOutcome | None = None
+    silver: list[SilverOutcome] = field(default_factory=list)
+    gold: list[GoldOutcome] = field(default_factory=list)
+    catalog: Path | None = None
+    executor: str = "streaming"
     failures: list[str] = field(default_factory=list)
+    #: Things the user should know that are not failures (repairs, holes, orphans removed …).
+    notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    #: Stages not defined for this data type, each with the reason (e.g. no silver for minute bars yet).
+    #: Stages not defined for this data type, each with the reason.
     skipped: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -74,8 +106,8 @@ class PipelineReport:
             all(o.status in ("unchanged", "missing") for o in self.landing)
             and all(o.status in ("unchanged", "not_landed") for o in self.ingest)
             and not any(self.reference_added.values())
-            and (self.enrich is None or self.enrich.status != "enriched")
-            and (self.convert is None or self.convert.status != "converted")
+            and all(o.written == 0 and o.removed == 0 for o in self.silver)
+            and all(o.status in ("unchanged", "no_input") for o in self.gold)
         )
 
 
@@ -101,6 +133,9 @@ class PipelineRunner:
         mode: PipelineMode = "streaming",
         workers: int = 1,
         batch_sessions: int = 5,
+        memory_budget_gb: float = 4.0,
+        executor: ExecutorKind = "local",
+        scheduler: str | None = None,
         progress: ProgressListener | None = None,
     ) -> None:
         self.lake = lake
@@ -108,7 +143,56 @@ class PipelineRunner:
         self.mode: PipelineMode = mode
         self.workers = workers
         self.batch_sessions = batch_sessions
+        self.budget_bytes = memory_budget_gb * 1e9
+        self.executor_kind: ExecutorKind = executor
+        self.scheduler = scheduler
         self.progress: ProgressListener = progress or NullProgress()
+        self._executor: TaskExecutor = InlineExecutor()
+        self._interrupted = threading.Event()
+
+    # -- running tasks -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _running(self, report: PipelineReport) -> Iterator[None]:
+        """Open the executor for the run and make Ctrl-C stop it even when a library swallows it."""
+        previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+
+            def interrupted(signum: int, frame: Any) -> None:
+                self._interrupted.set()
+                raise KeyboardInterrupt
+
+            previous = signal.signal(signal.SIGINT, interrupted)
+        try:
+            with make_executor(
+                self.mode,
+                workers=self.workers,
+                batch_size=self.batch_sessions,
+                executor=self.executor_kind,
+                scheduler=self.scheduler,
+            ) as executor:
+                self._executor = executor
+                report.executor = executor.name
+                yield
+        finally:
+            self._executor = InlineExecutor()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _map(
+        self, fn: Callable[[T], R], items: Sequence[T], executor: TaskExecutor | None = None
+    ) -> Iterator[tuple[T, R | BaseException]]:
+        """Tasks through the run's executor; stops the run if Ctrl-C was pressed, even if swallowed."""
+        for item, result in (executor or self._executor).map(fn, items):
+            self._check_interrupt()
+            yield item, result
+        self._check_interrupt()
+
+    def _check_interrupt(self) -> None:
+        if self._interrupted.is_set():
+            raise KeyboardInterrupt
+
+    # -- stages ---------------------------------------------------------------------------------------
 
     def sessions(self, start: dt.date, end: dt.date) -> list[dt.date]:
         """Exchange sessions of the data type's calendar in ``[start, end]``."""
@@ -140,79 +224,222 @@ class PipelineRunner:
         self.progress.finish("landing")
         report.landing.extend(outcomes)
         report.failures.extend(failures)
-        if isinstance(source, LocalMirrorSource):
+        if isinstance(source, LocalMirrorSource) and sessions:
             report.reference_added = import_reference_dir(self.lake, source.directory)
         report.timings["landing"] = time.perf_counter() - t0
 
     def ingest(self, sessions: list[dt.date], report: PipelineReport) -> None:
-        """Bronze stage over ``sessions`` (only landed, changed files do work)."""
+        """Bronze stage over ``sessions`` (only landed, changed files do work) and over any damaged
+        partition of the lake (re-derived from its landed file)."""
         t0 = time.perf_counter()
-        tasks = [_IngestTask(self.lake.root, self.spec.name, s) for s in sessions]
+        damaged = self._damaged_bronze()
+        todo = sorted(set(sessions) | set(damaged))
+        tasks = [_IngestTask(self.lake.root, self.spec.name, s) for s in todo]
         self.progress.start("bronze", len(tasks))
         outcomes: list[IngestOutcome] = []
-        results = run_tasks(
-            _ingest, tasks, mode=self.mode, workers=self.workers, batch_size=self.batch_sessions
-        )
-        for task, result in results:
+        for task, result in self._map(_ingest, tasks):
             if isinstance(result, QuantminiError):
                 report.failures.append(str(result))
             elif isinstance(result, BaseException):
                 report.failures.append(f"bronze {task.session}: unexpected {type(result).__name__}: {result}")
             else:
                 outcomes.append(result)
+                if result.repaired:
+                    report.notes.append(f"bronze {result.session}: {result.repaired}")
             self.progress.advance("bronze", str(task.session))
         self.progress.finish("bronze")
-        report.ingest.extend(sorted(outcomes, key=lambda o: o.session))
+        report.ingest.extend(
+            sorted((o for o in outcomes if o.session in set(sessions)), key=lambda o: o.session)
+        )
         report.timings["bronze"] = time.perf_counter() - t0
 
-    def enrich(self, report: PipelineReport) -> None:
-        """Silver stage."""
+    def _damaged_bronze(self) -> list[dt.date]:
+        index = self._bronze_index(self.spec)
+        return [d.session for d in index.damaged]
+
+    def _bronze_index(self, spec: DatasetSpec) -> PartitionIndex:
+        return index_partitions(
+            self.lake.manifest_dir("bronze", spec), lambda s: self.lake.bronze_partition(spec, s)
+        )
+
+    def factors(self, report: PipelineReport) -> FactorState | None:
+        """The lake's adjustment factors (when this data type's silver or gold uses them)."""
+        if not self.spec.adjustable:
+            return None
         t0 = time.perf_counter()
-        self.progress.start("silver", 1)
-        report.enrich = enrich(self.lake, self.spec)
-        self.progress.advance("silver")
+        prices = self._bronze_index(get_spec(PRICE_SOURCE))
+        try:
+            state, outcome = refresh_factors(self.lake, prices)
+        except QuantminiError as exc:
+            report.failures.append(f"adjustment factors: {exc}")
+            return None
+        report.factors = outcome
+        report.timings["factors"] = time.perf_counter() - t0
+        return state
+
+    def enrich(self, report: PipelineReport, factors: FactorState | None) -> None:
+        """Silver stage: every declared silver table, incrementally."""
+        if not self.spec.has_silver:
+            report.skipped["silver"] = f"no silver layer is declared for {self.spec.name} yet"
+            return
+        t0 = time.perf_counter()
+        bronze = self._bronze_index(self.spec)
+        for damaged in bronze.damaged:
+            report.failures.append(
+                f"bronze {damaged.session}: {damaged.path}: {damaged.reason} and it could not be re-derived "
+                "(is its landed file missing?); silver treats that session as having no data"
+            )
+        calendar = self._calendar(bronze)
+        plans = plan_silver(
+            self.lake,
+            self.spec,
+            bronze,
+            calendar,
+            factors,
+            budget_bytes=self.budget_bytes,
+            concurrency=self._executor.concurrency,
+        )
+        uses_factors = any(p.factors != "none" for p in self.spec.silver)
+        if uses_factors and factors is None and self.spec.adjustable:
+            report.failures.append("silver: skipped the tables that need adjustment factors (see above)")
+            plans = [p for p, part in zip(plans, self.spec.silver, strict=True) if part.factors == "none"]
+        tasks = [task for plan in plans for task in plan.tasks]
+        self.progress.start("silver", sum(len(t.outputs) for t in tasks))
+        written: Counter[str] = Counter()
+        rows: Counter[str] = Counter()
+        for task, result in self._map(run_silver_task, tasks):
+            if isinstance(result, BaseException):
+                report.failures.append(f"silver {task.label}: {_describe(result)}")
+            else:
+                written[result.table] += len(result.rows)
+                rows[result.table] += sum(result.rows.values())
+            self.progress.advance("silver", task.label, amount=len(task.outputs))
         self.progress.finish("silver")
+        for plan in plans:
+            report.notes.extend(f"silver {plan.table}: {text}" for text in plan.damaged)
+            if plan.orphans:
+                remove_orphans(self.lake, plan.table, plan.orphans)
+                report.notes.append(
+                    f"silver {plan.table}: removed {len(plan.orphans)} partition(s) whose bronze is gone"
+                )
+            report.silver.append(_silver_outcome(plan, written, rows))
         report.timings["silver"] = time.perf_counter() - t0
 
-    def convert(self, report: PipelineReport) -> None:
-        """Gold stage."""
+    def convert(self, report: PipelineReport, factors: FactorState | None) -> None:
+        """Gold stage: every declared Qlib root, incrementally, then the DuckDB catalog."""
         t0 = time.perf_counter()
-        self.progress.start("gold", 1)
-        report.convert = convert(self.lake, self.spec)
-        self.progress.advance("gold")
-        self.progress.finish("gold")
+        if not self.spec.has_qlib_gold:
+            report.skipped["gold"] = f"no Qlib root is declared for {self.spec.name} yet"
+        main = self.spec.main_silver
+        silver = (
+            index_partitions(
+                self.lake.manifest_dir("silver", self.spec.name),
+                lambda s: self.lake.silver_partition(self.spec, s),
+            )
+            if main is not None
+            else PartitionIndex({}, [])
+        )
+        for index, target in enumerate(self.spec.gold):
+            self.progress.start(f"gold {target.freq}", 1)
+            try:
+                outcome = run_gold(
+                    self.lake,
+                    self.spec,
+                    index,
+                    silver,
+                    factors,
+                    executor=self._executor,
+                    budget_bytes=self.budget_bytes,
+                    on_bucket=self._check_interrupt,
+                )
+            except QuantminiError as exc:
+                report.failures.append(f"gold {self.spec.name}/{target.freq}: {exc}")
+            except OSError as exc:
+                report.failures.append(f"gold {self.spec.name}/{target.freq}: {exc.strerror or exc}")
+            else:
+                report.gold.append(outcome)
+            self.progress.advance(f"gold {target.freq}")
+            self.progress.finish(f"gold {target.freq}")
+        try:
+            report.catalog = build_catalog(self.lake.root, list(DATASETS))
+        except QuantminiError as exc:
+            report.failures.append(f"DuckDB catalog: {exc}")
         report.timings["gold"] = time.perf_counter() - t0
 
+    def _calendar(self, bronze: PartitionIndex) -> list[dt.date]:
+        sessions = bronze.sessions
+        if not sessions:
+            return []
+        return exchange_sessions(sessions[0] - dt.timedelta(days=60), sessions[-1], self.spec.calendar)
+
+    def build(self, report: PipelineReport, last_stage: Stage = "gold") -> None:
+        """Silver (and gold up to ``last_stage``) over the whole lake of this data type."""
+        factors = self.factors(report)
+        self.enrich(report, factors)
+        if last_stage == "gold":
+            self.convert(report, factors)
+
     def run(
-        self, source: Source, start: dt.date, end: dt.date, *, last_stage: Stage = "gold"
+        self,
+        source: Source | None,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        *,
+        last_stage: Stage = "gold",
     ) -> PipelineReport:
-        """The stages up to ``last_stage``, in order, for the sessions in ``[start, end]``.
+        """The stages up to ``last_stage``, in order: landing and bronze for the sessions in
+        ``[start, end]`` (skipped when ``source`` is ``None``), then silver and gold for the lake.
 
         Temporaries that a killed earlier run left behind are removed first.
         """
-        report = PipelineReport(self.spec.name, sessions=self.sessions(start, end))
+        sessions = self.sessions(start, end) if start is not None and end is not None else []
+        report = PipelineReport(self.spec.name, sessions=sessions)
         for directory in (
             self.lake.bronze_dir(self.spec),
             self.lake.quarantine_dir(self.spec),
-            self.lake.silver_dir(self.spec),
+            self.lake.root / "silver",
             self.lake.root / "_manifests",
             self.lake.root / "gold",
         ):
             sweep_temps(directory)
-        self.land(source, report.sessions, report)
-        if last_stage == "landing":
-            return report
-        self.ingest(report.sessions, report)
-        if last_stage == "bronze":
-            return report
-        if self.spec.has_silver:
-            self.enrich(report)
-        else:
-            report.skipped["silver"] = f"no silver layer is defined for {self.spec.name} (it has no features)"
-        if self.spec.has_qlib_gold:
-            self.convert(report)
-        else:
-            report.skipped["gold"] = (
-                f"no Qlib gold root is built for {self.spec.name} (daily stock bars only)"
-            )
+        with self._running(report):
+            if source is not None:
+                self.land(source, report.sessions, report)
+                if last_stage == "landing":
+                    return report
+                self.ingest(report.sessions, report)
+                if last_stage == "bronze":
+                    return report
+            self.build(report, last_stage)
+        _note_holes(report)
         return report
+
+
+def _silver_outcome(plan: SilverPlan, written: Counter[str], rows: Counter[str]) -> SilverOutcome:
+    return SilverOutcome(
+        table=plan.table,
+        sessions=plan.sessions,
+        written=written[plan.table],
+        rows=rows[plan.table],
+        removed=len(plan.orphans),
+        skipped=plan.skipped,
+    )
+
+
+def _note_holes(report: PipelineReport) -> None:
+    for outcome in report.gold:
+        if outcome.holes:
+            shown = ", ".join(str(d) for d in outcome.holes[:5])
+            more = f" and {len(outcome.holes) - 5} more" if len(outcome.holes) > 5 else ""
+            report.notes.append(
+                f"gold {outcome.root.name}: {len(outcome.holes)} session(s) of the calendar have no data "
+                f"(NaN for every symbol): {shown}{more}"
+            )
+        for symbol, reason in outcome.skipped:
+            report.notes.append(f"gold: symbol {symbol!r} skipped: {reason}")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, QuantminiError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"

@@ -1,178 +1,277 @@
-"""Silver stage for daily bars: adjustment factors from cleaned corporate actions, adjusted prices, features.
+"""Silver stage: every silver table a data type declares, as incremental per-session partition tasks.
 
-Features need each symbol's history across partitions, so the stage reads the bronze history, computes,
-and rewrites only the session partitions whose content changed. It is skipped entirely when neither
-bronze nor the reference tables changed since the last run.
+For each declared :class:`~quantmini.datasets.base.SilverPart` the planner derives, from manifests only,
+the *identity* of each session's inputs — the checksums of the bronze partitions of the session and its
+lookback, the corporate actions the part depends on, the reference tables it reads, its version — and
+compares it with the identity recorded in that partition's manifest. Stale and missing sessions are
+grouped into chunks of consecutive sessions (sized from the memory budget); a chunk task reads the bronze
+of its sessions plus the lookback, runs the part's pure transform and writes one partition per session.
+Appending N sessions costs N sessions plus the lookback; a no-op run reads manifests only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Literal
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
-from quantmini._exceptions import ConfigurationError
-from quantmini.core.adjustment import adjustment_factors, split_factors_on
-from quantmini.core.corporate_actions import clean_dividends, clean_splits, renames_from_events
-from quantmini.core.features import apply_adjustment, daily_features
-from quantmini.core.ratios import daily_ratios, statement_items, statement_ratios
-from quantmini.core.reconciliation import reconcile_splits
-from quantmini.core.reference import DIVIDENDS_SCHEMA, SPLITS_SCHEMA
-from quantmini.datasets.base import DatasetSpec
+from quantmini._exceptions import QuantminiError, StorageError
+from quantmini.core.adjustment import session_multipliers
+from quantmini.core.window import FactorContext, SessionWindow
+from quantmini.datasets import get_spec
+from quantmini.datasets.base import DatasetSpec, SilverPart
 from quantmini.io.lake import Lake
-from quantmini.io.manifest import read_manifest, sha256_file, write_manifest
+from quantmini.io.manifest import sha256_file, write_manifest
 from quantmini.io.parquet import read_parquet_files, write_parquet_atomic
 from quantmini.io.reference_store import load_reference
-from quantmini.pipeline.fingerprint import fingerprint, table_digest
+from quantmini.pipeline.factors import FactorState, load_factor_tables
+from quantmini.pipeline.partitions import PartitionIndex, index_partitions
 
-#: Bump when the silver computation changes, so existing silver is recomputed.
-SILVER_VERSION = 2
-
-SILVER_EXTRA_COLUMNS: tuple[str, ...] = (
-    "split_factor",
-    "adj_factor",
-    "adj_open",
-    "adj_high",
-    "adj_low",
-    "adj_close",
-    "adj_volume",
-    "ret_1d",
-    "ret_5d",
-    "ret_20d",
-    "vol_20d",
-    "volume_z_20d",
-)
-
-EnrichStatus = Literal["enriched", "unchanged", "no_input"]
+#: Estimated peak bytes per bronze row while a chunk is transformed (aligned rows, lagged columns).
+BYTES_PER_ROW = 1200
+#: Longest chunk, in output sessions.
+MAX_CHUNK_SESSIONS = 500
 
 
 @dataclass(frozen=True, slots=True)
-class EnrichOutcome:
-    """What the silver stage did."""
+class SilverTask:
+    """One chunk of consecutive output sessions of one silver part (picklable: runs in any executor)."""
 
-    status: EnrichStatus
-    sessions_total: int = 0
-    sessions_written: int = 0
-    rows: int = 0
-    splits_used: int = 0
-    dividends_used: int = 0
-    corporate_actions_rejected: int = 0
-    renames_applied: int = 0
-    reconciliation_findings: int = 0
-    financial_ratio_rows: int = 0
+    root: Path
+    data_type: str
+    part: int
+    sessions: tuple[dt.date, ...]
+    present: tuple[dt.date, ...]
+    outputs: tuple[dt.date, ...]
+    identities: tuple[str, ...]
 
-
-def bronze_sessions(lake: Lake, spec: DatasetSpec) -> dict[dt.date, str]:
-    """Sessions with a complete bronze partition, mapped to the partition's checksum."""
-    found: dict[dt.date, str] = {}
-    directory = lake.manifest_dir("bronze", spec)
-    for path in sorted(directory.glob("*.json")) if directory.exists() else []:
-        manifest = read_manifest(path)
-        session = dt.date.fromisoformat(path.stem)
-        if manifest is not None and lake.bronze_partition(spec, session).exists():
-            found[session] = str(manifest.get("output_sha256"))
-    return found
+    @property
+    def label(self) -> str:
+        """``table first..last`` for progress lines and failures."""
+        table = get_spec(self.data_type).silver[self.part].table(self.data_type)
+        first, last = self.outputs[0], self.outputs[-1]
+        return f"{table} {first}" if first == last else f"{table} {first}..{last}"
 
 
-def enrich(lake: Lake, spec: DatasetSpec) -> EnrichOutcome:
-    """Build or refresh the silver layer of a daily stock dataset."""
-    if not spec.has_silver:
-        raise ConfigurationError(f"the silver layer is built for daily stock bars; {spec.name} has none yet")
-    sessions = bronze_sessions(lake, spec)
-    if not sessions:
-        return EnrichOutcome("no_input")
-    reference = {
-        name: sha256_file(lake.reference_table(name)) if lake.reference_table(name).exists() else None
-        for name in ("splits", "dividends", "ticker_events", "financials")
-    }
-    bronze = {s.isoformat(): digest for s, digest in sessions.items()}
-    key = fingerprint({"version": SILVER_VERSION, "bronze": bronze, "reference": reference})
-    stage_path = lake.stage_manifest("silver", spec)
-    stage = read_manifest(stage_path)
-    if (
-        stage is not None
-        and stage.get("fingerprint") == key
-        and all(lake.silver_partition(spec, s).exists() for s in sessions)
-    ):
-        return EnrichOutcome("unchanged", sessions_total=len(sessions), rows=int(stage.get("rows", 0)))
+@dataclass(frozen=True, slots=True)
+class SilverPlan:
+    """What one silver part needs: tasks, and what the planner found."""
 
-    bars = read_parquet_files([lake.bronze_partition(spec, s) for s in sessions])
-    splits = clean_splits(_reference_or_empty(lake, "splits", SPLITS_SCHEMA))
-    dividends = clean_dividends(_reference_or_empty(lake, "dividends", DIVIDENDS_SCHEMA))
-    events = load_reference(lake, "ticker_events")
-    renames = renames_from_events(events) if events is not None else None
-    closes = bars.select("ticker", "session_date", "close")
-    factors = adjustment_factors(closes, splits.accepted, dividends.accepted, renames)
-    write_parquet_atomic(factors.to_arrow(), lake.adjustment_factors())
-    checks = reconcile_splits(closes, splits.accepted)
-    write_parquet_atomic(
-        checks.to_arrow(), lake.root / "silver" / "reference" / "corporate_action_checks.parquet"
-    )
-    financial_ratios = _write_financial_ratios(lake, bars, factors, splits.accepted)
-    rejected = pl.concat(
-        [
-            splits.rejected.select("ticker", pl.lit("split").alias("kind"), "reason"),
-            dividends.rejected.select("ticker", pl.lit("dividend").alias("kind"), "reason"),
-        ]
-    )
-    write_parquet_atomic(rejected.to_arrow(), lake.root / "silver" / "reference" / "rejected_actions.parquet")
+    table: str
+    sessions: int
+    tasks: list[SilverTask] = field(default_factory=list)
+    orphans: list[dt.date] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)
+    skipped: str | None = None
 
-    columns = [*spec.bronze_schema.names, *SILVER_EXTRA_COLUMNS]
-    silver = daily_features(apply_adjustment(bars, factors)).select(columns)
-    written = 0
-    for (session,), part in silver.partition_by("session_date", as_dict=True, maintain_order=False).items():
-        assert isinstance(session, dt.date)
-        table = part.sort(list(spec.sort_columns)).to_arrow()
-        digest = table_digest(table)
-        manifest_path = lake.manifest("silver", spec, session)
-        previous = read_manifest(manifest_path)
-        target = lake.silver_partition(spec, session)
-        if previous is not None and previous.get("content_sha256") == digest and target.exists():
-            continue
-        write_parquet_atomic(table, target)
-        write_manifest(
-            manifest_path, {"session": session.isoformat(), "rows": table.num_rows, "content_sha256": digest}
+    @property
+    def stale(self) -> int:
+        """Sessions to (re)build."""
+        return sum(len(t.outputs) for t in self.tasks)
+
+
+def plan_silver(
+    lake: Lake,
+    spec: DatasetSpec,
+    bronze: PartitionIndex,
+    calendar: list[dt.date],
+    factors: FactorState | None,
+    *,
+    budget_bytes: float,
+    concurrency: int,
+) -> list[SilverPlan]:
+    """Plans for every silver part of ``spec`` (manifests only)."""
+    plans = []
+    for index, part in enumerate(spec.silver):
+        plans.append(
+            _plan_part(lake, spec, index, part, bronze, calendar, factors, budget_bytes, concurrency)
         )
-        written += 1
-    write_manifest(stage_path, {"fingerprint": key, "rows": silver.height, "sessions": len(sessions)})
-    return EnrichOutcome(
-        "enriched",
-        sessions_total=len(sessions),
-        sessions_written=written,
-        rows=silver.height,
-        splits_used=splits.accepted.height,
-        dividends_used=dividends.accepted.height,
-        corporate_actions_rejected=rejected.height,
-        renames_applied=0 if renames is None else renames.height,
-        reconciliation_findings=checks.height,
-        financial_ratio_rows=financial_ratios,
+    return plans
+
+
+def _plan_part(
+    lake: Lake,
+    spec: DatasetSpec,
+    index: int,
+    part: SilverPart,
+    bronze: PartitionIndex,
+    calendar: list[dt.date],
+    factors: FactorState | None,
+    budget_bytes: float,
+    concurrency: int,
+) -> SilverPlan:
+    table = part.table(spec.name)
+    references = {}
+    for name in part.references:
+        path = lake.reference_table(name)
+        if not path.exists():
+            return SilverPlan(table, 0, skipped=f"needs the {name} reference table (not pulled)")
+        references[name] = sha256_file(path)
+    existing = index_partitions(lake.manifest_dir("silver", table), lambda s: lake.silver_partition(table, s))
+    position = {s: i for i, s in enumerate(calendar)}
+    shas = {s: p.sha256 for s, p in bronze.partitions.items()}
+    stale: list[tuple[dt.date, str]] = []
+    for session in bronze.sessions:
+        i = position[session]
+        window = calendar[max(0, i - part.lookback) : i + 1]
+        identity = _identity(part, window, shas, factors, references)
+        recorded = existing.partitions.get(session)
+        if recorded is None or recorded.identity != identity:
+            stale.append((session, identity))
+    orphans = [s for s in existing.partitions if s not in bronze.partitions]
+    rows_per_session = max(
+        1, sum(p.rows for p in bronze.partitions.values()) // max(1, len(bronze.partitions))
+    )
+    per_chunk = int(budget_bytes / max(1, concurrency) / (rows_per_session * BYTES_PER_ROW)) - part.lookback
+    per_chunk = max(1, min(MAX_CHUNK_SESSIONS, per_chunk))
+    tasks = [
+        _task(lake, spec, index, part, chunk, calendar, position, bronze)
+        for chunk in _chunks(stale, position, part.lookback, per_chunk)
+    ]
+    damaged = [f"{d.path}: {d.reason}; rebuilt" for d in existing.damaged]
+    return SilverPlan(table, len(bronze.partitions), tasks=tasks, orphans=orphans, damaged=damaged)
+
+
+def _identity(
+    part: SilverPart,
+    window: list[dt.date],
+    shas: dict[dt.date, str],
+    factors: FactorState | None,
+    references: dict[str, str],
+) -> str:
+    inputs: dict[str, object] = {
+        "version": part.version,
+        "transform": part.transform.path,
+        "columns": list(part.columns),
+        "bronze": [(s.isoformat(), shas.get(s)) for s in window],
+        "references": references,
+    }
+    if factors is not None and part.factors == "window":
+        inputs["factors"] = factors.window_digest(window)
+    elif factors is not None and part.factors == "history":
+        inputs["factors"] = factors.history_digest(window[-1])
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def _chunks(
+    stale: list[tuple[dt.date, str]], position: dict[dt.date, int], lookback: int, per_chunk: int
+) -> list[list[tuple[dt.date, str]]]:
+    """Consecutive stale sessions, split where a chunk is full or the next is far from the last."""
+    chunks: list[list[tuple[dt.date, str]]] = []
+    for item in stale:
+        current = chunks[-1] if chunks else None
+        if (
+            current is None
+            or len(current) >= per_chunk
+            or position[item[0]] - position[current[-1][0]] > lookback + 1
+        ):
+            chunks.append([item])
+        else:
+            current.append(item)
+    return chunks
+
+
+def _task(
+    lake: Lake,
+    spec: DatasetSpec,
+    index: int,
+    part: SilverPart,
+    chunk: list[tuple[dt.date, str]],
+    calendar: list[dt.date],
+    position: dict[dt.date, int],
+    bronze: PartitionIndex,
+) -> SilverTask:
+    first, last = position[chunk[0][0]], position[chunk[-1][0]]
+    sessions = tuple(calendar[max(0, first - part.lookback) : last + 1])
+    return SilverTask(
+        root=lake.root,
+        data_type=spec.name,
+        part=index,
+        sessions=sessions,
+        present=tuple(s for s in sessions if s in bronze.partitions),
+        outputs=tuple(s for s, _ in chunk),
+        identities=tuple(identity for _, identity in chunk),
     )
 
 
-def _write_financial_ratios(
-    lake: Lake, bars: pl.DataFrame, factors: pl.DataFrame, splits: pl.DataFrame
-) -> int:
-    """Statement ratios per filing and point-in-time daily ratios, when statements were pulled."""
-    financials = load_reference(lake, "financials")
-    if financials is None or financials.is_empty():
-        return 0
-    items = statement_items(financials)
-    write_parquet_atomic(
-        statement_ratios(items).to_arrow(), lake.root / "silver" / "reference" / "statement_ratios.parquet"
-    )
-    priced = bars.select("ticker", "session_date", "close").join(
-        factors.select("ticker", "session_date", "split_factor"), on=["ticker", "session_date"], how="left"
-    )
-    filing_factors = split_factors_on(items.select("ticker", pl.col("filing_date").alias("date")), splits)
-    daily = daily_ratios(
-        priced.filter(pl.col("ticker").is_in(items["ticker"].unique().implode())), items, filing_factors
-    )
-    write_parquet_atomic(daily.to_arrow(), lake.root / "silver" / "reference" / "daily_ratios.parquet")
-    return daily.height
+def remove_orphans(lake: Lake, table: str, sessions: list[dt.date]) -> None:
+    """Remove silver partitions (and manifests) of sessions that have no bronze partition any more."""
+    for session in sessions:
+        for path in (lake.manifest("silver", table, session), lake.silver_partition(table, session)):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot remove {path}: {exc.strerror or exc}") from exc
 
 
-def _reference_or_empty(lake: Lake, name: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    frame = load_reference(lake, name)
-    return pl.DataFrame(schema=schema) if frame is None else frame
+@dataclass(frozen=True, slots=True)
+class SilverTaskResult:
+    """Rows written per output session of one task."""
+
+    table: str
+    rows: dict[dt.date, int]
+
+
+def run_silver_task(task: SilverTask) -> SilverTaskResult:
+    """Read the task's bronze window, run the part's transform, write one partition per output session."""
+    lake = Lake(task.root)
+    spec = get_spec(task.data_type)
+    part = spec.silver[task.part]
+    table = part.table(spec.name)
+    schema = part.output_schema(spec.bronze_schema)
+    bars = (
+        read_parquet_files([lake.bronze_partition(spec, s) for s in task.present])
+        if task.present
+        else pl.DataFrame(schema=pl.Schema(pl.DataFrame(spec.bronze_schema.empty_table()).schema))
+    )
+    references = {}
+    for name in part.references:
+        frame = load_reference(lake, name)
+        if frame is None:
+            raise QuantminiError(f"silver {table}: the {name} reference table disappeared during the run")
+        references[name] = frame
+    context = None
+    if part.factors != "none":
+        events, spans, _ = load_factor_tables(lake)
+        multipliers = (
+            session_multipliers(events, spans, list(task.sessions))
+            if not events.is_empty()
+            else pl.DataFrame()
+        )
+        context = FactorContext(multipliers, events, spans)
+    window = SessionWindow(bars, task.sessions, task.outputs, references, context)
+    rows = part.transform(window)
+    order = [c for c in spec.sort_columns if c in schema.names] or [
+        c for c in ("ticker", "session_date") if c in schema.names
+    ]
+    written: dict[dt.date, int] = {}
+    by_session = (
+        {key[0]: frame for key, frame in rows.partition_by("session_date", as_dict=True).items()}
+        if rows.height
+        else {}
+    )
+    for session, identity in zip(task.outputs, task.identities, strict=True):
+        frame = by_session.get(session)
+        arrow = (
+            schema.empty_table()
+            if frame is None
+            else frame.sort(order).select(schema.names).to_arrow().cast(schema)
+        )
+        target = lake.silver_partition(table, session)
+        write_parquet_atomic(arrow, target)
+        write_manifest(
+            lake.manifest("silver", table, session),
+            {
+                "session": session.isoformat(),
+                "identity": identity,
+                "rows": arrow.num_rows,
+                "output_sha256": sha256_file(target),
+                "output_size": target.stat().st_size,
+            },
+        )
+        written[session] = arrow.num_rows
+    return SilverTaskResult(table, written)

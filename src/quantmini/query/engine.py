@@ -1,8 +1,9 @@
 """The query engine: partition pruning by path, DuckDB in-process, Polars out, an LRU result cache.
 
 Only the partitions of sessions inside the query's range are handed to DuckDB, which then prunes row
-groups on the ticker/date statistics. Results are cached under the query spec *and* the identity
-(path, size, mtime) of every file read, so a re-ingested partition is never answered from the cache.
+groups on the ticker/date statistics; adjusted prices join the compact factor table. Results are cached
+under the query spec *and* the identity (path, size, mtime) of every file read (the factor table
+included), so a re-ingested partition or a new corporate action is never answered from the cache.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pyarrow as pa
 from quantmini._exceptions import QueryError
 from quantmini.io.lake import PARTITION_FILE, Lake
 from quantmini.query.spec import QuerySpec, column_types, has_silver
-from quantmini.query.sql import build_query, select_items
+from quantmini.query.sql import build_query, needs_factors, select_items
 
 logger = logging.getLogger(__name__)
 
@@ -95,19 +96,21 @@ class QueryEngine:
         schema = output_schema(spec)
         if not files:
             return pl.DataFrame(schema=schema)
-        key: _CacheKey = (spec, tuple(_identity(f) for f in files))
+        factors = self._factors(spec)
+        read = [*files, *([factors] if factors is not None else [])]
+        key: _CacheKey = (spec, tuple(_identity(f) for f in read))
         cached = self._cache_get(key)
         if cached is not None:
             return cached.clone()
-        frame = conform(self._run(spec, files), schema)
+        frame = conform(self._run(spec, files, self._factors(spec)), schema)
         self._cache_put(key, frame)
         return frame.clone()
 
     def files_for(self, spec: QuerySpec) -> list[Path]:
         """The partition files a query reads: one per ingested session in ``[start, end]``.
 
-        Silver is read when the query needs it (adjusted prices, silver-only columns); raw queries read
-        each session's silver partition when present, else its bronze one.
+        Silver is read when the query needs it (features); otherwise each session's silver partition
+        when present, else its bronze one. Adjusted prices are computed from the factor table.
         """
         dataset = spec.dataset
         bronze = partition_sessions(self.lake.bronze_dir(dataset))
@@ -119,9 +122,8 @@ class QueryEngine:
             )
         if spec.needs_silver and not silver:
             raise QueryError(
-                f"{dataset.name} has no silver (adjusted) partitions under {self.lake.root} yet: "
-                f"run `quantmini data enrich --data-type {dataset.name}`, or query raw bars with --raw "
-                "(adjusted=False)"
+                f"{dataset.name} has no silver partitions under {self.lake.root} yet (the features come "
+                f"with them): run `quantmini data enrich --data-type {dataset.name}`"
             )
         silver_in_range = set(_between(silver, spec))
         if spec.needs_silver:
@@ -139,8 +141,13 @@ class QueryEngine:
         with self._lock:
             self._cache.clear()
 
-    def _run(self, spec: QuerySpec, files: list[Path]) -> pl.DataFrame:
-        sql, params = build_query(spec, files)
+    def _factors(self, spec: QuerySpec) -> Path | None:
+        """The compact factor table, when the query reads adjustment columns and the lake has one."""
+        path = self.lake.adjustment_factors()
+        return path if spec.dataset.adjustable and needs_factors(spec) and path.exists() else None
+
+    def _run(self, spec: QuerySpec, files: list[Path], factors: Path | None) -> pl.DataFrame:
+        sql, params = build_query(spec, files, factors)
         logger.debug("query %s over %d partition(s)", spec.data_type, len(files))
         try:
             with self._db.cursor() as con:

@@ -4,8 +4,9 @@ A :class:`QuerySpec` is validated once, at construction: the data type exists, t
 least one symbol is given, every field is a column of that data type, and adjusted prices are only asked
 of data types that have a silver (adjusted) layer.
 
-Which columns a data type offers is derived from its :class:`~quantmini.datasets.DatasetSpec`: the bronze
-schema, plus — for data types whose spec declares features — the silver adjustment columns and features.
+Which columns a data type offers is derived from its :class:`~quantmini.datasets.DatasetSpec`: the silver
+schema (the bronze columns plus features), plus — for adjustable data types — the adjustment columns
+(``split_factor``, ``adj_factor``, ``adj_open`` …), which are computed from the factor table when read.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pyarrow as pa
 from quantmini._exceptions import QuantminiError, QueryError
 from quantmini.datasets import DatasetSpec, get_spec
 
-#: Silver columns added to the bronze ones by the adjustment step, in storage order.
+#: Columns computed from the factor table when an adjustable data type is read.
 ADJUSTMENT_COLUMNS: tuple[str, ...] = (
     "split_factor",
     "adj_factor",
@@ -38,26 +39,22 @@ _DEFAULT_BAR_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume"
 
 
 def has_silver(dataset: DatasetSpec) -> bool:
-    """Whether ``dataset`` has a silver (adjusted, feature-enriched) layer.
-
-    Silver is built for data types whose spec declares features; the others (minute bars, options) get
-    an adjusted view together with their silver layer.
-    """
-    return bool(dataset.features)
+    """Whether ``dataset`` has a main silver table (raw bars plus features)."""
+    return dataset.main_silver is not None
 
 
 def silver_only_columns(dataset: DatasetSpec) -> tuple[str, ...]:
-    """Columns that exist in silver but not in bronze (empty when there is no silver layer)."""
-    if not has_silver(dataset):
-        return ()
-    return ADJUSTMENT_COLUMNS + dataset.features
+    """Columns that exist in silver but not in bronze (the features; empty without a silver layer)."""
+    return dataset.features
 
 
 def column_types(dataset: DatasetSpec) -> dict[str, pa.DataType]:
-    """Every queryable column of ``dataset`` mapped to its Arrow type, in storage order."""
-    types = {f.name: f.type for f in dataset.bronze_schema}
-    for name in silver_only_columns(dataset):
-        types[name] = pa.float64()
+    """Every queryable column of ``dataset`` mapped to its Arrow type, in storage order: the stored
+    columns, then (for adjustable data types) the adjustment columns computed when read."""
+    types = {f.name: f.type for f in dataset.silver_schema}
+    if dataset.adjustable:
+        for name in ADJUSTMENT_COLUMNS:
+            types[name] = pa.float64()
     return types
 
 
@@ -96,9 +93,9 @@ class QuerySpec:
         self._check_range()
         self._normalise_symbols()
         self._normalise_fields()
-        if self.adjusted and not has_silver(dataset):
+        if self.adjusted and not dataset.adjustable:
             raise QueryError(
-                f"{self.data_type} has no adjusted view yet (it comes with its silver layer): "
+                f"{self.data_type} has no adjusted prices (splits and dividends do not apply to it): "
                 "query raw bars with --raw (adjusted=False)"
             )
 
@@ -145,5 +142,5 @@ class QuerySpec:
 
     @property
     def needs_silver(self) -> bool:
-        """Whether answering needs silver partitions (adjusted prices or silver-only columns)."""
-        return self.adjusted or any(f in silver_only_columns(self.dataset) for f in self.selected_fields)
+        """Whether answering needs silver partitions (it asks for features)."""
+        return any(f in silver_only_columns(self.dataset) for f in self.selected_fields)

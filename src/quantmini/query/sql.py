@@ -1,13 +1,18 @@
 """Pure SQL builders: a :class:`~quantmini.query.spec.QuerySpec` and a file list in, ``(sql, params)`` out.
 
-Values (the file list, symbols, dates) are always bound as parameters. Identifiers come only from a
+Values (the file lists, symbols, dates) are always bound as parameters. Identifiers come only from a
 whitelist derived from the data type's schema, must look like plain snake_case names, and are quoted.
-The query has this shape (adjusted prices come from their ``adj_`` columns)::
+Adjusted prices are computed when read, from the compact factor table (spans of constant factors per
+ticker); the query has this shape::
 
-    SELECT "ticker", "session_date", "adj_open" AS "open", ..., "transactions"
-    FROM read_parquet(?, hive_partitioning = false, union_by_name = true)
-    WHERE "ticker" IN (?, ?) AND "session_date" BETWEEN ? AND ?
-    ORDER BY "ticker", "window_start"
+    SELECT b."ticker", b."session_date", b."open" * coalesce(f."adj_factor", 1.0) AS "open", ...
+    FROM read_parquet(?, hive_partitioning = false, union_by_name = true) AS b
+    LEFT JOIN read_parquet(?) AS f
+      ON f."ticker" = b."ticker" AND b."session_date" >= f."valid_from" AND b."session_date" < f."valid_to"
+    WHERE b."ticker" IN (?, ?) AND b."session_date" BETWEEN ? AND ?
+    ORDER BY b."ticker", b."window_start"
+
+Without a factor table (no corporate action applies) the join is left out and every factor is 1.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from quantmini._exceptions import QueryError
-from quantmini.query.spec import ADJUSTED_PRICE_COLUMNS, QuerySpec, column_types
+from quantmini.query.spec import ADJUSTED_PRICE_COLUMNS, ADJUSTMENT_COLUMNS, QuerySpec, column_types
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 #: Columns every query filters or sorts on.
 ORDER_COLUMNS: tuple[str, ...] = ("ticker", "window_start")
+
+_PRICES = ("open", "high", "low", "close")
 
 
 def quote_identifier(name: str, allowed: Collection[str]) -> str:
@@ -34,6 +41,16 @@ def quote_identifier(name: str, allowed: Collection[str]) -> str:
     return f'"{name}"'
 
 
+def factor_expressions(bars: str = "b", factors: str | None = "f") -> dict[str, str]:
+    """SQL for every adjustment column, from raw columns of ``bars`` and the factor table ``factors``."""
+    split = f'coalesce({factors}."split_factor", 1.0)' if factors else "1.0"
+    total = f'coalesce({factors}."adj_factor", 1.0)' if factors else "1.0"
+    exprs = {"split_factor": split, "adj_factor": total}
+    exprs.update({f"adj_{c}": f'{bars}."{c}" * {total}' for c in _PRICES})
+    exprs["adj_volume"] = f'{bars}."volume" / {split}'
+    return exprs
+
+
 def select_items(spec: QuerySpec) -> list[tuple[str, str]]:
     """``(source column, output name)`` pairs of the query, in output order."""
     items: list[tuple[str, str]] = []
@@ -43,32 +60,71 @@ def select_items(spec: QuerySpec) -> list[tuple[str, str]]:
     return items
 
 
-def select_clause(spec: QuerySpec) -> str:
-    """The ``SELECT`` list: quoted columns, aliased when an adjusted column stands in for a raw one."""
+def select_clause(spec: QuerySpec, factors: bool = True) -> str:
+    """The ``SELECT`` list: raw columns of ``b`` and adjustment columns computed from ``f``."""
     allowed = column_types(spec.dataset)
+    computed = factor_expressions("b", "f" if factors else None)
     parts: list[str] = []
     for source, output in select_items(spec):
-        quoted = quote_identifier(source, allowed)
-        parts.append(quoted if source == output else f"{quoted} AS {quote_identifier(output, allowed)}")
+        quoted = quote_identifier(output, allowed)
+        if source in ADJUSTMENT_COLUMNS:
+            quote_identifier(source, allowed)
+            parts.append(f"{computed[source]} AS {quoted}")
+        else:
+            column = f"b.{quote_identifier(source, allowed)}"
+            parts.append(column if source == output else f"{column} AS {quoted}")
     return ", ".join(parts)
 
 
-def build_query(spec: QuerySpec, files: Sequence[Path | str]) -> tuple[str, list[object]]:
-    """SQL and parameters answering ``spec`` from the Parquet ``files`` (which must not be empty)."""
+def needs_factors(spec: QuerySpec) -> bool:
+    """Whether the query reads any adjustment column (then the factor table is joined)."""
+    return any(source in ADJUSTMENT_COLUMNS for source, _ in select_items(spec))
+
+
+def build_query(
+    spec: QuerySpec, files: Sequence[Path | str], factors: Path | str | None = None
+) -> tuple[str, list[object]]:
+    """SQL and parameters answering ``spec`` from the Parquet ``files`` (which must not be empty) and the
+    compact factor table ``factors`` (``None``: no factor applies)."""
     if not files:
         raise QueryError("a query needs at least one partition file")
     allowed = column_types(spec.dataset)
     ticker, session_date = (quote_identifier(c, allowed) for c in ("ticker", "session_date"))
-    order = ", ".join(quote_identifier(c, allowed) for c in ORDER_COLUMNS)
+    order = ", ".join(f"b.{quote_identifier(c, allowed)}" for c in ORDER_COLUMNS)
     placeholders = ", ".join("?" for _ in spec.symbols)
+    join = factors is not None and needs_factors(spec)
+    params: list[object] = [[str(f) for f in files]]
     sql = (
-        f"SELECT {select_clause(spec)}\n"
-        "FROM read_parquet(?, hive_partitioning = false, union_by_name = true)\n"
-        f"WHERE {ticker} IN ({placeholders}) AND {session_date} BETWEEN ? AND ?\n"
-        f"ORDER BY {order}"
+        f"SELECT {select_clause(spec, factors=join)}\n"
+        "FROM read_parquet(?, hive_partitioning = false, union_by_name = true) AS b\n"
     )
-    params: list[object] = [[str(f) for f in files], *spec.symbols, spec.start, spec.end]
+    if join:
+        sql += (
+            "LEFT JOIN read_parquet(?) AS f\n"
+            f'  ON f."ticker" = b.{ticker} AND b.{session_date} >= f."valid_from" '
+            f'AND b.{session_date} < f."valid_to"\n'
+        )
+        params.append(str(factors))
+    sql += f"WHERE b.{ticker} IN ({placeholders}) AND b.{session_date} BETWEEN ? AND ?\nORDER BY {order}"
+    params += [*spec.symbols, spec.start, spec.end]
     return sql, params
+
+
+def adjusted_view_sql(view: str, bars: str, factors: str | None) -> str:
+    """``CREATE OR REPLACE VIEW`` ``view``: every column of the view ``bars`` plus the adjustment columns,
+    joined to the factor view ``factors`` (``None``: all factors 1)."""
+    for name in (view, bars, *([factors] if factors else [])):
+        if not _IDENTIFIER.match(name):
+            raise QueryError(f"{name!r} is not a valid view name (expected lower-case snake_case)")
+    computed = factor_expressions("b", "f" if factors else None)
+    columns = ", ".join(f'{sql} AS "{name}"' for name, sql in computed.items())
+    join = (
+        f' LEFT JOIN "{factors}" AS f ON f."ticker" = b."ticker" '
+        'AND b."session_date" >= f."valid_from" AND b."session_date" < f."valid_to"'
+        if factors
+        else ""
+    )
+    return f'CREATE OR REPLACE VIEW "{view}" AS SELECT b.*, {columns} FROM "{bars}" AS b{join}'
 
 
 def string_literal(value: str) -> str:

@@ -1,0 +1,141 @@
+"""What a silver transform sees — a window of sessions — and the window arithmetic features are built from.
+
+A silver partition for session D is a pure function of the bronze rows of D and of the ``lookback``
+sessions before it (plus declared reference tables and corporate actions). Transforms get those rows
+as a :class:`SessionWindow` and return the rows of the output sessions.
+
+Windows count **sessions of the exchange calendar**, as Qlib does on its global calendar: rows are
+aligned to every session of the window (:func:`align`), a session where a ticker has no bar is a null
+row, and a value ``k`` sessions back is :func:`lag`. A feature over ``n`` sessions is null when any of
+them is missing (no partial windows, no look-ahead).
+
+Every window statistic is computed from the ``n`` lagged values in a fixed order (:func:`total`), never
+with a running sum: the result for session D then depends only on the values in D's window, so computing
+a year at once, or D alone in a daily update, gives bit-identical numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+#: Multiplier columns joined to aligned rows (1.0 on sessions without corporate actions).
+MULTIPLIER_COLUMNS = ("split_multiplier", "total_multiplier")
+
+
+@dataclass(frozen=True, slots=True)
+class FactorContext:
+    """Corporate actions as a transform may use them.
+
+    ``multipliers``: ``ticker, session_date, split_multiplier, total_multiplier`` for the window's
+    sessions that have actions (see :func:`quantmini.core.adjustment.session_multipliers`); ``events``:
+    per-company events up to the last output session; ``spans``: which company each ticker names when.
+    """
+
+    multipliers: pl.DataFrame
+    events: pl.DataFrame
+    spans: pl.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
+class SessionWindow:
+    """Inputs of one silver computation.
+
+    ``bars``: bronze rows of every session of ``sessions`` that has a partition; ``sessions``: the
+    calendar sessions of the window, oldest first (the lookback, then the outputs); ``outputs``: the
+    sessions whose rows the transform returns; ``references``: reference tables by name.
+    """
+
+    bars: pl.DataFrame
+    sessions: tuple[dt.date, ...]
+    outputs: tuple[dt.date, ...]
+    references: Mapping[str, pl.DataFrame] = field(default_factory=dict)
+    factors: FactorContext | None = None
+
+
+def align(window: SessionWindow, columns: Sequence[str]) -> pl.DataFrame:
+    """Every ticker of the window × every session of the window, sorted by (ticker, session_date).
+
+    Holds ``columns`` of the bars (null where the ticker has no bar that session), ``_pos`` (the
+    session's index in the window), ``_present`` (a bar exists) and the corporate-action multipliers.
+    """
+    calendar = pl.DataFrame(
+        {"session_date": list(window.sessions), "_pos": list(range(len(window.sessions)))},
+        schema={"session_date": pl.Date(), "_pos": pl.Int32()},
+    )
+    tickers = window.bars.select("ticker").unique().sort("ticker")
+    grid = tickers.join(calendar, how="cross")
+    bars = window.bars.select(
+        "ticker", "session_date", *[c for c in columns if c not in ("ticker", "session_date")]
+    )
+    frame = grid.join(
+        bars.with_columns(pl.lit(True).alias("_present")), on=["ticker", "session_date"], how="left"
+    ).with_columns(pl.col("_present").fill_null(False))
+    if window.factors is not None and not window.factors.multipliers.is_empty():
+        frame = frame.join(
+            window.factors.multipliers.select("ticker", "session_date", *MULTIPLIER_COLUMNS),
+            on=["ticker", "session_date"],
+            how="left",
+        )
+    else:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in MULTIPLIER_COLUMNS)
+    return frame.with_columns(pl.col(c).fill_null(1.0) for c in MULTIPLIER_COLUMNS).sort("ticker", "_pos")
+
+
+def lag(expr: pl.Expr, k: int) -> pl.Expr:
+    """``expr`` ``k`` sessions back on an :func:`align`-ed frame (null before the window starts).
+
+    Aligned frames hold the same sessions for every ticker, so a plain shift never crosses into another
+    ticker once the rows before position ``k`` are masked.
+    """
+    if k == 0:
+        return expr
+    return pl.when(pl.col("_pos") >= k).then(expr.shift(k))
+
+
+def total(values: Sequence[pl.Expr]) -> pl.Expr:
+    """Sum in the given order; null when any value is null."""
+    return functools.reduce(operator.add, values)
+
+
+def product(values: Sequence[pl.Expr]) -> pl.Expr:
+    """Product in the given order; null when any value is null."""
+    return functools.reduce(operator.mul, values)
+
+
+def mean_and_std(values: Sequence[pl.Expr]) -> tuple[pl.Expr, pl.Expr]:
+    """Mean and sample standard deviation (ddof = 1) of ``values``, two-pass; null when any is null."""
+    n = len(values)
+    mean = total(values) / n
+    variance = total([(v - mean) ** 2 for v in values]) / (n - 1)
+    return mean, variance.sqrt()
+
+
+def relative_basis(multiplier: str, k: int) -> list[pl.Expr]:
+    """For j = 0..k-1, the product of ``multiplier`` over the j sessions ending at the current one.
+
+    Element j converts a value j sessions back into the current session's share basis: a raw price of
+    D−j is multiplied by (a raw volume divided by) ``∏ multiplier(D−i), i < j`` — the actions between
+    D−j and D (a 2:1 split has multiplier 1/2). Element 0 is 1.
+    """
+    bases: list[pl.Expr] = [pl.lit(1.0)]
+    for j in range(1, k):
+        step = lag(pl.col(multiplier), j - 1)
+        bases.append(step if j == 1 else bases[-1] * step)
+    return bases
+
+
+def finite_or_null(expr: pl.Expr) -> pl.Expr:
+    """``expr`` where finite, null where NaN or infinite: silver never stores a non-finite number."""
+    return pl.when(expr.is_finite()).then(expr)
+
+
+def output_rows(frame: pl.DataFrame, window: SessionWindow) -> pl.DataFrame:
+    """Rows of ``frame`` (aligned) that are real bars of an output session."""
+    outputs = pl.Series(list(window.outputs), dtype=pl.Date)
+    return frame.filter(pl.col("_present") & pl.col("session_date").is_in(outputs.implode()))

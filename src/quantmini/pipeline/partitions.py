@@ -1,0 +1,92 @@
+"""What the lake holds, read from manifests: per-session partitions of a stage, verified cheaply.
+
+Planning reads manifests only (no Parquet data): a partition counts when its manifest exists and the file
+has the size the manifest recorded. A file whose size differs (a torn write, a truncated copy) or that is
+missing is *damaged*: it is named, and the stage that made it re-derives it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quantmini.io.manifest import read_manifest
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One complete partition: its file's checksum, size and rows, and the identity of its inputs."""
+
+    session: dt.date
+    sha256: str
+    size: int | None
+    rows: int
+    identity: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Damaged:
+    """A partition whose manifest and file disagree."""
+
+    session: dt.date
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionIndex:
+    """Complete partitions by session, and damaged ones."""
+
+    partitions: dict[dt.date, Partition]
+    damaged: list[Damaged]
+
+    @property
+    def sessions(self) -> list[dt.date]:
+        """Sessions with a complete partition, oldest first."""
+        return sorted(self.partitions)
+
+
+def index_partitions(manifest_dir: Path, partition_of: Any) -> PartitionIndex:
+    """Read every ``YYYY-MM-DD.json`` manifest below ``manifest_dir``; ``partition_of(session)`` gives the
+    file each describes. Manifests must record ``output_sha256`` (and ideally ``output_size``)."""
+    partitions: dict[dt.date, Partition] = {}
+    damaged: list[Damaged] = []
+    try:
+        names = sorted(os.listdir(manifest_dir))
+    except FileNotFoundError:
+        return PartitionIndex(partitions, damaged)
+    for name in names:
+        if not name.endswith(".json") or name.startswith("."):
+            continue
+        try:
+            session = dt.date.fromisoformat(name[:-5])
+        except ValueError:
+            continue
+        manifest = read_manifest(manifest_dir / name)
+        if manifest is None or "output_sha256" not in manifest:
+            continue
+        path: Path = partition_of(session)
+        try:
+            size = os.stat(path).st_size
+        except FileNotFoundError:
+            damaged.append(Damaged(session, path, "the file is missing"))
+            continue
+        recorded = manifest.get("output_size")
+        if recorded is not None and int(recorded) != size:
+            damaged.append(
+                Damaged(
+                    session, path, f"the file has {size:,} bytes, its manifest recorded {int(recorded):,}"
+                )
+            )
+            continue
+        partitions[session] = Partition(
+            session=session,
+            sha256=str(manifest["output_sha256"]),
+            size=size,
+            rows=int(manifest.get("rows_bronze", manifest.get("rows", 0))),
+            identity=manifest.get("identity"),
+        )
+    return PartitionIndex(partitions, damaged)
