@@ -28,6 +28,7 @@ from rich.text import Text
 
 from quantmini._exceptions import ConfigurationError
 from quantmini.config import load_settings
+from quantmini.config.redaction import redact
 from quantmini.config.settings import Settings
 from quantmini.core.calendar import parse_date
 from quantmini.datasets import DATASETS, get_spec
@@ -261,4 +262,4 @@ def render_report(report: PipelineReport) -> None:
             q.add_row(reason, f"{count:,}")
         console.print(q)
     for failure in report.failures:
-        err_console.print(f"[red]failed:[/] {failure}", soft_wrap=True)
+        err_console.print(f"[red]failed:[/] {redact(failure)}", soft_wrap=True)

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from quantmini._exceptions import ConfigurationError
 from quantmini.cli.common import console, err_console, settings_from
+from quantmini.config.redaction import redact
 from quantmini.core.calendar import parse_date
 from quantmini.io.lake import Lake
 from quantmini.io.rest_client import RestClient
@@ -83,7 +84,7 @@ def render_results(results: list[PullResult]) -> None:
     console.print(table)
     for r in results:
         for note in r.notes:
-            console.print(f"[yellow]{r.table}:[/] {note}", soft_wrap=True)
+            console.print(f"[yellow]{r.table}:[/] {redact(note)}", soft_wrap=True)
         if r.missing:
             console.print(f"[yellow]{r.table}:[/] not found: {', '.join(sorted(r.missing))}", soft_wrap=True)
 
