@@ -11,11 +11,13 @@ from quantmini.cli.common import (
     data_type_option,
     date_range_options,
     lake_options,
+    lake_writer,
     make_runner,
     render_report,
     run_range,
     settings_from,
     source_option,
+    wait_option,
 )
 from quantmini.cli.download_cmd import catalog, download
 from quantmini.cli.query_cmd import query
@@ -38,6 +40,7 @@ def _finish(report: PipelineReport) -> None:
 @date_range_options
 @source_option
 @lake_options
+@wait_option
 def ingest(
     data_type: str,
     start_date: str,
@@ -46,6 +49,7 @@ def ingest(
     data_root: Path | None,
     mode: str | None,
     workers: int | None,
+    wait: bool,
 ) -> None:
     """Land flat files from the source and build bronze (validated, unadjusted Parquet)."""
     run_range(
@@ -56,6 +60,7 @@ def ingest(
         data_root=data_root,
         mode=mode,
         workers=workers,
+        wait=wait,
         last_stage="bronze",
     )
 
@@ -63,22 +68,28 @@ def ingest(
 @data.command()
 @data_type_option()
 @lake_options
-def enrich(data_type: str, data_root: Path | None, mode: str | None, workers: int | None) -> None:
+@wait_option
+def enrich(data_type: str, data_root: Path | None, mode: str | None, workers: int | None, wait: bool) -> None:
     """Build silver: adjustment factors from corporate actions, adjusted prices, features."""
-    runner = make_runner(settings_from(data_root, mode, workers), data_type)
+    settings = settings_from(data_root, mode, workers)
     report = PipelineReport(data_type)
-    runner.enrich(report)
+    with lake_writer(settings.data_root, wait=wait):
+        make_runner(settings, data_type).enrich(report)
     _finish(report)
 
 
 @data.command()
 @data_type_option()
 @lake_options
-def convert(data_type: str, data_root: Path | None, mode: str | None, workers: int | None) -> None:
+@wait_option
+def convert(
+    data_type: str, data_root: Path | None, mode: str | None, workers: int | None, wait: bool
+) -> None:
     """Build gold: the Qlib provider root and the DuckDB catalog."""
-    runner = make_runner(settings_from(data_root, mode, workers), data_type)
+    settings = settings_from(data_root, mode, workers)
     report = PipelineReport(data_type)
-    runner.convert(report)
+    with lake_writer(settings.data_root, wait=wait):
+        make_runner(settings, data_type).convert(report)
     _finish(report)
 
 

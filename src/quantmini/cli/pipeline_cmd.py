@@ -12,6 +12,7 @@ from quantmini.cli.common import (
     lake_options,
     run_range,
     source_option,
+    wait_option,
 )
 
 
@@ -25,6 +26,7 @@ def pipeline() -> None:
 @date_range_options
 @source_option
 @lake_options
+@wait_option
 def run(
     data_type: str,
     start_date: str,
@@ -33,6 +35,7 @@ def run(
     data_root: Path | None,
     mode: str | None,
     workers: int | None,
+    wait: bool,
 ) -> None:
     """landing → bronze → silver → gold for the sessions in [--start-date, --end-date]."""
     run_range(
@@ -43,4 +46,5 @@ def run(
         data_root=data_root,
         mode=mode,
         workers=workers,
+        wait=wait,
     )

@@ -61,9 +61,12 @@ def replace_directory(target: Path, build: Callable[[Path], None]) -> None:
     The old directory is moved aside before the new one is renamed in, and removed afterwards; if the
     build fails the old directory is untouched.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)
-    tmp.mkdir()
+    try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise StorageError(f"cannot create directory {tmp}: {exc.strerror or exc}") from exc
     try:
         build(tmp)
     except BaseException:
@@ -101,7 +104,10 @@ def sweep_temps(directory: Path, *, older_than: float = 3600.0) -> int:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
-            _remove(path)
+            try:
+                _remove(path)
+            except OSError as exc:
+                raise StorageError(f"cannot remove {path}: {exc.strerror or exc}") from exc
         removed += 1
     return removed
 
