@@ -3,6 +3,7 @@
 from quantmini._exceptions import (
     ConfigurationError,
     DownloadError,
+    LakeLockedError,
     NotEntitledError,
     NotFoundError,
     QuantminiError,
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ConfigurationError",
     "DownloadError",
+    "LakeLockedError",
     "NotEntitledError",
     "NotFoundError",
     "QuantminiError",

@@ -13,10 +13,13 @@ readable line and a non-zero exit code.
     │   └── DownloadError         transfer failed after retries
     ├── ValidationError           input data that cannot be ingested as a whole (bad header, corrupt gzip)
     ├── StorageError              writing/reading the lake failed (disk, permissions, corrupt partition)
+    │   └── LakeLockedError       another process is writing the lake (holds its single-writer lock)
     └── QueryError                a query cannot be answered as asked
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class QuantminiError(Exception):
@@ -53,6 +56,19 @@ class ValidationError(QuantminiError):
 
 class StorageError(QuantminiError):
     """Reading or writing the lake failed."""
+
+
+class LakeLockedError(StorageError):
+    """Another process holds the lake's single-writer lock.
+
+    ``holder`` describes it (pid, host, start time, command), or is ``None`` when it left no record.
+    """
+
+    def __init__(self, root: Path, holder: str | None) -> None:
+        self.root = root
+        self.holder = holder
+        who = holder if holder is not None else "another process (it left no record of itself)"
+        super().__init__(f"the lake {root} is locked by {who}; wait with --wait or try later")
 
 
 class QueryError(QuantminiError):

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 
-from quantmini import ConfigurationError
 from quantmini.cli.main import cli
 from quantmini.datasets import get_spec
 
@@ -303,7 +302,11 @@ def test_debug_shows_the_exception(tmp_path: Path) -> None:
         "--data-root",
         tmp_path,
     )
-    assert isinstance(result.exception, ConfigurationError)
+    # The CLI renders the traceback itself (through the redactor) and still ends with the one-line error.
+    assert result.exit_code == 1, result.output
+    assert "Traceback (most recent call last)" in result.output
+    assert "quantmini._exceptions.ConfigurationError: --start-date: '2025-13-01'" in result.output
+    assert result.output.rstrip().splitlines()[-1].startswith("error: --start-date: '2025-13-01'")
 
 
 def test_unknown_env_key_is_a_readable_error(tmp_path: Path) -> None:

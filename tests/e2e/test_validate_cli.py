@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from quantmini.cli.main import cli
 from quantmini.datasets import get_spec
 from quantmini.io.lake import Lake
+from quantmini.io.manifest import sha256_file, write_manifest
 from quantmini.sample import generate_sample
 
 SPEC = get_spec("stocks_minute")
@@ -101,3 +102,50 @@ def test_validate_catches_broken_rules_and_row_counts(lake: Lake) -> None:
     (line,) = [line for line in result.output.splitlines() if line.startswith("invalid:")]
     assert "1 rows break rule non_positive_price" in line
     assert "the manifest recorded" in line
+
+
+def test_validate_reports_non_finite_absurd_values_and_bad_tickers_written_by_hand(tmp_path: Path) -> None:
+    spec = get_spec("stocks_daily")
+    session = dt.date(2025, 6, 2)
+    start_ns = 1748836800000000000  # 2025-06-02 00:00 America/New_York
+    nan, inf = float("nan"), float("inf")
+    # ticker, open, high, low, close, volume, transactions — sorted by ticker as bronze is.
+    rows = [
+        ("A/B", 5.0, 6.0, 4.0, 5.0, 10.0, 3),  # bad_ticker
+        ("AAA", 5.0, 6.0, 4.0, 5.0, 10.0, 3),  # sound
+        ("BBB", 5.0, 6.0, 4.0, nan, 10.0, 3),  # non_finite
+        ("CCC", 5.0, 1e39, 4.0, 5.0, 10.0, 3),  # out_of_range
+        ("DDD", 5.0, 6.0, 4.0, 5.0, 10.0, -4),  # out_of_range
+        ("EEE", 5.0, 6.0, 4.0, 5.0, inf, 3),  # non_finite
+        ("alst", 5.0, 6.0, 4.0, 5.0, 10.0, 3),  # bad_ticker
+    ]
+    columns = list(zip(*rows, strict=True))
+    table = pa.table(
+        {
+            "ticker": columns[0],
+            "session_date": [session] * len(rows),
+            "ts": [start_ns] * len(rows),
+            "window_start": [start_ns] * len(rows),
+            "open": columns[1],
+            "high": columns[2],
+            "low": columns[3],
+            "close": columns[4],
+            "volume": columns[5],
+            "transactions": columns[6],
+        }
+    ).cast(spec.bronze_schema)
+    lake = Lake(tmp_path / "lake")
+    path = lake.bronze_partition(spec, session)
+    path.parent.mkdir(parents=True)
+    pq.write_table(table, path)
+    write_manifest(
+        lake.manifest("bronze", spec, session),
+        {"rows_bronze": len(rows), "output_sha256": sha256_file(path)},
+    )
+    result = run("validate", "bronze", "--data-type", "stocks_daily", "--data-root", lake.root)
+    assert result.exit_code == 1, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("invalid:")]
+    assert line == (
+        "invalid: bronze stocks_daily 2025-06-02: 2 rows break rule bad_ticker; "
+        "2 rows break rule non_finite; 2 rows break rule out_of_range"
+    )

@@ -227,6 +227,27 @@ def test_the_key_is_never_logged(server: FakePolygon, caplog: pytest.LogCaptureF
     assert KEY not in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("reply", "error_type"),
+    [
+        (Reply(403, {"status": "NOT_AUTHORIZED", "message": f"key {KEY} not entitled"}), NotEntitledError),
+        (Reply(404, {"status": "NOT_FOUND", "message": f"nothing for {KEY}"}), NotFoundError),
+        (Reply(400, {"status": "ERROR", "error": f"?apiKey={KEY} is malformed"}), SourceError),
+        (Reply(200, {"status": "ERROR", "error": f"bad key {KEY}"}), SourceError),
+        (Reply(503, {"status": "ERROR", "message": f"busy, key {KEY}"}), DownloadError),
+    ],
+)
+def test_errors_never_quote_the_key_a_vendor_body_echoes(
+    server: FakePolygon, reply: Reply, error_type: type[SourceError]
+) -> None:
+    # Without any CLI: the client itself keeps its key out of the messages it raises.
+    server.route("/v3/reference/splits", reply)
+    with pytest.raises(error_type) as raised:
+        run(get(client(server), "/v3/reference/splits"))
+    assert KEY not in str(raised.value)
+    assert "***" in str(raised.value)
+
+
 def test_missing_key_is_a_configuration_error_saying_how_to_set_it(tmp_path: Any) -> None:
     settings = load_settings(environ={}, config_dir=tmp_path)
     with pytest.raises(ConfigurationError, match="POLYGON_API_KEY"):

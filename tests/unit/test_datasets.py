@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from quantmini import ConfigurationError
+from quantmini.core.quality import market_rules
 from quantmini.datasets import DATASETS, DatasetRegistry, DatasetSpec, get_spec
 
 VENDOR_AGG_HEADER = "ticker,volume,open,close,high,low,window_start,transactions"
@@ -63,6 +64,13 @@ class DatasetContract:
             else not option_cols & set(spec.bronze_schema.names)
         )
         assert ("regular_session" in spec.bronze_schema.names) == (self.frequency == "1min")
+
+    def test_row_rules_are_declared_for_its_market(self, spec: DatasetSpec) -> None:
+        rules = market_rules(spec)
+        assert rules.symbol_column == ("underlying" if self.is_option else "ticker")
+        assert rules.symbol_column in spec.bronze_schema.names
+        assert 0 < rules.min_price < rules.max_price < 3.4e38  # float32's largest value
+        assert 0 < rules.max_volume < 3.4e38
 
 
 class TestStocksDaily(DatasetContract):

@@ -20,5 +20,5 @@ def test_all_is_sorted_and_resolves(module: str) -> None:
 
 def test_every_error_derives_from_the_root() -> None:
     errors = [getattr(quantmini, n) for n in quantmini.__all__ if n.endswith("Error")]
-    assert len(errors) == 10
+    assert len(errors) == 11
     assert all(issubclass(e, quantmini.QuantminiError) for e in errors)

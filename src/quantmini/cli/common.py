@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,10 +30,12 @@ from rich.text import Text
 
 from quantmini._exceptions import ConfigurationError
 from quantmini.config import load_settings
+from quantmini.config.redaction import redact
 from quantmini.config.settings import Settings
 from quantmini.core.calendar import parse_date
 from quantmini.datasets import DATASETS, get_spec
 from quantmini.io.lake import Lake
+from quantmini.io.lock import LakeLock, LockHolder
 from quantmini.io.s3_source import S3Source
 from quantmini.io.source import LocalMirrorSource, Source
 from quantmini.pipeline.progress import ProgressListener
@@ -93,6 +97,46 @@ def source_option(func: F) -> F:
         type=click.Path(path_type=Path, file_okay=False),
         help="Local mirror directory holding flatfiles/ (QUANTMINI_SOURCE_DIR). Default: the S3 endpoint.",
     )(func)
+
+
+def wait_option(func: F) -> F:
+    """``--wait``: when another process is writing the lake, wait for it instead of failing."""
+    return click.option(
+        "--wait", is_flag=True, help="If another process is writing this lake, wait for it to finish."
+    )(func)
+
+
+@contextlib.contextmanager
+def lake_writer(root: Path, *, wait: bool) -> Iterator[None]:
+    """Hold the lake's single-writer lock for the ``with`` body; every command that writes the lake runs
+    inside one. Says whom it waits for, and when it took over a lock a killed process left."""
+
+    def waiting(holder: LockHolder | None) -> None:
+        who = holder.describe() if holder is not None else "another process"
+        err_console.print(f"waiting for {who} to finish writing the lake {root} …", soft_wrap=True)
+
+    lock = LakeLock(root, _command_line())
+    with lock.hold(wait=wait, on_wait=waiting):
+        if lock.taken_over is not None:
+            err_console.print(
+                f"[yellow]note:[/] took over the lock of the lake {root} left by "
+                f"{lock.taken_over.describe()}, which ended without releasing it",
+                soft_wrap=True,
+            )
+        yield
+
+
+def _command_line() -> str:
+    """``quantmini <group> <command> [arguments]`` of the running command, for the lock's record."""
+    words: list[str] = []
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None and ctx.parent is not None:  # the root's name depends on how it was started
+        words.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    args = sys.argv[1:]
+    if args[: len(words)] == words:  # run as a program (not in-process, e.g. from a test)
+        words = args
+    return shlex.join(["quantmini", *words])
 
 
 def settings_from(
@@ -198,13 +242,15 @@ def run_range(
     scheduler: str | None = None,
     last_stage: Stage = "gold",
     with_source: bool = True,
+    wait: bool = False,
 ) -> None:
     """Run the stages up to ``last_stage`` (landing and bronze over a date range when ``with_source``)
-    with progress bars, print the summary, and exit 1 when anything failed."""
+    with progress bars, print the summary, and exit 1 when anything failed. Holds the lake's lock
+    (``wait``: wait for another writer)."""
     start, end = parse_range(start_date, end_date) if start_date and end_date else (None, None)
     settings = settings_from(data_root, mode, workers, source_dir, executor, scheduler)
     source = open_source(settings) if with_source else None
-    with progress_bar() as bar:
+    with lake_writer(settings.data_root, wait=wait), progress_bar() as bar:
         report = make_runner(settings, data_type, RichProgress(bar)).run(
             source, start, end, last_stage=last_stage
         )
@@ -316,4 +362,4 @@ def render_report(report: PipelineReport) -> None:
     for note in report.notes:
         err_console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     for failure in report.failures:
-        err_console.print(f"[red]failed:[/] {failure}", soft_wrap=True)
+        err_console.print(f"[red]failed:[/] {redact(failure)}", soft_wrap=True)

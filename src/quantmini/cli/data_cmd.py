@@ -12,6 +12,7 @@ from quantmini.cli.common import (
     lake_options,
     run_range,
     source_option,
+    wait_option,
 )
 from quantmini.cli.download_cmd import catalog, download
 from quantmini.cli.query_cmd import query
@@ -27,6 +28,7 @@ def data() -> None:
 @date_range_options
 @source_option
 @lake_options
+@wait_option
 def ingest(
     data_type: str,
     start_date: str,
@@ -37,6 +39,7 @@ def ingest(
     workers: int | None,
     executor: str | None,
     scheduler: str | None,
+    wait: bool,
 ) -> None:
     """Land flat files from the source and build bronze (validated, unadjusted Parquet)."""
     run_range(
@@ -49,6 +52,7 @@ def ingest(
         workers=workers,
         executor=executor,
         scheduler=scheduler,
+        wait=wait,
         last_stage="bronze",
     )
 
@@ -56,6 +60,7 @@ def ingest(
 @data.command()
 @data_type_option()
 @lake_options
+@wait_option
 def enrich(
     data_type: str,
     data_root: Path | None,
@@ -63,6 +68,7 @@ def enrich(
     workers: int | None,
     executor: str | None,
     scheduler: str | None,
+    wait: bool,
 ) -> None:
     """Build silver: adjustment factors and every declared silver table, incrementally."""
     run_range(
@@ -77,12 +83,14 @@ def enrich(
         scheduler=scheduler,
         last_stage="silver",
         with_source=False,
+        wait=wait,
     )
 
 
 @data.command()
 @data_type_option()
 @lake_options
+@wait_option
 def convert(
     data_type: str,
     data_root: Path | None,
@@ -90,6 +98,7 @@ def convert(
     workers: int | None,
     executor: str | None,
     scheduler: str | None,
+    wait: bool,
 ) -> None:
     """Build gold: silver if stale, the Qlib roots and the DuckDB catalog, incrementally."""
     run_range(
@@ -103,6 +112,7 @@ def convert(
         executor=executor,
         scheduler=scheduler,
         with_source=False,
+        wait=wait,
     )
 
 

@@ -16,12 +16,15 @@ from rich.table import Table
 from quantmini.cli.common import (
     RichProgress,
     console,
+    lake_writer,
     make_runner,
     parse_range,
     progress_bar,
     render_report,
     settings_from,
+    wait_option,
 )
+from quantmini.config.settings import Settings
 from quantmini.io.lake import Lake
 from quantmini.io.reference_store import load_reference
 from quantmini.io.source import LocalMirrorSource
@@ -46,16 +49,23 @@ _PARAMS_FILE = ".demo-params.json"
 @click.option("--start-date", default="2025-06-02", show_default=True, help="First session of the sample.")
 @click.option("--end-date", default="2026-05-29", show_default=True, help="Last session of the sample.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the sample generator.")
-def demo(data_root: Path, tickers: int, start_date: str, end_date: str, seed: int) -> None:
+@wait_option
+def demo(data_root: Path, tickers: int, start_date: str, end_date: str, seed: int, wait: bool) -> None:
     """Generate sample data and run landing → bronze → silver → gold on it (no credentials, no network)."""
-    t0 = time.perf_counter()
     start, end = parse_range(start_date, end_date)
+    settings = settings_from(data_root=data_root / "lake")
+    # The lake's lock also covers the sample beside it: two demos on one root would write both.
+    with lake_writer(settings.data_root, wait=wait):
+        _demo(data_root, settings, start, end, tickers, seed)
+
+
+def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tickers: int, seed: int) -> None:
+    t0 = time.perf_counter()
     source_dir = data_root / "source"
     params = {"tickers": tickers, "start": start.isoformat(), "end": end.isoformat(), "seed": seed}
     generated = _ensure_sample(source_dir, params, start, end, tickers, seed)
     generation_s = time.perf_counter() - t0
 
-    settings = settings_from(data_root=data_root / "lake")
     with progress_bar() as bar:
         report = make_runner(settings, DEMO_DATA_TYPE, RichProgress(bar)).run(
             LocalMirrorSource(source_dir), start, end

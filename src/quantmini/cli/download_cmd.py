@@ -19,6 +19,7 @@ from quantmini.cli.common import (
     run_range,
     settings_from,
     source_option,
+    wait_option,
 )
 from quantmini.datasets import get_spec
 from quantmini.io.lake import Lake
@@ -39,6 +40,7 @@ _STYLE = {
 @date_range_options
 @source_option
 @lake_options
+@wait_option
 def download(
     data_type: str,
     start_date: str,
@@ -47,6 +49,7 @@ def download(
     data_root: Path | None,
     mode: str | None,
     workers: int | None,
+    wait: bool,
 ) -> None:
     """Land flat files (S3 or a local mirror): concurrent, resumable, verified; unchanged files skipped."""
     run_range(
@@ -57,6 +60,7 @@ def download(
         data_root=data_root,
         mode=mode,
         workers=workers,
+        wait=wait,
         last_stage="landing",
     )
 

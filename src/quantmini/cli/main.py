@@ -1,37 +1,65 @@
 """Entry point of the ``quantmini`` CLI.
 
 Every :class:`~quantmini.QuantminiError` becomes one readable ``error: ...`` line on stderr and exit code 1;
-``--debug`` shows the traceback instead.
+``--debug`` adds the traceback and debug logs. Everything the CLI writes about a failure, and every log
+line (quantmini's and third-party libraries'), goes through :func:`~quantmini.config.redaction.redact`, so
+known secrets and credential patterns never reach the terminal.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from quantmini import __version__
 from quantmini._exceptions import QuantminiError
+from quantmini.config.redaction import (
+    RedactingFilter,
+    redact,
+    redacted_traceback,
+    register_environment_secrets,
+)
+
+#: Click's own control-flow exceptions (usage errors, ``--help``, aborts) that click renders itself.
+_CLICK_FLOW = (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort)
 
 
 class _QuantminiGroup(click.Group):
-    """Root group that renders library errors as one line."""
+    """Root group that renders errors as one redacted line (with a redacted traceback under ``--debug``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except _CLICK_FLOW:
+            raise
         except QuantminiError as exc:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
-            click.secho(f"error: {exc}", fg="red", err=True)
-            sys.exit(1)
+            _fail(exc, f"error: {exc}", traceback=bool(ctx.obj and ctx.obj.get("debug")))
         except KeyboardInterrupt:
             click.secho(
                 "interrupted: partial outputs were discarded; re-run to resume", fg="yellow", err=True
             )
             sys.exit(130)
+        except Exception as exc:
+            # A bug: the traceback is what a report needs, but Python must not print it unredacted.
+            _fail(exc, f"error: unexpected {type(exc).__name__}: {exc}", traceback=True)
+
+
+def _fail(exc: BaseException, line: str, *, traceback: bool) -> NoReturn:
+    if traceback:
+        click.echo(redacted_traceback(exc), err=True, nl=False)
+    click.secho(redact(line), fg="red", err=True)
+    sys.exit(1)
+
+
+def install_redaction(logger: logging.Logger) -> None:
+    """Put a :class:`RedactingFilter` on every handler of ``logger`` that lacks one."""
+    for handler in logger.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 @click.group(cls=_QuantminiGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,6 +74,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    install_redaction(logging.getLogger())
+    register_environment_secrets(os.environ)
 
 
 def _register() -> None:

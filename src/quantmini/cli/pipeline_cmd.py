@@ -12,6 +12,7 @@ from quantmini.cli.common import (
     lake_options,
     run_range,
     source_option,
+    wait_option,
 )
 
 
@@ -25,6 +26,7 @@ def pipeline() -> None:
 @date_range_options
 @source_option
 @lake_options
+@wait_option
 def run(
     data_type: str,
     start_date: str,
@@ -35,6 +37,7 @@ def run(
     workers: int | None,
     executor: str | None,
     scheduler: str | None,
+    wait: bool,
 ) -> None:
     """landing → bronze for the sessions in [--start-date, --end-date], then silver → gold for the lake."""
     run_range(
@@ -47,4 +50,5 @@ def run(
         workers=workers,
         executor=executor,
         scheduler=scheduler,
+        wait=wait,
     )

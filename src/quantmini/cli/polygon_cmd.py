@@ -12,7 +12,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from quantmini._exceptions import ConfigurationError
-from quantmini.cli.common import console, err_console, settings_from
+from quantmini.cli.common import console, err_console, lake_writer, settings_from, wait_option
+from quantmini.config.redaction import redact
 from quantmini.core.calendar import parse_date
 from quantmini.io.lake import Lake
 from quantmini.io.rest_client import RestClient
@@ -83,13 +84,16 @@ def render_results(results: list[PullResult]) -> None:
     console.print(table)
     for r in results:
         for note in r.notes:
-            console.print(f"[yellow]{r.table}:[/] {note}", soft_wrap=True)
+            console.print(f"[yellow]{r.table}:[/] {redact(note)}", soft_wrap=True)
         if r.missing:
             console.print(f"[yellow]{r.table}:[/] not found: {', '.join(sorted(r.missing))}", soft_wrap=True)
 
 
-def _pull(data_root: Path | None, work: Work[list[PullResult]]) -> None:
-    render_results(run_rest(data_root, work))
+def _pull(data_root: Path | None, wait: bool, work: Work[list[PullResult]]) -> None:
+    """Run ``work`` holding the lake's lock (it merges into the lake's reference tables), then summarise."""
+    with lake_writer(settings_from(data_root=data_root).data_root, wait=wait):
+        results = run_rest(data_root, work)
+    render_results(results)
 
 
 @click.group()
@@ -99,10 +103,13 @@ def polygon() -> None:
 
 @polygon.command()
 @data_root_option
+@wait_option
 @click.option("--market", default="stocks", show_default=True, help="Vendor market (stocks, otc, indices …).")
 @click.option("--active-only", is_flag=True, help="Skip delisted symbols (active=false).")
 @tickers_option(required=False)
-def tickers(data_root: Path | None, market: str, active_only: bool, tickers: tuple[str, ...]) -> None:
+def tickers(
+    data_root: Path | None, wait: bool, market: str, active_only: bool, tickers: tuple[str, ...]
+) -> None:
     """Active and delisted tickers; with --ticker, also their details (/v3/reference/tickers/{t})."""
 
     async def work(pull: ReferencePull) -> list[PullResult]:
@@ -112,79 +119,87 @@ def tickers(data_root: Path | None, market: str, active_only: bool, tickers: tup
             results.append(await pull.ticker_details(tickers))
         return results
 
-    _pull(data_root, work)
+    _pull(data_root, wait, work)
 
 
 @polygon.command("corporate-actions")
 @data_root_option
+@wait_option
 @click.option("--ticker", default=None, help="Only this ticker (default: every ticker).")
 @click.option("--splits/--no-splits", default=True, show_default=True, help="Pull splits.")
 @click.option("--dividends/--no-dividends", default=True, show_default=True, help="Pull dividends.")
-def corporate_actions(data_root: Path | None, ticker: str | None, splits: bool, dividends: bool) -> None:
+def corporate_actions(
+    data_root: Path | None, wait: bool, ticker: str | None, splits: bool, dividends: bool
+) -> None:
     """Splits and cash dividends (new /stocks/v1 endpoints, legacy /v3/reference fallback)."""
 
     async def work(pull: ReferencePull) -> list[PullResult]:
         results = [await pull.splits(ticker)] if splits else []
         return results + ([await pull.dividends(ticker)] if dividends else [])
 
-    _pull(data_root, work)
+    _pull(data_root, wait, work)
 
 
 @polygon.command()
 @data_root_option
+@wait_option
 @tickers_option(required=True)
-def events(data_root: Path | None, tickers: tuple[str, ...]) -> None:
+def events(data_root: Path | None, wait: bool, tickers: tuple[str, ...]) -> None:
     """Ticker changes (renames) of each --ticker."""
 
     async def work(pull: ReferencePull) -> list[PullResult]:
         return [await pull.ticker_events(tickers)]
 
-    _pull(data_root, work)
+    _pull(data_root, wait, work)
 
 
 @polygon.command()
 @data_root_option
+@wait_option
 @tickers_option(required=True)
-def fundamentals(data_root: Path | None, tickers: tuple[str, ...]) -> None:
+def fundamentals(data_root: Path | None, wait: bool, tickers: tuple[str, ...]) -> None:
     """Income statements, balance sheets, cash-flow statements (long table) and ratios of each --ticker."""
 
     async def work(pull: ReferencePull) -> list[PullResult]:
         return await pull.fundamentals(tickers)
 
-    _pull(data_root, work)
+    _pull(data_root, wait, work)
 
 
 @polygon.command()
 @data_root_option
+@wait_option
 @click.option("--ticker", default=None, help="Only articles about this ticker.")
 @click.option("--since", default=None, help="Only articles published on or after YYYY-MM-DD.")
-def news(data_root: Path | None, ticker: str | None, since: str | None) -> None:
+def news(data_root: Path | None, wait: bool, ticker: str | None, since: str | None) -> None:
     """News articles (/v2/reference/news)."""
     first = None if since is None else parse_date(since, "--since")
 
     async def work(pull: ReferencePull) -> list[PullResult]:
         return [await pull.news(ticker, since=first)]
 
-    _pull(data_root, work)
+    _pull(data_root, wait, work)
 
 
 @polygon.command("options-contracts")
 @data_root_option
+@wait_option
 @click.option("--underlying", default=None, help="Only contracts on this underlying ticker.")
 @click.option("--expired", is_flag=True, help="Expired contracts instead of active ones.")
-def options_contracts(data_root: Path | None, underlying: str | None, expired: bool) -> None:
+def options_contracts(data_root: Path | None, wait: bool, underlying: str | None, expired: bool) -> None:
     """Options contract reference (/v3/reference/options/contracts)."""
 
     async def work(pull: ReferencePull) -> list[PullResult]:
         return [await pull.options_contracts(underlying, expired=expired)]
 
-    _pull(data_root, work)
+    _pull(data_root, wait, work)
 
 
 @polygon.command("market-status")
 @data_root_option
+@wait_option
 @click.option("--codes/--no-codes", default=True, show_default=True, help="Also exchanges and conditions.")
-def market_status(data_root: Path | None, codes: bool) -> None:
+def market_status(data_root: Path | None, wait: bool, codes: bool) -> None:
     """Upcoming holidays and early closes, the market status now, exchanges and condition codes."""
 
     async def work(pull: ReferencePull) -> list[PullResult]:
@@ -193,7 +208,7 @@ def market_status(data_root: Path | None, codes: bool) -> None:
             results += [await pull.exchanges(), await pull.conditions()]
         return results
 
-    _pull(data_root, work)
+    _pull(data_root, wait, work)
 
 
 def bars_options(func: F) -> F:
@@ -241,9 +256,11 @@ def bars_request(
 
 @polygon.command()
 @data_root_option
+@wait_option
 @bars_options
 def bars(
     data_root: Path | None,
+    wait: bool,
     ticker: str | None,
     start: str,
     end: str | None,
@@ -258,4 +275,4 @@ def bars(
     async def work(pull: ReferencePull) -> list[PullResult]:
         return [await pull.bars(request)]
 
-    _pull(data_root, work)
+    _pull(data_root, wait, work)

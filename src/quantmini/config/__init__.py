@@ -7,7 +7,7 @@ from quantmini.config.keys import SETTINGS_KEYS, KeySpec
 from quantmini.config.loader import LoadedConfig, load_config, load_settings
 from quantmini.config.profile import SystemFacts, detect_facts, recommend
 from quantmini.config.provenance import Origin
-from quantmini.config.redaction import REDACTED, redacted_settings, redacted_values
+from quantmini.config.redaction import REDACTED, RedactingFilter, redact, redacted_settings, redacted_values
 from quantmini.config.settings import Settings
 from quantmini.config.sources import ConfigPaths, config_paths
 
@@ -18,6 +18,7 @@ __all__ = [
     "KeySpec",
     "LoadedConfig",
     "Origin",
+    "RedactingFilter",
     "Settings",
     "SystemFacts",
     "config_paths",
@@ -25,6 +26,7 @@ __all__ = [
     "load_config",
     "load_settings",
     "recommend",
+    "redact",
     "redacted_settings",
     "redacted_values",
 ]

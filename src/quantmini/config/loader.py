@@ -14,10 +14,12 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pydantic
+from pydantic import SecretStr
 
 from quantmini._exceptions import ConfigurationError
 from quantmini.config.keys import SETTINGS_KEYS
 from quantmini.config.provenance import DEFAULT, Origin
+from quantmini.config.redaction import register_environment_secrets, register_secret
 from quantmini.config.settings import Settings
 from quantmini.config.sources import (
     ConfigPaths,
@@ -49,8 +51,12 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     config_dir: Path | None = None,
 ) -> LoadedConfig:
-    """Load every layer and merge them; see :func:`load_settings`."""
+    """Load every layer and merge them; see :func:`load_settings`.
+
+    Every secret read on the way is registered for redaction (:mod:`quantmini.config.redaction`).
+    """
     env = os.environ if environ is None else environ
+    register_environment_secrets(env)
     paths = config_paths(env, config_dir)
     layers: list[Layer] = [
         settings_file_layer(paths.profile_file, Origin("profile", str(paths.profile_file)), paths),
@@ -61,6 +67,9 @@ def load_config(
     ]
     merged: Layer = {}
     for layer in layers:
+        for key, item in layer.items():
+            if SETTINGS_KEYS[key].secret and isinstance(item.value, SecretStr):
+                register_secret(item.value)
         merged.update(layer)
     nested: dict[str, dict[str, object]] = {}
     top: dict[str, object] = {}

@@ -16,7 +16,7 @@ import pyarrow as pa
 from quantmini.core.calendar import session_bounds
 from quantmini.core.options import contract_columns
 from quantmini.core.ordering import duplicated_keys, is_sorted_by
-from quantmini.core.quality import row_checks
+from quantmini.core.quality import Reason, row_checks
 from quantmini.datasets.base import DatasetSpec
 
 _CONTRACT_FIELDS = ("underlying", "expiration", "option_type", "strike")
@@ -52,13 +52,7 @@ def partition_violations(
         problems.append(f"not sorted by ({', '.join(spec.sort_columns)})")
     if duplicated_keys(frame, spec.key_columns).any():
         problems.append(f"duplicate keys ({', '.join(spec.key_columns)})")
-    checks = row_checks(spec, session_bounds(session))
-    reasons = frame.select(
-        [cond.fill_null(True).sum().alias(f"{i}:{code.value}") for i, (cond, code, _) in enumerate(checks)]
-    ).row(0, named=True)
-    for name, count in reasons.items():
-        if count:
-            problems.append(f"{count} rows break rule {name.split(':', 1)[1]}")
+    problems += [f"{count} rows break rule {reason}" for reason, count in _rule_breaks(frame, spec, session)]
     if spec.is_option:
         parsed = frame.select(contract_columns("ticker"))
         wrong = sum(
@@ -67,6 +61,15 @@ def partition_violations(
         if wrong:
             problems.append(f"{wrong} contract fields differ from the OCC ticker")
     return problems
+
+
+def _rule_breaks(frame: pl.DataFrame, spec: DatasetSpec, session: dt.date) -> list[tuple[str, int]]:
+    """(reason, rows) for every row rule that stored rows break, each row counted under the first rule it
+    breaks (as ingest would have quarantined it), in :class:`Reason` order."""
+    checks = row_checks(spec, session_bounds(session))
+    first = pl.coalesce([pl.when(cond.fill_null(True)).then(pl.lit(code.value)) for cond, code, _ in checks])
+    counts = dict(frame.select(first.alias("reason")).drop_nulls()["reason"].value_counts().rows())
+    return [(reason.value, int(counts[reason.value])) for reason in Reason if reason.value in counts]
 
 
 def _schema_difference(actual: pa.Schema, expected: pa.Schema) -> str:

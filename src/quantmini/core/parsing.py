@@ -2,7 +2,9 @@
 
 Clean files take a fast path (one typed Polars read). A file that fails it takes the careful path: every
 line is split and each field cast on its own, so one bad row is quarantined with its line number and
-reason instead of failing the whole file.
+reason instead of failing the whole file. Both paths type a row the same way: ``nan``, ``inf``,
+``-Infinity`` … become NaN or ±inf floats (the row rules then quarantine them as ``non_finite``) and are
+``unparseable_number`` in integer columns; a number with blanks around it is ``unparseable_number``.
 """
 
 from __future__ import annotations
@@ -71,17 +73,20 @@ def parse_lines(data: bytes, columns: tuple[str, ...], *, first_line: int) -> Pa
     types = {name: AGGREGATE_CSV_TYPES[name] for name in columns}
     newline_count = data.count(b"\n")
     expected_rows = newline_count if data.endswith(b"\n") or not data else newline_count + 1
-    rows: pl.DataFrame | None
-    try:
-        rows = pl.read_csv(
-            io.BytesIO(data),
-            schema=types,
-            has_header=False,
-            raise_if_empty=False,
-            quote_char=None,
-        )
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
-        rows = None
+    rows: pl.DataFrame | None = None
+    # The fast reader skips blanks before a number (" 5" reads as 5) where the careful cast refuses
+    # them: such a chunk takes the careful path, so a row's outcome never depends on its neighbours.
+    if b", " not in data and b",\t" not in data:
+        try:
+            rows = pl.read_csv(
+                io.BytesIO(data),
+                schema=types,
+                has_header=False,
+                raise_if_empty=False,
+                quote_char=None,
+            )
+        except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
+            rows = None
     # Nulls mean empty fields or short rows: let the careful path tell which, line by line.
     if rows is not None and rows.height == expected_rows and not any(rows.null_count().row(0)):
         rows = rows.with_columns(

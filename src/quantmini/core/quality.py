@@ -8,11 +8,14 @@ Applied to typed rows of one session file, the rules split them into bronze rows
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 
 import polars as pl
 
+from quantmini._exceptions import ConfigurationError
 from quantmini.core.calendar import SessionBounds, exchange_time_expr, session_bounds, session_date_expr
 from quantmini.core.options import contract_columns
 from quantmini.core.ordering import duplicated_keys
@@ -51,6 +54,95 @@ class Reason(StrEnum):
     DUPLICATE_KEY_CONFLICT = "duplicate_key_conflict"
     TEST_SYMBOL = "test_symbol"
     BAD_OPTION_TICKER = "bad_option_ticker"
+    BAD_TICKER = "bad_ticker"
+    NON_FINITE = "non_finite"
+    OUT_OF_RANGE = "out_of_range"
+
+
+#: The price columns of an aggregates row.
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+
+#: Smallest positive price a vendor file prints (6 decimal places); a smaller positive value is no price
+#: (and would underflow a float32 store).
+MIN_PRICE = 1e-6
+#: Highest plausible stock price: BRK.A, the dearest US share, trades near 700,000.
+MAX_STOCK_PRICE = 1e7
+#: Highest plausible option premium: deep in-the-money index calls (NDX near 20,000) stay far below.
+MAX_OPTION_PRICE = 1e6
+#: Highest plausible volume of one stock bar: the busiest names trade 1e9 to 1e10 shares a day.
+MAX_STOCK_VOLUME = 1e13
+#: Highest plausible volume of one option bar: the busiest contracts trade a few million a day.
+MAX_OPTION_VOLUME = 1e10
+#: Highest plausible trade count of one bar: 1e9 is some 17,000 trades a second for 16 hours.
+MAX_TRANSACTIONS = 10**9
+#: A stock ticker: an upper-case (or digit) root, then letters (lower-case class markers as in ``BApA``,
+#: ``NMCOr``), digits and ``.``/``-`` separators, each followed by a letter or digit (``BRK.B``,
+#: ``NE.WS.A``). So no whitespace, slash, backslash, quote, control character, ``_``, ``.`` or ``..``.
+STOCK_TICKER_PATTERN = r"^[A-Z0-9](?:[A-Za-z0-9]|[.\-][A-Za-z0-9])*$"
+MAX_STOCK_TICKER_LENGTH = 16
+#: The root of an OCC option ticker (its ``underlying``): upper case and digits, ``.`` only between them.
+OPTION_ROOT_PATTERN = r"^[A-Z0-9](?:[A-Z0-9]|\.[A-Z0-9])*$"
+MAX_OPTION_ROOT_LENGTH = 6
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRules:
+    """What a row of one vendor market (a spec's ``asset``) may hold.
+
+    The text of ``symbol_column`` (the ticker for stocks, the OCC root for options) must match
+    ``symbol_pattern`` in at most ``max_symbol_length`` characters, else the row is quarantined with
+    ``symbol_reason``. Prices must lie in [``min_price``, ``max_price``], volume in [0, ``max_volume``],
+    transactions in [0, ``max_transactions``]: every bound is far inside float32's range, so no value
+    that passes can overflow (or vanish in) a float32 store such as a Qlib root.
+    """
+
+    symbol_column: str
+    symbol_pattern: str
+    max_symbol_length: int
+    symbol_reason: Reason
+    min_price: float
+    max_price: float
+    max_volume: float
+    max_transactions: int
+
+
+#: Rules per vendor market, keyed by ``DatasetSpec.asset``: a new data type of a known market needs
+#: nothing here; a new market (indices, crypto …) declares its rules in this one place.
+MARKET_RULES: Mapping[str, MarketRules] = MappingProxyType(
+    {
+        "us_stocks_sip": MarketRules(
+            symbol_column="ticker",
+            symbol_pattern=STOCK_TICKER_PATTERN,
+            max_symbol_length=MAX_STOCK_TICKER_LENGTH,
+            symbol_reason=Reason.BAD_TICKER,
+            min_price=MIN_PRICE,
+            max_price=MAX_STOCK_PRICE,
+            max_volume=MAX_STOCK_VOLUME,
+            max_transactions=MAX_TRANSACTIONS,
+        ),
+        "us_options_opra": MarketRules(
+            symbol_column="underlying",
+            symbol_pattern=OPTION_ROOT_PATTERN,
+            max_symbol_length=MAX_OPTION_ROOT_LENGTH,
+            symbol_reason=Reason.BAD_OPTION_TICKER,
+            min_price=MIN_PRICE,
+            max_price=MAX_OPTION_PRICE,
+            max_volume=MAX_OPTION_VOLUME,
+            max_transactions=MAX_TRANSACTIONS,
+        ),
+    }
+)
+
+
+def market_rules(spec: DatasetSpec) -> MarketRules:
+    """The :class:`MarketRules` of ``spec``'s market; a market without declared rules is an error."""
+    try:
+        return MARKET_RULES[spec.asset]
+    except KeyError:
+        raise ConfigurationError(
+            f"data type {spec.name}: no row rules for market {spec.asset!r}; "
+            "declare them in quantmini.core.quality.MARKET_RULES"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +168,13 @@ def row_checks(spec: DatasetSpec, bounds: SessionBounds) -> list[Check]:
     """Row rules of ``spec`` for the file of ``bounds.session``: (failing condition, reason, detail).
 
     Conditions read the CSV columns (plus the contract fields for options); the first failing rule
-    names a row's reason. They are also the rules :mod:`quantmini.core.bronze_checks` re-applies to
-    stored partitions.
+    names a row's reason, so the order matters: a NaN or infinite value is ``non_finite`` before any
+    comparison could call it a non-positive or inconsistent price. They are also the rules
+    :mod:`quantmini.core.bronze_checks` re-applies to stored partitions.
     """
+    rules = market_rules(spec)
     nulls = [pl.col(c).is_null() for c in spec.csv_columns]
-    prices = [pl.col(c) for c in ("open", "high", "low", "close")]
+    prices = [pl.col(c) for c in PRICE_COLUMNS]
     ohlc_bad = (
         (pl.col("low") > pl.col("high"))
         | (pl.col("low") > pl.min_horizontal("open", "close"))
@@ -95,11 +189,26 @@ def row_checks(spec: DatasetSpec, bounds: SessionBounds) -> list[Check]:
         checks.append(
             (pl.col("underlying").is_null(), Reason.BAD_OPTION_TICKER, pl.lit("not an OCC option ticker"))
         )
+    symbol = pl.col(rules.symbol_column)
     checks += [
+        (
+            ~symbol.str.contains(rules.symbol_pattern) | (symbol.str.len_bytes() > rules.max_symbol_length),
+            rules.symbol_reason,
+            symbol_problem(symbol, rules),
+        ),
         (pl.col("ticker").is_in(sorted(TEST_SYMBOLS)), Reason.TEST_SYMBOL, pl.col("ticker")),
-        (pl.any_horizontal([p <= 0 for p in prices]), Reason.NON_POSITIVE_PRICE, _ohlc_detail()),
+    ]
+    checks += [
+        (~pl.col(c).is_finite(), Reason.NON_FINITE, pl.format(f"{c}={{}}", pl.col(c)))
+        for c in (*PRICE_COLUMNS, "volume")
+    ]
+    checks.append((pl.any_horizontal([p <= 0 for p in prices]), Reason.NON_POSITIVE_PRICE, _ohlc_detail()))
+    checks += [_range_check(c, rules.min_price, rules.max_price) for c in PRICE_COLUMNS]
+    checks += [
         (ohlc_bad, Reason.OHLC_INCONSISTENT, _ohlc_detail()),
         (pl.col("volume") < 0, Reason.NEGATIVE_VOLUME, pl.format("volume={}", pl.col("volume"))),
+        _range_check("volume", 0, rules.max_volume),
+        _range_check("transactions", 0, rules.max_transactions),
         (
             (ws < day_start) | (ws >= day_end),
             Reason.OUTSIDE_SESSION,
@@ -118,6 +227,45 @@ def row_checks(spec: DatasetSpec, bounds: SessionBounds) -> list[Check]:
             )
         )
     return checks
+
+
+#: Why a symbol breaks its market's rule, most specific first (the pattern is the last word).
+_SYMBOL_PROBLEMS: tuple[tuple[str, str], ...] = (
+    (r"^$", "is empty"),
+    (r"\s", "contains whitespace"),
+    (r"[\x00-\x1f\x7f]", "contains a control character"),
+    (r"[/\\]", "contains a path separator"),
+    ("[\"'`]", "contains a quote"),
+    (r"_", "contains '_' (reserved)"),
+    (r"^[a-z]", "starts with a lower-case letter (roots are upper case)"),
+    (r"\.\.", "contains '..'"),
+    (r"^[.\-]|[.\-]$", "starts or ends with '.' or '-'"),
+)
+
+
+def symbol_problem(symbol: pl.Expr, rules: MarketRules) -> pl.Expr:
+    """Why ``symbol`` breaks ``rules`` in words, e.g. ``ticker 'A/B' contains a path separator``.
+
+    Only formatted for rejected rows; a symbol that passes every word below yet fails the rule is said
+    not to match the pattern.
+    """
+    words: list[pl.Expr] = [
+        pl.when(symbol.str.contains(pattern)).then(pl.lit(why)) for pattern, why in _SYMBOL_PROBLEMS
+    ]
+    too_long = pl.lit(f"is longer than {rules.max_symbol_length} characters")
+    words.append(pl.when(symbol.str.len_chars() > rules.max_symbol_length).then(too_long))
+    words.append(pl.lit(f"does not match {rules.symbol_pattern}"))
+    return pl.format(f"{rules.symbol_column} '{{}}' {{}}", symbol, pl.coalesce(words))
+
+
+def _range_check(column: str, low: float, high: float) -> Check:
+    """``column`` outside [``low``, ``high``] is ``out_of_range``; the detail names field, value, range."""
+    col = pl.col(column)
+    return (
+        (col < low) | (col > high),
+        Reason.OUT_OF_RANGE,
+        pl.format(f"{column}={{}} outside [{low:g}, {high:g}]", col),
+    )
 
 
 def session_time_expr() -> pl.Expr:

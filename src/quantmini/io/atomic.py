@@ -117,7 +117,10 @@ def sweep_temps(directory: Path, *, older_than: float = 3600.0) -> int:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
-            _remove(path)
+            try:
+                _remove(path)
+            except OSError as exc:
+                raise StorageError(f"cannot remove {path}: {exc.strerror or exc}") from exc
         removed += 1
     return removed
 

@@ -4,6 +4,8 @@
   message. ``next_url`` links (which omit the key) are followed with the same header; an ``apiKey`` query
   parameter found in one is dropped, and a link to another origin is re-based onto the configured base URL
   so the key is never sent elsewhere.
+* The client registers its key for redaction, and every error message (which may quote a vendor body that
+  echoes the key) passes through :func:`~quantmini.config.redaction.redact`.
 * Request *starts* are spaced by ``60 / requests_per_minute`` seconds across every concurrent call of one
   client (:class:`Pacer`); retries are paced too.
 * 429 (honouring ``Retry-After``), 5xx, timeouts and connection errors are retried with exponential
@@ -41,6 +43,7 @@ from quantmini._exceptions import (
     RateLimitedError,
     SourceError,
 )
+from quantmini.config.redaction import redact, register_secret
 from quantmini.config.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -147,6 +150,7 @@ class RestClient:
     ) -> None:
         if not api_key:
             raise ConfigurationError(f"no REST API key: {KEY_HELP}")
+        register_secret(api_key)
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.pacer = Pacer(requests_per_minute)
@@ -246,10 +250,10 @@ class RestClient:
             ) from exc
         except httpx.TransportError as exc:
             raise _RetryableError(
-                _chain(DownloadError(f"GET {shown}: connection failed ({exc})"), exc)
+                _chain(DownloadError(redact(f"GET {shown}: connection failed ({exc})")), exc)
             ) from exc
         except httpx.HTTPError as exc:
-            raise SourceError(f"GET {shown}: {exc}") from exc
+            raise SourceError(redact(f"GET {shown}: {exc}")) from exc
         return self._checked(response, shown)
 
     def _checked(self, response: httpx.Response, shown: str) -> Any:
@@ -258,7 +262,7 @@ class RestClient:
             body: Any = response.json()
         except ValueError:
             body = None
-        message = _vendor_message(body, response.reason_phrase or f"HTTP {code}")
+        message = redact(_vendor_message(body, response.reason_phrase or f"HTTP {code}"))
         if code == 429:
             error = RateLimitedError(f"GET {shown}: rate limited (HTTP 429): {message}")
             raise _RetryableError(error, _retry_after(response))
@@ -276,7 +280,7 @@ class RestClient:
             raise SourceError(f"GET {shown}: response is not JSON")
         status = body.get("status") if isinstance(body, Mapping) else None
         if status is not None and status not in SUCCESS_STATUSES:
-            text = f"GET {shown}: vendor status {status!r}: {_vendor_message(body, str(status))}"
+            text = redact(f"GET {shown}: vendor status {status!r}: {_vendor_message(body, str(status))}")
             if status == "NOT_AUTHORIZED":
                 raise NotEntitledError(text)
             if status == "NOT_FOUND":

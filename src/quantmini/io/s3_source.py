@@ -5,7 +5,9 @@ streams to a caller-chosen partial file in 1 MiB chunks (constant memory). Trans
 stopped — within a run after a dropped connection, and across runs after a kill — with a ranged GET
 guarded by ``If-Match`` on the ETag the partial bytes came from. Timeouts, connection errors, 5xx and
 429 are retried with exponential backoff and full jitter (``Retry-After`` honoured); 403 stops at once.
-The endpoint sends no checksums and none are required.
+The endpoint sends no checksums and none are required. The credentials are registered for redaction and
+every error message passes through :func:`~quantmini.config.redaction.redact` (a server's error text may
+echo the access key id).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from quantmini._exceptions import (
     SourceError,
     StorageError,
 )
+from quantmini.config.redaction import redact, register_secret
 from quantmini.config.settings import Settings
 from quantmini.io.source import FetchJob, FetchResult, SourceObject
 
@@ -96,6 +99,8 @@ class S3Source:
         self._bucket = bucket
         self._region = region
         self._credentials = (access_key_id, secret_access_key)
+        register_secret(access_key_id)
+        register_secret(secret_access_key)
         self._concurrency = concurrency
         self._retry = retry or RetryPolicy()
         self._config = AioConfig(
@@ -297,9 +302,9 @@ class S3Source:
             try:
                 return await fn(*args)
             except _RetryableError as exc:
-                last, retry_after = str(exc), exc.retry_after
+                last, retry_after = redact(str(exc)), exc.retry_after
             except _TRANSIENT_NETWORK as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last = redact(f"{type(exc).__name__}: {exc}")
             if attempt < self._retry.attempts:
                 wait = self._retry.delay(attempt, retry_after)
                 log.info("%s failed (%s); retry %d in %.1fs", what, last, attempt, wait)
@@ -311,14 +316,18 @@ class S3Source:
         code = exc.response.get("Error", {}).get("Code", "")
         if status == 403:
             raise NotEntitledError(
-                f"{what}: the S3 credentials are not entitled to this dataset (HTTP 403 {code} from "
-                f"{self._endpoint}); check that your plan includes flat-file access"
+                redact(
+                    f"{what}: the S3 credentials are not entitled to this dataset (HTTP 403 {code} from "
+                    f"{self._endpoint}); check that your plan includes flat-file access"
+                )
             ) from exc
         if status == 404:
-            raise NotFoundError(f"{what}: not found at {self._endpoint} ({code or 'HTTP 404'})") from exc
+            raise NotFoundError(
+                redact(f"{what}: not found at {self._endpoint} ({code or 'HTTP 404'})")
+            ) from exc
         if status == 429 or status >= 500:
             raise _RetryableError(f"HTTP {status} {code}", _retry_after(exc)) from exc
-        raise DownloadError(f"{what}: HTTP {status} {code}: {exc}") from exc
+        raise DownloadError(redact(f"{what}: HTTP {status} {code}: {exc}")) from exc
 
 
 def _status(exc: botocore.exceptions.ClientError) -> int:

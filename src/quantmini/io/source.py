@@ -7,15 +7,21 @@ implements the same protocol, so landing does not care which one it talks to.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
-from quantmini._exceptions import ConfigurationError, NotFoundError, QuantminiError, SourceError
+from quantmini._exceptions import (
+    ConfigurationError,
+    NotFoundError,
+    QuantminiError,
+    SourceError,
+    StorageError,
+)
 
 BUCKET_DIR = "flatfiles"
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +173,30 @@ class LocalMirrorSource:
         return self._object(key, path)
 
     def fetch(self, key: str, dest: Path) -> SourceObject:
-        """Copy ``key`` to ``dest`` byte for byte."""
+        """Copy ``key`` to ``dest`` byte for byte.
+
+        A failure to read the mirror is a :class:`SourceError`; a failure to write ``dest`` (the lake) is
+        a :class:`StorageError` naming ``dest``, so a read-only lake is never blamed on the mirror.
+        """
         obj = self.stat(key)
         try:
-            shutil.copyfile(self._path(key), dest)
+            reader = self._path(key).open("rb")
         except OSError as exc:
-            raise SourceError(f"cannot copy {key} from {self.description}: {exc.strerror or exc}") from exc
+            raise self._read_error(key, exc) from exc
+        with reader:
+            try:
+                with dest.open("wb") as writer:
+                    while chunk := self._read(reader, key):
+                        writer.write(chunk)
+            except OSError as exc:
+                raise StorageError(f"cannot write {dest}: {exc.strerror or exc}") from exc
         return obj
+
+    def _read(self, reader: BinaryIO, key: str) -> bytes:
+        try:
+            return reader.read(_CHUNK)
+        except OSError as exc:
+            raise self._read_error(key, exc) from exc
+
+    def _read_error(self, key: str, exc: OSError) -> SourceError:
+        return SourceError(f"cannot read {key} from {self.description}: {exc.strerror or exc}")

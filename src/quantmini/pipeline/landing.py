@@ -62,6 +62,8 @@ def month_prefixes(spec: DatasetSpec, sessions: Sequence[dt.date]) -> list[str]:
 
 def partial_path(target: Path) -> Path:
     """Where an object is fetched before it is verified (stable across runs, for resuming)."""
+    # Deliberately not unique per run, so an interrupted transfer resumes from its bytes. Only the holder
+    # of the lake's single-writer lock (quantmini.io.lock) lands files, so no two runs share one.
     return target.with_name(f".{target.name}.partial")
 
 
@@ -110,7 +112,12 @@ def land_sessions(
     entitlement: list[NotEntitledError] = []
     sessions_by_key = {spec.source_key(s): s for s in sessions}
     for job in plan.jobs:
-        job.dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            job.dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write to the lake at {job.dest.parent}: {exc.strerror or exc}"
+            ) from exc
 
     def secure(result: FetchResult) -> LandingOutcome:
         if isinstance(result.outcome, QuantminiError):
@@ -172,7 +179,10 @@ def _finalize(
     lake: Lake, spec: DatasetSpec, session: dt.date, job: FetchJob, fetched: SourceObject, description: str
 ) -> LandingOutcome:
     partial = job.dest
-    size = partial.stat().st_size
+    try:
+        size = partial.stat().st_size
+    except OSError as exc:
+        raise StorageError(f"cannot read {partial}: {exc.strerror or exc}") from exc
     try:
         if size != fetched.size:
             raise ValidationError(f"{job.key}: received {size} bytes, the source says {fetched.size}")
@@ -222,4 +232,7 @@ def _intact(target: Path, previous: dict[str, Any]) -> bool:
 
 def _discard(path: Path) -> None:
     for leftover in (path, path.with_name(path.name + ".json")):
-        leftover.unlink(missing_ok=True)
+        try:
+            leftover.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot remove {leftover}: {exc.strerror or exc}") from exc
