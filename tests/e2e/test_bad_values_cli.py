@@ -125,8 +125,11 @@ def test_bad_values_are_quarantined_and_change_nothing_else(tmp_path: Path) -> N
             assert dirty_q.exists() == clean_q.exists()
             if clean_q.exists():
                 assert pq.read_table(dirty_q).equals(pq.read_table(clean_q))
-    instruments = lake.qlib_root("day") / "instruments" / "all.txt"
-    assert instruments.read_text() == (clean_lake.qlib_root("day") / "instruments" / "all.txt").read_text()
+    instruments = lake.qlib_root("stocks_daily", "day") / "instruments" / "all.txt"
+    assert (
+        instruments.read_text()
+        == (clean_lake.qlib_root("stocks_daily", "day") / "instruments" / "all.txt").read_text()
+    )
 
     # The summary prints the reasons table with every injected count.
     assert "quarantined rows by reason" in result.output

@@ -67,7 +67,7 @@ def test_demo_runs_then_second_run_is_a_noop(tmp_path: Path) -> None:
     assert first.exit_code == 0, first.output
     assert "quarantined rows by reason" in first.output
     assert "example query" in first.output
-    assert (tmp_path / "lake" / "gold" / "qlib" / "day" / "calendars" / "day.txt").exists()
+    assert (tmp_path / "lake" / "gold" / "qlib" / "stocks_daily" / "day" / "calendars" / "day.txt").exists()
     second = run(*args)
     assert second.exit_code == 0, second.output
     assert "Nothing to do" in second.output
@@ -144,8 +144,15 @@ def test_pipeline_run_then_query_formats(sample: Path, tmp_path: Path) -> None:
         "json",
     )
     assert adjusted.exit_code == 0, adjusted.output
+    # Adjusted = raw × the factor of the span (of the compact factor table) holding the session.
+    spans = pd.read_parquet(root / "silver" / "reference" / "adjustment_factors.parquet")
+    spans = spans[spans.ticker == ticker]
+    factors = [
+        next((s.adj_factor for s in spans.itertuples() if s.valid_from <= d.date() < s.valid_to), 1.0)
+        for d in pd.to_datetime(expected["session_date"])
+    ]
     assert pd.read_json(io.StringIO(adjusted.stdout))["close"].tolist() == pytest.approx(
-        expected["adj_close"].tolist()
+        (expected["close"] * factors).tolist()
     )
 
     rerun = run(
@@ -177,7 +184,7 @@ def test_stage_commands_one_by_one(sample: Path, tmp_path: Path) -> None:
     assert (root / "silver" / "reference" / "adjustment_factors.parquet").exists()
     convert = run("data", "convert", env=env)
     assert convert.exit_code == 0, convert.output
-    assert (root / "gold" / "qlib" / "day" / "instruments" / "all.txt").exists()
+    assert (root / "gold" / "qlib" / "stocks_daily" / "day" / "instruments" / "all.txt").exists()
     assert (root / "gold" / "quantmini.duckdb").exists()
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -20,6 +20,7 @@ import pytest
 
 from quantmini.core.fundamentals import FINANCIALS_SCHEMA
 from quantmini.datasets import get_spec
+from quantmini.io.duckdb_catalog import connect_catalog
 from quantmini.io.lake import Lake
 from quantmini.io.reference_store import store_reference
 from quantmini.io.source import LocalMirrorSource
@@ -110,10 +111,15 @@ def test_bronze_equals_the_csv_minus_defects(built: tuple[Path, Path, PipelineRe
         assert bronze[col].tolist() == expected[col].tolist(), col
 
 
-def test_silver_factors_match_the_definition_and_splits_are_continuous(
-    built: tuple[Path, Path, PipelineReport],
-) -> None:
-    source, root, _ = built
+def _adjusted(root: Path) -> pd.DataFrame:
+    """The lake's adjusted bars as DuckDB computes them from the compact factor table (catalog view)."""
+    with connect_catalog(root) as con:
+        frame = con.execute("SELECT * FROM adjusted_stocks_daily ORDER BY ticker, session_date").df()
+    frame["session_date"] = pd.to_datetime(frame["session_date"]).dt.date
+    return frame
+
+
+def _actions(source: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     actions = _record(source)["corporate_actions"]
     splits = pd.DataFrame(actions["splits"]).assign(
         execution_date=lambda f: pd.to_datetime(f.execution_date).dt.date
@@ -121,23 +127,33 @@ def test_silver_factors_match_the_definition_and_splits_are_continuous(
     dividends = pd.DataFrame(actions["dividends"]).assign(
         ex_dividend_date=lambda f: pd.to_datetime(f.ex_dividend_date).dt.date
     )
+    renames = pd.DataFrame(actions["ticker_changes"]).rename(columns={"date": "change_date"})
+    renames["change_date"] = pd.to_datetime(renames["change_date"]).dt.date
+    return splits, dividends, renames
+
+
+def test_factors_match_the_definition_and_splits_are_continuous(
+    built: tuple[Path, Path, PipelineReport],
+) -> None:
+    source, root, _ = built
+    splits, dividends, renames = _actions(source)
     assert {"forward", "reverse"} <= {
         "forward" if s.split_to > s.split_from else "reverse" for s in splits.itertuples()
     }
-    silver = _silver(root).sort_values(["ticker", "session_date"]).reset_index(drop=True)
-    renames = pd.DataFrame(actions["ticker_changes"]).rename(
-        columns={"old_ticker": "old_ticker", "new_ticker": "new_ticker", "date": "change_date"}
-    )
-    renames["change_date"] = pd.to_datetime(renames["change_date"]).dt.date
     assert len(renames) == 1
-    expected = reference_factors(silver[["ticker", "session_date", "close"]], splits, dividends, renames)
+    adjusted = _adjusted(root).reset_index(drop=True)
+    expected = reference_factors(adjusted[["ticker", "session_date", "close"]], splits, dividends, renames)
     expected = expected.sort_values(["ticker", "session_date"]).reset_index(drop=True)
-    np.testing.assert_allclose(silver["split_factor"], expected["split_factor"], rtol=1e-12)
-    np.testing.assert_allclose(silver["adj_factor"], expected["adj_factor"], rtol=1e-12)
-    np.testing.assert_allclose(silver["adj_close"], silver["close"] * expected["adj_factor"], rtol=1e-12)
+    assert adjusted.session_date.tolist() == expected.session_date.tolist()
+    np.testing.assert_allclose(adjusted["split_factor"], expected["split_factor"], rtol=1e-12)
+    np.testing.assert_allclose(adjusted["adj_factor"], expected["adj_factor"], rtol=1e-12)
+    np.testing.assert_allclose(adjusted["adj_close"], adjusted["close"] * expected["adj_factor"], rtol=1e-12)
+    # The factor table is compact: a few spans per corporate action, not a row per bar.
+    factors = pq.read_table(Lake(root).adjustment_factors())
+    assert 0 < factors.num_rows <= 2 * (len(splits) + len(dividends))
 
     for split in splits.itertuples():
-        bars = silver[silver.ticker == split.ticker].set_index("session_date")
+        bars = adjusted[adjusted.ticker == split.ticker].set_index("session_date")
         after = bars.index[bars.index >= split.execution_date][0]
         before = bars.index[bars.index < split.execution_date][-1]
         raw_jump = bars.close[after] / bars.close[before]
@@ -151,31 +167,57 @@ def test_rename_links_the_company_history_and_checks_are_clean(
 ) -> None:
     source, root, report = built
     change = _record(source)["corporate_actions"]["ticker_changes"][0]
-    assert report.enrich is not None
-    assert report.enrich.renames_applied == 1
+    assert report.factors is not None
+    assert report.factors.renames == 1
+    tables = {o.table: o for o in report.silver}
     # Generated prices are consistent with their split records: no mismatch to report.
-    assert report.enrich.reconciliation_findings == 0
-    checks = pq.read_table(root / "silver" / "reference" / "corporate_action_checks.parquet")
-    assert checks.num_rows == 0
-    with duckdb.connect(str(Lake(root).duckdb_file()), read_only=True) as con:
+    assert tables["corporate_action_checks"].rows == 0
+    assert tables["corporate_action_checks"].written == tables["stocks_daily"].written > 0
+    with connect_catalog(root) as con:
         assert con.execute("select count(*) from corporate_action_checks").fetchall() == [(0,)]
-        factor_rows = con.execute("select count(*) from adjustment_factors").fetchall()
+        adjusted_rows = con.execute("select count(*) from adjusted_stocks_daily").fetchall()
         silver_rows = con.execute("select count(*) from silver_stocks_daily").fetchall()
-        assert factor_rows == silver_rows == [(report.rows["bronze"],)]
+        assert adjusted_rows == silver_rows == [(report.rows["bronze"],)]
     silver = _silver(root)
     old = silver[silver.ticker == change["old_ticker"]]
     new = silver[silver.ticker == change["new_ticker"]]
     assert old.session_date.max() < dt.date.fromisoformat(change["date"]) <= new.session_date.min()
 
 
-def test_features_defined_after_warmup(built: tuple[Path, Path, PipelineReport]) -> None:
+def _calendar_reference(adjusted: pd.DataFrame) -> pd.DataFrame:
+    """ret_1d/ret_5d/ret_20d/vol_20d on the XNYS calendar from DuckDB's adjusted closes (pandas only)."""
+    import exchange_calendars as xcals
+
+    calendar = pd.Index(
+        [ts.date() for ts in xcals.get_calendar("XNYS").sessions_in_range(START, END)], name="session_date"
+    )
+    out = []
+    for ticker, bars in adjusted.groupby("ticker"):
+        g = bars.set_index("session_date").reindex(calendar)
+        for h in (1, 5, 20):
+            g[f"ref_ret_{h}d"] = g.adj_close / g.adj_close.shift(h) - 1
+        g["ref_vol_20d"] = g.ref_ret_1d.rolling(20, min_periods=20).std(ddof=1)
+        g["ticker"] = ticker
+        out.append(
+            g[g.close.notna()].reset_index()[
+                ["ticker", "session_date", *(c for c in g if c.startswith("ref_"))]
+            ]
+        )
+    return pd.concat(out, ignore_index=True)
+
+
+def test_features_follow_the_session_calendar(built: tuple[Path, Path, PipelineReport]) -> None:
     _, root, _ = built
-    silver = _silver(root).sort_values(["ticker", "session_date"])
-    for ticker, bars in silver.groupby("ticker"):
-        warm = bars.iloc[21:]
-        assert warm[["ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d"]].notna().all().all(), ticker
-        expected_ret5 = bars.adj_close / bars.adj_close.shift(5) - 1
-        np.testing.assert_allclose(bars.ret_5d.iloc[5:], expected_ret5.iloc[5:], rtol=1e-12)
+    silver = _silver(root)
+    reference = _calendar_reference(_adjusted(root))
+    joined = silver.merge(reference, on=["ticker", "session_date"], validate="one_to_one")
+    assert len(joined) == len(silver)
+    for column in ("ret_1d", "ret_5d", "ret_20d", "vol_20d"):
+        actual, expected = joined[column].to_numpy(float), joined[f"ref_{column}"].to_numpy(float)
+        np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg=column)
+        np.testing.assert_allclose(actual[~np.isnan(actual)], expected[~np.isnan(expected)], rtol=1e-9)
+    # Every ticker trading through a whole 21-session window has all features there.
+    assert joined.vol_20d.notna().sum() > 0.5 * len(joined)
 
 
 @pytest.mark.slow
@@ -192,7 +234,9 @@ def test_gold_read_back_with_real_qlib(built: tuple[Path, Path, PipelineReport],
         "$change",
         "Ref($close,1)",
     ]
-    meta, features = read_with_qlib(Lake(root).qlib_root("day"), "day", expressions, tmp_path, alpha158=True)
+    meta, features = read_with_qlib(
+        Lake(root).qlib_root("stocks_daily", "day"), "day", expressions, tmp_path, alpha158=True
+    )
 
     calendar = [dt.date.fromisoformat(d[:10]) for d in meta["calendar"]]
     import exchange_calendars as xcals
@@ -203,11 +247,14 @@ def test_gold_read_back_with_real_qlib(built: tuple[Path, Path, PipelineReport],
 
     record = _record(source)
     spans = {sym: [(a[:10], b[:10]) for a, b in v] for sym, v in meta["spans"].items()}
+    # Lower-case letters are stored as "_" + the upper-case letter (BApA → BA_PA): qlib is case-blind.
+    stored = {t: re.sub("[a-z]", lambda m: "_" + m.group().upper(), t) for t in record["tickers"]}
     assert spans == {
-        t: [(info["first_session"], info["last_session"])] for t, info in record["tickers"].items()
+        stored[t]: [(info["first_session"], info["last_session"])] for t, info in record["tickers"].items()
     }
 
-    silver = _silver(root)
+    silver = _adjusted(root)
+    silver["ticker"] = silver["ticker"].map(stored)
     silver = (
         silver.rename(columns={"ticker": "instrument"}).set_index(["instrument", "session_date"]).sort_index()
     )
@@ -231,6 +278,7 @@ def test_gold_read_back_with_real_qlib(built: tuple[Path, Path, PipelineReport],
         "$factor": joined.adj_factor,
         "$volume": joined.volume / joined.adj_factor,
         "$vwap": (joined.adj_high + joined.adj_low + joined.adj_close) / 3,
+        "$change": joined.ret_1d,
     }
     for expr, expected in checks.items():
         exp = expected.to_numpy(dtype=np.float64).astype(f32)
@@ -278,37 +326,63 @@ def test_rerun_is_a_noop_and_republished_file_reflows(
     assert [o.session.isoformat() for o in third.ingest if o.status == "ingested"] == [session]
     changed = [p for p, m in bronze_before.items() if p.stat().st_mtime_ns != m]
     assert [p.parent.name for p in changed] == [f"date={session}"]
-    assert third.enrich is not None
-    assert third.enrich.status == "enriched"
-    # The corrected close changes that session and the next 20 sessions' features of one symbol.
-    assert 1 <= third.enrich.sessions_written <= 21
-    assert third.convert is not None
-    assert third.convert.status == "converted"
+    tables = {o.table: o for o in third.silver}
+    # The corrected close changes that session and the next 20 sessions (the features' lookback).
+    assert tables["stocks_daily"].written == 21
+    assert tables["corporate_action_checks"].written == 6  # 5 sessions of lookback
+    (gold,) = third.gold
+    assert gold.status == "updated"
+    assert gold.rewound_to == dt.date.fromisoformat(session)
     silver = pq.read_table(Lake(root).silver_partition(SPEC, dt.date.fromisoformat(session))).to_pandas()
     assert silver.loc[silver.ticker == fields[0], "close"].item() == pytest.approx(float(fields[3]))
 
 
-def test_new_split_rewrites_silver_not_bronze(
+def test_new_split_rewrites_only_what_depends_on_it(
     built: tuple[Path, Path, PipelineReport], tmp_path: Path
 ) -> None:
     source, root = _copy(built, tmp_path)
+    lake = Lake(root)
     splits_path = source / "rest" / "v3" / "reference" / "splits.json"
     payload = json.loads(splits_path.read_text())
-    ticker = "BRK.B"
-    payload["results"].append(
-        {"execution_date": "2026-01-05", "split_from": 1, "split_to": 2, "ticker": ticker}
-    )
+    ticker, day = "BRK.B", dt.date(2025, 10, 1)
+    payload["results"] += [
+        {"execution_date": day.isoformat(), "split_from": 1, "split_to": 2, "ticker": ticker},
+        # Dated after the lake's last session: pending, it must change nothing yet.
+        {"execution_date": "2026-01-05", "split_from": 1, "split_to": 3, "ticker": "AAA"},
+    ]
     splits_path.write_text(json.dumps(payload))
-    bronze_before = {p: p.stat().st_mtime_ns for p in (root / "bronze").rglob("date=*/*.parquet")}
+    files = [p for p in root.rglob("*") if p.is_file() and "_manifests" not in p.parts]
+    before = {p: p.read_bytes() for p in files}
 
-    report = PipelineRunner(Lake(root), SPEC).run(LocalMirrorSource(source), START, END)
-    assert report.reference_added == {"splits": 1, "dividends": 0, "tickers": 0, "ticker_events": 0}
-    assert all(p.stat().st_mtime_ns == m for p, m in bronze_before.items())
-    silver = _silver(root)
-    assert set(silver.loc[silver.ticker == ticker, "split_factor"]) == {0.5}
-    assert set(silver.loc[silver.ticker != ticker, "split_factor"]) <= {0.1, 10.0, 1.0}
-    assert report.enrich is not None
-    assert report.enrich.sessions_written == report.enrich.sessions_total
+    report = PipelineRunner(lake, SPEC).run(LocalMirrorSource(source), START, END)
+    assert report.failures == []
+    assert report.reference_added == {"splits": 2, "dividends": 0, "tickers": 0, "ticker_events": 0}
+    assert report.factors is not None
+    assert report.factors.pending == 1
+    changed = {p.relative_to(root).as_posix() for p, data in before.items() if p.read_bytes() != data}
+    sessions = [s for s in _calendar_reference(_adjusted(root)).session_date.unique() if s >= day]
+    window = {f"date={s}" for s in sorted(sessions)[:20]}
+    bronze = {c for c in changed if c.startswith(("bronze/", "landing/", "quarantine/"))}
+    assert bronze == {"bronze/reference/splits.parquet"}
+    silver = {c.split("/")[2] for c in changed if c.startswith("silver/stocks_daily/")}
+    assert silver == window  # the split session and the 19 after it (their windows span it), nothing else
+    gold = {c for c in changed if c.startswith("gold/qlib/")}
+    stored = ticker.lower()
+    assert {c.split("/")[5] for c in gold if "/features/" in c} == {stored}
+    # Every field of that symbol: its factors changed, and its return across the split session too.
+    assert {c.rsplit("/", 1)[-1] for c in gold if "/features/" in c} == {
+        f"{f}.day.bin" for f in ("open", "high", "low", "close", "volume", "vwap", "factor", "change")
+    }
+    (gold_outcome,) = report.gold
+    assert gold_outcome.rewritten == 1
+    adjusted = _adjusted(root)
+    brk = adjusted[adjusted.ticker == ticker]
+    assert set(brk.loc[brk.session_date < day, "split_factor"]) == {0.5}
+    assert set(brk.loc[brk.session_date >= day, "split_factor"]) == {1.0}
+    assert set(adjusted.loc[adjusted.ticker == "AAA", "split_factor"]) <= {1.0, 0.1, 10.0}
+    # Its prices never halved: the reconciliation reports the record.
+    checks = pd.read_parquet(root / "silver" / "corporate_action_checks")
+    assert checks[["ticker", "check"]].values.tolist() == [[ticker, "split without price jump"]]
 
 
 def test_financial_statements_give_point_in_time_ratios_in_silver(
@@ -342,9 +416,10 @@ def test_financial_statements_give_point_in_time_ratios_in_silver(
     )
     store_reference(Lake(root), "financials", frame, dt.datetime.now(dt.UTC))
     report = PipelineRunner(Lake(root), SPEC).run(LocalMirrorSource(source), START, END)
-    assert report.enrich is not None
-    assert report.enrich.status == "enriched"
-    daily = pd.read_parquet(root / "silver" / "reference" / "daily_ratios.parquet")
+    tables = {o.table: o for o in report.silver}
+    assert tables["daily_ratios"].written == tables["daily_ratios"].sessions > 0
+    assert tables["stocks_daily"].written == 0  # statements change no feature
+    daily = pd.read_parquet(root / "silver" / "daily_ratios")
     daily["session_date"] = pd.to_datetime(daily["session_date"]).dt.date
     silver = _silver(root)
     brk = silver[silver.ticker == "BRK.B"].set_index("session_date")

@@ -263,11 +263,23 @@ def test_duplicate_rows_are_refused(tmp_path: Path) -> None:
         write_qlib_root(tmp_path / "q", frame, freq="day", fields=["close"], calendar=DAYS)
 
 
+def test_symbols_qlib_cannot_store_are_skipped_and_the_rest_is_written(tmp_path: Path) -> None:
+    root = tmp_path / "q"
+    frame = _day_frame(["ABC", "abc", "A/B", "OK", "NA", "na"], [*DAYS[:3], *DAYS[:3]])
+    summary = write_qlib_root(root, frame, freq="day", fields=["close"], calendar=DAYS)
+    assert set(summary.skipped) == {"A/B", "na"}
+    assert "cannot be stored" in summary.skipped["A/B"]
+    assert "with 'NA'" in summary.skipped["na"]
+    assert dict(summary.renamed) == {"abc": "_A_B_C", "NA": "_NA_NA"}
+    spans = (root / "instruments" / "all.txt").read_text().splitlines()
+    assert [line.split("\t")[0] for line in spans] == ["ABC", "OK", "_A_B_C", "_NA_NA"]
+    assert sorted(p.name for p in (root / "features").iterdir()) == ["_a_b_c", "_na_na", "abc", "ok"]
+    assert validate_qlib_root(root, "day").instruments == 4
+
+
 @pytest.mark.parametrize(
     ("frame", "message"),
     [
-        (_day_frame(["ABC", "abc"], DAYS[:2]), "'ABC' and 'abc' collide"),
-        (_day_frame(["A/B"], DAYS[:1]), "'A/B' cannot be stored"),
         (_day_frame(["A"], DAYS[:1], [1e39]), "symbol 'A' at 2024-01-02 is 1e\\+39, beyond float32"),
         (_day_frame(["A"], DAYS[:1]).drop("close"), "lacks column"),
         (_day_frame(["A"], DAYS[:1]).with_columns(pl.col("datetime").cast(pl.Datetime)), "must be pl.Date"),

@@ -9,7 +9,6 @@ import datetime as dt
 import os
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import polars as pl
 import pyarrow as pa
@@ -19,7 +18,7 @@ from polars.testing import assert_frame_equal
 
 from quantmini._exceptions import QueryError
 from quantmini.datasets import get_spec
-from quantmini.io.duckdb_catalog import build_catalog
+from quantmini.io.duckdb_catalog import build_catalog, connect_catalog
 from quantmini.io.lake import Lake
 from quantmini.query import QueryEngine, QuerySpec, query
 
@@ -34,23 +33,26 @@ SESSIONS = (
     dt.date(2024, 1, 9),
 )
 SILVER_SESSIONS = SESSIONS[:-1]
-SILVER_EXTRA = (
-    "split_factor",
-    "adj_factor",
-    "adj_open",
-    "adj_high",
-    "adj_low",
-    "adj_close",
-    "adj_volume",
-    "ret_1d",
-    "ret_5d",
-    "ret_20d",
-    "vol_20d",
-    "volume_z_20d",
-)
+FEATURES = ("ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d")
+ADJUSTMENT = ("split_factor", "adj_factor", "adj_open", "adj_high", "adj_low", "adj_close", "adj_volume")
 DAILY = get_spec("stocks_daily")
 MINUTE = get_spec("stocks_minute")
-SILVER_SCHEMA = pa.schema(list(DAILY.bronze_schema) + [pa.field(n, pa.float64()) for n in SILVER_EXTRA])
+#: What a silver partition stores: raw bars and scale-free features.
+SILVER_SCHEMA = pa.schema(list(DAILY.bronze_schema) + [pa.field(n, pa.float64()) for n in FEATURES])
+#: What the expectations hold: also the adjustment columns, worked out here per row.
+EXPECTED_SCHEMA = pa.schema(list(SILVER_SCHEMA) + [pa.field(n, pa.float64()) for n in ADJUSTMENT])
+SPLIT_DATE = dt.date(2024, 1, 8)
+#: The compact factor table the lake holds: BRK.B had a 2:1 split on 2024-01-08 and every ticker a
+#: dividend after the sample (×0.98); valid_to is exclusive.
+FACTOR_TABLE = pd.DataFrame(
+    {
+        "ticker": ["AAPL", "BRK.B", "BRK.B", "MSFT"],
+        "valid_from": [dt.date(1900, 1, 1), dt.date(1900, 1, 1), SPLIT_DATE, dt.date(1900, 1, 1)],
+        "valid_to": [dt.date(9999, 12, 31), SPLIT_DATE, dt.date(9999, 12, 31), dt.date(9999, 12, 31)],
+        "split_factor": [1.0, 0.5, 1.0, 1.0],
+        "adj_factor": [0.98, 0.49, 0.98, 0.98],
+    }
+)
 
 
 def bronze_rows(session: dt.date, bump: float = 0.0) -> pd.DataFrame:
@@ -77,17 +79,18 @@ def bronze_rows(session: dt.date, bump: float = 0.0) -> pd.DataFrame:
 
 
 def silver_rows(bronze: pd.DataFrame, position: int) -> pd.DataFrame:
-    """Bronze plus made-up factors and features (BRK.B had a 2:1 split after 2024-01-04)."""
+    """Bronze plus made-up features, and — for expectations only — the adjustment columns worked out
+    per row from the definition (BRK.B's 2:1 split on 2024-01-08: factor 1/2 before it)."""
     frame = bronze.copy()
     split = [
-        2.0 if t == "BRK.B" and d < dt.date(2024, 1, 8) else 1.0
+        0.5 if t == "BRK.B" and d < SPLIT_DATE else 1.0
         for t, d in zip(frame.ticker, frame.session_date, strict=True)
     ]
     frame["split_factor"] = split
-    frame["adj_factor"] = [0.98 / s for s in split]
+    frame["adj_factor"] = [0.98 * s for s in split]
     for column in ("open", "high", "low", "close"):
         frame[f"adj_{column}"] = frame[column] * frame["adj_factor"]
-    frame["adj_volume"] = frame["volume"] * frame["split_factor"]
+    frame["adj_volume"] = frame["volume"] / frame["split_factor"]
     first = position == 0
     frame["ret_1d"] = None if first else 0.01 * (position + 1)
     frame["ret_5d"] = None
@@ -124,6 +127,11 @@ class SmallLake:
             self.write_bronze(session, bronze_rows(session))
             if session in SILVER_SESSIONS:
                 self.write_silver(session, silver_rows(self.bronze[session], position))
+        write(
+            self.lake.adjustment_factors(),
+            FACTOR_TABLE,
+            pa.Schema.from_pandas(FACTOR_TABLE, preserve_index=False),
+        )
         # Leftovers of interrupted writes: garbage that must never be read.
         day = self.lake.bronze_partition(DAILY, SESSIONS[2]).parent
         (day / ".part.parquet.tmp-0123456789ab").write_bytes(b"not parquet")
@@ -137,7 +145,7 @@ class SmallLake:
 
     def write_silver(self, session: dt.date, frame: pd.DataFrame) -> None:
         self.silver[session] = frame
-        write(self.lake.silver_partition(DAILY, session), frame, SILVER_SCHEMA)
+        write(self.lake.silver_partition(DAILY, session), frame[SILVER_SCHEMA.names], SILVER_SCHEMA)
 
     def expected(
         self,
@@ -154,7 +162,7 @@ class SmallLake:
         ]
         frame = frame.sort_values(["ticker", "window_start"])
         out = pd.DataFrame({name: frame[source].tolist() for name, source in columns.items()})
-        schema = pa.schema([pa.field(n, SILVER_SCHEMA.field(s).type) for n, s in columns.items()])
+        schema = pa.schema([pa.field(n, EXPECTED_SCHEMA.field(s).type) for n, s in columns.items()])
         return to_polars(out, schema)
 
 
@@ -183,7 +191,7 @@ def spec(**overrides: object) -> QuerySpec:
     return QuerySpec(**values)  # type: ignore[arg-type]
 
 
-def test_adjusted_query_reads_adjusted_prices_from_silver(small_lake: SmallLake) -> None:
+def test_adjusted_query_applies_the_factor_table_to_silver(small_lake: SmallLake) -> None:
     result = QueryEngine(small_lake.root).query(spec())
     expected = small_lake.expected(
         small_lake.silver, ("AAPL", "BRK.B"), dt.date(2024, 1, 3), dt.date(2024, 1, 8), DEFAULT_ADJUSTED
@@ -284,14 +292,18 @@ def test_nothing_ingested_is_an_error(tmp_path: Path) -> None:
         QueryEngine(tmp_path).query(spec())
 
 
-def test_adjusted_query_without_silver_says_to_use_raw(tmp_path: Path) -> None:
+def test_features_without_silver_say_to_enrich_and_prices_come_from_bronze(tmp_path: Path) -> None:
     write(Lake(tmp_path).bronze_partition(DAILY, SESSIONS[0]), bronze_rows(SESSIONS[0]), DAILY.bronze_schema)
-    with pytest.raises(QueryError, match="--raw"):
-        QueryEngine(tmp_path).query(spec())
-    assert QueryEngine(tmp_path).query(spec(adjusted=False, start=SESSIONS[0])).height == 2
+    with pytest.raises(QueryError, match="data enrich"):
+        QueryEngine(tmp_path).query(spec(start=SESSIONS[0], fields=("ticker", "ret_1d")))
+    # No factor table yet: adjusted prices are the raw ones.
+    adjusted = QueryEngine(tmp_path).query(spec(start=SESSIONS[0]))
+    raw = QueryEngine(tmp_path).query(spec(adjusted=False, start=SESSIONS[0]))
+    assert adjusted.height == 2
+    assert adjusted.equals(raw)
 
 
-def test_minute_bars_are_raw_only_and_include_ts(tmp_path: Path) -> None:
+def test_minute_bars_include_ts_and_are_adjusted_by_daily_factors(tmp_path: Path) -> None:
     session = dt.date(2024, 1, 2)
     bars = []
     for ticker in ("MSFT", "AAPL"):
@@ -314,9 +326,12 @@ def test_minute_bars_are_raw_only_and_include_ts(tmp_path: Path) -> None:
             )
     source = pd.DataFrame(bars)
     write(Lake(tmp_path).bronze_partition(MINUTE, session), source, MINUTE.bronze_schema)
-    with pytest.raises(QueryError, match="--raw"):
-        QuerySpec("stocks_minute", ("AAPL",), session, session)
+    # Minute bars are adjusted by the daily factors of their session when read.
+    factors = FACTOR_TABLE.assign(ticker=["AAPL", "X", "X", "MSFT"])
+    write(Lake(tmp_path).adjustment_factors(), factors, pa.Schema.from_pandas(factors, preserve_index=False))
+    adjusted = query(tmp_path, "stocks_minute", ["AAPL"], session, session)
     result = query(tmp_path, "stocks_minute", ["AAPL"], session, session, adjusted=False)
+    assert adjusted["open"].to_list() == pytest.approx([0.98 * o for o in result["open"].to_list()])
     assert result.columns[:3] == ["ticker", "session_date", "ts"]
     expected = source[source.ticker == "AAPL"].sort_values("window_start")
     assert result["open"].to_list() == expected["open"].tolist()
@@ -393,16 +408,14 @@ def test_catalog_views_are_queryable_read_only(small_lake: SmallLake) -> None:
         {"ticker": ["BRK.B"], "execution_date": [dt.date(2024, 1, 8)], "split_from": [1.0], "split_to": [2.0]}
     )
     write(lake.reference_table("splits"), splits, pa.Schema.from_pandas(splits, preserve_index=False))
-    factors = pd.DataFrame(
-        {"ticker": ["AAPL"], "session_date": [SESSIONS[0]], "split_factor": [1.0], "adj_factor": [0.98]}
-    )
-    write(lake.adjustment_factors(), factors, pa.Schema.from_pandas(factors, preserve_index=False))
-
     path = build_catalog(small_lake.root, ["stocks_daily", "stocks_minute", "options_daily"])
 
     assert path == lake.duckdb_file().resolve()
     assert sorted(p.name for p in path.parent.iterdir()) == ["quantmini.duckdb"]
-    with duckdb.connect(str(path), read_only=True) as con:
+    # The lake is moved after the catalog was built: relative paths keep every view working.
+    moved = small_lake.root.parent / "moved lake"
+    small_lake.root.rename(moved)
+    with connect_catalog(moved) as con:
         views = {
             row[0]
             for row in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
@@ -410,6 +423,7 @@ def test_catalog_views_are_queryable_read_only(small_lake: SmallLake) -> None:
         assert views == {
             "bronze_stocks_daily",
             "silver_stocks_daily",
+            "adjusted_stocks_daily",
             "quarantine_stocks_daily",
             "ref_splits",
             "adjustment_factors",
@@ -417,17 +431,17 @@ def test_catalog_views_are_queryable_read_only(small_lake: SmallLake) -> None:
         total = sum(len(f) for f in small_lake.bronze.values())
         assert con.execute("SELECT count(*) FROM bronze_stocks_daily").fetchone() == (total,)
         silver = con.execute(
-            "SELECT sum(adj_close) FROM silver_stocks_daily WHERE ticker = 'BRK.B'"
+            "SELECT sum(adj_close) FROM adjusted_stocks_daily WHERE ticker = 'BRK.B'"
         ).fetchone()
         expected = sum(f.loc[f.ticker == "BRK.B", "adj_close"].sum() for f in small_lake.silver.values())
         assert silver is not None
         assert silver[0] == pytest.approx(expected)
         assert con.execute("SELECT reason FROM quarantine_stocks_daily").fetchall() == [("negative volume",)]
         assert con.execute("SELECT split_to FROM ref_splits").fetchall() == [(2.0,)]
-        assert con.execute("SELECT adj_factor FROM adjustment_factors").fetchall() == [(0.98,)]
+        assert con.execute("SELECT count(*) FROM adjustment_factors").fetchone() == (4,)
         sql = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'bronze_stocks_daily'").fetchone()
         assert sql is not None
-        assert str(small_lake.root.resolve()) in sql[0]
+        assert "'bronze/stocks_daily/date=*/part.parquet'" in sql[0]
 
 
 def test_catalog_rebuild_replaces_the_file_and_picks_up_new_layers(small_lake: SmallLake) -> None:
@@ -451,7 +465,10 @@ def test_catalog_rebuild_replaces_the_file_and_picks_up_new_layers(small_lake: S
         ]
     )
     write(small_lake.lake.bronze_partition(MINUTE, minute_session), bar, MINUTE.bronze_schema)
-    second = build_catalog(small_lake.root, ["stocks_daily", "stocks_minute"])
+    second = build_catalog(small_lake.root)  # every registered data type
     assert first == second
-    with duckdb.connect(str(second), read_only=True) as con:
+    with connect_catalog(small_lake.root) as con:
         assert con.execute("SELECT count(*) FROM bronze_stocks_minute").fetchone() == (1,)
+        assert con.execute("SELECT count(*) FROM bronze_stocks_daily").fetchone() == (15,)
+        # Minute bars get the daily factors of their session: BRK.B is not in this minute sample.
+        assert con.execute("SELECT adj_open FROM adjusted_stocks_minute").fetchone() == (pytest.approx(0.98),)

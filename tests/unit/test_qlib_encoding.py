@@ -140,30 +140,50 @@ def test_na_like_symbols_are_renamed(symbol: str, stored: str) -> None:
 
 
 def test_plan_reports_renames_and_keeps_others() -> None:
-    plan = plan_symbols(["AAPL", "N/A", "None", "PRN", "AAPL"])
-    assert plan == {"AAPL": "AAPL", "N/A": "_NA_N_A", "None": "_NA_NONE", "PRN": "PRN"}
+    plan = plan_symbols(["AAPL", "N/A", "None", "PRN", "AAPL", "BApA", "NMCOr"])
+    assert plan.stored == {
+        "AAPL": "AAPL",
+        "BApA": "BA_PA",
+        "N/A": "_NA_N_A",
+        "NMCOr": "NMCO_R",
+        "None": "_NA_NONE",
+        "PRN": "PRN",
+    }
+    assert plan.renamed == {"BApA": "BA_PA", "N/A": "_NA_N_A", "NMCOr": "NMCO_R", "None": "_NA_NONE"}
+    assert plan.skipped == {}
 
 
 @pytest.mark.parametrize(
-    ("symbols", "named"),
+    ("symbol", "stored"),
+    [("BApA", "BA_PA"), ("NMCOr", "NMCO_R"), ("abc", "_A_B_C"), ("BRK.b", "BRK._B"), ("BRK.B", "BRK.B")],
+)
+def test_lower_case_letters_are_escaped_so_case_never_collides(symbol: str, stored: str) -> None:
+    assert stored_symbol(symbol) == stored
+    assert plan_symbols([symbol, symbol.upper()]).skipped == {}
+
+
+@pytest.mark.parametrize(
+    ("symbols", "kept", "skipped"),
     [
-        (["ABC", "abc"], "'ABC' and 'abc'"),
-        (["BRK.B", "brk.b"], "'BRK.B' and 'brk.b'"),
-        (["NA", "na"], "'NA' and 'na'"),  # both would be stored as _NA_NA
-        (["_NA_NONE", "None"], "'_NA_NONE' and 'None'"),  # a rename hitting a real name
-        (["PRN", "_qlib_prn"], "'PRN' and '_qlib_prn'"),
+        (["NA", "na"], "NA", "na"),  # both would be stored as _NA_NA
+        (["_NA_NONE", "None"], "None", "_NA_NONE"),  # a rename hitting a real name
     ],
 )
-def test_colliding_symbols_are_refused(symbols: list[str], named: str) -> None:
-    with pytest.raises(ValidationError, match=named):
-        plan_symbols(symbols)
+def test_colliding_symbols_keep_the_first_and_skip_the_other(
+    symbols: list[str], kept: str, skipped: str
+) -> None:
+    plan = plan_symbols(symbols)
+    assert list(plan.stored) == [kept]
+    assert list(plan.skipped) == [skipped]
+    assert f"with {kept!r}" in plan.skipped[skipped]
 
 
 @pytest.mark.parametrize("symbol", ["A/B", "", "A B", "TAB\tX", 'Q"', "..", "back\\slash"])
-def test_unstorable_symbols_are_refused_by_name(symbol: str) -> None:
-    with pytest.raises(ValidationError, match="cannot be stored") as info:
-        plan_symbols(["OK", symbol])
-    assert repr(symbol) in str(info.value)
+def test_unstorable_symbols_are_skipped_by_name(symbol: str) -> None:
+    plan = plan_symbols(["OK", symbol])
+    assert plan.stored == {"OK": "OK"}
+    assert "cannot be stored" in plan.skipped[symbol]
+    assert repr(stored_symbol(symbol)) in plan.skipped[symbol]
 
 
 def test_fields() -> None:

@@ -23,8 +23,16 @@ DAILY = get_spec("stocks_daily")
 SESSIONS = (dt.date(2024, 3, 1), dt.date(2024, 3, 4))
 SILVER_EXTRA = ("split_factor", "adj_factor", "adj_open", "adj_high", "adj_low", "adj_close", "adj_volume")
 FEATURES = ("ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d")
-SILVER_SCHEMA = pa.schema(
-    list(DAILY.bronze_schema) + [pa.field(n, pa.float64()) for n in SILVER_EXTRA + FEATURES]
+SILVER_SCHEMA = pa.schema(list(DAILY.bronze_schema) + [pa.field(n, pa.float64()) for n in FEATURES])
+#: Every ticker: a dividend after the sample halves adjusted prices (the lake's compact factor table).
+FACTORS = pa.table(
+    {
+        "ticker": ["AAPL", "BRK.B", "MSFT"],
+        "valid_from": [dt.date(1900, 1, 1)] * 3,
+        "valid_to": [dt.date(9999, 12, 31)] * 3,
+        "split_factor": [1.0] * 3,
+        "adj_factor": [0.5] * 3,
+    }
 )
 
 
@@ -60,8 +68,12 @@ def make_lake(root: Path, symbols: tuple[str, ...]) -> pd.DataFrame:
                 for feature in FEATURES:
                     rows[feature] = float("nan")
             path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.Table.from_pandas(rows, schema=schema, preserve_index=False), path)
+            pq.write_table(
+                pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False), path
+            )
         frames.append(rows)
+    lake.adjustment_factors().parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(FACTORS, lake.adjustment_factors())
     return pd.concat(frames, ignore_index=True)
 
 

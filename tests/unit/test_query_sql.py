@@ -31,36 +31,61 @@ def daily(**overrides: object) -> QuerySpec:
     return QuerySpec(**values)  # type: ignore[arg-type]
 
 
-def test_adjusted_default_query() -> None:
-    sql, params = build_query(daily(), FILES)
+FACTORS = "/lake/silver/reference/adjustment_factors.parquet"
+
+
+def test_adjusted_default_query_joins_the_factor_table() -> None:
+    sql, params = build_query(daily(), FILES, FACTORS)
     assert sql == (
-        'SELECT "ticker", "session_date", "adj_open" AS "open", "adj_high" AS "high", "adj_low" AS "low", '
-        '"adj_close" AS "close", "adj_volume" AS "volume", "transactions"\n'
-        "FROM read_parquet(?, hive_partitioning = false, union_by_name = true)\n"
-        'WHERE "ticker" IN (?, ?) AND "session_date" BETWEEN ? AND ?\n'
-        'ORDER BY "ticker", "window_start"'
+        'SELECT b."ticker", b."session_date", '
+        'b."open" * coalesce(f."adj_factor", 1.0) AS "open", '
+        'b."high" * coalesce(f."adj_factor", 1.0) AS "high", '
+        'b."low" * coalesce(f."adj_factor", 1.0) AS "low", '
+        'b."close" * coalesce(f."adj_factor", 1.0) AS "close", '
+        'b."volume" / coalesce(f."split_factor", 1.0) AS "volume", b."transactions"\n'
+        "FROM read_parquet(?, hive_partitioning = false, union_by_name = true) AS b\n"
+        "LEFT JOIN read_parquet(?) AS f\n"
+        '  ON f."ticker" = b."ticker" AND b."session_date" >= f."valid_from" '
+        'AND b."session_date" < f."valid_to"\n'
+        'WHERE b."ticker" IN (?, ?) AND b."session_date" BETWEEN ? AND ?\n'
+        'ORDER BY b."ticker", b."window_start"'
     )
+    assert params == [[str(f) for f in FILES], FACTORS, "AAPL", "BRK.B", START, END]
+
+
+def test_adjusted_query_without_a_factor_table_reads_raw_prices() -> None:
+    sql, params = build_query(daily(), FILES)
+    assert sql.splitlines()[0] == (
+        'SELECT b."ticker", b."session_date", b."open" AS "open", b."high" AS "high", b."low" AS "low", '
+        'b."close" AS "close", b."volume" AS "volume", b."transactions"'
+    )
+    assert "JOIN" not in sql
     assert params == [[str(f) for f in FILES], "AAPL", "BRK.B", START, END]
 
 
-def test_raw_query_selects_raw_columns() -> None:
-    sql, params = build_query(daily(adjusted=False, symbols=("MSFT",)), FILES[:1])
+def test_raw_query_selects_raw_columns_and_needs_no_join() -> None:
+    sql, params = build_query(daily(adjusted=False, symbols=("MSFT",)), FILES[:1], FACTORS)
     assert sql.splitlines()[0] == (
-        'SELECT "ticker", "session_date", "open", "high", "low", "close", "volume", "transactions"'
+        'SELECT b."ticker", b."session_date", b."open", b."high", b."low", b."close", b."volume", '
+        'b."transactions"'
     )
-    assert 'WHERE "ticker" IN (?) AND' in sql
+    assert "JOIN" not in sql
+    assert 'WHERE b."ticker" IN (?) AND' in sql
     assert params == [[str(FILES[0])], "MSFT", START, END]
 
 
 def test_requested_fields_keep_their_order_and_only_prices_are_swapped() -> None:
-    sql, _ = build_query(daily(fields=("close", "adj_close", "ret_1d", "transactions", "ts")), FILES)
-    assert sql.splitlines()[0] == 'SELECT "adj_close" AS "close", "adj_close", "ret_1d", "transactions", "ts"'
+    sql, _ = build_query(daily(fields=("close", "adj_close", "ret_1d", "transactions", "ts")), FILES, FACTORS)
+    assert sql.splitlines()[0] == (
+        'SELECT b."close" * coalesce(f."adj_factor", 1.0) AS "close", '
+        'b."close" * coalesce(f."adj_factor", 1.0) AS "adj_close", b."ret_1d", b."transactions", b."ts"'
+    )
 
 
 def test_minute_defaults_include_ts_and_options_columns_are_selectable() -> None:
     minute = QuerySpec("stocks_minute", ("AAPL",), START, END, adjusted=False)
     assert default_fields(minute.dataset)[:3] == ("ticker", "session_date", "ts")
-    assert build_query(minute, FILES)[0].startswith('SELECT "ticker", "session_date", "ts", "open"')
+    assert build_query(minute, FILES)[0].startswith('SELECT b."ticker", b."session_date", b."ts", b."open"')
     options = QuerySpec(
         "options_daily",
         ("O:AAPL240119C00150000",),
@@ -69,7 +94,7 @@ def test_minute_defaults_include_ts_and_options_columns_are_selectable() -> None
         fields=("ticker", "strike", "option_type"),
         adjusted=False,
     )
-    assert build_query(options, FILES)[0].startswith('SELECT "ticker", "strike", "option_type"\n')
+    assert build_query(options, FILES)[0].startswith('SELECT b."ticker", b."strike", b."option_type"\n')
 
 
 def test_values_never_reach_the_sql_text() -> None:
@@ -122,14 +147,18 @@ def test_unknown_field_is_named_with_the_valid_ones() -> None:
     assert "volume_z_20d" in str(info.value)
 
 
-def test_silver_fields_are_unknown_for_types_without_silver() -> None:
-    with pytest.raises(QueryError, match="unknown field 'adj_close' for stocks_minute"):
-        QuerySpec("stocks_minute", ("AAPL",), START, END, fields=("adj_close",), adjusted=False)
+def test_features_are_unknown_for_types_without_silver_and_factors_for_options() -> None:
+    with pytest.raises(QueryError, match="unknown field 'ret_1d' for stocks_minute"):
+        QuerySpec("stocks_minute", ("AAPL",), START, END, fields=("ret_1d",), adjusted=False)
+    with pytest.raises(QueryError, match="unknown field 'adj_close' for options_daily"):
+        QuerySpec("options_daily", ("X",), START, END, fields=("adj_close",), adjusted=False)
+    # Minute bars are adjusted by the same factors when read, without a silver layer.
+    assert QuerySpec("stocks_minute", ("AAPL",), START, END, fields=("adj_close",)).adjusted
 
 
-def test_adjusted_is_refused_where_there_is_no_silver_layer() -> None:
-    for data_type in ("stocks_minute", "options_daily", "options_minute"):
-        with pytest.raises(QueryError, match=r"no adjusted view yet.*--raw"):
+def test_adjusted_is_refused_where_factors_do_not_apply() -> None:
+    for data_type in ("options_daily", "options_minute"):
+        with pytest.raises(QueryError, match=r"no adjusted prices.*--raw"):
             QuerySpec(data_type, ("X",), START, END)
 
 
@@ -161,7 +190,7 @@ def test_symbols_and_fields_are_normalised_once() -> None:
 
 
 def test_needs_silver() -> None:
-    assert daily().needs_silver
+    assert not daily().needs_silver
     assert not daily(adjusted=False).needs_silver
     assert daily(adjusted=False, fields=("close", "ret_5d")).needs_silver
 

@@ -49,6 +49,8 @@ def download(
     data_root: Path | None,
     mode: str | None,
     workers: int | None,
+    executor: str | None,
+    scheduler: str | None,
     wait: bool,
 ) -> None:
     """Land flat files (S3 or a local mirror): concurrent, resumable, verified; unchanged files skipped."""
@@ -60,6 +62,8 @@ def download(
         data_root=data_root,
         mode=mode,
         workers=workers,
+        executor=executor,
+        scheduler=scheduler,
         wait=wait,
         last_stage="landing",
     )

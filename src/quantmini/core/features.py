@@ -21,10 +21,10 @@ from quantmini.core.window import (
     align,
     finite_or_null,
     lag,
-    mean_and_std,
     output_rows,
     product,
-    relative_basis,
+    with_relative_basis,
+    with_window_stats,
 )
 
 #: Return horizons in sessions.
@@ -50,12 +50,13 @@ def stocks_daily_silver(window: SessionWindow) -> pl.DataFrame:
     columns = window.bars.columns
     frame = align(window, columns)
     frame = frame.with_columns(feature_columns())
-    _, vol = mean_and_std([lag(pl.col("ret_1d"), k) for k in range(VOLATILITY_WINDOW)])
-    split_basis = relative_basis("split_multiplier", VOLUME_Z_WINDOW)
+    frame = with_window_stats(frame, "_ret", [lag(pl.col("ret_1d"), k) for k in range(VOLATILITY_WINDOW)])
+    frame, split_basis = with_relative_basis(frame, "split_multiplier", VOLUME_Z_WINDOW)
     volumes = [lag(pl.col("volume"), k) / split_basis[k] for k in range(VOLUME_Z_WINDOW)]
-    mean, std = mean_and_std(volumes)
+    frame = with_window_stats(frame, "_vol", volumes)
+    mean, std = pl.col("_vol_mean"), pl.col("_vol_std")
     frame = frame.with_columns(
-        finite_or_null(vol).alias("vol_20d"),
+        finite_or_null(pl.col("_ret_std")).alias("vol_20d"),
         finite_or_null(pl.when(std > 0).then((pl.col("volume") - mean) / std)).alias("volume_z_20d"),
     )
     return output_rows(frame, window).select(*columns, *FEATURES)

@@ -17,7 +17,14 @@ from quantmini.core.adjustment import (
     session_multipliers,
     ticker_spans,
 )
-from quantmini.core.window import FactorContext, SessionWindow, align, lag, output_rows, relative_basis
+from quantmini.core.window import (
+    FactorContext,
+    SessionWindow,
+    align,
+    lag,
+    output_rows,
+    with_relative_basis,
+)
 
 #: Split ratios seen in practice (and their inverses for reverse splits).
 COMMON_SPLIT_RATIOS: tuple[float, ...] = (1.5, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 25, 30, 40, 50, 100)
@@ -55,7 +62,7 @@ def session_checks(window: SessionWindow) -> pl.DataFrame:
         [pl.when(present[k - 1]).then(lag(pl.col("close"), k)) for k in range(1, PREVIOUS_BAR_LOOKBACK + 1)]
     )
     # Product of split multipliers over the sessions after the previous bar, up to this one.
-    basis = relative_basis("split_multiplier", PREVIOUS_BAR_LOOKBACK + 1)
+    frame, basis = with_relative_basis(frame, "split_multiplier", PREVIOUS_BAR_LOOKBACK + 1)
     gap_basis = pl.coalesce(
         [pl.when(present[k - 1]).then(basis[k]) for k in range(1, PREVIOUS_BAR_LOOKBACK + 1)]
     )

@@ -108,26 +108,33 @@ def product(values: Sequence[pl.Expr]) -> pl.Expr:
     return functools.reduce(operator.mul, values)
 
 
-def mean_and_std(values: Sequence[pl.Expr]) -> tuple[pl.Expr, pl.Expr]:
-    """Mean and sample standard deviation (ddof = 1) of ``values``, two-pass; null when any is null."""
+def with_window_stats(frame: pl.DataFrame, name: str, values: Sequence[pl.Expr]) -> pl.DataFrame:
+    """Add ``<name>_mean`` and ``<name>_std`` (sample, ddof = 1) of ``values`` — typically the lags of a
+    column — computed two-pass from materialised columns; null when any value is null."""
     n = len(values)
-    mean = total(values) / n
-    variance = total([(v - mean) ** 2 for v in values]) / (n - 1)
-    return mean, variance.sqrt()
+    lags = [f"_{name}_{k}" for k in range(n)]
+    frame = frame.with_columns(v.alias(c) for v, c in zip(values, lags, strict=True))
+    mean = f"{name}_mean"
+    frame = frame.with_columns((total([pl.col(c) for c in lags]) / n).alias(mean))
+    deviations = [(pl.col(c) - pl.col(mean)) ** 2 for c in lags]
+    return frame.with_columns((total(deviations) / (n - 1)).sqrt().alias(f"{name}_std")).drop(lags)
 
 
-def relative_basis(multiplier: str, k: int) -> list[pl.Expr]:
-    """For j = 0..k-1, the product of ``multiplier`` over the j sessions ending at the current one.
+def with_relative_basis(frame: pl.DataFrame, multiplier: str, k: int) -> tuple[pl.DataFrame, list[pl.Expr]]:
+    """Add, for j = 1..k-1, the product of ``multiplier`` over the j sessions ending at the current one;
+    return the frame and the expressions for j = 0..k-1 (element 0 is 1).
 
     Element j converts a value j sessions back into the current session's share basis: a raw price of
     D−j is multiplied by (a raw volume divided by) ``∏ multiplier(D−i), i < j`` — the actions between
-    D−j and D (a 2:1 split has multiplier 1/2). Element 0 is 1.
+    D−j and D (a 2:1 split has multiplier 1/2).
     """
-    bases: list[pl.Expr] = [pl.lit(1.0)]
-    for j in range(1, k):
+    names = [f"_{multiplier}_basis_{j}" for j in range(1, k)]
+    previous: pl.Expr | None = None
+    for j, name in enumerate(names, start=1):
         step = lag(pl.col(multiplier), j - 1)
-        bases.append(step if j == 1 else bases[-1] * step)
-    return bases
+        frame = frame.with_columns((step if previous is None else previous * step).alias(name))
+        previous = pl.col(name)
+    return frame, [pl.lit(1.0), *(pl.col(n) for n in names)]
 
 
 def finite_or_null(expr: pl.Expr) -> pl.Expr:

@@ -280,7 +280,7 @@ class PipelineRunner:
     def enrich(self, report: PipelineReport, factors: FactorState | None) -> None:
         """Silver stage: every declared silver table, incrementally."""
         if not self.spec.has_silver:
-            report.skipped["silver"] = f"no silver layer is declared for {self.spec.name} yet"
+            report.skipped["silver"] = f"no silver layer is defined for {self.spec.name} yet"
             return
         t0 = time.perf_counter()
         bronze = self._bronze_index(self.spec)
@@ -329,7 +329,7 @@ class PipelineRunner:
         """Gold stage: every declared Qlib root, incrementally, then the DuckDB catalog."""
         t0 = time.perf_counter()
         if not self.spec.has_qlib_gold:
-            report.skipped["gold"] = f"no Qlib root is declared for {self.spec.name} yet"
+            report.skipped["gold"] = f"no Qlib gold root is defined for {self.spec.name} yet"
         main = self.spec.main_silver
         silver = (
             index_partitions(

@@ -151,7 +151,8 @@ def _identity(
         "references": references,
     }
     if factors is not None and part.factors == "window":
-        inputs["factors"] = factors.window_digest(window)
+        # Actions on the window's first session only concern the move into it, which no output uses.
+        inputs["factors"] = factors.window_digest(window[1:])
     elif factors is not None and part.factors == "history":
         inputs["factors"] = factors.history_digest(window[-1])
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()

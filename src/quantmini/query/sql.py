@@ -43,8 +43,12 @@ def quote_identifier(name: str, allowed: Collection[str]) -> str:
 
 def factor_expressions(bars: str = "b", factors: str | None = "f") -> dict[str, str]:
     """SQL for every adjustment column, from raw columns of ``bars`` and the factor table ``factors``."""
-    split = f'coalesce({factors}."split_factor", 1.0)' if factors else "1.0"
-    total = f'coalesce({factors}."adj_factor", 1.0)' if factors else "1.0"
+    if factors is None:  # no corporate action applies: adjusted = raw
+        exprs = {"split_factor": "1.0", "adj_factor": "1.0"}
+        exprs.update({f"adj_{c}": f'{bars}."{c}"' for c in (*_PRICES, "volume")})
+        return exprs
+    split = f'coalesce({factors}."split_factor", 1.0)'
+    total = f'coalesce({factors}."adj_factor", 1.0)'
     exprs = {"split_factor": split, "adj_factor": total}
     exprs.update({f"adj_{c}": f'{bars}."{c}" * {total}' for c in _PRICES})
     exprs["adj_volume"] = f'{bars}."volume" / {split}'
