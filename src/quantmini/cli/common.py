@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -34,10 +36,14 @@ from quantmini.datasets import DATASETS, get_spec
 from quantmini.io.lake import Lake
 from quantmini.io.s3_source import S3Source
 from quantmini.io.source import LocalMirrorSource, Source
+from quantmini.pipeline.landing_versions import KeptVersion
 from quantmini.pipeline.progress import ProgressListener
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner, Stage
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Kept raw versions listed one per line in a summary; more are summarised in one line.
+_KEPT_LINES = 10
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -182,7 +188,7 @@ def run_range(
         report = make_runner(settings, data_type, RichProgress(bar)).run(
             source, start, end, last_stage=last_stage
         )
-    if report.did_nothing and not report.failures:
+    if report.did_nothing and not report.failures and not report.warnings:
         console.print("[green]Nothing to do:[/] everything is already up to date for this range.")
     render_report(report)
     if report.failures:
@@ -203,10 +209,11 @@ def progress_bar() -> Progress:
 
 
 def render_report(report: PipelineReport) -> None:
-    """Print what a pipeline run did: landing, rows per layer, quarantine reasons, timings, failures."""
+    """Print what a pipeline run did: landing, rows per layer, quarantine reasons, timings, then warnings,
+    kept raw versions and failures (one line each)."""
     landing = {
         s: sum(1 for o in report.landing if o.status == s)
-        for s in ("landed", "republished", "unchanged", "missing")
+        for s in ("landed", "republished", "unchanged", "missing", "deleted_upstream")
     }
     ingest = {
         s: sum(1 for o in report.ingest if o.status == s) for s in ("ingested", "unchanged", "not_landed")
@@ -260,5 +267,23 @@ def render_report(report: PipelineReport) -> None:
         for reason, count in reasons.most_common():
             q.add_row(reason, f"{count:,}")
         console.print(q)
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    for line in _kept_lines(report.kept_versions):
+        err_console.print(f"[yellow]kept:[/] {escape(line)}", soft_wrap=True)
     for failure in report.failures:
         err_console.print(f"[red]failed:[/] {failure}", soft_wrap=True)
+
+
+def _kept_lines(kept: list[KeptVersion]) -> list[str]:
+    """Where previous raw versions are kept: one line each, or one line for many."""
+    if len(kept) <= _KEPT_LINES:
+        return [
+            f"the previous raw file of {v.session} is kept at {v.path} until bronze accepts a new version"
+            for v in kept
+        ]
+    below = os.path.commonpath([v.path.parent for v in kept])
+    return [
+        f"the previous raw files of {len(kept)} sessions ({kept[0].session} … {kept[-1].session}) are kept "
+        f"below {below} until bronze accepts new versions"
+    ]

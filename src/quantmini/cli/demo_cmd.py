@@ -61,7 +61,7 @@ def demo(data_root: Path, tickers: int, start_date: str, end_date: str, seed: in
             LocalMirrorSource(source_dir), start, end
         )
     report.timings = {"sample": generation_s, **report.timings}
-    if report.did_nothing and not generated and not report.failures:
+    if report.did_nothing and not generated and not report.failures and not report.warnings:
         console.print(
             "[green]Nothing to do:[/] the sample and every layer are already up to date (second run)."
         )

@@ -24,7 +24,8 @@ from quantmini.io.source import LocalMirrorSource, Source
 from quantmini.pipeline.bronze import IngestOutcome, ingest_session
 from quantmini.pipeline.executor import run_tasks
 from quantmini.pipeline.gold import ConvertOutcome, convert
-from quantmini.pipeline.landing import LandingOutcome, LandingPlan, land_sessions
+from quantmini.pipeline.landing import LandingOutcome, LandingPlan, land_sessions, landing_warnings
+from quantmini.pipeline.landing_versions import KeptVersion, kept_versions
 from quantmini.pipeline.progress import NullProgress, ProgressListener
 from quantmini.pipeline.reference import import_reference_dir
 from quantmini.pipeline.silver import EnrichOutcome, enrich
@@ -45,6 +46,10 @@ class PipelineReport:
     enrich: EnrichOutcome | None = None
     convert: ConvertOutcome | None = None
     failures: list[str] = field(default_factory=list)
+    #: Things that need attention although nothing failed (deleted upstream, nothing listed).
+    warnings: list[str] = field(default_factory=list)
+    #: Previous raw versions kept because bronze has not accepted their replacement (yet).
+    kept_versions: list[KeptVersion] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     #: Stages not defined for this data type, each with the reason (e.g. no silver for minute bars yet).
     skipped: dict[str, str] = field(default_factory=dict)
@@ -71,7 +76,7 @@ class PipelineReport:
     def did_nothing(self) -> bool:
         """True when every stage found its outputs up to date."""
         return (
-            all(o.status in ("unchanged", "missing") for o in self.landing)
+            all(o.status in ("unchanged", "missing", "deleted_upstream") for o in self.landing)
             and all(o.status in ("unchanged", "not_landed") for o in self.ingest)
             and not any(self.reference_added.values())
             and (self.enrich is None or self.enrich.status != "enriched")
@@ -140,7 +145,9 @@ class PipelineRunner:
         self.progress.finish("landing")
         report.landing.extend(outcomes)
         report.failures.extend(failures)
-        if isinstance(source, LocalMirrorSource):
+        report.warnings.extend(landing_warnings(self.spec, sessions, outcomes, source.description))
+        report.kept_versions = kept_versions(self.lake, self.spec, sessions)
+        if isinstance(source, LocalMirrorSource) and sessions:  # no session in range: nothing to refresh
             report.reference_added = import_reference_dir(self.lake, source.directory)
         report.timings["landing"] = time.perf_counter() - t0
 
@@ -163,6 +170,7 @@ class PipelineRunner:
             self.progress.advance("bronze", str(task.session))
         self.progress.finish("bronze")
         report.ingest.extend(sorted(outcomes, key=lambda o: o.session))
+        report.kept_versions = kept_versions(self.lake, self.spec, sessions)
         report.timings["bronze"] = time.perf_counter() - t0
 
     def enrich(self, report: PipelineReport) -> None:
