@@ -205,3 +205,31 @@ def test_run_sweeps_temporaries_of_a_killed_run_but_not_fresh_ones(mirror: Path,
     assert not stale.exists()
     assert fresh.exists()
     assert lake.bronze_partition(SPEC, D1).exists()
+
+
+def test_a_run_killed_after_keeping_the_old_file_keeps_it_under_its_own_name(
+    mirror: Path, tmp_path: Path
+) -> None:
+    lake, source = Lake(tmp_path / "lake"), LocalMirrorSource(mirror)
+    land_session(lake, source, SPEC, D1)
+    assert ingest_session(lake, SPEC, D1).status == "ingested"
+    key = SPEC.source_key(D1)
+    old = lake.landing_file(key).read_bytes()
+    kept = lake.root / "landing" / ".versions" / f"{key}.{hashlib.sha256(old).hexdigest()[:12]}"
+    # The state a kill leaves between moving the landed file aside and renaming the new one in.
+    kept.parent.mkdir(parents=True)
+    lake.landing_file(key).rename(kept)
+    path = _write(mirror, D1, _rows(D1)[:2])
+    os.utime(path, (path.stat().st_mtime + 60,) * 2)
+
+    assert land_session(lake, source, SPEC, D1).status == "republished"
+    assert lake.landing_file(key).read_bytes() == path.read_bytes()
+    assert kept.read_bytes() == old
+    manifest = json.loads(lake.manifest("landing", SPEC, D1).read_text())
+    assert manifest["kept_version"]["path"] == kept.relative_to(lake.root).as_posix()
+    assert manifest["kept_version"]["sha256"] == hashlib.sha256(old).hexdigest()
+
+    assert ingest_session(lake, SPEC, D1).rows_in == 2
+    assert not kept.exists()
+    assert not lake.landing_versions_dir().exists()
+    assert "kept_version" not in json.loads(lake.manifest("landing", SPEC, D1).read_text())

@@ -7,6 +7,7 @@ manifest records the object's real ETag, size, LastModified and sha256.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
 import json
 import subprocess
@@ -117,7 +118,9 @@ def assert_landed_exactly(lake: Lake, s3: S3Endpoint, keys: list[str]) -> None:
         assert manifest["size"] == len(body) == head["ContentLength"]
         assert manifest["source"]["etag"] == head["ETag"]
         assert dt.datetime.fromisoformat(manifest["source"]["last_modified"]) == head["LastModified"]
-    leftovers = [p for p in lake.root.rglob("*") if p.name.startswith(".")]
+    # Hidden names are temporaries, except the versions area (checked by the tests that replace a file).
+    versions = lake.landing_versions_dir()
+    leftovers = [p for p in lake.root.rglob("*") if p.name.startswith(".") and p != versions]
     assert leftovers == []
 
 
@@ -140,6 +143,7 @@ def test_republished_file_is_detected_and_fetched_again(s3: S3Endpoint, sample: 
     lake, sessions = Lake(tmp_path / "lake"), daily_sessions(sample)
     land_sessions(lake, source_for(s3), DAILY, sessions)
     key = DAILY.source_key(sessions[2])
+    first_version = lake.landing_file(key).read_bytes()
     s3.client.put_object(
         Bucket=BUCKET, Key=key, Body=(sample / "flatfiles" / DAILY.source_key(sessions[3])).read_bytes()
     )
@@ -169,6 +173,12 @@ def test_republished_file_is_detected_and_fetched_again(s3: S3Endpoint, sample: 
     outcomes, _ = land_sessions(lake, source_for(s3), DAILY, sessions)
     assert {o.session: o.status for o in outcomes if o.status != "unchanged"} == {sessions[2]: "republished"}
     assert_landed_exactly(lake, s3, [key])
+    # Landing only: bronze has not accepted the new version yet, so the first one is kept.
+    kept = [p for p in lake.landing_versions_dir().rglob("*") if p.is_file()]
+    assert kept == [
+        lake.root / "landing" / ".versions" / f"{key}.{hashlib.sha256(first_version).hexdigest()[:12]}"
+    ]
+    assert kept[0].read_bytes() == first_version
 
 
 def test_403_stops_at_once_naming_the_key(s3: S3Endpoint, sample: Path, tmp_path: Path) -> None:
@@ -357,3 +367,46 @@ def test_download_command(s3: S3Endpoint, sample: Path, tmp_path: Path) -> None:
     assert f"{len(daily_sessions(sample))} unchanged" in second.output
     assert ACCESS_KEY not in first.output + second.output
     assert SECRET_KEY not in first.output + second.output
+
+
+def test_object_replaced_by_a_bad_version_keeps_the_good_raw_copy(
+    s3: S3Endpoint, sample: Path, tmp_path: Path
+) -> None:
+    lake, sessions = Lake(tmp_path / "lake"), daily_sessions(sample)
+    runner = PipelineRunner(lake, DAILY)
+    first = runner.run(source_for(s3), START, END, last_stage="bronze")
+    assert first.failures == []
+    key = DAILY.source_key(sessions[3])
+    good = s3.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    bronze = lake.bronze_partition(DAILY, sessions[3]).read_bytes()
+    kept_at = lake.root / "landing" / ".versions" / f"{key}.{hashlib.sha256(good).hexdigest()[:12]}"
+
+    s3.client.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(b"symbol,vol\nAAPL,1\n"))
+    for _ in range(2):  # the second run fails the same way and keeps the same single copy
+        bad = runner.run(source_for(s3), START, END, last_stage="bronze")
+        assert len(bad.failures) == 1
+        assert f"{key}: wrong header 'symbol,vol'" in bad.failures[0]
+        assert lake.bronze_partition(DAILY, sessions[3]).read_bytes() == bronze
+        assert [(k.session, k.path) for k in bad.kept_versions] == [(sessions[3], kept_at)]
+        assert [p for p in lake.landing_versions_dir().rglob("*") if p.is_file()] == [kept_at]
+        assert kept_at.read_bytes() == good
+
+    lines = gzip.decompress(good).decode().splitlines()
+    s3.client.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(("\n".join(lines[:-1]) + "\n").encode()))
+    fixed = runner.run(source_for(s3), START, END, last_stage="bronze")
+    assert fixed.failures == []
+    assert fixed.kept_versions == []
+    assert [o.session for o in fixed.ingest if o.status == "ingested"] == [sessions[3]]
+    assert not lake.landing_versions_dir().exists()
+    assert_landed_exactly(lake, s3, [key])
+
+
+def test_listing_without_the_data_type_warns(s3: S3Endpoint, tmp_path: Path) -> None:
+    report = PipelineRunner(Lake(tmp_path / "lake"), get_spec("options_daily")).run(
+        source_for(s3), START, END, last_stage="landing"
+    )
+    assert report.failures == []
+    assert {o.status for o in report.landing} == {"missing"}
+    assert len(report.warnings) == 1
+    assert "us_options_opra/day_aggs_v1/2025/09/" in report.warnings[0]
+    assert f"S3 {s3.proxy.url} bucket {BUCKET}" in report.warnings[0]

@@ -41,3 +41,22 @@ def test_unlisted_session_after_its_publication_time_is_missing_upstream() -> No
         now=dt.datetime(2025, 12, 23, 11, 0, 1, tzinfo=ET),
     )
     assert [e.status for e in entries] == ["missing upstream"]
+
+
+def test_landed_session_no_longer_listed_is_deleted_upstream_whatever_the_time() -> None:
+    for now in (dt.datetime(2025, 12, 23, 10, tzinfo=ET), dt.datetime(2025, 12, 30, tzinfo=ET)):
+        entries = classify(
+            [MON, TUE],
+            frozenset({MON, TUE}),
+            listed={},
+            landed={MON: Version(100, '"a"')},
+            published_at={
+                MON: dt.datetime(2025, 12, 23, 11, tzinfo=ET),
+                TUE: dt.datetime(2025, 12, 24, 11, tzinfo=ET),
+            },
+            now=now,
+        )
+        assert [(e.day, e.status, e.size) for e in entries] == [
+            (MON, "deleted upstream", None),
+            (TUE, "not yet published" if now.day == 23 else "missing upstream", None),
+        ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -38,10 +40,14 @@ from quantmini.io.lake import Lake
 from quantmini.io.lock import LakeLock, LockHolder
 from quantmini.io.s3_source import S3Source
 from quantmini.io.source import LocalMirrorSource, Source
+from quantmini.pipeline.landing_versions import KeptVersion
 from quantmini.pipeline.progress import ProgressListener
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner, Stage
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Kept raw versions listed one per line in a summary; more are summarised in one line.
+_KEPT_LINES = 10
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -254,7 +260,7 @@ def run_range(
         report = make_runner(settings, data_type, RichProgress(bar)).run(
             source, start, end, last_stage=last_stage
         )
-    if report.did_nothing and not report.failures:
+    if report.did_nothing and not report.failures and not report.warnings:
         what = "for this range" if with_source else "for this data type"
         console.print(f"[green]Nothing to do:[/] everything is already up to date {what}.")
     render_report(report)
@@ -276,10 +282,11 @@ def progress_bar() -> Progress:
 
 
 def render_report(report: PipelineReport) -> None:
-    """Print what a pipeline run did: landing, rows per layer, quarantine reasons, timings, failures."""
+    """Print what a pipeline run did: landing, rows per layer, quarantine reasons, timings, then warnings,
+    kept raw versions and failures (one line each)."""
     landing = {
         s: sum(1 for o in report.landing if o.status == s)
-        for s in ("landed", "republished", "unchanged", "missing")
+        for s in ("landed", "republished", "unchanged", "missing", "deleted_upstream")
     }
     ingest = {
         s: sum(1 for o in report.ingest if o.status == s) for s in ("ingested", "unchanged", "not_landed")
@@ -360,6 +367,24 @@ def render_report(report: PipelineReport) -> None:
             q.add_row(reason, f"{count:,}")
         console.print(q)
     for note in report.notes:
-        err_console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+        err_console.print(f"[yellow]note:[/] {escape(redact(note))}", soft_wrap=True)
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    for line in _kept_lines(report.kept_versions):
+        err_console.print(f"[yellow]kept:[/] {escape(line)}", soft_wrap=True)
     for failure in report.failures:
-        err_console.print(f"[red]failed:[/] {redact(failure)}", soft_wrap=True)
+        err_console.print(f"[red]failed:[/] {escape(redact(failure))}", soft_wrap=True)
+
+
+def _kept_lines(kept: list[KeptVersion]) -> list[str]:
+    """Where previous raw versions are kept: one line each, or one line for many."""
+    if len(kept) <= _KEPT_LINES:
+        return [
+            f"the previous raw file of {v.session} is kept at {v.path} until bronze accepts a new version"
+            for v in kept
+        ]
+    below = os.path.commonpath([v.path.parent for v in kept])
+    return [
+        f"the previous raw files of {len(kept)} sessions ({kept[0].session} … {kept[-1].session}) are kept "
+        f"below {below} until bronze accepts new versions"
+    ]

@@ -71,7 +71,7 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
             LocalMirrorSource(source_dir), start, end
         )
     report.timings = {"sample": generation_s, **report.timings}
-    if report.did_nothing and not generated and not report.failures:
+    if report.did_nothing and not generated and not report.failures and not report.warnings:
         console.print(
             "[green]Nothing to do:[/] the sample and every layer are already up to date (second run)."
         )

@@ -31,6 +31,7 @@ _STYLE = {
     "republished upstream": "yellow",
     "not yet published": "dim",
     "missing upstream": "red",
+    "deleted upstream": "magenta",
     "exchange holiday": "dim",
 }
 
@@ -77,7 +78,8 @@ def download(
 def catalog(
     data_type: str, start_date: str, end_date: str, source_dir: Path | None, data_root: Path | None
 ) -> None:
-    """Per date: available / exchange holiday / not yet published / downloaded / republished / missing."""
+    """Per date: available / exchange holiday / not yet published / downloaded / republished / missing /
+    deleted upstream (landed earlier, kept in the lake)."""
     start, end = parse_range(start_date, end_date)
     settings = settings_from(data_root, source_dir=source_dir)
     spec = get_spec(data_type)

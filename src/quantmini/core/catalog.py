@@ -13,6 +13,7 @@ CatalogStatus = Literal[
     "republished upstream",
     "not yet published",
     "missing upstream",
+    "deleted upstream",
     "exchange holiday",
 ]
 
@@ -48,7 +49,8 @@ def classify(
     """Status of each weekday in ``days``.
 
     ``published_at`` gives, per session, when its file is expected upstream; a session that is not listed
-    is "not yet published" before that moment and "missing upstream" after it.
+    is "not yet published" before that moment and "missing upstream" after it, unless it was landed
+    earlier: then it is "deleted upstream" (the lake keeps the landed file and what was built from it).
     """
     entries: list[CatalogEntry] = []
     for day in days:
@@ -58,8 +60,10 @@ def classify(
                 entries.append(CatalogEntry(day, "exchange holiday"))
             continue
         local = landed.get(day)
-        if upstream is None:
-            status: CatalogStatus = "not yet published" if now < published_at[day] else "missing upstream"
+        if upstream is None and local is not None:
+            status: CatalogStatus = "deleted upstream"  # landed earlier; the lake keeps it
+        elif upstream is None:
+            status = "not yet published" if now < published_at[day] else "missing upstream"
         elif local is None:
             status = "available"
         elif local == upstream:

@@ -1,6 +1,8 @@
 """Where everything lives inside a lake root. Paths encode what a file holds.
 
 <root>/landing/<asset>/<dataset>/YYYY/MM/YYYY-MM-DD.csv.gz        raw bytes, byte-identical to source
+<root>/landing/.versions/<key>.<sha12>                           a replaced raw file, kept until bronze
+                                                                 has ingested its replacement
 <root>/bronze/<data_type>/date=YYYY-MM-DD/part.parquet           validated, unadjusted
 <root>/bronze/reference/<table>.parquet                          splits, dividends, tickers ...
 <root>/quarantine/<data_type>/date=YYYY-MM-DD/part.parquet       rejected rows with file, line, reason
@@ -33,6 +35,14 @@ class Lake:
     def landing_file(self, key: str) -> Path:
         """Landing copy of the source object ``key``."""
         return self.root / "landing" / key
+
+    def landing_versions_dir(self) -> Path:
+        """Where replaced landed files are kept until bronze has ingested their replacement."""
+        return self.root / "landing" / ".versions"
+
+    def landing_version(self, key: str, sha256: str) -> Path:
+        """Kept copy of the landed version of ``key`` whose SHA-256 is ``sha256``."""
+        return self.landing_versions_dir() / f"{key}.{sha256[:12]}"
 
     def bronze_dir(self, spec: DatasetSpec) -> Path:
         """Directory holding every bronze partition of ``spec``."""

@@ -21,6 +21,7 @@ from quantmini.io.gzip_lines import gzip_chunks, read_lines
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import read_manifest, sha256_file, write_manifest
 from quantmini.io.parquet import remove_if_exists, write_parquet_atomic
+from quantmini.pipeline.landing_versions import prune_kept_version
 
 IngestStatus = Literal["ingested", "unchanged", "not_landed"]
 
@@ -55,6 +56,7 @@ def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bo
         and previous.get("input_sha256") == landed["sha256"]
         and damage is None
     ):
+        prune_kept_version(lake, spec, session, landed)
         return IngestOutcome(
             session,
             "unchanged",
@@ -114,6 +116,7 @@ def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bo
             "output_size": bronze_path.stat().st_size,
         },
     )
+    prune_kept_version(lake, spec, session, landed)
     return IngestOutcome(
         session,
         "ingested",

@@ -4,7 +4,9 @@ The plan comes from listing the source (never from assuming a calendar): a sessi
 listed is ``missing``; a file whose size and ETag match its manifest is ``unchanged`` and is not fetched
 again. Everything else is fetched into a partial file beside its target (kept across runs so an
 interrupted transfer resumes), checked — size, gzip integrity, sha256 in one streaming pass — and only
-then renamed into place.
+then renamed into place. A session that was landed but is no longer listed is ``deleted_upstream``: its
+landed file and everything built from it are kept, and the run says so. The file a new version replaces
+is kept until bronze has accepted a version (:mod:`quantmini.pipeline.landing_versions`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from quantmini.datasets.base import DatasetSpec
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import read_manifest, write_manifest
 from quantmini.io.source import FetchJob, FetchResult, Source, SourceObject
+from quantmini.pipeline.landing_versions import KEPT_FIELD, keep_replaced
 
-LandingStatus = Literal["landed", "unchanged", "republished", "missing"]
+LandingStatus = Literal["landed", "unchanged", "republished", "missing", "deleted_upstream"]
+#: Statuses of sessions the source does not list.
+UNLISTED: frozenset[LandingStatus] = frozenset({"missing", "deleted_upstream"})
 
 _CHUNK = 1 << 20
 #: Files verified at the same time while transfers continue.
@@ -70,16 +75,19 @@ def partial_path(target: Path) -> Path:
 def plan_landing(
     lake: Lake, spec: DatasetSpec, sessions: Sequence[dt.date], listed: dict[str, SourceObject]
 ) -> LandingPlan:
-    """Decide per session: missing upstream, unchanged since landed, or to fetch."""
+    """Decide per session: missing or deleted upstream, unchanged since landed, or to fetch."""
     decided: list[LandingOutcome] = []
     jobs: list[FetchJob] = []
     for session in sessions:
         key = spec.source_key(session)
         obj = listed.get(key)
-        if obj is None:
-            decided.append(LandingOutcome(session, key, "missing"))
-            continue
         previous = read_manifest(lake.manifest("landing", spec, session))
+        if obj is None:
+            if previous is None:
+                decided.append(LandingOutcome(session, key, "missing"))
+            else:  # landed earlier, gone upstream now: keep what was landed and built from it
+                decided.append(LandingOutcome(session, key, "deleted_upstream", int(previous.get("size", 0))))
+            continue
         target = lake.landing_file(key)
         if previous is not None and _same_version(previous, obj) and _intact(target, previous):
             decided.append(LandingOutcome(session, key, "unchanged", obj.size))
@@ -145,17 +153,49 @@ def land_sessions(
     return sorted(outcomes, key=lambda o: o.session), failures
 
 
+def landing_warnings(
+    spec: DatasetSpec, sessions: Sequence[dt.date], outcomes: Sequence[LandingOutcome], description: str
+) -> list[str]:
+    """What a run must say although no file failed: a source listing no file of the range at all, and
+    sessions deleted upstream after they were landed (kept in the lake)."""
+    warnings: list[str] = []
+    unlisted = [o for o in outcomes if o.status in UNLISTED]
+    if sessions and len(unlisted) == len(sessions):
+        which = f"any of the {len(sessions)} sessions" if len(sessions) > 1 else "the session"
+        warnings.append(
+            f"{description} lists no {spec.name} file for {which} in the range "
+            f"(listed {_describe_prefixes(month_prefixes(spec, sessions))}): "
+            "does this source hold the data type?"
+        )
+    deleted = [str(o.session) for o in outcomes if o.status == "deleted_upstream"]
+    if deleted:
+        warnings.append(
+            f"{len(deleted)} {'sessions' if len(deleted) > 1 else 'session'} deleted upstream after "
+            f"landing; the landed files and everything built from them are kept: {', '.join(deleted)}"
+        )
+    return warnings
+
+
+def _describe_prefixes(prefixes: Sequence[str]) -> str:
+    if len(prefixes) <= 2:
+        return ", ".join(prefixes)
+    return f"{prefixes[0]} … {prefixes[-1]} ({len(prefixes)} month prefixes)"
+
+
 def verify_gzip(path: Path, label: str) -> str:
-    """Check that ``path`` is complete gzip data (every member) and return its sha256, in one pass.
+    """Check that ``path`` is complete gzip data (at least one member, every member complete) and return
+    its sha256, in one pass.
 
     ``label`` names the file in error messages.
     """
     digest = hashlib.sha256()
     decompressor = zlib.decompressobj(wbits=31)
     started = False
+    size = 0
     try:
         with path.open("rb") as fh:
             while chunk := fh.read(_CHUNK):
+                size += len(chunk)
                 digest.update(chunk)
                 data = chunk
                 while data:
@@ -170,6 +210,8 @@ def verify_gzip(path: Path, label: str) -> str:
         raise ValidationError(f"{label}: corrupt gzip data ({exc})") from exc
     except OSError as exc:
         raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if size == 0:  # as for `gzip -t`: no member at all is not gzip data
+        raise ValidationError(f"{label}: empty file (0 bytes), not gzip data")
     if started:
         raise ValidationError(f"{label}: truncated gzip data (the last member has no end)")
     return digest.hexdigest()
@@ -196,24 +238,29 @@ def _finalize(
     try:
         with partial.open("rb") as fh:
             os.fsync(fh.fileno())
+    except OSError as exc:
+        raise StorageError(f"cannot sync {partial}: {exc.strerror or exc}") from exc
+    status: LandingStatus = "landed"
+    kept: dict[str, Any] | None = None
+    if previous is not None:
+        status = "unchanged" if previous.get("sha256") == sha256 else "republished"
+        kept = keep_replaced(lake, job.key, previous) if status == "republished" else previous.get(KEPT_FIELD)
+    try:
         os.replace(partial, target)
     except OSError as exc:
         raise StorageError(f"cannot move {partial} to {target}: {exc.strerror or exc}") from exc
-    status: LandingStatus = "landed"
-    if previous is not None:
-        status = "unchanged" if previous.get("sha256") == sha256 else "republished"
-    write_manifest(
-        manifest_path,
-        {
-            "key": job.key,
-            "session": session.isoformat(),
-            "size": size,
-            "sha256": sha256,
-            "source": fetched.identity(),
-            "source_description": description,
-            "landed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        },
-    )
+    manifest: dict[str, Any] = {
+        "key": job.key,
+        "session": session.isoformat(),
+        "size": size,
+        "sha256": sha256,
+        "source": fetched.identity(),
+        "source_description": description,
+        "landed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    if kept is not None:
+        manifest[KEPT_FIELD] = kept
+    write_manifest(manifest_path, manifest)
     _discard(partial)
     return LandingOutcome(session, job.key, status, size)
 

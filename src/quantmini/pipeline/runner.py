@@ -35,7 +35,8 @@ from quantmini.pipeline.bronze import IngestOutcome, ingest_session
 from quantmini.pipeline.executor import ExecutorKind, InlineExecutor, TaskExecutor, make_executor
 from quantmini.pipeline.factors import PRICE_SOURCE, FactorOutcome, FactorState, refresh_factors
 from quantmini.pipeline.gold import GoldOutcome, run_gold
-from quantmini.pipeline.landing import LandingOutcome, LandingPlan, land_sessions
+from quantmini.pipeline.landing import LandingOutcome, LandingPlan, land_sessions, landing_warnings
+from quantmini.pipeline.landing_versions import KeptVersion, kept_versions
 from quantmini.pipeline.partitions import PartitionIndex, index_partitions
 from quantmini.pipeline.progress import NullProgress, ProgressListener
 from quantmini.pipeline.reference import import_reference_dir
@@ -77,6 +78,10 @@ class PipelineReport:
     failures: list[str] = field(default_factory=list)
     #: Things the user should know that are not failures (repairs, holes, orphans removed …).
     notes: list[str] = field(default_factory=list)
+    #: Things that need attention although nothing failed (deleted upstream, nothing listed).
+    warnings: list[str] = field(default_factory=list)
+    #: Previous raw versions kept because bronze has not accepted their replacement (yet).
+    kept_versions: list[KeptVersion] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     #: Stages not defined for this data type, each with the reason.
     skipped: dict[str, str] = field(default_factory=dict)
@@ -103,7 +108,7 @@ class PipelineReport:
     def did_nothing(self) -> bool:
         """True when every stage found its outputs up to date."""
         return (
-            all(o.status in ("unchanged", "missing") for o in self.landing)
+            all(o.status in ("unchanged", "missing", "deleted_upstream") for o in self.landing)
             and all(o.status in ("unchanged", "not_landed") for o in self.ingest)
             and not any(self.reference_added.values())
             and all(o.written == 0 and o.removed == 0 for o in self.silver)
@@ -224,7 +229,9 @@ class PipelineRunner:
         self.progress.finish("landing")
         report.landing.extend(outcomes)
         report.failures.extend(failures)
-        if isinstance(source, LocalMirrorSource) and sessions:
+        report.warnings.extend(landing_warnings(self.spec, sessions, outcomes, source.description))
+        report.kept_versions = kept_versions(self.lake, self.spec, sessions)
+        if isinstance(source, LocalMirrorSource) and sessions:  # no session in range: nothing to refresh
             report.reference_added = import_reference_dir(self.lake, source.directory)
         report.timings["landing"] = time.perf_counter() - t0
 
@@ -251,6 +258,7 @@ class PipelineRunner:
         report.ingest.extend(
             sorted((o for o in outcomes if o.session in set(sessions)), key=lambda o: o.session)
         )
+        report.kept_versions = kept_versions(self.lake, self.spec, sessions)
         report.timings["bronze"] = time.perf_counter() - t0
 
     def _damaged_bronze(self) -> list[dt.date]:
