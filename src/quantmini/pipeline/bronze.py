@@ -41,8 +41,36 @@ class IngestOutcome:
     repaired: str | None = None
 
 
+def settled(lake: Lake, spec: DatasetSpec, session: dt.date) -> IngestOutcome | None:
+    """The outcome of ``session`` when nothing is to be done (not landed, or bronze already holds exactly
+    the landed file, intact); ``None`` when it must be ingested. Reads manifests only."""
+    landed = read_manifest(lake.manifest("landing", spec, session))
+    if landed is None:
+        return IngestOutcome(session, "not_landed")
+    previous = read_manifest(lake.manifest("bronze", spec, session))
+    if (
+        previous is None
+        or previous.get("input_sha256") != landed["sha256"]
+        or _damage(lake.bronze_partition(spec, session), previous) is not None
+    ):
+        return None
+    prune_kept_version(lake, spec, session, landed)
+    return IngestOutcome(
+        session,
+        "unchanged",
+        rows_in=int(previous["rows_in"]),
+        rows_bronze=int(previous["rows_bronze"]),
+        rows_quarantined=int(previous["rows_quarantined"]),
+        duplicates=int(previous["duplicates"]),
+        reasons=dict(previous.get("reasons", {})),
+    )
+
+
 def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bool = False) -> IngestOutcome:
     """Ingest the landed file of ``session`` unless bronze already holds that exact input."""
+    done = None if force else settled(lake, spec, session)
+    if done is not None:
+        return done
     landed = read_manifest(lake.manifest("landing", spec, session))
     if landed is None:
         return IngestOutcome(session, "not_landed")
@@ -50,22 +78,6 @@ def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bo
     bronze_path = lake.bronze_partition(spec, session)
     previous = read_manifest(manifest_path)
     damage = None if previous is None else _damage(bronze_path, previous)
-    if (
-        not force
-        and previous is not None
-        and previous.get("input_sha256") == landed["sha256"]
-        and damage is None
-    ):
-        prune_kept_version(lake, spec, session, landed)
-        return IngestOutcome(
-            session,
-            "unchanged",
-            rows_in=int(previous["rows_in"]),
-            rows_bronze=int(previous["rows_bronze"]),
-            rows_quarantined=int(previous["rows_quarantined"]),
-            duplicates=int(previous["duplicates"]),
-            reasons=dict(previous.get("reasons", {})),
-        )
 
     key = str(landed["key"])
     source_file = f"landing/{key}"

@@ -210,7 +210,7 @@ class DaskExecutor(_Base):
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
-                silence_logs=logging.WARNING,
+                silence_logs=logging.ERROR,
                 env={"POLARS_MAX_THREADS": str(polars_threads_per_worker(workers))},
             )
             address = self._cluster.scheduler_address
@@ -226,7 +226,7 @@ class DaskExecutor(_Base):
         """Submit every item to the cluster; yield results as they complete."""
         futures = {self._client.submit(fn, item, pure=False): item for item in items}
         try:
-            for future in self._distributed.as_completed(futures):
+            for future in self._distributed.as_completed(futures, loop=self._client.loop):
                 item = futures[future]
                 if future.status == "error":
                     error = future.exception()

@@ -31,7 +31,7 @@ from quantmini.io.atomic import sweep_temps
 from quantmini.io.duckdb_catalog import build_catalog
 from quantmini.io.lake import Lake
 from quantmini.io.source import LocalMirrorSource, Source
-from quantmini.pipeline.bronze import IngestOutcome, ingest_session
+from quantmini.pipeline.bronze import IngestOutcome, ingest_session, settled
 from quantmini.pipeline.executor import ExecutorKind, InlineExecutor, TaskExecutor, make_executor
 from quantmini.pipeline.factors import PRICE_SOURCE, FactorOutcome, FactorState, refresh_factors
 from quantmini.pipeline.gold import GoldOutcome, run_gold
@@ -241,9 +241,16 @@ class PipelineRunner:
         t0 = time.perf_counter()
         damaged = self._damaged_bronze()
         todo = sorted(set(sessions) | set(damaged))
-        tasks = [_IngestTask(self.lake.root, self.spec.name, s) for s in todo]
-        self.progress.start("bronze", len(tasks))
         outcomes: list[IngestOutcome] = []
+        tasks = []
+        # Settled sessions are decided here from manifests, so a no-op run starts no worker at all.
+        for session in todo:
+            done = settled(self.lake, self.spec, session)
+            if done is None:
+                tasks.append(_IngestTask(self.lake.root, self.spec.name, session))
+            else:
+                outcomes.append(done)
+        self.progress.start("bronze", len(tasks))
         for task, result in self._map(_ingest, tasks):
             if isinstance(result, QuantminiError):
                 report.failures.append(str(result))
