@@ -195,6 +195,7 @@ def make_runner(
         executor=settings.pipeline.executor,
         scheduler=settings.pipeline.scheduler,
         progress=progress,
+        exclusive=True,  # every command that runs a pipeline holds the lake's writer lock
     )
 
 

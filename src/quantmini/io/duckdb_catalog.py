@@ -58,6 +58,11 @@ def build_catalog(data_root: Path, data_types: Iterable[str] | None = None) -> P
     lake = Lake(Path(data_root).resolve())
     views = catalog_views(lake, data_types)
     target = lake.duckdb_file()
+    if "?" in str(target):
+        raise StorageError(
+            f"DuckDB cannot open a database file whose path contains '?' ({target}): move the lake to a "
+            "path without one to get its catalog"
+        )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

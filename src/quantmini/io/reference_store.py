@@ -18,7 +18,7 @@ def load_reference(lake: Lake, name: str) -> pl.DataFrame | None:
     if not path.exists():
         return None
     try:
-        return pl.read_parquet(path)
+        return pl.read_parquet(path, glob=False)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise StorageError(f"cannot read reference table {path}: {exc}") from exc
 

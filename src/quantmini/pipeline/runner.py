@@ -142,8 +142,12 @@ class PipelineRunner:
         executor: ExecutorKind = "local",
         scheduler: str | None = None,
         progress: ProgressListener | None = None,
+        exclusive: bool = False,
     ) -> None:
         self.lake = lake
+        #: The caller holds the lake's writer lock (:mod:`quantmini.io.lock`): no other process is writing,
+        #: so every temporary found is a leftover of a killed run, however recent.
+        self.exclusive = exclusive
         self.spec = spec
         self.mode: PipelineMode = mode
         self.workers = workers
@@ -405,7 +409,8 @@ class PipelineRunner:
         """The stages up to ``last_stage``, in order: landing and bronze for the sessions in
         ``[start, end]`` (skipped when ``source`` is ``None``), then silver and gold for the lake.
 
-        Temporaries that a killed earlier run left behind are removed first.
+        Temporaries that a killed earlier run left behind are removed first (all of them when the caller
+        holds the lake's lock, else those untouched for an hour).
         """
         sessions = self.sessions(start, end) if start is not None and end is not None else []
         report = PipelineReport(self.spec.name, sessions=sessions)
@@ -416,7 +421,7 @@ class PipelineRunner:
             self.lake.root / "_manifests",
             self.lake.root / "gold",
         ):
-            sweep_temps(directory)
+            sweep_temps(directory, older_than=0.0 if self.exclusive else 3600.0)
         with self._running(report):
             if source is not None:
                 self.land(source, report.sessions, report)
