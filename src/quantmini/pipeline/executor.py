@@ -193,7 +193,7 @@ class DaskExecutor(_Base):
 
     name = "dask"
 
-    def __init__(self, workers: int, address: str | None = None) -> None:
+    def __init__(self, workers: int, address: str | None = None, *, connect_timeout: float = 30.0) -> None:
         try:
             # Any: distributed is only partly typed, and its untyped calls would need an ignore each.
             distributed: Any = importlib.import_module("distributed")
@@ -215,7 +215,7 @@ class DaskExecutor(_Base):
             )
             address = self._cluster.scheduler_address
         try:
-            self._client = distributed.Client(address, timeout="30s", set_as_default=False)
+            self._client = distributed.Client(address, timeout=connect_timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:
             self.close()
             raise ConfigurationError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
