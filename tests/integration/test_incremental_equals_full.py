@@ -64,8 +64,10 @@ def _add_action(mirror: Path, kind: str, record: dict[str, object]) -> None:
     path.write_text(json.dumps(payload))
 
 
-def _run(root: Path, mirror: Path, end: dt.date) -> None:
-    report = PipelineRunner(Lake(root), SPEC).run(LocalMirrorSource(mirror), START, end)
+def _run(root: Path, mirror: Path, end: dt.date, budget_gb: float = 4.0) -> None:
+    report = PipelineRunner(Lake(root), SPEC, memory_budget_gb=budget_gb).run(
+        LocalMirrorSource(mirror), START, end
+    )
     assert report.failures == [], report.failures
 
 
@@ -197,3 +199,22 @@ def test_appending_one_session_touches_each_file_once_and_rewrites_none(
     # Appended in place (same inode), never replaced; symbols trading that day grew by one value.
     assert all(after[p][0] == ino for p, (ino, _) in before.items() if p in after)
     assert {after[p][1] - size for p, (_, size) in before.items()} <= {0, 4}
+
+
+def test_a_tiny_memory_budget_builds_the_same_lake_in_many_small_steps(
+    mirror_template: Path, tmp_path: Path
+) -> None:
+    """~2 KB of budget: silver one session per chunk, gold buckets of a few tickers, appends and rewrites in
+    small groups — the result must not change."""
+    mirror = tmp_path / "mirror"
+    shutil.copytree(mirror_template, mirror)
+    sessions = list(_files(mirror))
+    small, large = tmp_path / "small", tmp_path / "large"
+    _run(small, mirror, sessions[20], budget_gb=2e-6)
+    _add_action(
+        mirror,
+        "splits",
+        {"execution_date": str(sessions[10]), "split_from": 1, "split_to": 2, "ticker": "PRN"},
+    )
+    _run(small, mirror, sessions[40], budget_gb=2e-6)
+    _assert_same(small, mirror, sessions[40], large, "tiny budget")

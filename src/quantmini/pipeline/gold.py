@@ -152,14 +152,17 @@ def run_gold(
                 del state.symbols[symbol]
             else:
                 state.symbols[symbol] = (stored, span[0], span[1], digest)
-    if appended:
-        rows = _read_silver(lake, spec, target, appended, exclude=redo)
+    per_chunk = max(1, int(budget_bytes / BYTES_PER_ROW))
+    for chunk in _session_chunks(appended, silver, per_chunk):
+        rows = _read_silver(lake, spec, target, chunk, exclude=redo)
         _write(root, target, rows, calendar, freq, state, digests, existing=True, lake=lake)
     if redo:
+        spans = {s: state.symbols[s][2] - state.symbols[s][1] + 1 for s in redo if s in state.symbols}
         for symbol in redo:
             state.symbols.pop(symbol, None)
-        rows = _read_silver(lake, spec, target, sessions, include=redo)
-        _write(root, target, rows, calendar, freq, state, digests, replace=True, lake=lake)
+        for group in _symbol_groups(sorted(redo), spans, per_chunk):
+            rows = _read_silver(lake, spec, target, sessions, include=set(group))
+            _write(root, target, rows, calendar, freq, state, digests, replace=True, lake=lake)
     write_calendar(root, freq, lines)
     write_instruments(root, state.spans(), lines)
     state.sessions = dict(shas)
@@ -175,6 +178,34 @@ def run_gold(
         rewritten=len(rewrite),
         repaired=len(repair),
     )
+
+
+def _session_chunks(sessions: list[dt.date], silver: PartitionIndex, rows: int) -> list[list[dt.date]]:
+    """Consecutive sessions holding about ``rows`` silver rows each (appends within the memory budget)."""
+    chunks: list[list[dt.date]] = []
+    size = 0
+    for session in sessions:
+        n = silver.partitions[session].rows
+        if not chunks or size + n > rows:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(session)
+        size += n
+    return chunks
+
+
+def _symbol_groups(symbols: list[str], spans: dict[str, int], rows: int) -> list[list[str]]:
+    """Symbols to rewrite, grouped so that each group's history holds about ``rows`` rows."""
+    groups: list[list[str]] = []
+    size = 0
+    for symbol in symbols:
+        n = spans.get(symbol, 1)
+        if not groups or size + n > rows:
+            groups.append([])
+            size = 0
+        groups[-1].append(symbol)
+        size += n
+    return groups
 
 
 def _outcome(
@@ -215,7 +246,7 @@ def _read_silver(
     elif exclude:
         where = ~pl.col("ticker").is_in(sorted(exclude))
     elif bounds is not None:
-        where = pl.col("ticker").is_between(bounds[0], bounds[1])
+        where = pl.col("ticker").is_between(pl.lit(bounds[0]), pl.lit(bounds[1]))
     paths = [lake.silver_partition(spec, s) for s in sessions]
     return read_parquet_files(paths, columns=target.columns, where=where)
 
