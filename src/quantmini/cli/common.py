@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -71,28 +73,60 @@ def date_range_options(func: F) -> F:
     return click.option("--start-date", required=True, help="First session, YYYY-MM-DD.")(func)
 
 
-def lake_options(func: F) -> F:
-    """``--data-root``, ``--mode``, ``--workers``, ``--executor`` and ``--scheduler``: settings that
-    commands may override."""
-    func = click.option(
-        "--scheduler", help="Dask scheduler address for --executor dask (default: a local cluster)."
-    )(func)
-    func = click.option(
-        "--executor",
-        type=click.Choice(["local", "dask"]),
-        help="Where tasks run: local (the --mode) or dask (QUANTMINI_PIPELINE_EXECUTOR).",
-    )(func)
-    func = click.option(
-        "--workers", type=click.IntRange(1, 256), help="Processes in parallel mode (and Dask workers)."
-    )(func)
-    func = click.option(
-        "--mode",
-        type=click.Choice(["streaming", "batch", "parallel"]),
-        help="Processing mode (PIPELINE_MODE).",
-    )(func)
-    return click.option(
-        "--data-root", type=click.Path(path_type=Path, file_okay=False), help="Lake root (DATA_ROOT)."
-    )(func)
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """The lake and execution options a pipeline command takes (``--data-root`` … ``--wait``)."""
+
+    data_root: Path | None = None
+    mode: str | None = None
+    workers: int | None = None
+    executor: str | None = None
+    scheduler: str | None = None
+    wait: bool = False
+
+
+def run_options(func: F) -> F:
+    """Add ``--data-root``, ``--mode``, ``--workers``, ``--executor``, ``--scheduler`` and ``--wait``, handed
+    to the command as one ``options: RunOptions``."""
+
+    @functools.wraps(func)
+    def command(
+        *args: Any,
+        data_root: Path | None,
+        mode: str | None,
+        workers: int | None,
+        executor: str | None,
+        scheduler: str | None,
+        wait: bool,
+        **kwargs: Any,
+    ) -> Any:
+        options = RunOptions(data_root, mode, workers, executor, scheduler, wait)
+        return func(*args, options=options, **kwargs)
+
+    decorated: Any = wait_option(command)
+    for option in (
+        click.option(
+            "--scheduler", help="Dask scheduler address for --executor dask (default: a local cluster)."
+        ),
+        click.option(
+            "--executor",
+            type=click.Choice(["local", "dask"]),
+            help="Where tasks run: local (the --mode) or dask (QUANTMINI_PIPELINE_EXECUTOR).",
+        ),
+        click.option(
+            "--workers", type=click.IntRange(1, 256), help="Processes in parallel mode (and Dask workers)."
+        ),
+        click.option(
+            "--mode",
+            type=click.Choice(["streaming", "batch", "parallel"]),
+            help="Processing mode (PIPELINE_MODE).",
+        ),
+        click.option(
+            "--data-root", type=click.Path(path_type=Path, file_okay=False), help="Lake root (DATA_ROOT)."
+        ),
+    ):
+        decorated = option(decorated)
+    return cast(F, decorated)
 
 
 def source_option(func: F) -> F:
@@ -238,26 +272,22 @@ class RichProgress:
 
 def run_range(
     data_type: str,
-    start_date: str | None,
-    end_date: str | None,
+    options: RunOptions,
     *,
-    source_dir: Path | None,
-    data_root: Path | None,
-    mode: str | None = None,
-    workers: int | None = None,
-    executor: str | None = None,
-    scheduler: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    source_dir: Path | None = None,
     last_stage: Stage = "gold",
     with_source: bool = True,
-    wait: bool = False,
 ) -> None:
     """Run the stages up to ``last_stage`` (landing and bronze over a date range when ``with_source``)
     with progress bars, print the summary, and exit 1 when anything failed. Holds the lake's lock
-    (``wait``: wait for another writer)."""
+    (``options.wait``: wait for another writer)."""
     start, end = parse_range(start_date, end_date) if start_date and end_date else (None, None)
-    settings = settings_from(data_root, mode, workers, source_dir, executor, scheduler)
+    o = options
+    settings = settings_from(o.data_root, o.mode, o.workers, source_dir, o.executor, o.scheduler)
     source = open_source(settings) if with_source else None
-    with lake_writer(settings.data_root, wait=wait), progress_bar() as bar:
+    with lake_writer(settings.data_root, wait=o.wait), progress_bar() as bar:
         report = make_runner(settings, data_type, RichProgress(bar)).run(
             source, start, end, last_stage=last_stage
         )

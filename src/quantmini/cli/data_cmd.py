@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 from quantmini.cli.common import (
+    RunOptions,
     data_type_option,
     date_range_options,
-    lake_options,
+    run_options,
     run_range,
     source_option,
-    wait_option,
 )
 from quantmini.cli.download_cmd import catalog, download
 from quantmini.cli.query_cmd import query
@@ -27,92 +27,53 @@ def data() -> None:
 @data_type_option()
 @date_range_options
 @source_option
-@lake_options
-@wait_option
+@run_options
 def ingest(
     data_type: str,
     start_date: str,
     end_date: str,
     source_dir: Path | None,
-    data_root: Path | None,
-    mode: str | None,
-    workers: int | None,
-    executor: str | None,
-    scheduler: str | None,
-    wait: bool,
+    options: RunOptions,
 ) -> None:
     """Land flat files from the source and build bronze (validated, unadjusted Parquet)."""
     run_range(
         data_type,
-        start_date,
-        end_date,
+        options,
+        start_date=start_date,
+        end_date=end_date,
         source_dir=source_dir,
-        data_root=data_root,
-        mode=mode,
-        workers=workers,
-        executor=executor,
-        scheduler=scheduler,
-        wait=wait,
         last_stage="bronze",
     )
 
 
 @data.command()
 @data_type_option()
-@lake_options
-@wait_option
+@run_options
 def enrich(
     data_type: str,
-    data_root: Path | None,
-    mode: str | None,
-    workers: int | None,
-    executor: str | None,
-    scheduler: str | None,
-    wait: bool,
+    options: RunOptions,
 ) -> None:
     """Build silver: adjustment factors and every declared silver table, incrementally."""
     run_range(
         data_type,
-        None,
-        None,
-        source_dir=None,
-        data_root=data_root,
-        mode=mode,
-        workers=workers,
-        executor=executor,
-        scheduler=scheduler,
+        options,
         last_stage="silver",
         with_source=False,
-        wait=wait,
     )
 
 
 @data.command()
 @data_type_option()
-@lake_options
-@wait_option
+@run_options
 def convert(
     data_type: str,
-    data_root: Path | None,
-    mode: str | None,
-    workers: int | None,
-    executor: str | None,
-    scheduler: str | None,
-    wait: bool,
+    options: RunOptions,
 ) -> None:
     """Build gold: silver if stale, the Qlib roots and the DuckDB catalog, incrementally."""
     run_range(
         data_type,
-        None,
-        None,
-        source_dir=None,
-        data_root=data_root,
-        mode=mode,
-        workers=workers,
-        executor=executor,
-        scheduler=scheduler,
+        options,
         with_source=False,
-        wait=wait,
     )
 
 

@@ -10,16 +10,16 @@ import click
 from rich.table import Table
 
 from quantmini.cli.common import (
+    RunOptions,
     console,
     data_type_option,
     date_range_options,
-    lake_options,
     open_source,
     parse_range,
+    run_options,
     run_range,
     settings_from,
     source_option,
-    wait_option,
 )
 from quantmini.datasets import get_spec
 from quantmini.io.lake import Lake
@@ -40,32 +40,21 @@ _STYLE = {
 @data_type_option()
 @date_range_options
 @source_option
-@lake_options
-@wait_option
+@run_options
 def download(
     data_type: str,
     start_date: str,
     end_date: str,
     source_dir: Path | None,
-    data_root: Path | None,
-    mode: str | None,
-    workers: int | None,
-    executor: str | None,
-    scheduler: str | None,
-    wait: bool,
+    options: RunOptions,
 ) -> None:
     """Land flat files (S3 or a local mirror): concurrent, resumable, verified; unchanged files skipped."""
     run_range(
         data_type,
-        start_date,
-        end_date,
+        options,
+        start_date=start_date,
+        end_date=end_date,
         source_dir=source_dir,
-        data_root=data_root,
-        mode=mode,
-        workers=workers,
-        executor=executor,
-        scheduler=scheduler,
-        wait=wait,
         last_stage="landing",
     )
 

@@ -19,6 +19,7 @@ import datetime as dt
 
 import polars as pl
 
+from quantmini.core.ratio_names import STATEMENT_RATIOS
 from quantmini.core.window import SessionWindow
 
 #: Canonical item → line-item names that carry it (first present wins), legacy and new vocabularies.
@@ -47,20 +48,6 @@ CANONICAL_ITEMS: dict[str, tuple[str, ...]] = {
 }
 
 STATEMENT_KEYS = ("ticker", "fiscal_year", "fiscal_period", "period_end", "filing_date")
-STATEMENT_RATIOS = (
-    "gross_margin",
-    "operating_margin",
-    "net_margin",
-    "return_on_equity",
-    "return_on_assets",
-    "current_ratio",
-    "debt_to_equity",
-    "debt_to_assets",
-    "asset_turnover",
-    "revenue_growth_yoy",
-    "net_income_growth_yoy",
-)
-VALUATION_RATIOS = ("pe_ratio", "price_to_book", "price_to_sales")
 
 
 def statement_items(financials: pl.DataFrame) -> pl.DataFrame:

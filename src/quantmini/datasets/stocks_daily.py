@@ -6,6 +6,7 @@ import datetime as dt
 
 import pyarrow as pa
 
+from quantmini.core.ratio_names import STATEMENT_RATIOS, VALUATION_RATIOS
 from quantmini.datasets.base import (
     AGGREGATE_CSV_COLUMNS,
     DatasetSpec,
@@ -33,25 +34,7 @@ DAILY_RATIOS_SCHEMA = pa.schema(
         pa.field("session_date", pa.date32()),
         pa.field("filing_date", pa.date32()),
         pa.field("fiscal_year", pa.int64()),
-        *(
-            pa.field(name, pa.float64())
-            for name in (
-                "gross_margin",
-                "operating_margin",
-                "net_margin",
-                "return_on_equity",
-                "return_on_assets",
-                "current_ratio",
-                "debt_to_equity",
-                "debt_to_assets",
-                "asset_turnover",
-                "revenue_growth_yoy",
-                "net_income_growth_yoy",
-                "pe_ratio",
-                "price_to_book",
-                "price_to_sales",
-            )
-        ),
+        *(pa.field(name, pa.float64()) for name in (*STATEMENT_RATIOS, *VALUATION_RATIOS)),
     ]
 )
 

@@ -23,7 +23,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import polars as pl
 
@@ -53,6 +53,8 @@ from quantmini.pipeline.partitions import PartitionIndex
 GOLD_VERSION = 1
 #: Estimated peak bytes per silver row while a bucket is converted.
 BYTES_PER_ROW = 400
+
+T = TypeVar("T")
 
 GoldStatus = Literal["built", "updated", "unchanged", "no_input"]
 
@@ -153,14 +155,15 @@ def run_gold(
             else:
                 state.symbols[symbol] = (stored, span[0], span[1], digest)
     per_chunk = max(1, int(budget_bytes / BYTES_PER_ROW))
-    for chunk in _session_chunks(appended, silver, per_chunk):
+    # Sessions in chunks, symbols in groups, each holding about a budget's worth of rows.
+    for chunk in _grouped(appended, lambda s: silver.partitions[s].rows, per_chunk):
         rows = _read_silver(lake, spec, target, chunk, exclude=redo)
         _write(root, target, rows, calendar, freq, state, digests, existing=True, lake=lake)
     if redo:
         spans = {s: state.symbols[s][2] - state.symbols[s][1] + 1 for s in redo if s in state.symbols}
         for symbol in redo:
             state.symbols.pop(symbol, None)
-        for group in _symbol_groups(sorted(redo), spans, per_chunk):
+        for group in _grouped(sorted(redo), lambda s: spans.get(s, 1), per_chunk):
             rows = _read_silver(lake, spec, target, sessions, include=set(group))
             _write(root, target, rows, calendar, freq, state, digests, replace=True, lake=lake)
     write_calendar(root, freq, lines)
@@ -180,30 +183,16 @@ def run_gold(
     )
 
 
-def _session_chunks(sessions: list[dt.date], silver: PartitionIndex, rows: int) -> list[list[dt.date]]:
-    """Consecutive sessions holding about ``rows`` silver rows each (appends within the memory budget)."""
-    chunks: list[list[dt.date]] = []
+def _grouped(items: list[T], weight: Callable[[T], int], limit: int) -> list[list[T]]:
+    """Consecutive items in groups whose weights add up to about ``limit`` (at least one item each)."""
+    groups: list[list[T]] = []
     size = 0
-    for session in sessions:
-        n = silver.partitions[session].rows
-        if not chunks or size + n > rows:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(session)
-        size += n
-    return chunks
-
-
-def _symbol_groups(symbols: list[str], spans: dict[str, int], rows: int) -> list[list[str]]:
-    """Symbols to rewrite, grouped so that each group's history holds about ``rows`` rows."""
-    groups: list[list[str]] = []
-    size = 0
-    for symbol in symbols:
-        n = spans.get(symbol, 1)
-        if not groups or size + n > rows:
+    for item in items:
+        n = weight(item)
+        if not groups or size + n > limit:
             groups.append([])
             size = 0
-        groups[-1].append(symbol)
+        groups[-1].append(item)
         size += n
     return groups
 
