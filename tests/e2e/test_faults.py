@@ -100,10 +100,14 @@ def test_a_leftover_of_a_killed_swap_is_removed(mirror: Path, built: Path, tmp_p
     shutil.copytree(qlib, leftover)  # a whole previous root, as a kill between the two renames leaves it
     stray = Lake(root).silver_partition(SPEC, START).with_name(".part.parquet.tmp-abcdef012345")
     stray.write_bytes(b"half a file")
+    marker = root / "_manifests" / ".run-in-progress"
+    assert not marker.exists()  # a run that ended normally leaves no mark
+    marker.touch()  # a killed run leaves it
     result = run(mirror, root)
     assert result.exit_code == 0, result.output
     assert not leftover.exists()
     assert not stray.exists()
+    assert not marker.exists()
     assert "Nothing to do" in result.output
 
 

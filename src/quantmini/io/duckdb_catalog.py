@@ -19,6 +19,7 @@ The file is built beside its target and swapped in with ``os.replace``; readers 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,6 +30,7 @@ from quantmini._exceptions import StorageError
 from quantmini.datasets import DATASETS, DatasetSpec, get_spec
 from quantmini.io.atomic import temp_path_for
 from quantmini.io.lake import PARTITION_FILE, Lake
+from quantmini.io.manifest import read_manifest, write_manifest
 from quantmini.query.sql import adjusted_view_sql, create_view_sql, string_literal
 
 _PARTITION_GLOB = f"date=*/{PARTITION_FILE}"
@@ -67,18 +69,25 @@ def build_catalog(data_root: Path, data_types: Iterable[str] | None = None) -> P
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create directory {target.parent}: {exc.strerror or exc}") from exc
+    statements = [create_view_sql(name, parquet) for name, parquet in views.items()]
+    for data_type in DATASETS if data_types is None else data_types:
+        spec = get_spec(data_type)
+        source = f"silver_{spec.name}" if f"silver_{spec.name}" in views else f"bronze_{spec.name}"
+        if spec.adjustable and source in views:
+            factors = "adjustment_factors" if "adjustment_factors" in views else None
+            statements.append(adjusted_view_sql(f"adjusted_{spec.name}", source, factors))
+    # Views read globs, so new partitions need no rebuild: only a new set of views does.
+    record = lake.root / "_manifests" / "gold" / "catalog.json"
+    digest = hashlib.sha256("\n".join(statements).encode()).hexdigest()
+    previous = read_manifest(record)
+    if target.exists() and previous is not None and previous.get("views") == digest:
+        return target
     tmp = temp_path_for(target)
     try:
         with duckdb.connect(str(tmp)) as con:
             _search_lake(con, lake)
-            for name, parquet in views.items():
-                con.execute(create_view_sql(name, parquet))
-            for data_type in DATASETS if data_types is None else data_types:
-                spec = get_spec(data_type)
-                source = f"silver_{spec.name}" if f"silver_{spec.name}" in views else f"bronze_{spec.name}"
-                if spec.adjustable and source in views:
-                    factors = "adjustment_factors" if "adjustment_factors" in views else None
-                    con.execute(adjusted_view_sql(f"adjusted_{spec.name}", source, factors))
+            for statement in statements:
+                con.execute(statement)
             con.execute("CHECKPOINT")
         os.replace(tmp, target)
     except duckdb.Error as exc:
@@ -89,6 +98,7 @@ def build_catalog(data_root: Path, data_types: Iterable[str] | None = None) -> P
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+    write_manifest(record, {"views": digest})
     return target
 
 

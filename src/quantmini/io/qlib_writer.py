@@ -238,12 +238,15 @@ def write_bins(
     *,
     existing: Mapping[str, tuple[int, int]] | None = None,
     replace: frozenset[str] = frozenset(),
+    damaged: set[str] | None = None,
 ) -> Spans:
     """Write the ``.bin`` files of every symbol of ``layout`` below ``root/features``; return their spans.
 
     A symbol in ``existing`` (stored name → the span its files cover) and not in ``replace`` is appended
-    to: its rows must all come after that span. A symbol in ``replace`` is written to temporary files that
-    replace its files atomically. Any other symbol's files are created (overwriting leftovers).
+    to: its rows must all come after that span. One whose files turn out missing or shorter than that span
+    is not written and is added to ``damaged`` (required when appending): the caller rewrites it whole. A
+    symbol in ``replace`` is written to temporary files that replace its files atomically. Any other
+    symbol's files are created (overwriting leftovers).
     """
     existing = existing or {}
     features = root / "features"
@@ -267,7 +270,13 @@ def write_bins(
             symbol = layout.symbols[i]
             known = existing.get(symbol)
             if known is not None and symbol not in replace:
-                spans[symbol] = _append(directories[i], suffixes, known, positions, values, symbol)
+                span = _append(directories[i], suffixes, known, positions, values, symbol)
+                if span is None:
+                    if damaged is None:
+                        raise StorageError(f"the Qlib files of {symbol!r} in {root} are missing or short")
+                    damaged.add(symbol)
+                else:
+                    spans[symbol] = span
             else:
                 start = int(positions[0])
                 payloads = bin_array(start, int(positions[-1]) - start + 1, positions - start, values)
@@ -289,7 +298,8 @@ def _append(
     positions: npt.NDArray[np.int64],
     values: npt.NDArray[np.float32],
     symbol: str,
-) -> tuple[int, int]:
+) -> tuple[int, int] | None:
+    """Append after the known span; ``None`` when a file is missing or shorter than that span."""
     first, last = known
     if int(positions[0]) <= last:
         raise ValidationError(
@@ -301,11 +311,19 @@ def _append(
     out[:, positions - last - 1] = values
     size = _HEADER_BYTES * (last - first + 2)
     for suffix, payload in zip(suffixes, out, strict=True):
-        with open(os.path.join(directory, suffix), "r+b", buffering=0) as handle:
-            # Cut back to the span the caller knows: repairs an append a killed run left half done.
-            handle.truncate(size)
-            handle.seek(size)
-            handle.write(payload.data)
+        try:
+            fd = os.open(os.path.join(directory, suffix), os.O_WRONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            held = os.fstat(fd).st_size
+            if held < size:
+                return None
+            if held > size:  # an append a killed run left half done: cut back to the known span
+                os.ftruncate(fd, size)
+            os.pwrite(fd, payload.data, size)
+        finally:
+            os.close(fd)
     return first, int(positions[-1])
 
 

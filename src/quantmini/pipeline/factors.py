@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -200,7 +201,8 @@ def _dividend_closes(
 
     def basis(ex_date: dt.date, found: int | None) -> str:
         searched = before(ex_date)[: found if found else DIVIDEND_CLOSE_LOOKBACK]
-        return _digest([(s.isoformat(), shas.get(s, "-")) for s in searched])
+        text = "|".join(f"{s}:{shas.get(s, '-')}" for s in searched)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     rows: list[dict[str, object]] = []
     hits = {
@@ -278,10 +280,7 @@ def _look_up_closes(
 
 
 def _per_session(multipliers: pl.DataFrame) -> dict[dt.date, str]:
-    grouped: dict[dt.date, list[tuple[str, str, str]]] = defaultdict(list)
-    for ticker, session, split, total in multipliers.sort("session_date", "ticker").iter_rows():
-        grouped[session].append((ticker, float(split).hex(), float(total).hex()))
-    return {session: _digest(rows) for session, rows in grouped.items()}
+    return _digests_by(multipliers, "session_date", ["ticker", "split_multiplier", "total_multiplier"])
 
 
 def _split_history(events: pl.DataFrame, calendar: list[dt.date]) -> dict[dt.date, str]:
@@ -302,12 +301,24 @@ def _split_history(events: pl.DataFrame, calendar: list[dt.date]) -> dict[dt.dat
 
 
 def _per_ticker(intervals: pl.DataFrame) -> dict[str, str]:
-    grouped: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
-    if intervals.is_empty():
+    return _digests_by(intervals, "ticker", ["valid_from", "valid_to", "split_factor", "adj_factor"])
+
+
+def _digests_by(frame: pl.DataFrame, key: str, columns: list[str]) -> dict[Any, str]:
+    """Per value of ``key``: a SHA-256 of its rows' ``columns``, floats by their exact bits."""
+    if frame.is_empty():
         return {}
-    for ticker, start, end, split, adj in intervals.sort("ticker", "valid_from").iter_rows():
-        grouped[ticker].append((start.isoformat(), end.isoformat(), float(split).hex(), float(adj).hex()))
-    return {ticker: _digest(rows) for ticker, rows in grouped.items()}
+    texts = [
+        (pl.col(c).reinterpret(signed=True) if frame.schema[c] == pl.Float64 else pl.col(c)).cast(pl.String)
+        for c in columns
+    ]
+    joined = (
+        frame.sort(key, *columns)
+        .select(key, pl.concat_str(texts, separator="|").alias("_row"))
+        .group_by(key, maintain_order=True)
+        .agg(pl.col("_row").str.join("\n"))
+    )
+    return {k: hashlib.sha256(text.encode()).hexdigest() for k, text in joined.iter_rows()}
 
 
 def _digest(value: object) -> str:

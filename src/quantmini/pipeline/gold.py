@@ -133,21 +133,14 @@ def run_gold(
     rewrite = {
         symbol for symbol, (_, _, _, digest) in state.symbols.items() if digests.get(symbol, "") != digest
     }
-    repair = {
-        symbol
-        for symbol, (stored, first, last, _) in state.symbols.items()
-        if symbol not in rewrite
-        and not bins_intact(root, qlib_dir_name(stored), target.fields, freq, (first, last))
-    }
     appended = [s for s in sessions if (s >= rewind if rewind else s > old_last)]
-    if not appended and not rewrite and not repair and not changed:
+    if not appended and not rewrite and not changed and not _damaged(root, target, state, exclude=set()):
         return _outcome(root, "unchanged", state, len(calendar), holes)
 
-    redo = rewrite | repair
     if rewind is not None:
         cut = position.get(rewind, len(calendar))
         for symbol, (stored, first, last, digest) in list(state.symbols.items()):
-            if symbol in redo or last < cut:
+            if symbol in rewrite or last < cut:
                 continue
             span = truncate_bins(root, qlib_dir_name(stored), target.fields, freq, (first, last), cut)
             if span is None:
@@ -155,10 +148,16 @@ def run_gold(
             else:
                 state.symbols[symbol] = (stored, span[0], span[1], digest)
     per_chunk = max(1, int(budget_bytes / BYTES_PER_ROW))
+    # Symbols appended to are checked as they are written; the others by the size of their files.
+    damaged: set[str] = set()
+    touched: set[str] = set()
     # Sessions in chunks, symbols in groups, each holding about a budget's worth of rows.
     for chunk in _grouped(appended, lambda s: silver.partitions[s].rows, per_chunk):
-        rows = _read_silver(lake, spec, target, chunk, exclude=redo)
-        _write(root, target, rows, calendar, freq, state, digests, existing=True, lake=lake)
+        rows = _read_silver(lake, spec, target, chunk, exclude=rewrite)
+        touched |= set(rows["ticker"].unique().to_list()) if rows.height else set()
+        _write(root, target, rows, calendar, freq, state, digests, existing=True, lake=lake, damaged=damaged)
+    repair = damaged | _damaged(root, target, state, exclude=touched | rewrite)
+    redo = rewrite | repair
     if redo:
         spans = {s: state.symbols[s][2] - state.symbols[s][1] + 1 for s in redo if s in state.symbols}
         for symbol in redo:
@@ -181,6 +180,17 @@ def run_gold(
         rewritten=len(rewrite),
         repaired=len(repair),
     )
+
+
+def _damaged(root: Path, target: QlibTarget, state: _State, *, exclude: set[str]) -> set[str]:
+    """Symbols (other than ``exclude``) whose field files are missing or shorter than their span."""
+    freq = check_freq(target.freq)
+    return {
+        symbol
+        for symbol, (stored, first, last, _) in state.symbols.items()
+        if symbol not in exclude
+        and not bins_intact(root, qlib_dir_name(stored), target.fields, freq, (first, last))
+    }
 
 
 def _grouped(items: list[T], weight: Callable[[T], int], limit: int) -> list[list[T]]:
@@ -252,14 +262,19 @@ def _write(
     lake: Lake,
     existing: bool = False,
     replace: bool = False,
+    damaged: set[str] | None = None,
 ) -> None:
-    """Convert silver ``rows`` and write them: append to known symbols or replace whole symbols."""
+    """Convert silver ``rows`` and write them: append to known symbols or replace whole symbols.
+
+    Symbols found damaged while appending are added to ``damaged`` (by input name) and left for a rewrite.
+    """
     if rows.is_empty():
         return
     intervals = _intervals(lake)
     frame = target.frame(rows, intervals)
     layout = layout_rows(frame, freq, target.fields, calendar)
     known = {stored: (first, last) for stored, first, last, _ in state.symbols.values()} if existing else {}
+    broken: set[str] = set()
     spans = write_bins(
         root,
         layout,
@@ -268,9 +283,14 @@ def _write(
         freq,
         existing=known,
         replace=frozenset(layout.symbols) if replace else frozenset(),
+        damaged=broken,
     )
     stored_of = dict(zip(layout.inputs, layout.symbols, strict=True))
     for symbol, stored in stored_of.items():
+        if stored in broken:
+            if damaged is not None:
+                damaged.add(symbol)
+            continue
         first, last = spans[stored]
         state.symbols[symbol] = (stored, first, last, digests.get(symbol, ""))
     state.skipped.update(layout.skipped)

@@ -8,11 +8,13 @@ missing is *damaged*: it is named, and the stage that made it re-derives it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quantmini.io.lake import PARTITION_FILE
 from quantmini.io.manifest import read_manifest
 
 
@@ -49,15 +51,18 @@ class PartitionIndex:
         return sorted(self.partitions)
 
 
-def index_partitions(manifest_dir: Path, partition_of: Any) -> PartitionIndex:
-    """Read every ``YYYY-MM-DD.json`` manifest below ``manifest_dir``; ``partition_of(session)`` gives the
-    file each describes. Manifests must record ``output_sha256`` (and ideally ``output_size``)."""
+def index_partitions(manifest_dir: Path, partition_dir: Path) -> PartitionIndex:
+    """Read every ``YYYY-MM-DD.json`` manifest below ``manifest_dir``, each describing the partition
+    ``partition_dir/date=YYYY-MM-DD/part.parquet``. Manifests must record ``output_sha256`` (and ideally
+    ``output_size``)."""
     partitions: dict[dt.date, Partition] = {}
     damaged: list[Damaged] = []
     try:
         names = sorted(os.listdir(manifest_dir))
     except FileNotFoundError:
         return PartitionIndex(partitions, damaged)
+    # Plain strings: pathlib's per-call overhead shows at thousands of partitions.
+    manifests, partitions_dir = str(manifest_dir), str(partition_dir)
     for name in names:
         if not name.endswith(".json") or name.startswith("."):
             continue
@@ -65,22 +70,19 @@ def index_partitions(manifest_dir: Path, partition_of: Any) -> PartitionIndex:
             session = dt.date.fromisoformat(name[:-5])
         except ValueError:
             continue
-        manifest = read_manifest(manifest_dir / name)
+        manifest = _read_json(os.path.join(manifests, name))
         if manifest is None or "output_sha256" not in manifest:
             continue
-        path: Path = partition_of(session)
+        path = f"{partitions_dir}/date={name[:-5]}/{PARTITION_FILE}"
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:
-            damaged.append(Damaged(session, path, "the file is missing"))
+            damaged.append(Damaged(session, Path(path), "the file is missing"))
             continue
         recorded = manifest.get("output_size")
         if recorded is not None and int(recorded) != size:
-            damaged.append(
-                Damaged(
-                    session, path, f"the file has {size:,} bytes, its manifest recorded {int(recorded):,}"
-                )
-            )
+            reason = f"the file has {size:,} bytes, its manifest recorded {int(recorded):,}"
+            damaged.append(Damaged(session, Path(path), reason))
             continue
         partitions[session] = Partition(
             session=session,
@@ -90,3 +92,14 @@ def index_partitions(manifest_dir: Path, partition_of: Any) -> PartitionIndex:
             identity=manifest.get("identity"),
         )
     return PartitionIndex(partitions, damaged)
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return read_manifest(Path(path))  # logs why it is ignored
+    return data if isinstance(data, dict) else None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from quantmini._exceptions import QuantminiError
+from quantmini._exceptions import QuantminiError, StorageError
 from quantmini.config.settings import PipelineMode
 from quantmini.core.calendar import sessions as exchange_sessions
 from quantmini.datasets import DATASETS, get_spec
@@ -188,11 +188,9 @@ class PipelineRunner:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
 
-    def _map(
-        self, fn: Callable[[T], R], items: Sequence[T], executor: TaskExecutor | None = None
-    ) -> Iterator[tuple[T, R | BaseException]]:
+    def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[T, R | BaseException]]:
         """Tasks through the run's executor; stops the run if Ctrl-C was pressed, even if swallowed."""
-        for item, result in (executor or self._executor).map(fn, items):
+        for item, result in self._executor.map(fn, items):
             self._check_interrupt()
             yield item, result
         self._check_interrupt()
@@ -277,16 +275,15 @@ class PipelineRunner:
         return [d.session for d in index.damaged]
 
     def _bronze_index(self, spec: DatasetSpec) -> PartitionIndex:
-        return index_partitions(
-            self.lake.manifest_dir("bronze", spec), lambda s: self.lake.bronze_partition(spec, s)
-        )
+        return index_partitions(self.lake.manifest_dir("bronze", spec), self.lake.bronze_dir(spec))
 
-    def factors(self, report: PipelineReport) -> FactorState | None:
-        """The lake's adjustment factors (when this data type's silver or gold uses them)."""
+    def factors(self, report: PipelineReport, prices: PartitionIndex | None = None) -> FactorState | None:
+        """The lake's adjustment factors (when this data type's silver or gold uses them); ``prices`` is
+        the stocks_daily bronze index when the caller already read it."""
         if not self.spec.adjustable:
             return None
         t0 = time.perf_counter()
-        prices = self._bronze_index(get_spec(PRICE_SOURCE))
+        prices = prices or self._bronze_index(get_spec(PRICE_SOURCE))
         try:
             state, outcome = refresh_factors(self.lake, prices)
         except QuantminiError as exc:
@@ -296,13 +293,15 @@ class PipelineRunner:
         report.timings["factors"] = time.perf_counter() - t0
         return state
 
-    def enrich(self, report: PipelineReport, factors: FactorState | None) -> None:
+    def enrich(
+        self, report: PipelineReport, factors: FactorState | None, bronze: PartitionIndex | None = None
+    ) -> None:
         """Silver stage: every declared silver table, incrementally."""
         if not self.spec.has_silver:
             report.skipped["silver"] = f"no silver layer is defined for {self.spec.name} yet"
             return
         t0 = time.perf_counter()
-        bronze = self._bronze_index(self.spec)
+        bronze = bronze or self._bronze_index(self.spec)
         for damaged in bronze.damaged:
             report.failures.append(
                 f"bronze {damaged.session}: {damaged.path}: {damaged.reason} and it could not be re-derived "
@@ -352,8 +351,7 @@ class PipelineRunner:
         main = self.spec.main_silver
         silver = (
             index_partitions(
-                self.lake.manifest_dir("silver", self.spec.name),
-                lambda s: self.lake.silver_partition(self.spec, s),
+                self.lake.manifest_dir("silver", self.spec.name), self.lake.silver_dir(self.spec)
             )
             if main is not None
             else PartitionIndex({}, [])
@@ -393,8 +391,9 @@ class PipelineRunner:
 
     def build(self, report: PipelineReport, last_stage: Stage = "gold") -> None:
         """Silver (and gold up to ``last_stage``) over the whole lake of this data type."""
-        factors = self.factors(report)
-        self.enrich(report, factors)
+        bronze = self._bronze_index(self.spec)
+        factors = self.factors(report, bronze if self.spec.name == PRICE_SOURCE else None)
+        self.enrich(report, factors, bronze)
         if last_stage == "gold":
             self.convert(report, factors)
 
@@ -410,29 +409,44 @@ class PipelineRunner:
         ``[start, end]`` (skipped when ``source`` is ``None``), then silver and gold for the lake.
 
         Temporaries that a killed earlier run left behind are removed first (all of them when the caller
-        holds the lake's lock, else those untouched for an hour).
+        holds the lake's lock, else those untouched for an hour). A run marks the lake while it works and
+        unmarks it when it ends normally, so the (whole-lake) sweep happens only after a run that did not.
         """
         sessions = self.sessions(start, end) if start is not None and end is not None else []
         report = PipelineReport(self.spec.name, sessions=sessions)
-        for directory in (
-            self.lake.bronze_dir(self.spec),
-            self.lake.quarantine_dir(self.spec),
-            self.lake.root / "silver",
-            self.lake.root / "_manifests",
-            self.lake.root / "gold",
-        ):
-            sweep_temps(directory, older_than=0.0 if self.exclusive else 3600.0)
+        self._begin()
         with self._running(report):
             if source is not None:
                 self.land(source, report.sessions, report)
-                if last_stage == "landing":
-                    return report
-                self.ingest(report.sessions, report)
-                if last_stage == "bronze":
-                    return report
-            self.build(report, last_stage)
+                if last_stage != "landing":
+                    self.ingest(report.sessions, report)
+            if source is None or last_stage not in ("landing", "bronze"):
+                self.build(report, last_stage)
         _note_holes(report)
+        self._marker.unlink(missing_ok=True)
         return report
+
+    @property
+    def _marker(self) -> Path:
+        return self.lake.root / "_manifests" / ".run-in-progress"
+
+    def _begin(self) -> None:
+        if self._marker.exists() or not self.exclusive:
+            for directory in (
+                self.lake.bronze_dir(self.spec),
+                self.lake.quarantine_dir(self.spec),
+                self.lake.root / "landing",
+                self.lake.root / "silver",
+                self.lake.root / "_manifests",
+                self.lake.root / "gold",
+            ):
+                sweep_temps(directory, older_than=0.0 if self.exclusive else 3600.0)
+        try:
+            self._marker.parent.mkdir(parents=True, exist_ok=True)
+            self._marker.touch()
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise StorageError(f"cannot write to the lake at {self.lake.root}: {reason}") from exc
 
 
 def _silver_outcome(plan: SilverPlan, written: Counter[str], rows: Counter[str]) -> SilverOutcome:

@@ -111,7 +111,7 @@ def _plan_part(
         if not path.exists():
             return SilverPlan(table, 0, skipped=f"needs the {name} reference table (not pulled)")
         references[name] = sha256_file(path)
-    existing = index_partitions(lake.manifest_dir("silver", table), lambda s: lake.silver_partition(table, s))
+    existing = index_partitions(lake.manifest_dir("silver", table), lake.silver_dir(table))
     position = {s: i for i, s in enumerate(calendar)}
     shas = {s: p.sha256 for s, p in bronze.partitions.items()}
     stale: list[tuple[dt.date, str]] = []
