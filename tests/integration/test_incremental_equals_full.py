@@ -102,7 +102,17 @@ def _assert_same(incremental: Path, mirror: Path, end: dt.date, scratch: Path, s
             assert got[name] == value, f"{step}: {name} differs"
 
 
-KINDS = ("append", "republish", "drop_row", "new_ticker", "split", "dividend", "pending", "delete")
+KINDS = (
+    "append",
+    "republish",
+    "drop_row",
+    "new_ticker",
+    "split",
+    "dividend",
+    "pending",
+    "delete",
+    "lose_history",
+)
 
 
 def _step(
@@ -154,6 +164,16 @@ def _step(
         features = Lake(lake).qlib_root(SPEC.name, "day") / "features"
         victims = sorted(p for p in features.iterdir() if p.is_dir())
         shutil.rmtree(rng.choice(victims))
+    elif kind == "lose_history":
+        # The raw history beside the root is a cache: without it a rewrite reads silver instead.
+        history = Lake(lake).gold_state_dir(SPEC.name, "day") / "history"
+        for victim in rng.sample(sorted(history.iterdir()), 3):
+            victim.unlink()
+        _add_action(
+            mirror,
+            "splits",
+            {"execution_date": str(session), "split_from": 1, "split_to": 4, "ticker": "AAA"},
+        )
     return f"{kind} {session}", end
 
 

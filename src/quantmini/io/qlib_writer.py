@@ -50,6 +50,7 @@ from quantmini.core.qlib_encoding import (
     qlib_dir_name,
 )
 from quantmini.io.atomic import replace_directory, temp_path_for, write_text_atomic
+from quantmini.io.qlib_history import append_history, history_file, rows_array, write_history
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +240,7 @@ def write_bins(
     existing: Mapping[str, tuple[int, int]] | None = None,
     replace: frozenset[str] = frozenset(),
     damaged: set[str] | None = None,
+    history: tuple[Path, pl.DataFrame] | None = None,
 ) -> Spans:
     """Write the ``.bin`` files of every symbol of ``layout`` below ``root/features``; return their spans.
 
@@ -247,6 +249,9 @@ def write_bins(
     is not written and is added to ``damaged`` (required when appending): the caller rewrites it whole. A
     symbol in ``replace`` is written to temporary files that replace its files atomically. Any other
     symbol's files are created (overwriting leftovers).
+
+    ``history`` (a directory and one Float64 column per raw value, aligned with ``frame``'s rows) writes
+    each symbol's raw history file (:mod:`quantmini.io.qlib_history`) the same way as its ``.bin`` files.
     """
     existing = existing or {}
     features = root / "features"
@@ -258,19 +263,30 @@ def write_bins(
     # float32 (range checked in layout_rows), one chunk: random gathers from chunked columns are slow.
     columns = frame.select(pl.col(name).cast(pl.Float32) for name in fields).rechunk()
     suffixes = [f"{name.lower()}.{freq}.bin" for name in fields]
+    raw = None if history is None else history[1].rechunk()
+    if history is not None:
+        history[0].mkdir(parents=True, exist_ok=True)
     spans: Spans = {}
     for first, stop in _buckets(layout.bounds, _BUCKET_ROWS):
         base = int(layout.bounds[first])
+        rows = layout.order[base : layout.bounds[stop]]
         # The rows of a few symbols, all fields, gathered into symbol-then-time order: (fields, rows).
-        block = columns[layout.order[base : layout.bounds[stop]]].to_numpy(order="fortran").T
+        block = columns[rows].to_numpy(order="fortran").T
+        raw_block = None if raw is None else raw[rows].to_numpy(order="c")
         for i in range(first, stop):
             lo, hi = int(layout.bounds[i]), int(layout.bounds[i + 1])
             positions = layout.positions[lo:hi]
             values = block[:, lo - base : hi - base]
             symbol = layout.symbols[i]
             known = existing.get(symbol)
+            raw_file = None if history is None else history_file(history[0], layout.dirs[i])
+            raw_values = None if raw_block is None else raw_block[lo - base : hi - base]
             if known is not None and symbol not in replace:
                 span = _append(directories[i], suffixes, known, positions, values, symbol)
+                if span is not None and raw_file is not None and raw_values is not None:
+                    extra = rows_array(known[1] + 1, int(positions[-1]) - known[1], positions, raw_values)
+                    if not append_history(raw_file, known, extra):
+                        span = None
                 if span is None:
                     if damaged is None:
                         raise StorageError(f"the Qlib files of {symbol!r} in {root} are missing or short")
@@ -287,6 +303,11 @@ def write_bins(
                     else:
                         with open(target, "wb", buffering=0) as handle:
                             handle.write(payload.data)
+                if raw_file is not None and raw_values is not None:
+                    length = int(positions[-1]) - start + 1
+                    write_history(
+                        raw_file, rows_array(start, length, positions, raw_values), atomic=symbol in replace
+                    )
                 spans[symbol] = (start, int(positions[-1]))
     return spans
 

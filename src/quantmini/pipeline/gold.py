@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
+import numpy as np
 import polars as pl
 
 from quantmini._exceptions import QuantminiError
@@ -36,6 +37,7 @@ from quantmini.io.atomic import new_temp_directory, swap_directory
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import read_manifest, write_manifest
 from quantmini.io.parquet import read_parquet_files, write_parquet_atomic
+from quantmini.io.qlib_history import history_file, read_history, truncate_history
 from quantmini.io.qlib_writer import (
     Spans,
     bins_intact,
@@ -53,6 +55,8 @@ from quantmini.pipeline.partitions import PartitionIndex
 GOLD_VERSION = 1
 #: Estimated peak bytes per silver row while a bucket is converted.
 BYTES_PER_ROW = 400
+#: Partitions read at once when counting rows per ticker for a bucketed full build.
+_COUNT_BATCH = 100
 
 T = TypeVar("T")
 
@@ -118,6 +122,7 @@ def run_gold(
     shas = {s: p.sha256 for s, p in silver.partitions.items()}
     digests = {} if factors is None else factors.ticker_digests
     state_dir = lake.gold_state_dir(spec.name, freq)
+    history = state_dir / "history"
     state = _load_state(state_dir, target, sessions[0])
     if state is None or not (root / "calendars" / f"{freq}.txt").exists():
         state = _build(lake, spec, target_index, silver, calendar, digests, executor, budget_bytes, on_bucket)
@@ -143,6 +148,7 @@ def run_gold(
             if symbol in rewrite or last < cut:
                 continue
             span = truncate_bins(root, qlib_dir_name(stored), target.fields, freq, (first, last), cut)
+            truncate_history(history_file(history, qlib_dir_name(stored)), span, _raw_width(target))
             if span is None:
                 del state.symbols[symbol]
             else:
@@ -155,16 +161,34 @@ def run_gold(
     for chunk in _grouped(appended, lambda s: silver.partitions[s].rows, per_chunk):
         rows = _read_silver(lake, spec, target, chunk, exclude=rewrite)
         touched |= set(rows["ticker"].unique().to_list()) if rows.height else set()
-        _write(root, target, rows, calendar, freq, state, digests, existing=True, lake=lake, damaged=damaged)
+        _write(
+            root, target, rows, calendar, freq, state, digests, lake=lake, history=history,
+            existing=True, damaged=damaged,
+        )  # fmt: skip
     repair = damaged | _damaged(root, target, state, exclude=touched | rewrite)
     redo = rewrite | repair
     if redo:
-        spans = {s: state.symbols[s][2] - state.symbols[s][1] + 1 for s in redo if s in state.symbols}
+        known = {s: state.symbols[s] for s in redo if s in state.symbols}
         for symbol in redo:
             state.symbols.pop(symbol, None)
+        # Sessions before the first re-appended one come from each symbol's raw history file (one small
+        # read) when it is intact; the re-appended sessions, and symbols without a history, from silver.
+        spans = {s: known[s][2] - known[s][1] + 1 for s in known}
         for group in _grouped(sorted(redo), lambda s: spans.get(s, 1), per_chunk):
-            rows = _read_silver(lake, spec, target, sessions, include=set(group))
-            _write(root, target, rows, calendar, freq, state, digests, replace=True, lake=lake)
+            kept, lost = _from_history(history, target, calendar, {s: known[s] for s in group if s in known})
+            lost |= {s for s in group if s not in known}
+            if appended:
+                kept = kept.filter(pl.col("session_date") < appended[0])
+            fresh = set(group) - lost
+            parts = [kept]
+            if fresh and appended:
+                parts.append(_read_silver(lake, spec, target, appended, include=fresh))
+            if lost:
+                parts.append(_read_silver(lake, spec, target, sessions, include=lost))
+            rows = pl.concat([p.select(target.columns).cast(kept.schema) for p in parts])
+            _write(
+                root, target, rows, calendar, freq, state, digests, lake=lake, history=history, replace=True
+            )
     write_calendar(root, freq, lines)
     write_instruments(root, state.spans(), lines)
     state.sessions = dict(shas)
@@ -180,6 +204,45 @@ def run_gold(
         rewritten=len(rewrite),
         repaired=len(repair),
     )
+
+
+def _raw_width(target: QlibTarget) -> int:
+    """Raw values kept per bar in the history files: the target's columns after ticker and session."""
+    return len(target.columns) - 2
+
+
+def _raw_values(rows: pl.DataFrame, target: QlibTarget) -> pl.DataFrame:
+    return rows.select(pl.col(c).cast(pl.Float64).fill_null(float("nan")) for c in target.columns[2:])
+
+
+def _from_history(
+    history: Path,
+    target: QlibTarget,
+    calendar: list[dt.date],
+    symbols: dict[str, tuple[str, int, int, str]],
+) -> tuple[pl.DataFrame, set[str]]:
+    """Silver-shaped rows of ``symbols`` rebuilt from their history files; and the symbols whose file is
+    missing or short (to be read from silver)."""
+    width = _raw_width(target)
+    frames, lost = [], set()
+    for symbol, (stored, first, last, _) in sorted(symbols.items()):
+        values = read_history(history_file(history, qlib_dir_name(stored)), (first, last), width)
+        if values is None:
+            lost.add(symbol)
+            continue
+        present = np.flatnonzero(~np.isnan(values).all(axis=1))
+        frame = pl.DataFrame(
+            {name: values[present, j] for j, name in enumerate(target.columns[2:])}
+        ).with_columns(pl.all().fill_nan(None))
+        dates = pl.Series("session_date", [calendar[first + int(p)] for p in present], dtype=pl.Date)
+        frames.append(frame.with_columns(pl.lit(symbol).alias("ticker"), dates).select(target.columns))
+    schema = {
+        "ticker": pl.String(),
+        "session_date": pl.Date(),
+        **{c: pl.Float64() for c in target.columns[2:]},
+    }
+    rows = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    return rows, lost
 
 
 def _damaged(root: Path, target: QlibTarget, state: _State, *, exclude: set[str]) -> set[str]:
@@ -260,6 +323,7 @@ def _write(
     digests: dict[str, str],
     *,
     lake: Lake,
+    history: Path | None = None,
     existing: bool = False,
     replace: bool = False,
     damaged: set[str] | None = None,
@@ -284,6 +348,7 @@ def _write(
         existing=known,
         replace=frozenset(layout.symbols) if replace else frozenset(),
         damaged=broken,
+        history=None if history is None else (history, _raw_values(rows, target)),
     )
     stored_of = dict(zip(layout.inputs, layout.symbols, strict=True))
     for symbol, stored in stored_of.items():
@@ -319,6 +384,7 @@ class GoldBucketTask:
     data_type: str
     target: int
     build_dir: Path
+    history_dir: Path
     sessions: tuple[dt.date, ...]
     calendar: tuple[dt.date, ...]
     bounds: tuple[str, str] | None
@@ -335,7 +401,14 @@ def run_gold_bucket(task: GoldBucketTask) -> tuple[dict[str, tuple[str, int, int
         return {}, {}
     frame = target.frame(rows, _intervals(lake))
     layout = layout_rows(frame, freq, target.fields, list(task.calendar))
-    spans = write_bins(task.build_dir, layout, frame, target.fields, freq)
+    spans = write_bins(
+        task.build_dir,
+        layout,
+        frame,
+        target.fields,
+        freq,
+        history=(task.history_dir, _raw_values(rows, target)),
+    )
     symbols = {
         symbol: (stored, *spans[stored]) for symbol, stored in zip(layout.inputs, layout.symbols, strict=True)
     }
@@ -361,8 +434,12 @@ def _build(
     sessions = silver.sessions
     buckets = _buckets(lake, spec, silver, budget_bytes / max(1, runner.concurrency))
     build_dir = new_temp_directory(root)
+    history = lake.gold_state_dir(spec.name, freq) / "history"
+    history_dir = new_temp_directory(history)
     tasks = [
-        GoldBucketTask(lake.root, spec.name, target_index, build_dir, tuple(sessions), tuple(calendar), b)
+        GoldBucketTask(
+            lake.root, spec.name, target_index, build_dir, history_dir, tuple(sessions), tuple(calendar), b
+        )
         for b in buckets
     ]
     state = _State(sessions={s: p.sha256 for s, p in silver.partitions.items()}, symbols={})
@@ -381,8 +458,10 @@ def _build(
         write_instruments(build_dir, state.spans(), lines)
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
+        shutil.rmtree(history_dir, ignore_errors=True)
         raise
     swap_directory(build_dir, root)
+    swap_directory(history_dir, history)
     return state
 
 
@@ -397,12 +476,7 @@ def _buckets(
     per_bucket = max(1, int(budget_bytes / BYTES_PER_ROW))
     if total <= per_bucket:
         return [None]
-    counts = (
-        read_parquet_files([lake.silver_partition(spec, s) for s in silver.sessions], columns=("ticker",))
-        .group_by("ticker")
-        .len()
-        .sort("ticker")
-    )
+    counts = _ticker_counts([lake.silver_partition(spec, s) for s in silver.sessions])
     buckets: list[tuple[str, str] | None] = []
     start, size = None, 0
     for ticker, n in counts.iter_rows():
@@ -415,6 +489,17 @@ def _buckets(
     if start is not None:
         buckets.append((start, counts["ticker"][-1]))
     return buckets
+
+
+def _ticker_counts(paths: list[Path]) -> pl.DataFrame:
+    """Rows per ticker over ``paths`` (``ticker``, ``len``, sorted), reading a batch of files at a time so
+    memory holds one batch's tickers, not the history's."""
+    total = pl.DataFrame(schema={"ticker": pl.String(), "len": pl.UInt32()})
+    for start in range(0, len(paths), _COUNT_BATCH):
+        batch = read_parquet_files(paths[start : start + _COUNT_BATCH], columns=("ticker",))
+        counts = batch.group_by("ticker").len()
+        total = pl.concat([total, counts]).group_by("ticker").agg(pl.col("len").sum())
+    return total.sort("ticker")
 
 
 def _load_state(directory: Path, target: QlibTarget, first_session: dt.date) -> _State | None:
