@@ -68,7 +68,7 @@ def lake_contents(root: Path) -> dict[str, object]:
         path = root / name
         if name.startswith("_manifests/") and name.endswith(".parquet"):
             contents[name] = pl.read_parquet(path).to_dicts()
-        elif name.startswith("_manifests/"):
+        elif name.startswith("_manifests/") and name.endswith(".json"):
             manifest = json.loads(path.read_text())
             contents[name] = {k: v for k, v in manifest.items() if k not in ("landed_at", "fingerprint")}
         elif name.startswith("bronze/reference/"):
