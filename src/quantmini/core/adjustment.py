@@ -269,23 +269,23 @@ def factors_on(
     keys: pl.DataFrame, intervals: pl.DataFrame, date_column: str = "session_date"
 ) -> pl.DataFrame:
     """``keys`` (ticker and ``date_column``, any order) with ``split_factor`` and ``adj_factor`` from the
-    compact table (1 where no interval matches). Row order is kept."""
-    indexed = keys.with_row_index("_row")
+    compact table (1 where no interval matches). Row order is kept.
+
+    Rows read session by session are already in date order, the only order the as-of join needs (it
+    matches within each ticker), so such input is not sorted at all.
+    """
+    ordered = keys[date_column].is_sorted()
+    frame = keys if ordered else keys.with_row_index("_row").sort(date_column)
     table = intervals.select(
         "ticker", pl.col("valid_from").alias(date_column), "valid_to", "split_factor", "adj_factor"
-    ).sort("ticker", date_column)
-    joined = indexed.sort("ticker", date_column).join_asof(
-        table, on=date_column, by="ticker", strategy="backward", check_sortedness=False
-    )
+    ).sort(date_column)
+    joined = frame.join_asof(table, on=date_column, by="ticker", strategy="backward", check_sortedness=False)
     inside = pl.col("valid_to").is_not_null() & (pl.col(date_column) < pl.col("valid_to"))
-    return (
-        joined.with_columns(
-            pl.when(inside).then(pl.col("split_factor")).otherwise(1.0).alias("split_factor"),
-            pl.when(inside).then(pl.col("adj_factor")).otherwise(1.0).alias("adj_factor"),
-        )
-        .sort("_row")
-        .drop("_row", "valid_to")
-    )
+    joined = joined.with_columns(
+        pl.when(inside).then(pl.col("split_factor")).otherwise(1.0).alias("split_factor"),
+        pl.when(inside).then(pl.col("adj_factor")).otherwise(1.0).alias("adj_factor"),
+    ).drop("valid_to")
+    return joined if ordered else joined.sort("_row").drop("_row")
 
 
 def session_multipliers(events: pl.DataFrame, spans: pl.DataFrame, sessions: list[dt.date]) -> pl.DataFrame:

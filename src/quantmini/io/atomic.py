@@ -26,8 +26,13 @@ def temp_path_for(target: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces ``target``, on error it is removed."""
+def atomic_path(target: Path, *, durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``target``, on error it is removed.
+
+    ``durable`` fsyncs the file before the rename, so it survives a power cut. Derived files that a run
+    re-derives when their size disagrees with their manifest (silver) skip it: a killed process loses
+    nothing either way, and fsync costs a disk flush per file.
+    """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -35,7 +40,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp = temp_path_for(target)
     try:
         yield tmp
-        _fsync_file(tmp)
+        if durable:
+            _fsync_file(tmp)
         os.replace(tmp, target)
     except OSError as exc:
         _remove(tmp)
@@ -45,15 +51,15 @@ def atomic_path(target: Path) -> Iterator[Path]:
         raise
 
 
-def write_bytes_atomic(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` atomically."""
-    with atomic_path(target) as tmp:
+def write_bytes_atomic(target: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``target`` atomically (see :func:`atomic_path` for ``durable``)."""
+    with atomic_path(target, durable=durable) as tmp:
         tmp.write_bytes(data)
 
 
-def write_text_atomic(target: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``target`` atomically."""
-    write_bytes_atomic(target, text.encode("utf-8"))
+def write_text_atomic(target: Path, text: str, *, durable: bool = True) -> None:
+    """Write ``text`` (UTF-8) to ``target`` atomically (see :func:`atomic_path` for ``durable``)."""
+    write_bytes_atomic(target, text.encode("utf-8"), durable=durable)
 
 
 def replace_directory(target: Path, build: Callable[[Path], None]) -> None:

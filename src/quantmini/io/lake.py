@@ -97,10 +97,6 @@ class Lake:
         silver table."""
         return self.manifest_dir(stage, spec) / f"{session:%Y-%m-%d}.json"
 
-    def stage_manifest(self, stage: str, spec: DatasetSpec) -> Path:
-        """Manifest of a whole-dataset stage output (gold)."""
-        return self.root / "_manifests" / stage / f"{spec.name}.json"
-
     def manifest_dir(self, stage: str, spec: DatasetSpec | str) -> Path:
         """Directory holding every per-partition manifest of ``stage``."""
         return self.root / "_manifests" / stage / (spec if isinstance(spec, str) else spec.name)

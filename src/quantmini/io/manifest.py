@@ -31,9 +31,9 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def write_manifest(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as the manifest at ``path`` (atomically, keys sorted)."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+def write_manifest(path: Path, data: dict[str, Any], *, durable: bool = True) -> None:
+    """Write ``data`` as the manifest at ``path`` (atomically, keys sorted; ``durable``: fsynced)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", durable=durable)
 
 
 def sha256_file(path: Path) -> str:

@@ -16,7 +16,9 @@ from quantmini.io.atomic import atomic_path
 ROW_GROUP_ROWS = 65_536
 
 
-def write_parquet_atomic(table: pa.Table, target: Path, *, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+def write_parquet_atomic(
+    table: pa.Table, target: Path, *, row_group_rows: int = ROW_GROUP_ROWS, durable: bool = True
+) -> None:
     """Write ``table`` to ``target`` (zstd, statistics on) through a temporary file.
 
     Only string, date and boolean columns are dictionary-encoded: prices and volumes rarely repeat
@@ -27,7 +29,7 @@ def write_parquet_atomic(table: pa.Table, target: Path, *, row_group_rows: int =
         for f in table.schema
         if pa.types.is_string(f.type) or pa.types.is_date(f.type) or pa.types.is_boolean(f.type)
     ]
-    with atomic_path(target) as tmp:
+    with atomic_path(target, durable=durable) as tmp:
         try:
             pq.write_table(
                 table,

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import Any
 
 import pyarrow as pa
-
-
-def fingerprint(value: Any) -> str:
-    """SHA-256 of a JSON-serialisable value (keys sorted)."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def table_digest(table: pa.Table) -> str:
