@@ -320,6 +320,8 @@ def test_rerun_is_a_noop_and_republished_file_reflows(
     lines[1] = ",".join(fields)
     path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     bronze_before = {p: p.stat().st_mtime_ns for p in (root / "bronze" / "stocks_daily").rglob("*.parquet")}
+    features = Lake(root).qlib_root("stocks_daily", "day") / "features"
+    gold_before = {p: p.stat().st_mtime_ns for p in features.rglob("*.bin")}
 
     third = runner.run(LocalMirrorSource(source), START, END)
     assert [o.session.isoformat() for o in third.landing if o.status == "republished"] == [session]
@@ -333,6 +335,9 @@ def test_rerun_is_a_noop_and_republished_file_reflows(
     (gold,) = third.gold
     assert gold.status == "updated"
     assert gold.rewound_to == dt.date.fromisoformat(session)
+    # Only the corrected symbol's Qlib files are touched; every other symbol keeps its files as they were.
+    touched = {p.parent.name for p, m in gold_before.items() if p.stat().st_mtime_ns != m}
+    assert touched == {re.sub("[a-z]", lambda m: "_" + m.group(), fields[0]).lower()}
     silver = pq.read_table(Lake(root).silver_partition(SPEC, dt.date.fromisoformat(session))).to_pandas()
     assert silver.loc[silver.ticker == fields[0], "close"].item() == pytest.approx(float(fields[3]))
 

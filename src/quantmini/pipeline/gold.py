@@ -142,10 +142,20 @@ def run_gold(
     if not appended and not rewrite and not changed and not _damaged(root, target, state, exclude=set()):
         return _outcome(root, "unchanged", state, len(calendar), holes)
 
+    per_chunk = max(1, int(budget_bytes / BYTES_PER_ROW))
+    # A republished session (or features recomputed around a late corporate action) rewinds only the
+    # symbols whose values changed: the others keep their files and get only the new sessions.
+    redone = [s for s in appended if s <= old_last]
+    affected: set[str] | None = None  # None: every symbol
+    if rewind is not None and redone and sum(silver.partitions[s].rows for s in redone) <= per_chunk:
+        again = _read_silver(lake, spec, target, redone, exclude=rewrite)
+        affected = _changed_symbols(
+            history, target, calendar, state, again, position.get(rewind, len(calendar))
+        )
     if rewind is not None:
         cut = position.get(rewind, len(calendar))
         for symbol, (stored, first, last, digest) in list(state.symbols.items()):
-            if symbol in rewrite or last < cut:
+            if symbol in rewrite or last < cut or (affected is not None and symbol not in affected):
                 continue
             span = truncate_bins(root, qlib_dir_name(stored), target.fields, freq, (first, last), cut)
             truncate_history(history_file(history, qlib_dir_name(stored)), span, _raw_width(target))
@@ -153,13 +163,25 @@ def run_gold(
                 del state.symbols[symbol]
             else:
                 state.symbols[symbol] = (stored, span[0], span[1], digest)
-    per_chunk = max(1, int(budget_bytes / BYTES_PER_ROW))
     # Symbols appended to are checked as they are written; the others by the size of their files.
     damaged: set[str] = set()
     touched: set[str] = set()
+    steps: list[tuple[list[dt.date], set[str] | None]] = []
+    if redone and affected is not None:
+        steps.append((redone, affected))
+        new_sessions = [s for s in appended if s > old_last]
+    else:
+        new_sessions = appended
     # Sessions in chunks, symbols in groups, each holding about a budget's worth of rows.
-    for chunk in _grouped(appended, lambda s: silver.partitions[s].rows, per_chunk):
-        rows = _read_silver(lake, spec, target, chunk, exclude=rewrite)
+    steps += [(c, None) for c in _grouped(new_sessions, lambda s: silver.partitions[s].rows, per_chunk)]
+    for chunk, only in steps:
+        if only is not None and not only:
+            continue
+        rows = (
+            _read_silver(lake, spec, target, chunk, include=only - rewrite)
+            if only is not None
+            else _read_silver(lake, spec, target, chunk, exclude=rewrite)
+        )
         touched |= set(rows["ticker"].unique().to_list()) if rows.height else set()
         _write(
             root, target, rows, calendar, freq, state, digests, lake=lake, history=history,
@@ -243,6 +265,49 @@ def _from_history(
     }
     rows = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
     return rows, lost
+
+
+def _changed_symbols(
+    history: Path,
+    target: QlibTarget,
+    calendar: list[dt.date],
+    state: _State,
+    rows: pl.DataFrame,
+    cut: int,
+) -> set[str]:
+    """Symbols whose stored values from calendar position ``cut`` on differ from silver ``rows``: a
+    value changed, a bar appeared or vanished, or the symbol is new. Compared with the raw history files
+    (a symbol without an intact one counts as changed)."""
+    width = _raw_width(target)
+    position = {s: i for i, s in enumerate(calendar)}
+    by_symbol = (
+        {key[0]: frame for key, frame in rows.partition_by("ticker", as_dict=True).items()}
+        if rows.height
+        else {}
+    )
+    changed = {str(symbol) for symbol in by_symbol if symbol not in state.symbols}
+    for symbol, (stored, first, last, _) in state.symbols.items():
+        frame = by_symbol.get(symbol)
+        if last < cut and frame is None:
+            continue
+        if last < cut:
+            changed.add(symbol)
+            continue
+        stored_rows = read_history(history_file(history, qlib_dir_name(stored)), (first, last), width)
+        if stored_rows is None:
+            changed.add(symbol)
+            continue
+        old = stored_rows[max(cut, first) - first :]
+        new = np.full_like(old, np.nan)
+        if frame is not None:
+            offsets = np.array([position[d] for d in frame["session_date"].to_list()]) - max(cut, first)
+            if (offsets < 0).any() or (offsets >= len(new)).any():
+                changed.add(symbol)
+                continue
+            new[offsets] = _raw_values(frame, target).to_numpy()
+        if not np.array_equal(old, new, equal_nan=True):
+            changed.add(symbol)
+    return changed
 
 
 def _damaged(root: Path, target: QlibTarget, state: _State, *, exclude: set[str]) -> set[str]:
