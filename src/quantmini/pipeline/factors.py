@@ -80,7 +80,8 @@ class FactorState:
 
     def window_digest(self, sessions: list[dt.date]) -> str:
         """Digest of the multipliers on ``sessions`` (what a window-scoped feature depends on)."""
-        return _digest([self.session_digests.get(s, "") for s in sessions])
+        text = "|".join(self.session_digests.get(s, "") for s in sessions)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def history_digest(self, session: dt.date) -> str:
         """Digest of every split up to ``session`` (what a history-scoped value depends on)."""

@@ -591,9 +591,10 @@ def _load_state(directory: Path, target: QlibTarget, first_session: dt.date) -> 
 
 
 def _save_state(directory: Path, target: QlibTarget, first_session: dt.date, state: _State) -> None:
-    table = pl.DataFrame(
-        [(s, *v) for s, v in sorted(state.symbols.items())], schema=_SYMBOL_SCHEMA, orient="row"
-    )
+    names = sorted(state.symbols)
+    values = [state.symbols[n] for n in names]
+    columns = [names, *([v[i] for v in values] for i in range(4))]
+    table = pl.DataFrame(dict(zip(_SYMBOL_SCHEMA, columns, strict=True)), schema=_SYMBOL_SCHEMA)
     write_parquet_atomic(table.to_arrow(), directory / "symbols.parquet")
     write_manifest(
         directory / "state.json",

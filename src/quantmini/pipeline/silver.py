@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,19 +142,19 @@ def _identity(
     factors: FactorState | None,
     references: dict[str, str],
 ) -> str:
-    inputs: dict[str, object] = {
-        "version": part.version,
-        "transform": part.transform.path,
-        "columns": list(part.columns),
-        "bronze": [(s.isoformat(), shas.get(s)) for s in window],
-        "references": references,
-    }
+    parts = [
+        f"version={part.version}",
+        f"transform={part.transform.path}",
+        f"columns={','.join(part.columns)}",
+        "bronze=" + ";".join(f"{s}:{shas.get(s, '-')}" for s in window),
+        "references=" + ";".join(f"{k}:{v}" for k, v in sorted(references.items())),
+    ]
     if factors is not None and part.factors == "window":
         # Actions on the window's first session only concern the move into it, which no output uses.
-        inputs["factors"] = factors.window_digest(window[1:])
+        parts.append("factors=" + factors.window_digest(window[1:]))
     elif factors is not None and part.factors == "history":
-        inputs["factors"] = factors.history_digest(window[-1])
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+        parts.append("factors=" + factors.history_digest(window[-1]))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def _chunks(
