@@ -236,9 +236,8 @@ def executors(base: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def scaling(work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """One full build per size and budget; when the gold stage fails and ``--patch-bucket-bounds`` is
-    given, gold is built again (silver is then a no-op) with the bucket filter fixed in the child; then a
-    no-op re-run (nothing changed) shows the fixed cost of a run at that history length."""
+    """One full build per size and budget, then a no-op re-run (nothing changed): the fixed cost of a run
+    at that history length."""
     sizes = sorted(args.scaling_sessions)
     src, meta = master(work, args.scaling_tickers, sizes[-1], 0)
     lake = work / "scale-lake"
@@ -253,16 +252,7 @@ def scaling(work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
             run = run_child(kind="run", lake=str(lake), budget=budget)
             t = run["timings"]
             failed = bool(run["failures"])
-            fixed = None
-            if failed and args.patch_bucket_bounds:
-                fixed = checked(
-                    run_child(kind="run", lake=str(lake), budget=budget, patch_bucket_bounds=True)
-                )
-            noop = (
-                checked(run_child(kind="run", lake=str(lake), budget=budget, patch_bucket_bounds=True))
-                if not failed or fixed
-                else None
-            )
+            noop = None if failed else checked(run_child(kind="run", lake=str(lake), budget=budget))
             gold = "FAILED" if failed else f"{t['gold']:.1f}"
             rows.append(
                 [
@@ -271,11 +261,10 @@ def scaling(work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
                     f"{run['seconds']:.1f} s" + (" (gold failed)" if failed else ""),
                     f"{t['factors']:.1f} / {t['silver']:.1f} / {gold}",
                     f"{run['peak_mb']:.0f} MB",
-                    "–" if fixed is None else f"{fixed['timings']['gold']:.1f} s, {fixed['peak_mb']:.0f} MB",
                     "–" if noop is None else f"{noop['seconds']:.2f} s",
                 ]
             )
-            out.append({"sessions": sessions, "budget": budget, "run": run, "fixed": fixed, "noop": noop})
+            out.append({"sessions": sessions, "budget": budget, "run": run, "noop": noop})
             print(" | ".join(rows[-1]), flush=True)
             if failed:
                 print("   ", run["failures"][0][:200], flush=True)
@@ -288,7 +277,6 @@ def scaling(work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
             "full build",
             "factors / silver / gold",
             "peak RSS",
-            "gold with the bucket filter fixed",
             "no-op re-run",
         ],
         rows,
@@ -516,11 +504,6 @@ def main() -> int:
     parser.add_argument("--stage-tickers", type=int, default=5000)
     parser.add_argument("--stage-sessions", type=int, default=1260)
     parser.add_argument("--keep", action="store_true", help="keep generated bronze for the next run")
-    parser.add_argument(
-        "--patch-bucket-bounds",
-        action="store_true",
-        help="scaling: when gold fails, build it again with the symbol-bucket filter fixed in the child",
-    )
     args = parser.parse_args()
     cases = set(args.cases)
     args.workdir.mkdir(parents=True, exist_ok=True)

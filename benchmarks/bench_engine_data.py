@@ -412,8 +412,6 @@ def child_run(p: dict[str, Any]) -> dict[str, Any]:
         memory_budget_gb=p.get("budget", 4.0),
         executor=p.get("executor", "local"),
     )
-    if p.get("patch_bucket_bounds"):
-        _patch_bucket_bounds()
     t0 = time.perf_counter()
     cal(dt.date(2000, 1, 3), LAST_DAY)  # the XNYS calendar: loaded once per process, like the imports
     calendar_s = time.perf_counter() - t0
@@ -444,25 +442,6 @@ def child_run(p: dict[str, Any]) -> dict[str, Any]:
         build_catalog(Path(p["lake"]))
         out["catalog_s"] = time.perf_counter() - t0
     return out
-
-
-def _patch_bucket_bounds() -> None:
-    """Stand-in for a fix of ``gold._read_silver``: ``is_between("A", "F")`` takes the bounds as column
-    names (Polars parses strings as columns), so a full build with more than one symbol bucket fails."""
-    import quantmini.pipeline.gold as gold
-    from quantmini.io.parquet import read_parquet_files
-
-    original = gold._read_silver
-
-    def read(lake: Lake, spec: Any, target: Any, sessions: list[dt.date], **kw: Any) -> pl.DataFrame:
-        bounds = kw.pop("bounds", None)
-        if bounds is None:
-            return original(lake, spec, target, sessions, **kw)
-        where = pl.col("ticker").is_between(pl.lit(bounds[0]), pl.lit(bounds[1]))
-        paths = [lake.silver_partition(spec, s) for s in sessions]
-        return read_parquet_files(paths, columns=target.columns, where=where)
-
-    gold._read_silver = read  # type: ignore[assignment]
 
 
 def child_silver_main(p: dict[str, Any]) -> dict[str, Any]:
