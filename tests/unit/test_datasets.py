@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
+import numpy as np
+import polars as pl
 import pyarrow as pa
 import pytest
 
 from quantmini import ConfigurationError
+from quantmini.core.qlib_encoding import check_fields
 from quantmini.core.quality import market_rules
+from quantmini.core.window import FactorContext, SessionWindow
 from quantmini.datasets import DATASETS, DatasetRegistry, DatasetSpec, get_spec
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 VENDOR_AGG_HEADER = "ticker,volume,open,close,high,low,window_start,transactions"
 
@@ -102,3 +109,69 @@ def test_registry_refuses_duplicates_and_names_choices() -> None:
         ConfigurationError, match=re.escape("unknown data type 'crypto' (choose one of: stocks_daily)")
     ):
         registry.get_spec("crypto")
+
+
+class SilverAnswers:
+    """Declared silver parts run on committed inputs must give the committed answers.
+
+    ``tests/fixtures/silver/<type>/`` holds ``bars.csv`` (raw bars), ``multipliers.csv`` (corporate-action
+    multipliers per ticker and session) and one ``expected_<table>.csv`` per declared part, written by the
+    plain-pandas script beside them. A data type that declares a silver part must commit its answers.
+    """
+
+    name: str
+
+    def test_every_declared_part_has_answers_and_matches_them(self) -> None:
+        spec = get_spec(self.name)
+        directory = FIXTURES / "silver" / spec.name
+        for part in spec.silver:
+            table = part.table(spec.name)
+            if part.references:  # parts reading reference tables have their own tests (statements)
+                continue
+            answers = directory / f"expected_{table}.csv"
+            assert answers.exists(), f"{spec.name} declares silver {table} but commits no {answers}"
+            bars = pl.read_csv(directory / "bars.csv", try_parse_dates=True)
+            multipliers = pl.read_csv(directory / "multipliers.csv", try_parse_dates=True)
+            sessions = tuple(bars["session_date"].unique().sort().to_list())
+            window = SessionWindow(
+                bars=bars,
+                sessions=sessions,
+                outputs=sessions,
+                factors=FactorContext(multipliers, pl.DataFrame(), pl.DataFrame()),
+            )
+            got = part.transform(window)
+            expected = pl.read_csv(answers, try_parse_dates=True)
+            assert got.height == expected.height, table
+            if not expected.height:
+                continue
+            got = got.select(expected.columns).sort("ticker", "session_date")
+            expected = expected.sort("ticker", "session_date")
+            for column in expected.columns:
+                if expected.schema[column].is_float():
+                    a, b = got[column].to_numpy(), expected[column].cast(pl.Float64).to_numpy()
+                    np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=f"{table}.{column}")
+                    np.testing.assert_allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=1e-12, err_msg=column)
+                else:
+                    assert got[column].to_list() == expected[column].to_list(), f"{table}.{column}"
+
+    def test_declarations_are_well_formed(self) -> None:
+        spec = get_spec(self.name)
+        assert len({part.table(spec.name) for part in spec.silver}) == len(spec.silver)
+        for part in spec.silver:
+            assert callable(part.transform.resolve())
+            assert part.lookback >= 0
+            assert {"ticker", "session_date"} <= set(part.output_schema(spec.bronze_schema).names)
+        for target in spec.gold:
+            assert callable(target.frame.resolve())
+            assert target.columns[:2] == ("ticker", "session_date")
+            assert set(target.columns) <= set(spec.silver_schema.names)
+            assert check_fields(target.fields) == target.fields
+
+
+class TestStocksDailySilver(SilverAnswers):
+    name = "stocks_daily"
+
+
+def test_every_type_with_silver_or_gold_has_an_answers_subclass() -> None:
+    covered = {cls.name for cls in SilverAnswers.__subclasses__()}
+    assert covered == {name for name, spec in DATASETS.items() if spec.silver or spec.gold}
