@@ -200,6 +200,9 @@ def test_run_sweeps_temporaries_of_a_killed_run_but_not_fresh_ones(mirror: Path,
     fresh.write_bytes(b"being written by another run")
     two_hours_ago = time.time() - 7200
     os.utime(stale, (two_hours_ago, two_hours_ago))
+    # A killed run leaves its in-progress marker behind; that is what makes the next run sweep.
+    (lake.root / "_manifests").mkdir()
+    (lake.root / "_manifests" / ".run-in-progress").touch()
     report = PipelineRunner(lake, SPEC).run(LocalMirrorSource(mirror), D1, D2, last_stage="bronze")
     assert report.failures == []
     assert not stale.exists()

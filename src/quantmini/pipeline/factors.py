@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections import defaultdict
@@ -200,6 +201,7 @@ def _dividend_closes(
         i = bisect.bisect_left(calendar, ex_date)
         return calendar[max(0, i - DIVIDEND_CLOSE_LOOKBACK) : i][::-1]
 
+    @functools.cache  # many dividends share an ex-date
     def basis(ex_date: dt.date, found: int | None) -> str:
         searched = before(ex_date)[: found if found else DIVIDEND_CLOSE_LOOKBACK]
         text = "|".join(f"{s}:{shas.get(s, '-')}" for s in searched)

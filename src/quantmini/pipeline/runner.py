@@ -431,7 +431,8 @@ class PipelineRunner:
         return self.lake.root / "_manifests" / ".run-in-progress"
 
     def _begin(self) -> None:
-        if self._marker.exists() or not self.exclusive:
+        # Leftovers exist only after an abnormal end, which leaves the marker behind.
+        if self._marker.exists():
             for directory in (
                 self.lake.bronze_dir(self.spec),
                 self.lake.quarantine_dir(self.spec),
