@@ -6,6 +6,7 @@ documented shapes) or from the vendor's documented examples, never produced by t
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import polars as pl
@@ -14,7 +15,8 @@ import pytest
 from quantmini import ValidationError
 from quantmini.core import fundamentals, reference
 from quantmini.core.rest_aggregates import BARS_SCHEMA, bars_from_payload
-from quantmini.io.rest_client import RestClient, RetryPolicy, redact_url
+from quantmini.io.rest_client import Pacer, RestClient, RetryPolicy, redact_url
+from tests.support.clock import VirtualClock
 from tests.support.paths import rest_fixture
 
 #: The vendor's documented ``/stocks/v1/dividends`` example record (massive.com docs).
@@ -242,6 +244,25 @@ def test_backoff_grows_and_stays_within_bounds() -> None:
     for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)]:
         delays = [policy.backoff(attempt) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
+
+
+def test_the_pacer_waits_only_for_what_is_left_of_the_interval() -> None:
+    clock = VirtualClock()
+    pacer = Pacer(600.0, clock)  # one start every 0.1 s
+
+    async def scenario() -> list[float]:
+        starts = []
+        for work in (0.03, 0.25, 0.0, 0.0):
+            await pacer.wait()
+            starts.append(clock.elapsed())
+            clock.advance(work)  # the request and what the caller did with it
+        return starts
+
+    starts = asyncio.run(scenario())
+    # Starts at 0; after 0.03 s of work 0.07 s are left to wait; after 0.25 s of work nothing is; with no
+    # work in between, a full 0.1 s.
+    assert clock.sleeps == pytest.approx([0.07, 0.1])
+    assert starts == pytest.approx([0.0, 0.1, 0.35, 0.45])
 
 
 def test_next_url_is_rebased_without_the_key() -> None:
