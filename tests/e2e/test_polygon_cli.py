@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,10 +12,10 @@ from click.testing import CliRunner, Result
 
 from quantmini.cli.main import cli
 from quantmini.sample import generate_sample
-from tests.support.paths import VENDOR_FIXTURES
+from tests.support.paths import rest_fixture
 from tests.support.polygon_server import KEY, FakePolygon, Reply, serve_sample
 
-AGGS = "/v2/aggs/ticker/AAPL/range/1/day/2005-04-01/2005-04-04"
+AGGS = "/v2/aggs/ticker/GADG/range/1/day/2005-04-01/2005-04-04"
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +26,8 @@ def vendor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakePolygon]:
     )
     with FakePolygon(lifetime=60) as server:
         serve_sample(server, sample)
-        server.route(
-            AGGS, json.loads((VENDOR_FIXTURES / "v2_aggs_AAPL_1day_2005-04-01_2005-04-04.json").read_text())
-        )
-        server.route(
-            "/v3/reference/tickers/AAPL",
-            json.loads((VENDOR_FIXTURES / "v3_reference_tickers_AAPL.json").read_text()),
-        )
+        server.route(AGGS, rest_fixture("v2_aggs_GADG_1day_2005-04-01_2005-04-04.json"))
+        server.route("/v3/reference/tickers/GADG", rest_fixture("v3_reference_tickers_GADG.json"))
         yield server
 
 
@@ -92,10 +86,10 @@ def test_corporate_actions_and_tickers_land_in_the_lake(vendor: FakePolygon, tmp
     assert again.exit_code == 0, again.output
     assert pl.read_parquet(tmp_path / "bronze/reference/splits.parquet").height == splits.height
 
-    tickers = run(vendor, "polygon", "tickers", "--data-root", tmp_path, "--ticker", "AAPL")
+    tickers = run(vendor, "polygon", "tickers", "--data-root", tmp_path, "--ticker", "GADG")
     assert tickers.exit_code == 0, tickers.output
     details = pl.read_parquet(tmp_path / "bronze/reference/ticker_details.parquet")
-    assert details["ticker"].to_list() == ["AAPL"]
+    assert details["ticker"].to_list() == ["GADG"]
 
 
 def test_bars_into_the_lake_and_api_bars_into_a_file(vendor: FakePolygon, tmp_path: Path) -> None:
@@ -106,7 +100,7 @@ def test_bars_into_the_lake_and_api_bars_into_a_file(vendor: FakePolygon, tmp_pa
         "--data-root",
         tmp_path,
         "--ticker",
-        "AAPL",
+        "GADG",
         "--from",
         "2005-04-01",
         "--to",
@@ -115,13 +109,13 @@ def test_bars_into_the_lake_and_api_bars_into_a_file(vendor: FakePolygon, tmp_pa
     assert stored.exit_code == 0, stored.output
     assert pl.read_parquet(tmp_path / "bronze/reference/bars.parquet").height == 2
 
-    out = tmp_path / "aapl.csv"
+    out = tmp_path / "gadg.csv"
     result = run(
         vendor,
         "api",
         "bars",
         "--ticker",
-        "AAPL",
+        "GADG",
         "--from",
         "2005-04-01",
         "--to",
@@ -134,7 +128,7 @@ def test_bars_into_the_lake_and_api_bars_into_a_file(vendor: FakePolygon, tmp_pa
     )
     assert result.exit_code == 0, result.output
     frame = pl.read_csv(out)
-    assert frame["close"].to_list() == [1.4604, 1.4675]
+    assert frame["close"].to_list() == [12.34, 12.5]
     assert vendor.requests_to(AGGS)[-1].query["adjusted"] == "true"
 
 

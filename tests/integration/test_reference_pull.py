@@ -22,15 +22,15 @@ from quantmini.io.rest_client import RestClient, RetryPolicy
 from quantmini.pipeline.reference import import_reference_dir
 from quantmini.pipeline.reference_pull import BarsRequest, PullResult, ReferencePull
 from quantmini.sample import generate_sample
-from tests.support.paths import VENDOR_FIXTURES
+from tests.support.clock import VirtualClock
+from tests.support.paths import rest_fixture
 from tests.support.polygon_server import KEY, FakePolygon, Reply, serve_sample
 
 T = TypeVar("T")
 FETCHED = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
 
 
-def fixture(name: str) -> Any:
-    return json.loads((VENDOR_FIXTURES / name).read_text())
+fixture = rest_fixture
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,9 @@ def server() -> Iterator[FakePolygon]:
 def pull(server: FakePolygon, lake: Lake, work: Callable[[ReferencePull], Awaitable[T]]) -> T:
     async def main() -> T:
         retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
-        async with RestClient(server.base_url, KEY, requests_per_minute=6000, retry=retry) as client:
+        async with RestClient(
+            server.base_url, KEY, requests_per_minute=6000, retry=retry, clock=VirtualClock()
+        ) as client:
             return await work(ReferencePull(client, lake, clock=lambda: FETCHED))
 
     return asyncio.run(main())
@@ -223,18 +225,17 @@ def test_fundamentals_fall_back_to_the_legacy_endpoint(server: FakePolygon, tmp_
         "/stocks/financials/v1/income-statements",
         Reply(403, {"status": "NOT_AUTHORIZED", "request_id": "r", "message": message}),
     )
-    legacy = fixture("vX_reference_financials.json")
-    server.route("/vX/reference/financials", legacy)
-    statements, ratios = pull(server, Lake(tmp_path), lambda p: p.fundamentals(["NXPI"]))
-    facts = legacy["results"][0]["financials"]
-    assert statements.added == sum(len(items) for items in facts.values())
+    server.route("/vX/reference/financials", fixture("vX_reference_financials.json"))
+    statements, ratios = pull(server, Lake(tmp_path), lambda p: p.fundamentals(["GADG"]))
+    assert statements.added == 9  # ten facts, one of them null
     assert statements.endpoints == ["/vX/reference/financials"]
-    assert ratios.missing == ["NXPI"]  # the ratios route is not served (404)
+    assert ratios.missing == ["GADG"]  # the ratios route is not served (404)
     frame = load_reference(Lake(tmp_path), "financials")
     assert frame is not None
     assets = frame.filter((pl.col("statement") == "balance_sheet") & (pl.col("line_item") == "assets"))
-    assert assets.select("value", "unit", "filing_date", "fiscal_period").row(0) == (
-        facts["balance_sheet"]["assets"]["value"],
+    assert assets.select("ticker", "value", "unit", "filing_date", "fiscal_period").row(0) == (
+        "GADG",
+        5000000.0,
         "USD",
         dt.date(2022, 5, 3),
         "Q1",
@@ -242,8 +243,7 @@ def test_fundamentals_fall_back_to_the_legacy_endpoint(server: FakePolygon, tmp_
 
 
 def test_market_status_options_news_and_codes(server: FakePolygon, tmp_path: Path) -> None:
-    upcoming = fixture("v1_marketstatus_upcoming.json")
-    server.route("/v1/marketstatus/upcoming", upcoming)
+    server.route("/v1/marketstatus/upcoming", fixture("v1_marketstatus_upcoming.json"))
     server.route(
         "/v1/marketstatus/now",
         {
@@ -256,15 +256,14 @@ def test_market_status_options_news_and_codes(server: FakePolygon, tmp_path: Pat
         },
     )
     contracts = fixture("v3_reference_options_contracts.json")
-    half = len(contracts["results"]) // 2
     server.paged(
         "/v3/reference/options/contracts",
         [
-            {**contracts, "results": contracts["results"][:half]},
-            {**contracts, "results": contracts["results"][half:]},
+            {**contracts, "results": contracts["results"][:2]},
+            {**contracts, "results": contracts["results"][2:]},
         ],
     )
-    server.route("/v2/reference/news", fixture("v2_reference_news_NFLX.json"))
+    server.route("/v2/reference/news", fixture("v2_reference_news_GADG.json"))
     server.route(
         "/v3/reference/exchanges",
         {
@@ -304,17 +303,17 @@ def test_market_status_options_news_and_codes(server: FakePolygon, tmp_path: Pat
     async def work(p: ReferencePull) -> list[PullResult]:
         return [
             *await p.market_status(),
-            await p.options_contracts("A"),
-            await p.news("NFLX"),
+            await p.options_contracts("GADG"),
+            await p.news("GADG"),
             await p.exchanges(),
             await p.conditions(),
         ]
 
     holidays, status, options, news, exchanges, conditions = pull(server, Lake(tmp_path), work)
-    assert holidays.added == len({(h["exchange"], h["date"], h["status"], h["name"]) for h in upcoming})
+    assert holidays.added == 5  # five distinct (exchange, date, status, name) entries
     assert status.added == 1
-    assert (options.pages, options.added) == (2, len(contracts["results"]))
-    assert server.requests_to("/v3/reference/options/contracts")[0].query["underlying_ticker"] == "A"
+    assert (options.pages, options.added) == (2, 4)
+    assert server.requests_to("/v3/reference/options/contracts")[0].query["underlying_ticker"] == "GADG"
     assert news.added == 1
     assert exchanges.added == 1
     assert conditions.added == 1
@@ -327,12 +326,14 @@ def test_market_status_options_news_and_codes(server: FakePolygon, tmp_path: Pat
     assert articles is not None
     assert now["server_time"][0] == dt.datetime(2020, 11, 10, 22, 37, 37, tzinfo=dt.UTC)
     assert codes.select("sip_mapping_cta", "sip_mapping_utp", "sip_mapping_opra").row(0) == ("B", "W", None)
-    assert articles["tickers"][0].to_list() == fixture("v2_reference_news_NFLX.json")["results"][0]["tickers"]
+    assert articles["tickers"][0].to_list() == ["GADG", "WDG.B", "WDGpA"]
 
 
 def test_bars_range_grouped_and_empty(server: FakePolygon, tmp_path: Path) -> None:
-    aggs = fixture("v2_aggs_AAPL_1day_2005-04-01_2005-04-04.json")
-    server.route("/v2/aggs/ticker/AAPL/range/1/day/2005-04-01/2005-04-04", aggs)
+    server.route(
+        "/v2/aggs/ticker/GADG/range/1/day/2005-04-01/2005-04-04",
+        fixture("v2_aggs_GADG_1day_2005-04-01_2005-04-04.json"),
+    )
     server.route(
         "/v2/aggs/grouped/locale/us/market/stocks/2005-04-04",
         fixture("v2_aggs_grouped_stocks_2005-04-04.json"),
@@ -350,21 +351,29 @@ def test_bars_range_grouped_and_empty(server: FakePolygon, tmp_path: Path) -> No
 
     async def work(p: ReferencePull) -> list[PullResult]:
         return [
-            await p.bars(BarsRequest("AAPL", start, end)),
+            await p.bars(BarsRequest("GADG", start, end)),
             await p.bars(BarsRequest(None, end, end)),
             await p.bars(BarsRequest("ZZZ", start, end)),
         ]
 
     ranged, grouped, nothing = pull(server, Lake(tmp_path), work)
-    assert (ranged.added, grouped.added, nothing.added) == (2, 1, 0)
+    assert (ranged.added, grouped.added, nothing.added) == (2, 2, 0)
     assert (
-        server.requests_to("/v2/aggs/ticker/AAPL/range/1/day/2005-04-01/2005-04-04")[0].query["adjusted"]
+        server.requests_to("/v2/aggs/ticker/GADG/range/1/day/2005-04-01/2005-04-04")[0].query["adjusted"]
         == "false"
     )
     bars = load_reference(Lake(tmp_path), "bars")
     assert bars is not None
-    apple = bars.filter(pl.col("ticker") == "AAPL").sort("timestamp")
-    expected = [dt.datetime.fromtimestamp(r["t"] / 1000, dt.UTC) for r in aggs["results"]]
-    assert apple["timestamp"].to_list() == expected
-    assert apple["close"].to_list() == [r["c"] for r in aggs["results"]]
-    assert bars.filter(pl.col("ticker") == "GIK")["volume"].to_list() == [895345.0]
+    ranged_bars = bars.filter(pl.col("ticker") == "GADG").sort("timestamp")
+    # Midnight New York on 2005-04-01 (EST, 05:00Z) and on 2005-04-04 (EDT, 04:00Z).
+    assert ranged_bars["timestamp"].to_list() == [
+        dt.datetime(2005, 4, 1, 5, tzinfo=dt.UTC),
+        dt.datetime(2005, 4, 4, 4, tzinfo=dt.UTC),
+    ]
+    assert ranged_bars["close"].to_list() == [12.34, 12.5]
+    assert ranged_bars["volume"].to_list() == [150000.0, 98765.5]
+    grouped_bars = bars.filter(pl.col("ticker").is_in(["WDG.B", "ZVZZT"])).sort("ticker")
+    assert grouped_bars.select("ticker", "volume", "vwap").rows() == [
+        ("WDG.B", 895345.0, 9.9979),
+        ("ZVZZT", 100.0, None),
+    ]

@@ -1,13 +1,15 @@
-"""The REST client against a real HTTP server on 127.0.0.1: auth, pagination, pacing, retries, errors."""
+"""The REST client against a real HTTP server on 127.0.0.1: auth, pagination, pacing, retries, errors.
+
+Clients run on a :class:`VirtualClock`: pacing and retry tests assert the schedule of waits the client
+asked for, never wall-clock gaps.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
+import email.utils
 import logging
 import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,16 +25,16 @@ from quantmini import (
 )
 from quantmini.config import load_settings
 from quantmini.io.rest_client import RestClient, RetryPolicy, redact_url
-from tests.support.paths import VENDOR_FIXTURES
-from tests.support.polygon_server import KEY, FakePolygon, Reply, arrivals
+from tests.support.clock import WALL_START, VirtualClock
+from tests.support.paths import rest_fixture
+from tests.support.polygon_server import KEY, FakePolygon, Reply
 
 FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_elapsed=10.0)
-#: Fast enough for tests (0.01 s between starts) — pacing itself is measured with a slower rate below.
-RATE = 6000.0
+#: 0.0001 s between starts, below the smallest backoff (0.005 s): the pacer never adds a wait to a retry.
+#: Pacing itself is checked with a slower rate below.
+RATE = 600_000.0
 
-
-def fixture(name: str) -> Any:
-    return json.loads((VENDOR_FIXTURES / name).read_text())
+fixture = rest_fixture
 
 
 @pytest.fixture
@@ -42,9 +44,17 @@ def server() -> Iterator[FakePolygon]:
 
 
 def client(
-    server: FakePolygon, *, rate: float = RATE, retry: RetryPolicy = FAST, key: str = KEY, **kw: Any
+    server: FakePolygon,
+    *,
+    rate: float = RATE,
+    retry: RetryPolicy = FAST,
+    key: str = KEY,
+    clock: VirtualClock | None = None,
+    **kw: Any,
 ) -> RestClient:
-    return RestClient(server.base_url, key, requests_per_minute=rate, retry=retry, **kw)
+    return RestClient(
+        server.base_url, key, requests_per_minute=rate, retry=retry, clock=clock or VirtualClock(), **kw
+    )
 
 
 def run(coro: Any) -> Any:
@@ -101,26 +111,21 @@ def test_next_url_on_the_vendor_origin_is_rebased_and_an_apikey_in_it_is_dropped
 def test_pacing_spaces_request_starts_across_concurrent_calls(server: FakePolygon) -> None:
     server.route("/v1/marketstatus/now", {"market": "open", "serverTime": "2024-01-02T10:00:00-05:00"})
     rate = 600.0  # one start every 60 / 600 = 0.1 s
+    clock = VirtualClock()
     starts: list[float] = []
-    c = client(server, rate=rate, on_request=lambda _url: starts.append(time.monotonic()))
+    c = client(server, rate=rate, clock=clock, on_request=lambda _url: starts.append(clock.elapsed()))
 
     async def burst() -> None:
         async with c:
-            # Warm-up: the first request also opens the connection, which delays its arrival (not pacing).
             await c.get_json("/v1/marketstatus/now")
             await asyncio.gather(*(c.get_json("/v1/marketstatus/now") for _ in range(6)))
 
     run(burst())
-    client_gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    server_gaps = list(arrivals(server.requests_to("/v1/marketstatus/now")))
-    assert len(server_gaps) == len(client_gaps) == 6
-    assert min(client_gaps) >= 0.1 - 0.001, client_gaps
-    # Arrival times carry a few ms of thread-scheduling noise on top of the paced starts.
-    assert min(server_gaps) >= 0.1 - 0.01, server_gaps
-    assert (
-        server.requests_to("/v1/marketstatus/now")[-1].at - server.requests_to("/v1/marketstatus/now")[0].at
-        >= 0.6 - 0.01
-    )
+    # Round trips take no virtual time: the first request starts at once, each of the six concurrent ones
+    # waits a full interval after the one before it, so starts are 0, 0.1, …, 0.6 s.
+    assert clock.sleeps == pytest.approx([0.1] * 6)
+    assert starts == pytest.approx([0.1 * i for i in range(7)])
+    assert len(server.requests_to("/v1/marketstatus/now")) == 7
 
 
 def test_429_honours_retry_after_then_succeeds(server: FakePolygon) -> None:
@@ -131,33 +136,65 @@ def test_429_honours_retry_after_then_succeeds(server: FakePolygon) -> None:
         "error": "You've exceeded the maximum requests per minute",
     }
     server.script("/v3/reference/dividends", Reply(429, limited, {"Retry-After": "1"}))
-    body = run(get(client(server), "/v3/reference/dividends"))
+    clock = VirtualClock()
+    body = run(get(client(server, clock=clock), "/v3/reference/dividends"))
     assert body["results"] == fixture("v3_reference_dividends.json")["results"]
-    (gap,) = arrivals(server.requests_to("/v3/reference/dividends"))
-    assert gap >= 1.0 - 0.01
+    assert len(server.requests_to("/v3/reference/dividends")) == 2
+    # Retry-After (1 s) replaces the backoff; the pacing interval has long passed by then.
+    assert clock.sleeps == [1.0]
+
+
+def test_429_with_an_http_date_waits_until_that_date(server: FakePolygon) -> None:
+    server.route("/v3/reference/splits", fixture("v3_reference_splits.json"))
+    later = email.utils.formatdate(WALL_START + 3, usegmt=True)  # three seconds after the clock's "now"
+    limited = {"status": "ERROR", "error": "You've exceeded the maximum requests per minute"}
+    server.script("/v3/reference/splits", Reply(429, limited, {"Retry-After": later}))
+    clock = VirtualClock()
+    body = run(get(client(server, clock=clock), "/v3/reference/splits"))
+    assert body["status"] == "OK"
+    assert clock.sleeps == [3.0]
+
+
+def test_an_unreadable_retry_after_falls_back_to_the_backoff(server: FakePolygon) -> None:
+    server.route("/v3/reference/splits", fixture("v3_reference_splits.json"))
+    limited = {"status": "ERROR", "error": "slow down"}
+    server.script("/v3/reference/splits", Reply(429, limited, {"Retry-After": "soon"}))
+    clock = VirtualClock()
+    run(get(client(server, clock=clock), "/v3/reference/splits"))
+    (wait,) = clock.sleeps
+    assert FAST.base_delay / 2 <= wait <= FAST.base_delay  # first retry: ceiling = base_delay
 
 
 def test_5xx_then_success(server: FakePolygon) -> None:
     server.route("/v3/reference/splits", fixture("v3_reference_splits.json"))
     server.script("/v3/reference/splits", Reply(503, raw="busy"), Reply(502, {"status": "ERROR"}))
-    body = run(get(client(server), "/v3/reference/splits"))
+    clock = VirtualClock()
+    body = run(get(client(server, clock=clock), "/v3/reference/splits"))
     assert body["status"] == "OK"
     assert len(server.requests_to("/v3/reference/splits")) == 3
+    # Equal-jitter backoff: retry n waits within [c/2, c] for c = 0.01 * 2 ** (n - 1).
+    first, second = clock.sleeps
+    assert 0.005 <= first <= 0.01
+    assert 0.01 <= second <= 0.02
 
 
 def test_timeout_is_retried(server: FakePolygon) -> None:
+    # The timeout is the HTTP client's own (real) timer: the slow answer is far beyond it, and the timeout
+    # leaves a loaded machine ample time for the second, prompt answer.
     server.route("/v3/reference/splits", fixture("v3_reference_splits.json"))
-    server.script("/v3/reference/splits", Reply(200, {"status": "OK"}, delay=0.6))
-    body = run(get(client(server, timeout=0.2), "/v3/reference/splits"))
+    server.script("/v3/reference/splits", Reply(200, {"status": "OK"}, delay=5.0))
+    body = run(get(client(server, timeout=1.0), "/v3/reference/splits"))
     assert len(body["results"]) == len(fixture("v3_reference_splits.json")["results"])
     assert len(server.requests_to("/v3/reference/splits")) == 2
 
 
 def test_retries_are_bounded(server: FakePolygon) -> None:
     server.script("/x", *[Reply(500, {"status": "ERROR", "error": "boom"})] * 10)
+    clock = VirtualClock()
     with pytest.raises(DownloadError, match="HTTP 500"):
-        run(get(client(server), "/x"))
+        run(get(client(server, clock=clock), "/x"))
     assert len(server.requests_to("/x")) == FAST.max_attempts
+    assert len(clock.sleeps) == FAST.max_attempts - 1  # no wait after the last attempt
 
     server.script("/y", *[Reply(429, {"status": "ERROR", "error": "slow down"})] * 10)
     with pytest.raises(RateLimitedError, match="slow down"):
@@ -167,21 +204,34 @@ def test_retries_are_bounded(server: FakePolygon) -> None:
 
 def test_a_retry_after_beyond_the_time_budget_gives_up_at_once(server: FakePolygon) -> None:
     server.script("/z", Reply(429, {"status": "ERROR", "error": "later"}, {"Retry-After": "3600"}))
-    started = time.monotonic()
+    clock = VirtualClock()
     with pytest.raises(RateLimitedError):
-        run(get(client(server), "/z"))
-    assert time.monotonic() - started < 5
+        run(get(client(server, clock=clock), "/z"))
+    assert clock.sleeps == []
     assert len(server.requests_to("/z")) == 1
+
+
+def test_the_time_budget_counts_the_waits_already_spent(server: FakePolygon) -> None:
+    # Budget 10 s, Retry-After 4 s: waits at 0 and 4 s are taken; a third would end at 12 s > 10 s.
+    busy = Reply(429, {"status": "ERROR", "error": "later"}, {"Retry-After": "4"})
+    server.script("/w", *[busy] * 10)
+    clock = VirtualClock()
+    with pytest.raises(RateLimitedError):
+        run(get(client(server, clock=clock), "/w"))
+    assert clock.sleeps == [4.0, 4.0]
+    assert len(server.requests_to("/w")) == 3
 
 
 def test_connection_errors_become_download_errors_after_retries() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again below: nothing listens there
-    c = RestClient(f"http://127.0.0.1:{port}", KEY, requests_per_minute=RATE, retry=FAST)
+    clock = VirtualClock()
+    c = RestClient(f"http://127.0.0.1:{port}", KEY, requests_per_minute=RATE, retry=FAST, clock=clock)
     with pytest.raises(DownloadError, match="connection failed") as info:
         run(get(c, "/v3/reference/splits"))
     assert info.value.__cause__ is not None
+    assert len(clock.sleeps) == FAST.max_attempts - 1
 
 
 def test_status_error_with_http_200_is_an_error_and_not_retried(server: FakePolygon) -> None:

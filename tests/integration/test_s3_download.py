@@ -30,6 +30,7 @@ from quantmini.io.source import LocalMirrorSource
 from quantmini.pipeline.landing import land_sessions
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner
 from quantmini.sample import generate_sample
+from tests.support.clock import VirtualClock
 from tests.support.s3_server import (
     ACCESS_KEY,
     BUCKET,
@@ -89,7 +90,11 @@ def s3(endpoint: S3Endpoint, sample: Path) -> S3Endpoint:
     return endpoint
 
 
-def source_for(s3: S3Endpoint, concurrency: int = 4) -> S3Source:
+def source_for(s3: S3Endpoint, concurrency: int = 4, clock: VirtualClock | None = None) -> S3Source:
+    """A source through the fault proxy whose retry waits run on virtual time (instant, recorded).
+
+    Virtual waits cost nothing, so the retry policy is the production default.
+    """
     return S3Source(
         endpoint=s3.proxy.url,
         bucket=BUCKET,
@@ -97,7 +102,8 @@ def source_for(s3: S3Endpoint, concurrency: int = 4) -> S3Source:
         access_key_id=ACCESS_KEY,
         secret_access_key=SECRET_KEY,
         concurrency=concurrency,
-        retry=RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05),
+        retry=RetryPolicy(),
+        clock=clock or VirtualClock(),
     )
 
 
@@ -243,12 +249,17 @@ def test_intermittent_endpoint_still_lands_identical_bytes(
         ]
     )
     lake = Lake(tmp_path / "lake")
-    t0 = time.monotonic()
-    daily, failures = land_sessions(lake, source_for(s3), DAILY, daily_sessions(sample))
-    minute, minute_failures = land_sessions(lake, source_for(s3), MINUTE, [MINUTE_DAY])
+    daily_clock, minute_clock = VirtualClock(), VirtualClock()
+    daily, failures = land_sessions(lake, source_for(s3, clock=daily_clock), DAILY, daily_sessions(sample))
+    minute, minute_failures = land_sessions(lake, source_for(s3, clock=minute_clock), MINUTE, [MINUTE_DAY])
     assert failures == minute_failures == []
     assert {o.status for o in daily + minute} == {"landed"}
-    assert time.monotonic() - t0 >= 1.0  # Retry-After: 1 was honoured
+    # Retry-After: 1 was honoured as given; the others are full-jitter backoffs (first or second retry of a
+    # file: at most 0.5 * 2 s). Three 503/500 answers and one 429: four waits.
+    assert daily_clock.sleeps.count(1.0) == 1
+    assert len(daily_clock.sleeps) == 4
+    assert all(0 <= w <= 1.0 for w in daily_clock.sleeps)
+    assert len(minute_clock.sleeps) == 2  # one wait before each of the two resumed GETs
     assert_landed_exactly(lake, s3, [minute_key] + [DAILY.source_key(s) for s in daily_sessions(sample)])
 
     minute_gets = [g for g in s3.proxy.object_gets() if minute_key in g.path]
@@ -279,7 +290,10 @@ _KILLABLE = textwrap.dedent(
 
 def test_download_killed_midway_resumes_with_if_match(s3: S3Endpoint, sample: Path, tmp_path: Path) -> None:
     minute_key = MINUTE.source_key(MINUTE_DAY)
-    s3.proxy.rules.append(Rule("GET", minute_key, "drip", drip_bytes=32_768, drip_pause=0.05))
+    # The proxy sends the first 150 000 bytes, then holds the connection: the child is killed while it
+    # waits, at a byte count that does not depend on how fast either side runs.
+    held_back = 150_000
+    s3.proxy.rules.append(Rule("GET", minute_key, "stall", after_bytes=held_back))
     lake = Lake(tmp_path / "lake")
     partial = lake.landing_file(minute_key).with_name(f".{MINUTE_DAY}.csv.gz.partial")
     child = subprocess.Popen(
@@ -295,14 +309,15 @@ def test_download_killed_midway_resumes_with_if_match(s3: S3Endpoint, sample: Pa
         ]
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (not partial.exists() or partial.stat().st_size < 100_000):
+        deadline = time.monotonic() + 60  # a bound on a broken run, not a speed assumption
+        while time.monotonic() < deadline and (not partial.exists() or partial.stat().st_size < held_back):
             time.sleep(0.02)
         child.kill()
     finally:
         child.wait(timeout=30)
     held = partial.stat().st_size
-    assert 100_000 <= held < len((sample / "minute" / "flatfiles" / minute_key).read_bytes())
+    assert held == held_back
+    assert held < len((sample / "minute" / "flatfiles" / minute_key).read_bytes())
     assert not lake.landing_file(minute_key).exists()
 
     s3.proxy.reset()

@@ -2,8 +2,9 @@
 
 The proxy forwards every request to moto and records it; scripted rules replace a matching request's
 answer with an error status (e.g. 503, 429 with Retry-After, 403), cut the connection after some body
-bytes, or drip the body slowly (so a test can kill a client mid-download). Everything listens on
-loopback only and stops when the test session ends.
+bytes, or stall after some body bytes until the test releases the connection (so a test can kill a client
+mid-download at a known byte, however fast or slow the machine). Everything listens on loopback only and
+stops when the test session ends.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import http.client
 import logging
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -41,13 +41,12 @@ class Rule:
 
     method: str
     path_contains: str
-    action: str  # "status" | "drop" | "drip"
+    action: str  # "status" | "drop" | "stall"
     status: int = 503
     headers: dict[str, str] = field(default_factory=dict)
     times: int = 1
-    after_bytes: int = 0  # drop: body bytes sent before the connection is cut
-    drip_bytes: int = 65_536  # drip: bytes per step
-    drip_pause: float = 0.05  # drip: seconds between steps
+    after_bytes: int = 0  # drop / stall: body bytes sent before the connection is cut / held
+    stall_limit: float = 60.0  # stall: seconds to hold at most when nobody releases the connection
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and method == self.method and self.path_contains in path
@@ -70,6 +69,7 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
+        self._release = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -94,9 +94,12 @@ class FaultProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def reset(self) -> None:
+        """Forget rules and requests, and let stalled connections end."""
         with self._lock:
             self.rules.clear()
             self.seen.clear()
+        self._release.set()
+        self._release = threading.Event()
 
     def object_gets(self) -> list[Seen]:
         """GET requests for objects (not listings)."""
@@ -141,18 +144,14 @@ class FaultProxy:
             conn.close()
         if method == "HEAD":
             return
-        if rule is not None and rule.action == "drop":
+        if rule is not None and rule.action in ("drop", "stall"):
             handler.wfile.write(payload[: rule.after_bytes])
             handler.wfile.flush()
+            if rule.action == "stall":
+                self._release.wait(rule.stall_limit)
             handler.close_connection = True
             with contextlib.suppress(OSError):
                 handler.connection.shutdown(socket.SHUT_RDWR)
-            return
-        if rule is not None and rule.action == "drip":
-            for start in range(0, len(payload), rule.drip_bytes):
-                handler.wfile.write(payload[start : start + rule.drip_bytes])
-                handler.wfile.flush()
-                time.sleep(rule.drip_pause)
             return
         handler.wfile.write(payload)
 

@@ -1,14 +1,13 @@
 """Pure parsers of the REST endpoints beyond splits/dividends/tickers, and the client's pure helpers.
 
-Expected values are read from the vendor's MIT fixtures or written by hand from the vendor's documented
-examples, never produced by the code under test.
+Expected values are worked by hand from the bodies in tests/fixtures/polygon-rest (written in the vendor's
+documented shapes) or from the vendor's documented examples, never produced by the code under test.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import json
-from typing import Any
 
 import polars as pl
 import pytest
@@ -16,8 +15,9 @@ import pytest
 from quantmini import ValidationError
 from quantmini.core import fundamentals, reference
 from quantmini.core.rest_aggregates import BARS_SCHEMA, bars_from_payload
-from quantmini.io.rest_client import RestClient, RetryPolicy, redact_url
-from tests.support.paths import VENDOR_FIXTURES
+from quantmini.io.rest_client import Pacer, RestClient, RetryPolicy, redact_url
+from tests.support.clock import VirtualClock
+from tests.support.paths import rest_fixture
 
 #: The vendor's documented ``/stocks/v1/dividends`` example record (massive.com docs).
 V1_DIVIDEND = {
@@ -36,8 +36,7 @@ V1_DIVIDEND = {
 }
 
 
-def fixture(name: str) -> Any:
-    return json.loads((VENDOR_FIXTURES / name).read_text())
+fixture = rest_fixture
 
 
 def test_v1_dividends_keep_the_vendor_factor_and_the_legacy_columns() -> None:
@@ -67,40 +66,46 @@ def test_v1_splits_and_a_mixed_table_merge() -> None:
     )
     legacy = reference.splits_from_payload(fixture("v3_reference_splits.json"))
     mixed = pl.concat([legacy, v1], how="diagonal_relaxed")
-    assert mixed.height == legacy.height + 1
-    assert mixed["historical_adjustment_factor"].null_count() == legacy.height
+    assert mixed.height == 6 + 1
+    assert mixed["historical_adjustment_factor"].to_list() == [None] * 6 + [0.25]
 
 
 def test_ticker_details_and_events_fixtures() -> None:
-    raw = fixture("v3_reference_tickers_AAPL.json")["results"]
-    details = reference.ticker_details_from_payload(fixture("v3_reference_tickers_AAPL.json")).row(
+    details = reference.ticker_details_from_payload(fixture("v3_reference_tickers_GADG.json")).row(
         0, named=True
     )
-    assert details["market_cap"] == float(raw["market_cap"])
-    assert details["weighted_shares_outstanding"] == float(raw["weighted_shares_outstanding"])
-    assert details["total_employees"] == raw["total_employees"]
-    assert details["sic_code"] == raw["sic_code"]
-    events = reference.ticker_events_from_payload(fixture("vX_reference_tickers_META_events.json"))
+    assert details["market_cap"] == 1234567890.5
+    assert details["share_class_shares_outstanding"] == 50000000.0
+    assert details["weighted_shares_outstanding"] == 49750000.0
+    assert details["total_employees"] == 420
+    assert details["sic_code"] == "3571"  # a code, kept as text
+    assert details["round_lot"] is None  # absent from the body
+    events = reference.ticker_events_from_payload(fixture("vX_reference_tickers_GADG_events.json"))
     assert events.select("ticker", "date").rows() == [
-        ("META", dt.date(2022, 6, 11)),
-        ("FB", dt.date(2012, 5, 18)),
+        ("GADG", dt.date(2022, 6, 13)),
+        ("GDGT", dt.date(1999, 11, 18)),
     ]
-    assert set(events["composite_figi"]) == {"BBG000MM2P62"}
+    assert set(events["composite_figi"]) == {"BBG00TEST001"}
+    assert set(events["event_type"]) == {"ticker_change"}
 
 
 def test_options_news_holidays_fixtures() -> None:
-    contracts = fixture("v3_reference_options_contracts.json")["results"]
     frame = reference.options_contracts_from_payload(fixture("v3_reference_options_contracts.json"))
-    assert frame["strike_price"].to_list() == [float(c["strike_price"]) for c in contracts]
-    assert frame["expiration_date"][0] == dt.date.fromisoformat(contracts[0]["expiration_date"])
-    news = reference.news_from_payload(fixture("v2_reference_news_NFLX.json")).row(0, named=True)
-    assert news["publisher_name"] == "MarketWatch"
+    assert frame["strike_price"].to_list() == [10.0, 12.5, 10.0, 15.0]
+    assert frame["contract_type"].to_list() == ["call", "call", "put", "put"]
+    assert frame["expiration_date"].to_list() == [dt.date(2022, 5, 20)] * 3 + [dt.date(2022, 6, 17)]
+    assert set(frame["shares_per_contract"]) == {100.0}
+    news = reference.news_from_payload(fixture("v2_reference_news_GADG.json")).row(0, named=True)
+    assert news["publisher_name"] == "Example Wire"
     assert news["published_utc"] == dt.datetime(2022, 4, 28, 17, 8, tzinfo=dt.UTC)
-    upcoming = fixture("v1_marketstatus_upcoming.json")
-    holidays = reference.market_holidays_from_payload(upcoming)
-    assert holidays.height == len(upcoming)
-    early = holidays.filter(pl.col("status") == "early-close").row(0, named=True)
-    assert early["close"] == dt.datetime(2022, 11, 25, 18, 0, tzinfo=dt.UTC)
+    assert (news["tickers"], news["keywords"]) == (["GADG", "WDG.B", "WDGpA"], ["supply", "gadgets"])
+    holidays = reference.market_holidays_from_payload(fixture("v1_marketstatus_upcoming.json"))
+    assert holidays.height == 5
+    assert holidays.filter(pl.col("status") == "closed")["open"].null_count() == 3
+    early = holidays.filter(pl.col("status") == "early-close")
+    assert early["exchange"].to_list() == ["NYSE", "NASDAQ"]
+    assert early["open"][0] == dt.datetime(2022, 11, 25, 14, 30, tzinfo=dt.UTC)
+    assert early["close"][0] == dt.datetime(2022, 11, 25, 18, 0, tzinfo=dt.UTC)
 
 
 def test_market_status_and_codes() -> None:
@@ -130,16 +135,26 @@ def test_market_status_and_codes() -> None:
 
 
 def test_legacy_financials_become_one_row_per_line_item() -> None:
-    payload = fixture("vX_reference_financials.json")
-    record = payload["results"][0]
-    frame = fundamentals.legacy_financials_from_payload(payload, ticker="NXPI")
-    assert frame.height == sum(len(items) for items in record["financials"].values())
-    assert set(frame["statement"]) == set(record["financials"])
+    frame = fundamentals.legacy_financials_from_payload(
+        fixture("vX_reference_financials.json"), ticker="GADG"
+    )
+    # 10 facts in four statements; the null "other_comprehensive_income_loss" is skipped.
+    assert frame.height == 9
+    assert frame.group_by("statement").len().sort("statement").rows() == [
+        ("balance_sheet", 3),
+        ("cash_flow_statement", 2),
+        ("comprehensive_income", 1),
+        ("income_statement", 3),
+    ]
+    assert "other_comprehensive_income_loss" not in frame["line_item"].to_list()
     eps = frame.filter(pl.col("line_item") == "diluted_earnings_per_share").row(0, named=True)
-    source = record["financials"]["income_statement"]["diluted_earnings_per_share"]
-    assert (eps["value"], eps["unit"], eps["label"]) == (source["value"], source["unit"], source["label"])
+    assert (eps["value"], eps["unit"], eps["label"]) == (0.81, "USD / shares", "Diluted Earnings Per Share")
     assert (eps["filing_date"], eps["period_end"]) == (dt.date(2022, 5, 3), dt.date(2022, 4, 3))
-    assert (eps["ticker"], eps["fiscal_year"], eps["fiscal_period"]) == ("NXPI", 2022, "Q1")
+    assert (eps["ticker"], eps["fiscal_year"], eps["fiscal_period"]) == ("GADG", 2022, "Q1")
+    cash = dict(
+        frame.filter(pl.col("statement") == "cash_flow_statement").select("line_item", "value").rows()
+    )
+    assert cash == {"net_cash_flow": -150000.0, "exchange_gains_losses": 0.0}
 
 
 @pytest.mark.parametrize(
@@ -185,12 +200,17 @@ def test_ratios_are_long() -> None:
 
 
 def test_aggregates_ms_timestamps_and_empty_results() -> None:
-    payload = fixture("v2_aggs_AAPL_1day_2005-04-01_2005-04-04.json")
+    payload = fixture("v2_aggs_GADG_1day_2005-04-01_2005-04-04.json")
     frame = bars_from_payload(payload, timespan="day", multiplier=1)
     assert frame.columns == list(BARS_SCHEMA)
-    # 1112331600000 ms = 2005-04-01T05:00Z: midnight in New York (EST) that day.
-    assert frame["timestamp"][0] == dt.datetime(2005, 4, 1, 5, 0, tzinfo=dt.UTC)
-    assert frame["vwap"].to_list() == [r["vw"] for r in payload["results"]]
+    # 1112331600000 ms = 2005-04-01T05:00Z: midnight in New York (EST) that day; 1112587200000 ms =
+    # 2005-04-04T04:00Z: midnight after the switch to daylight time (EDT) on 2005-04-03.
+    assert frame["timestamp"].to_list() == [
+        dt.datetime(2005, 4, 1, 5, 0, tzinfo=dt.UTC),
+        dt.datetime(2005, 4, 4, 4, 0, tzinfo=dt.UTC),
+    ]
+    assert frame["vwap"].to_list() == [12.3456, 12.4321]
+    assert frame["volume"].to_list() == [150000.0, 98765.5]  # a fractional volume is kept
     assert frame["adjusted"].to_list() == [True, True]  # echoed by the vendor
     empty = bars_from_payload({"ticker": "X", "status": "OK", "resultsCount": 0, "adjusted": False})
     assert empty.is_empty()
@@ -224,6 +244,25 @@ def test_backoff_grows_and_stays_within_bounds() -> None:
     for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)]:
         delays = [policy.backoff(attempt) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
+
+
+def test_the_pacer_waits_only_for_what_is_left_of_the_interval() -> None:
+    clock = VirtualClock()
+    pacer = Pacer(600.0, clock)  # one start every 0.1 s
+
+    async def scenario() -> list[float]:
+        starts = []
+        for work in (0.03, 0.25, 0.0, 0.0):
+            await pacer.wait()
+            starts.append(clock.elapsed())
+            clock.advance(work)  # the request and what the caller did with it
+        return starts
+
+    starts = asyncio.run(scenario())
+    # Starts at 0; after 0.03 s of work 0.07 s are left to wait; after 0.25 s of work nothing is; with no
+    # work in between, a full 0.1 s.
+    assert clock.sleeps == pytest.approx([0.07, 0.1])
+    assert starts == pytest.approx([0.0, 0.1, 0.35, 0.45])
 
 
 def test_next_url_is_rebased_without_the_key() -> None:

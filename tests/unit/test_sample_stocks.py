@@ -16,9 +16,8 @@ import pandas as pd
 import pytest
 
 from quantmini.sample import generate_sample
-from tests.support.paths import VENDOR_FIXTURES
+from tests.support.paths import rest_fixture
 
-FIXTURES = VENDOR_FIXTURES
 HEADER = "ticker,volume,open,close,high,low,window_start,transactions"
 START, END = dt.date(2026, 1, 20), dt.date(2026, 3, 13)  # crosses 2026-02-23 and Presidents' Day
 INT_VOLUME = re.compile(r"^\d+$")
@@ -216,7 +215,7 @@ def test_rename_visible_in_files_and_events(out: Path, bars: pd.DataFrame) -> No
     ],
 )
 def test_rest_shapes_match_the_vendor_fixtures(out: Path, ours: str, fixture: str) -> None:
-    theirs = json.loads((FIXTURES / fixture).read_text())
+    theirs = rest_fixture(fixture)
     mine = rest(out, ours)
     assert set(mine) == set(theirs) | {"count"}
     assert mine["status"] == "OK"
@@ -228,7 +227,7 @@ def test_rest_shapes_match_the_vendor_fixtures(out: Path, ours: str, fixture: st
 
 
 def test_events_shape_matches_the_vendor_fixture(out: Path) -> None:
-    theirs = json.loads((FIXTURES / "vX_reference_tickers_META_events.json").read_text())
+    theirs = rest_fixture("vX_reference_tickers_GADG_events.json")
     path = next((out / "rest/vX/reference/tickers").glob("*/events.json"))
     mine = json.loads(path.read_text())
     assert set(mine) == set(theirs)

@@ -6,7 +6,7 @@ one per statement and period) and the legacy ``/vX/reference/financials`` (neste
 ``financials.<statement>.<item>.{label,value,unit}``). ``filing_date`` is kept so point-in-time logic can
 refuse a statement before it was filed.
 
-Assumptions about the new endpoints (their shapes are not in the committed fixtures; taken from the
+Assumptions about the new endpoints (their shapes are not among the test fixtures; taken from the
 vendor's MIT client models): identifiers ``tickers`` (list), ``cik``, ``fiscal_year``, ``fiscal_quarter``,
 ``timeframe`` (``quarterly``/``annual``/``trailing_twelve_months``), ``period_end``, optionally
 ``period_start`` and ``filing_date``; every other numeric field is a line item (no unit is given: the

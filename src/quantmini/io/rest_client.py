@@ -7,7 +7,9 @@
 * The client registers its key for redaction, and every error message (which may quote a vendor body that
   echoes the key) passes through :func:`~quantmini.config.redaction.redact`.
 * Request *starts* are spaced by ``60 / requests_per_minute`` seconds across every concurrent call of one
-  client (:class:`Pacer`); retries are paced too.
+  client (:class:`Pacer`); retries are paced too. Every wait goes through the client's
+  :class:`~quantmini.io.clock.Clock` (the system clock unless one is given), so the schedule can be tested
+  on virtual time.
 * 429 (honouring ``Retry-After``), 5xx, timeouts and connection errors are retried with exponential
   backoff and jitter, within a bounded number of attempts and a bounded total time (:class:`RetryPolicy`).
 * Every JSON body's ``status`` is checked: ``OK``/``DELAYED`` (or no status, as in bare arrays) is success;
@@ -26,7 +28,6 @@ import asyncio
 import email.utils
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -45,6 +46,7 @@ from quantmini._exceptions import (
 )
 from quantmini.config.redaction import redact, register_secret
 from quantmini.config.settings import Settings
+from quantmini.io.clock import SYSTEM_CLOCK, Clock
 
 logger = logging.getLogger(__name__)
 
@@ -77,20 +79,21 @@ class RetryPolicy:
 class Pacer:
     """Spaces request starts by ``60 / requests_per_minute`` seconds, shared by concurrent callers."""
 
-    def __init__(self, requests_per_minute: float) -> None:
+    def __init__(self, requests_per_minute: float, clock: Clock = SYSTEM_CLOCK) -> None:
         if requests_per_minute <= 0:
             raise ConfigurationError(f"api.requests_per_minute: {requests_per_minute} must be positive")
         self.interval = 60.0 / requests_per_minute
+        self.clock = clock
         self._next_start: float | None = None
         self._lock = asyncio.Lock()
 
     async def wait(self) -> None:
         """Return when the next request may start (holding the slot so callers queue in order)."""
         async with self._lock:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if self._next_start is not None and now < self._next_start:
-                await asyncio.sleep(self._next_start - now)
-                now = time.monotonic()
+                await self.clock.sleep(self._next_start - now)
+                now = self.clock.monotonic()
             self._next_start = now + self.interval
 
 
@@ -110,15 +113,19 @@ def _vendor_message(body: Any, fallback: str) -> str:
     return fallback
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: httpx.Response, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds, or an HTTP date compared with ``now``)."""
     value = response.headers.get("Retry-After")
     if value is None:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value.strip() else None
-        return None if when is None else max(0.0, when.timestamp() - time.time())
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - now)
 
 
 class _RetryableError(Exception):
@@ -133,7 +140,8 @@ class _RetryableError(Exception):
 class RestClient:
     """Async client for the vendor REST API; use as ``async with RestClient(...) as client``.
 
-    ``transport`` swaps the network for tests (``httpx.MockTransport``); ``on_request`` is called with the
+    ``transport`` swaps the network for tests (``httpx.MockTransport``); ``clock`` swaps the time that
+    pacing, backoff and ``Retry-After`` waits read and sleep on; ``on_request`` is called with the
     redacted URL before each request starts (progress displays).
     """
 
@@ -147,13 +155,15 @@ class RestClient:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         on_request: Callable[[str], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not api_key:
             raise ConfigurationError(f"no REST API key: {KEY_HELP}")
         register_secret(api_key)
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
-        self.pacer = Pacer(requests_per_minute)
+        self.clock = clock
+        self.pacer = Pacer(requests_per_minute, clock)
         self.requests_sent = 0
         self._on_request = on_request
         self._http = httpx.AsyncClient(
@@ -219,7 +229,7 @@ class RestClient:
 
     async def get_url(self, url: str) -> Any:
         """GET an absolute URL with pacing and retries; return the checked JSON body."""
-        started = time.monotonic()
+        started = self.clock.monotonic()
         shown = redact_url(url)
         attempt = 0
         while True:
@@ -228,13 +238,13 @@ class RestClient:
                 return await self._attempt(url, shown)
             except _RetryableError as retry:
                 delay = retry.wait if retry.wait is not None else self.retry.backoff(attempt)
-                elapsed = time.monotonic() - started
+                elapsed = self.clock.monotonic() - started
                 if attempt >= self.retry.max_attempts or elapsed + delay > self.retry.max_elapsed:
                     raise retry.error from retry.error.__cause__
                 logger.warning(
                     "%s (attempt %d/%d); retrying in %.1fs", retry, attempt, self.retry.max_attempts, delay
                 )
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
 
     async def _attempt(self, url: str, shown: str) -> Any:
         await self.pacer.wait()
@@ -265,7 +275,7 @@ class RestClient:
         message = redact(_vendor_message(body, response.reason_phrase or f"HTTP {code}"))
         if code == 429:
             error = RateLimitedError(f"GET {shown}: rate limited (HTTP 429): {message}")
-            raise _RetryableError(error, _retry_after(response))
+            raise _RetryableError(error, _retry_after(response, self.clock.time()))
         if code >= 500:
             raise _RetryableError(DownloadError(f"GET {shown}: server error HTTP {code}: {message}"))
         if code == 401:

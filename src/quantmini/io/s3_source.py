@@ -5,6 +5,7 @@ streams to a caller-chosen partial file in 1 MiB chunks (constant memory). Trans
 stopped — within a run after a dropped connection, and across runs after a kill — with a ranged GET
 guarded by ``If-Match`` on the ETag the partial bytes came from. Timeouts, connection errors, 5xx and
 429 are retried with exponential backoff and full jitter (``Retry-After`` honoured); 403 stops at once.
+Retry waits go through a :class:`~quantmini.io.clock.Clock` (the system clock unless one is given).
 The endpoint sends no checksums and none are required. The credentials are registered for redaction and
 every error message passes through :func:`~quantmini.config.redaction.redact` (a server's error text may
 echo the access key id).
@@ -38,6 +39,7 @@ from quantmini._exceptions import (
 )
 from quantmini.config.redaction import redact, register_secret
 from quantmini.config.settings import Settings
+from quantmini.io.clock import SYSTEM_CLOCK, Clock
 from quantmini.io.source import FetchJob, FetchResult, SourceObject
 
 log = logging.getLogger(__name__)
@@ -94,8 +96,10 @@ class S3Source:
         retry: RetryPolicy | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._endpoint = endpoint
+        self._clock = clock
         self._bucket = bucket
         self._region = region
         self._credentials = (access_key_id, secret_access_key)
@@ -308,7 +312,7 @@ class S3Source:
             if attempt < self._retry.attempts:
                 wait = self._retry.delay(attempt, retry_after)
                 log.info("%s failed (%s); retry %d in %.1fs", what, last, attempt, wait)
-                await asyncio.sleep(wait)
+                await self._clock.sleep(wait)
         raise DownloadError(f"{what} failed after {self._retry.attempts} attempts: {last}")
 
     def _raise_for(self, exc: botocore.exceptions.ClientError, what: str) -> Any:
@@ -326,7 +330,7 @@ class S3Source:
                 redact(f"{what}: not found at {self._endpoint} ({code or 'HTTP 404'})")
             ) from exc
         if status == 429 or status >= 500:
-            raise _RetryableError(f"HTTP {status} {code}", _retry_after(exc)) from exc
+            raise _RetryableError(f"HTTP {status} {code}", _retry_after(exc, self._clock.time())) from exc
         raise DownloadError(redact(f"{what}: HTTP {status} {code}: {exc}")) from exc
 
 
@@ -334,7 +338,8 @@ def _status(exc: botocore.exceptions.ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
-def _retry_after(exc: botocore.exceptions.ClientError) -> float | None:
+def _retry_after(exc: botocore.exceptions.ClientError, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds, or an HTTP date compared with ``now``)."""
     headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
     value = headers.get("retry-after")
     if value is None:
@@ -344,7 +349,7 @@ def _retry_after(exc: botocore.exceptions.ClientError) -> float | None:
     except ValueError:
         with contextlib.suppress(TypeError, ValueError):
             when = dt.datetime.strptime(value, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=dt.UTC)
-            return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+            return max(0.0, when.timestamp() - now)
     return None
 
 
