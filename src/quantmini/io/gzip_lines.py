@@ -47,11 +47,10 @@ def _inflate(path: Path, label: str, chunk_bytes: int, inflater: Inflater) -> It
                         block = stream.unused_data
                         stream, fed = inflater.new(), False
                 if size >= chunk_bytes:
-                    data = b"".join(pending)
-                    cut = data.rfind(b"\n") + 1
-                    if cut:
-                        yield data[:cut]
-                        pending, size = [data[cut:]], len(data) - cut
+                    lines, pending = _cut_after_last_newline(pending)
+                    if lines:
+                        yield lines
+                        size = sum(map(len, pending))
             pending.append(stream.flush())
         except inflater.error as exc:
             raise ValidationError(f"{label}: corrupt or truncated gzip ({exc})") from exc
@@ -60,6 +59,18 @@ def _inflate(path: Path, label: str, chunk_bytes: int, inflater: Inflater) -> It
     tail = b"".join(pending)
     if tail:
         yield tail
+
+
+def _cut_after_last_newline(pieces: list[bytes]) -> tuple[bytes, list[bytes]]:
+    """The pieces joined up to their last newline, and the pieces after it (joining once, not copying
+    the whole chunk a second time to slice it)."""
+    for index in range(len(pieces) - 1, -1, -1):
+        cut = pieces[index].rfind(b"\n") + 1
+        if cut:
+            head = pieces[index]
+            lines = b"".join([*pieces[:index], head[:cut]])
+            return lines, [head[cut:], *pieces[index + 1 :]]
+    return b"", pieces
 
 
 def gzip_chunks(
