@@ -44,4 +44,5 @@ def to_bronze(kept: pl.DataFrame, spec: DatasetSpec, regular_close: dt.time = RE
     missing = [n for n in names if n not in frame.columns]
     if missing:
         raise KeyError(f"bronze columns {missing} are not derived for data type {spec.name}")
-    return frame.select(names).to_arrow().cast(spec.bronze_schema)
+    # Plain (not view) strings: the cast to the bronze schema's string type is then a cheap copy.
+    return frame.select(names).to_arrow(compat_level=pl.CompatLevel.oldest()).cast(spec.bronze_schema)

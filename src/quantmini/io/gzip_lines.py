@@ -1,28 +1,27 @@
 """Stream a gzip file as decompressed chunks that end on line boundaries, with bounded memory.
 
-Decompression runs in a background thread (zlib releases the GIL) so that parsing one chunk overlaps
-with inflating the next; at most ``queue_depth`` chunks wait in memory. Errors are mapped to quantmini
-errors naming the file.
+Decompression runs in a background thread (the inflater, :mod:`quantmini.io.inflate`, releases the GIL)
+so that parsing one chunk overlaps with inflating the next; at most ``queue_depth`` chunks wait in
+memory. Errors are mapped to quantmini errors naming the file.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 from quantmini._exceptions import StorageError, ValidationError
+from quantmini.io.inflate import FASTEST, Inflater
 
 #: Decompressed bytes per chunk: large enough for Polars to parse efficiently, small next to a file.
 CHUNK_BYTES = 32 << 20
 _READ_BYTES = 1 << 20
 _DONE = object()
-_GZIP_WBITS = zlib.MAX_WBITS | 16
 
 
-def _inflate(path: Path, label: str, chunk_bytes: int) -> Iterator[bytes]:
+def _inflate(path: Path, label: str, chunk_bytes: int, inflater: Inflater) -> Iterator[bytes]:
     try:
         handle = path.open("rb")
     except FileNotFoundError:
@@ -34,37 +33,53 @@ def _inflate(path: Path, label: str, chunk_bytes: int) -> Iterator[bytes]:
     pending: list[bytes] = []
     size = 0
     with handle:
-        inflater, fed = zlib.decompressobj(_GZIP_WBITS), False
+        stream, fed = inflater.new(), False
         try:
             while block := handle.read(max(4096, min(_READ_BYTES, chunk_bytes // 8))):
                 while block:
                     fed = True
-                    out = inflater.decompress(block)
+                    out = stream.decompress(block)
                     if out:
                         pending.append(out)
                         size += len(out)
                     block = b""
-                    if inflater.eof:  # concatenated gzip members are one file, as for gzip -dc
-                        block = inflater.unused_data
-                        inflater, fed = zlib.decompressobj(_GZIP_WBITS), False
+                    if stream.eof:  # concatenated gzip members are one file, as for gzip -dc
+                        block = stream.unused_data
+                        stream, fed = inflater.new(), False
                 if size >= chunk_bytes:
-                    data = b"".join(pending)
-                    cut = data.rfind(b"\n") + 1
-                    if cut:
-                        yield data[:cut]
-                        pending, size = [data[cut:]], len(data) - cut
-            pending.append(inflater.flush())
-        except zlib.error as exc:
+                    lines, pending = _cut_after_last_newline(pending)
+                    if lines:
+                        yield lines
+                        size = sum(map(len, pending))
+            pending.append(stream.flush())
+        except inflater.error as exc:
             raise ValidationError(f"{label}: corrupt or truncated gzip ({exc})") from exc
-        if fed and not inflater.eof:
+        if fed and not stream.eof:
             raise ValidationError(f"{label}: corrupt or truncated gzip (compressed data ends early)")
     tail = b"".join(pending)
     if tail:
         yield tail
 
 
+def _cut_after_last_newline(pieces: list[bytes]) -> tuple[bytes, list[bytes]]:
+    """The pieces joined up to their last newline, and the pieces after it (joining once, not copying
+    the whole chunk a second time to slice it)."""
+    for index in range(len(pieces) - 1, -1, -1):
+        cut = pieces[index].rfind(b"\n") + 1
+        if cut:
+            head = pieces[index]
+            lines = b"".join([*pieces[:index], head[:cut]])
+            return lines, [head[cut:], *pieces[index + 1 :]]
+    return b"", pieces
+
+
 def gzip_chunks(
-    path: Path, label: str, *, chunk_bytes: int | None = None, queue_depth: int = 2
+    path: Path,
+    label: str,
+    *,
+    chunk_bytes: int | None = None,
+    queue_depth: int = 2,
+    inflater: Inflater = FASTEST,
 ) -> Iterator[bytes]:
     """Decompressed content of ``path`` in chunks; every chunk but the last ends with ``\\n``.
 
@@ -77,7 +92,7 @@ def gzip_chunks(
 
     def produce() -> None:
         try:
-            for chunk in _inflate(path, label, size):
+            for chunk in _inflate(path, label, size, inflater):
                 while not stop.is_set():
                     try:
                         chunks.put(chunk, timeout=0.1)

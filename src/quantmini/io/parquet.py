@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from quantmini._exceptions import StorageError
@@ -19,16 +20,8 @@ ROW_GROUP_ROWS = 65_536
 def write_parquet_atomic(
     table: pa.Table, target: Path, *, row_group_rows: int = ROW_GROUP_ROWS, durable: bool = True
 ) -> None:
-    """Write ``table`` to ``target`` (zstd, statistics on) through a temporary file.
-
-    Only string, date and boolean columns are dictionary-encoded: prices and volumes rarely repeat
-    enough to gain from it, and trying costs ~10% of the write time.
-    """
-    repetitive = [
-        f.name
-        for f in table.schema
-        if pa.types.is_string(f.type) or pa.types.is_date(f.type) or pa.types.is_boolean(f.type)
-    ]
+    """Write ``table`` to ``target`` (zstd, statistics on) through a temporary file."""
+    repetitive = _dictionary_columns(table, row_group_rows)
     with atomic_path(target, durable=durable) as tmp:
         try:
             pq.write_table(
@@ -41,6 +34,25 @@ def write_parquet_atomic(
             )
         except (pa.ArrowException, OSError) as exc:
             raise StorageError(f"cannot write {target}: {exc}") from exc
+
+
+def _dictionary_columns(table: pa.Table, sample_rows: int) -> list[str]:
+    """Columns worth dictionary encoding: string, date and boolean columns whose values repeat.
+
+    Prices and volumes rarely repeat enough to gain from it, and trying costs ~10% of the write time.
+    A string column that is mostly distinct in the first row group (an option contract's ticker) is
+    left out too: its dictionary overflows and is abandoned, which costs time and makes the file larger.
+    """
+    sample = table.slice(0, sample_rows)
+    chosen = []
+    for field in table.schema:
+        if pa.types.is_date(field.type) or pa.types.is_boolean(field.type):
+            chosen.append(field.name)
+        elif pa.types.is_string(field.type):
+            distinct = pc.count_distinct(sample[field.name]).as_py()
+            if distinct * 2 <= sample.num_rows:
+                chosen.append(field.name)
+    return chosen
 
 
 def read_parquet_files(

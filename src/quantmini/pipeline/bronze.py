@@ -198,7 +198,11 @@ def _quarantine_table(rejected: pl.DataFrame, source_file: str, session: dt.date
         pl.lit(source_file).alias("source_file"),
         pl.lit(session, dtype=pl.Date).alias("session_date"),
     )
-    return frame.select(QUARANTINE_SCHEMA.names).to_arrow().cast(QUARANTINE_SCHEMA)
+    return (
+        frame.select(QUARANTINE_SCHEMA.names)
+        .to_arrow(compat_level=pl.CompatLevel.oldest())
+        .cast(QUARANTINE_SCHEMA)
+    )
 
 
 def _lines_text(data: bytes, lines: list[int]) -> list[str]:

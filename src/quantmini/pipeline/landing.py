@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any, Literal
 
 from quantmini._exceptions import NotEntitledError, QuantminiError, StorageError, ValidationError
 from quantmini.datasets.base import DatasetSpec
+from quantmini.io.inflate import FASTEST, Inflater
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import read_manifest, write_manifest
 from quantmini.io.source import FetchJob, FetchResult, Source, SourceObject
@@ -135,7 +135,7 @@ def land_sessions(
         )
 
     # Verification (gzip inflate, sha256, fsync) of each file overlaps with the transfers still running;
-    # zlib and hashlib release the GIL, so this uses the second core.
+    # the inflater and hashlib release the GIL, so this uses the second core.
     with ThreadPoolExecutor(max_workers=VERIFY_THREADS) as pool:
         pending: list[tuple[FetchJob, Future[LandingOutcome]]] = []
         source.fetch_many(
@@ -182,14 +182,14 @@ def _describe_prefixes(prefixes: Sequence[str]) -> str:
     return f"{prefixes[0]} … {prefixes[-1]} ({len(prefixes)} month prefixes)"
 
 
-def verify_gzip(path: Path, label: str) -> str:
+def verify_gzip(path: Path, label: str, *, inflater: Inflater = FASTEST) -> str:
     """Check that ``path`` is complete gzip data (at least one member, every member complete) and return
     its sha256, in one pass.
 
     ``label`` names the file in error messages.
     """
     digest = hashlib.sha256()
-    decompressor = zlib.decompressobj(wbits=31)
+    decompressor = inflater.new()
     started = False
     size = 0
     try:
@@ -203,10 +203,12 @@ def verify_gzip(path: Path, label: str) -> str:
                     decompressor.decompress(data, _CHUNK)
                     data = decompressor.unconsumed_tail
                     if decompressor.eof:
-                        data = decompressor.unused_data + data
-                        decompressor = zlib.decompressobj(wbits=31)
+                        # Everything after the member's end is in unused_data (zlib may still show part
+                        # of it as unconsumed_tail too: taking both would feed those bytes twice).
+                        data = decompressor.unused_data
+                        decompressor = inflater.new()
                         started = False
-    except zlib.error as exc:
+    except inflater.error as exc:
         raise ValidationError(f"{label}: corrupt gzip data ({exc})") from exc
     except OSError as exc:
         raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
