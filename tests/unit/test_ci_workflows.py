@@ -59,15 +59,29 @@ def test_ci_run_is_quality_then_test_and_test_ends_with_the_readme_command() -> 
     assert "uv sync --locked" in commands(ROOT / ".ci" / "setup")
 
 
-@pytest.mark.parametrize(("name", "script"), [("test.yml", ".ci/test"), ("quality.yml", ".ci/quality")])
-def test_workflow_runs_the_ci_script_only(name: str, script: str) -> None:
-    (job,) = workflow(name)["jobs"].values()
-    assert run_steps(job) == [f"bash {script}"]
+@pytest.mark.parametrize(
+    ("name", "job", "script"),
+    [
+        ("test.yml", "test", ".ci/test"),
+        ("test.yml", "demo", ".ci/demo"),
+        ("quality.yml", "quality", ".ci/quality"),
+    ],
+)
+def test_workflow_job_runs_a_ci_script_only(name: str, job: str, script: str) -> None:
+    assert run_steps(workflow(name)["jobs"][job]) == [f"bash {script}"]
     assert "workflow_call" in workflow(name)["on"]
 
 
+def test_demo_job_covers_the_versions_the_test_matrix_leaves_out() -> None:
+    jobs = workflow("test.yml")["jobs"]
+    tested = jobs["test"]["strategy"]["matrix"]["python-version"]
+    demo_only = jobs["demo"]["strategy"]["matrix"]["python-version"]
+    assert not set(tested) & set(demo_only)
+    assert commands(ROOT / ".ci" / "demo")[-2] == 'uv run --project "$root" --locked --no-dev quantmini demo'
+
+
 def test_test_matrix_starts_at_the_lowest_supported_python() -> None:
-    (job,) = workflow("test.yml")["jobs"].values()
+    job = workflow("test.yml")["jobs"]["test"]
     versions = job["strategy"]["matrix"]["python-version"]
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     assert requires == f">={versions[0]}"
@@ -94,7 +108,7 @@ def test_publish_builds_with_uv_after_the_checks_and_uses_trusted_publishing() -
 
 
 def test_ci_scripts_are_executable_bash() -> None:
-    for script in ("run", "quality", "test"):
+    for script in ("run", "quality", "test", "demo"):
         path = ROOT / ".ci" / script
         assert path.read_text().startswith("#!/usr/bin/env bash\n"), script
         assert path.stat().st_mode & 0o111, script
