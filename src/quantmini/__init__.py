@@ -1,5 +1,7 @@
 """quantmini: Polygon.io (Massive) market data to a correct, fast, resumable research lake."""
 
+from importlib.metadata import version as _distribution_version
+
 from quantmini._exceptions import (
     ConfigurationError,
     DownloadError,
@@ -14,7 +16,8 @@ from quantmini._exceptions import (
     ValidationError,
 )
 
-__version__ = "0.1.0"
+# The version is declared once, in pyproject.toml; the installed distribution's metadata carries it.
+__version__ = _distribution_version("quantmini")
 
 __all__ = [
     "ConfigurationError",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -22,3 +24,8 @@ def test_every_error_derives_from_the_root() -> None:
     errors = [getattr(quantmini, n) for n in quantmini.__all__ if n.endswith("Error")]
     assert len(errors) == 11
     assert all(issubclass(e, quantmini.QuantminiError) for e in errors)
+
+
+def test_version_is_the_one_pyproject_declares() -> None:
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert quantmini.__version__ == pyproject["project"]["version"]
