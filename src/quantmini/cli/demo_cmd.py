@@ -4,32 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import resource
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import polars as pl
-from rich.table import Table
 
-from quantmini.cli.common import (
-    RichProgress,
-    console,
-    lake_writer,
-    make_runner,
-    parse_range,
-    progress_bar,
-    render_report,
-    settings_from,
-    wait_option,
-)
-from quantmini.config.settings import Settings
-from quantmini.io.lake import Lake
-from quantmini.io.reference_store import load_reference
-from quantmini.io.source import LocalMirrorSource
-from quantmini.query import query as run_query
-from quantmini.sample import generate_sample
+from quantmini.cli.options import wait_option
+
+if TYPE_CHECKING:
+    from quantmini.config.settings import Settings
+    from quantmini.io.lake import Lake
 
 DEMO_DATA_TYPE = "stocks_daily"
 _PARAMS_FILE = ".demo-params.json"
@@ -52,6 +38,8 @@ _PARAMS_FILE = ".demo-params.json"
 @wait_option
 def demo(data_root: Path, tickers: int, start_date: str, end_date: str, seed: int, wait: bool) -> None:
     """Generate sample data and run landing → bronze → silver → gold on it (no credentials, no network)."""
+    from quantmini.cli.common import lake_writer, parse_range, settings_from
+
     start, end = parse_range(start_date, end_date)
     settings = settings_from(data_root=data_root / "lake")
     # The lake's lock also covers the sample beside it: two demos on one root would write both.
@@ -60,6 +48,12 @@ def demo(data_root: Path, tickers: int, start_date: str, end_date: str, seed: in
 
 
 def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tickers: int, seed: int) -> None:
+    import resource
+
+    from quantmini.cli.common import RichProgress, console, make_runner, progress_bar, render_report
+    from quantmini.io.lake import Lake
+    from quantmini.io.source import LocalMirrorSource
+
     t0 = time.perf_counter()
     source_dir = data_root / "source"
     params = {"tickers": tickers, "start": start.isoformat(), "end": end.isoformat(), "seed": seed}
@@ -90,6 +84,9 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
 def _ensure_sample(
     source_dir: Path, params: dict[str, object], start: dt.date, end: dt.date, tickers: int, seed: int
 ) -> bool:
+    from quantmini.cli.common import console
+    from quantmini.sample import generate_sample
+
     marker = source_dir / _PARAMS_FILE
     try:
         if json.loads(marker.read_text()) == params:
@@ -104,6 +101,13 @@ def _ensure_sample(
 
 def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
     """Show a split being adjusted away: raw vs adjusted closes around the first forward split."""
+    import polars as pl
+    from rich.table import Table
+
+    from quantmini.cli.common import console
+    from quantmini.io.reference_store import load_reference
+    from quantmini.query import query as run_query
+
     splits = load_reference(lake, "splits")
     if splits is None:
         return

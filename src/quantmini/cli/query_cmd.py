@@ -8,19 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import polars as pl
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from quantmini.config import load_settings
-from quantmini.core.calendar import parse_date
-from quantmini.datasets import DATASETS
-from quantmini.io.atomic import atomic_path, write_text_atomic
-from quantmini.query import QueryEngine, QuerySpec
+from quantmini.cli.options import DataTypeChoice
+
+if TYPE_CHECKING:
+    import polars as pl
+    from rich.console import Console
 
 #: Rows the ``table`` format shows before summarising the rest.
 TABLE_ROW_LIMIT = 50
@@ -85,13 +81,15 @@ def split_values(values: Iterable[str]) -> tuple[str, ...]:
 
 def resolve_data_root(option: Path | None) -> Path:
     """``--data-root`` over the configured lake root (config file, ``$DATA_ROOT``, default ``./data``)."""
+    from quantmini.config import load_settings
+
     return load_settings({"data_root": option}).data_root
 
 
 @click.command("query", cls=MultiValueCommand)
 @click.option(
     "--data-type",
-    type=click.Choice(sorted(DATASETS)),
+    type=DataTypeChoice(),
     default="stocks_daily",
     show_default=True,
     help="Dataset to query.",
@@ -150,6 +148,12 @@ def query(
         raise click.UsageError("--format parquet needs --output FILE")
     if output_format == "table" and output is not None:
         raise click.UsageError("--output is for csv, json and parquet; the table format prints only")
+    from rich.console import Console
+
+    from quantmini.core.calendar import parse_date
+    from quantmini.io.atomic import atomic_path, write_text_atomic
+    from quantmini.query import QueryEngine, QuerySpec
+
     spec = QuerySpec(
         data_type=data_type,
         symbols=split_values(symbols),
@@ -176,6 +180,9 @@ def query(
 
 def render_table(frame: pl.DataFrame, console: Console, limit: int = TABLE_ROW_LIMIT) -> None:
     """Print up to ``limit`` rows of ``frame`` as a rich table, then how many rows were left out."""
+    from rich.table import Table
+    from rich.text import Text
+
     if frame.is_empty():
         console.print("no rows matched")
         return
