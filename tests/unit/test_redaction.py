@@ -102,7 +102,11 @@ def test_credential_patterns_are_hidden_without_registration(text: str, expected
 
 def test_environment_secrets_are_hidden_from_the_first_redaction_on() -> None:
     registry = SecretRegistry()
-    environ = {"POLYGON_API_KEY": API_KEY, "QUANTMINI_CREDENTIALS_S3_ACCESS_KEY_ID": S3_ID, "HOME": "/home/qm"}
+    environ = {
+        "POLYGON_API_KEY": API_KEY,
+        "QUANTMINI_CREDENTIALS_S3_ACCESS_KEY_ID": S3_ID,
+        "HOME": "/home/qm",
+    }
     registry.add_environment(environ)
     environ["POLYGON_S3_SECRET_ACCESS_KEY"] = S3_SECRET  # set after registration: not seen
     assert API_KEY in registry
