@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -124,9 +125,7 @@ def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
     adj = run_query(lake.root, DEMO_DATA_TYPE, [split["ticker"]], *window, fields=fields, adjusted=True)
     table = Table(
         title=f"example query: {split['ticker']} around its "
-        f"{split['split_to']:g}:{split['split_from']:g} split on {day}\n(quantmini data query "
-        f"--data-type {DEMO_DATA_TYPE} --symbols {split['ticker']} --start-date {window[0]} "
-        f"--end-date {window[1]} --raw)"
+        f"{split['split_to']:g}:{split['split_from']:g} split on {day}"
     )
     for name in ("session", "raw close", "adjusted close", "raw volume", "adjusted volume"):
         table.add_column(name, justify="right")
@@ -139,3 +138,28 @@ def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
             f"{a['volume']:,.0f}",
         )
     console.print(table)
+    command = _example_query_command(lake.root, split["ticker"], *window)
+    console.print("query it yourself (drop --raw for adjusted prices):", markup=False)
+    console.print(f"  {command}", soft_wrap=True, markup=False, highlight=False)
+
+
+def _example_query_command(root: Path, ticker: str, start: dt.date, end: dt.date) -> str:
+    """The ``quantmini data query`` command line showing the raw bars of ``ticker``, ready to paste."""
+    return shlex.join(
+        [
+            "quantmini",
+            "data",
+            "query",
+            "--data-root",
+            str(root),
+            "--data-type",
+            DEMO_DATA_TYPE,
+            "--symbols",
+            ticker,
+            "--start-date",
+            start.isoformat(),
+            "--end-date",
+            end.isoformat(),
+            "--raw",
+        ]
+    )
