@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import itertools
 import shlex
 import subprocess
 import sys
@@ -94,7 +95,7 @@ def test_the_demo_s_example_query_runs_as_printed(demo: tuple[Path, Result]) -> 
     assert answer.exit_code == 0, answer.output
 
     # The raw closes of the printed symbol and range, read from bronze here, rounded as the table shows.
-    get = dict(zip(words, words[1:], strict=False))
+    get = dict(itertools.pairwise(words))
     ticker, first_day, last_day = get["--symbols"], get["--start-date"], get["--end-date"]
     bronze = pd.read_parquet(root / "lake" / "bronze" / "stocks_daily")
     rows = bronze[

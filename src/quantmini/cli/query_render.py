@@ -2,7 +2,8 @@
 lake holds when nothing matched.
 
 The table is for reading: prices are rounded (two decimals, four below one), volumes and counts are whole
-numbers with thousands separators. ``--format csv``, ``json`` and ``parquet`` keep full precision.
+numbers with thousands separators, and a table wider than the terminal leaves out its last numeric columns
+(and says which). ``--format csv``, ``json`` and ``parquet`` keep full precision.
 """
 
 from __future__ import annotations
@@ -28,18 +29,16 @@ _SYMBOLS_SHOWN = 8
 
 
 def number_format(name: str, values: pl.Series) -> Callable[[object], str]:
-    """How the numeric column ``name`` is shown, chosen from its values: whole numbers (integers,
-    volumes, floats that are all whole) with thousands separators; other floats with two decimals, or
-    four when the typical (median) magnitude is below one (returns, factors, sub-dollar prices)."""
-    dtype = values.dtype
-    if dtype.is_integer():
+    """How the numeric column ``name`` is shown: integers and volumes as whole numbers with thousands
+    separators; other floats with two decimals, or four when the column's typical (median) magnitude is
+    below one (returns, factors, sub-dollar prices)."""
+    if values.dtype.is_integer():
         return lambda v: f"{v:,}"
-    finite = values.drop_nulls().filter(values.drop_nulls().is_finite()) if dtype.is_float() else values
-    whole = name.endswith("volume") or (finite.len() > 0 and bool((finite == finite.round(0)).all()))
-    if whole:
+    if name.endswith("volume"):
         decimals = 0
     else:
-        median = finite.abs().median() if finite.len() else None
+        finite = values.drop_nulls()
+        median = finite.filter(finite.is_finite()).abs().median()
         decimals = 2 if isinstance(median, int | float) and median >= 1 else 4
 
     def show(value: object) -> str:
@@ -82,9 +81,9 @@ def render_table(frame: pl.DataFrame, console: Console, limit: int) -> None:
     hidden = [n for n in frame.columns if n not in names]
     if hidden:
         console.print(
-            f"… {len(hidden)} more column(s) not shown at this width ({', '.join(hidden)}): "
+            f"… {len(hidden)} more {'column' if len(hidden) == 1 else 'columns'} not shown at this width "
+            f"({', '.join(hidden)}): "
             "choose fewer --fields or use --format csv",
-            soft_wrap=True,
         )
     if frame.height > limit:
         console.print(f"… {frame.height - limit} more rows (use --format csv or --output to see all)")
