@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import itertools
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -60,17 +62,50 @@ def test_python_dash_m_and_version() -> None:
     assert done.stdout.startswith("quantmini, version ")
 
 
+DEMO_ARGS = ("--tickers", "12", "--start-date", START, "--end-date", END)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
+    """A demo run (its data root and what it printed), shared by the demo tests."""
+    root = tmp_path_factory.mktemp("demo")
+    return root, run("demo", "--data-root", root, *DEMO_ARGS)
+
+
 @pytest.mark.slow
-def test_demo_runs_then_second_run_is_a_noop(tmp_path: Path) -> None:
-    args = ("demo", "--data-root", tmp_path, "--tickers", "12", "--start-date", START, "--end-date", END)
-    first = run(*args)
+def test_demo_runs_then_second_run_is_a_noop(demo: tuple[Path, Result]) -> None:
+    root, first = demo
     assert first.exit_code == 0, first.output
     assert "quarantined rows by reason" in first.output
     assert "example query" in first.output
-    assert (tmp_path / "lake" / "gold" / "qlib" / "stocks_daily" / "day" / "calendars" / "day.txt").exists()
-    second = run(*args)
+    assert (root / "lake" / "gold" / "qlib" / "stocks_daily" / "day" / "calendars" / "day.txt").exists()
+    second = run("demo", "--data-root", root, *DEMO_ARGS)
     assert second.exit_code == 0, second.output
     assert "Nothing to do" in second.output
+
+
+@pytest.mark.slow
+def test_the_demo_s_example_query_runs_as_printed(demo: tuple[Path, Result]) -> None:
+    root, first = demo
+    assert first.exit_code == 0, first.output
+    printed = [line.strip() for line in first.output.splitlines() if line.strip().startswith("quantmini ")]
+    assert len(printed) == 1, first.output
+    words = shlex.split(printed[0])
+    answer = run(*words[1:], env={"COLUMNS": "80"})
+    assert answer.exit_code == 0, answer.output
+
+    # The raw closes of the printed symbol and range, read from bronze here, rounded as the table shows.
+    get = dict(itertools.pairwise(words))
+    ticker, first_day, last_day = get["--symbols"], get["--start-date"], get["--end-date"]
+    bronze = pd.read_parquet(root / "lake" / "bronze" / "stocks_daily")
+    rows = bronze[
+        (bronze.ticker == ticker) & bronze.session_date.astype(str).between(first_day, last_day)
+    ].sort_values("session_date")
+    assert len(rows) >= 2
+    lines = [line.split() for line in answer.output.splitlines() if line.startswith(f"{ticker} ")]
+    assert [(w[1], w[5]) for w in lines] == [
+        (str(d), f"{c:,.2f}") for d, c in zip(rows.session_date, rows.close, strict=True)
+    ]
 
 
 def test_pipeline_run_then_query_formats(sample: Path, tmp_path: Path) -> None:

@@ -35,10 +35,11 @@ def cfg(tmp_path: Path) -> Path:
 
 
 def test_all_lists_exactly_the_public_names() -> None:
+    # The package imports its names on first use: dir() lists them, getattr() loads them.
     public = {
         name
-        for name, value in vars(config_pkg).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        for name in dir(config_pkg)
+        if not name.startswith("_") and not isinstance(getattr(config_pkg, name), types.ModuleType)
     }
     assert set(config_pkg.__all__) == public
     assert len(config_pkg.__all__) == len(public)

@@ -157,8 +157,57 @@ def test_empty_result_in_every_format(lake: tuple[Path, pd.DataFrame]) -> None:
     root, _ = lake
     assert "no rows matched" in invoke("--symbols", "ZZZ", *range_args(root)).output
     csv = invoke("--symbols", "ZZZ", *range_args(root), "--format", "csv")
-    assert csv.output.splitlines() == ["ticker,session_date,open,high,low,close,volume,transactions"]
-    assert json.loads(invoke("--symbols", "ZZZ", *range_args(root), "--format", "json").output) == []
+    assert csv.stdout.splitlines() == ["ticker,session_date,open,high,low,close,volume,transactions"]
+    assert "no rows matched" in csv.stderr  # the explanation stays out of the data
+    as_json = invoke("--symbols", "ZZZ", *range_args(root), "--format", "json")
+    assert json.loads(as_json.stdout) == []
+    assert "no rows matched" in as_json.stderr
+
+
+def test_no_rows_says_what_the_lake_holds(lake: tuple[Path, pd.DataFrame]) -> None:
+    root, _ = lake  # MSFT, AAPL and BRK.B on 2024-03-01 and 2024-03-04
+    args = ["--start-date", "2023-01-02", "--end-date", "2023-01-31", "--data-root", str(root)]
+    result = invoke("--symbols", "AAPL", "ZZZ", *args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "no rows matched: AAPL, ZZZ between 2023-01-02 and 2023-01-31 "
+        "(no stocks_daily session is stored in that range).",
+        "the lake holds stocks_daily from 2024-03-01 to 2024-03-04; AAPL 2024-03-01 to 2024-03-04; "
+        "not in the lake: ZZZ.",
+    ]
+
+
+def test_no_rows_for_an_unknown_symbol_inside_the_lake_s_range(lake: tuple[Path, pd.DataFrame]) -> None:
+    root, _ = lake
+    result = invoke("--symbols", "MSFT.X", *range_args(root), "--raw", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "no rows matched: MSFT.X between 2024-03-01 and 2024-03-04.",
+        "the lake holds stocks_daily from 2024-03-01 to 2024-03-04; not in the lake: MSFT.X.",
+    ]
+
+
+def test_table_fits_eighty_columns(lake: tuple[Path, pd.DataFrame]) -> None:
+    root, silver = lake
+    every_field = ["ticker", "session_date", "open", "high", "low", "close", "volume", "transactions"]
+    every_field += ["ret_1d", "ret_5d", "split_factor", "adj_factor", "adj_close", "adj_volume"]
+    result = invoke(
+        "--symbols", "BRK.B", "MSFT", *range_args(root), "--fields", *every_field, env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    table = lines[: lines.index(next(line for line in lines if line.startswith("… ")))]
+    assert all(len(line) <= 80 for line in table), result.output
+    rows = [line.split() for line in table if line.startswith(("BRK.B", "MSFT"))]
+    expected = silver[silver.ticker.isin({"BRK.B", "MSFT"})].sort_values(["ticker", "session_date"])
+    # Adjusted prices (silver's adj_*), two decimals; volumes whole with separators.
+    assert [row[:4] for row in rows] == [
+        [t, d.isoformat(), f"{o:,.2f}", f"{h:,.2f}"]
+        for t, d, o, h in zip(
+            expected.ticker, expected.session_date, expected.adj_open, expected.adj_high, strict=True
+        )
+    ]
+    assert "not shown at this width" in " ".join(lines)
 
 
 def test_parquet_needs_output_and_is_written_atomically(

@@ -100,6 +100,26 @@ def test_credential_patterns_are_hidden_without_registration(text: str, expected
     assert SecretRegistry().redact(text) == expected
 
 
+def test_environment_secrets_are_hidden_from_the_first_redaction_on() -> None:
+    registry = SecretRegistry()
+    environ = {
+        "POLYGON_API_KEY": API_KEY,
+        "QUANTMINI_CREDENTIALS_S3_ACCESS_KEY_ID": S3_ID,
+        "HOME": "/home/qm",
+    }
+    registry.add_environment(environ)
+    environ["POLYGON_S3_SECRET_ACCESS_KEY"] = S3_SECRET  # set after registration: not seen
+    assert API_KEY in registry
+    assert registry.redact(f"{API_KEY} {S3_ID} /home/qm {S3_SECRET}") == f"*** *** /home/qm {S3_SECRET}"
+
+
+def test_a_cleared_registry_forgets_pending_environments() -> None:
+    registry = SecretRegistry()
+    registry.add_environment({"POLYGON_API_KEY": API_KEY})
+    registry.clear()
+    assert registry.redact(API_KEY) == API_KEY
+
+
 def _record(msg: str, args: tuple[object, ...] = (), exc: BaseException | None = None) -> logging.LogRecord:
     exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
     return logging.LogRecord("botocore.endpoint", logging.DEBUG, __file__, 1, msg, args, exc_info)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import polars as pl
 
 from quantmini._exceptions import ConfigurationError
-from quantmini.cli.common import console
 from quantmini.cli.polygon_cmd import bars_options, bars_request, run_rest
-from quantmini.io.atomic import atomic_path
-from quantmini.pipeline.reference_pull import PullResult, ReferencePull
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from quantmini.pipeline.reference_pull import ReferencePull
 
 #: Output formats, chosen by the file's suffix.
 FORMATS = (".parquet", ".csv", ".json")
@@ -27,6 +29,8 @@ def write_frame(frame: pl.DataFrame, output: Path) -> None:
     suffix = output.suffix.lower()
     if suffix not in FORMATS:
         raise ConfigurationError(f"--output {output}: use a {', '.join(FORMATS)} file name")
+    from quantmini.io.atomic import atomic_path
+
     with atomic_path(output) as tmp:
         if suffix == ".parquet":
             frame.write_parquet(tmp, compression="zstd")
@@ -58,6 +62,8 @@ def bars(
     request = bars_request(ticker, start, end, timespan, multiplier, adjusted, grouped)
     if output.suffix.lower() not in FORMATS:
         raise ConfigurationError(f"--output {output}: use a {', '.join(FORMATS)} file name")
+    from quantmini.cli.common import console
+    from quantmini.pipeline.reference_pull import PullResult
 
     async def work(pull: ReferencePull) -> tuple[pl.DataFrame, PullResult]:
         result = PullResult("bars")

@@ -1,17 +1,19 @@
-"""Shared CLI pieces: common options, settings from options, rich progress and report rendering."""
+"""What commands need once their options are parsed: settings from options, the lake's lock, the pipeline
+runner with rich progress bars, and report rendering.
+
+It imports the data stack, so command modules import it inside their command functions: the CLI's
+start-up (``quantmini --help``) loads only :mod:`quantmini.cli.options`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -33,117 +35,24 @@ from rich.table import Table
 from rich.text import Text
 
 from quantmini._exceptions import ConfigurationError
+from quantmini.cli.options import RunOptions
 from quantmini.config import load_settings
 from quantmini.config.redaction import redact
 from quantmini.config.settings import Settings
 from quantmini.core.calendar import parse_date
-from quantmini.datasets import DATASETS, get_spec
+from quantmini.datasets import get_spec
 from quantmini.io.lake import Lake
 from quantmini.io.lock import LakeLock, LockHolder
-from quantmini.io.s3_source import S3Source
 from quantmini.io.source import LocalMirrorSource, Source
 from quantmini.pipeline.landing_versions import KeptVersion
 from quantmini.pipeline.progress import ProgressListener
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner, Stage
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 #: Kept raw versions listed one per line in a summary; more are summarised in one line.
 _KEPT_LINES = 10
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
-
-
-def data_type_option(default: str | None = "stocks_daily") -> Callable[[F], F]:
-    """``--data-type`` with choices taken from the dataset registry."""
-    return click.option(
-        "--data-type",
-        type=click.Choice(sorted(DATASETS)),
-        default=default,
-        show_default=True,
-        required=default is None,
-        help="Dataset to process.",
-    )
-
-
-def date_range_options(func: F) -> F:
-    """``--start-date`` and ``--end-date`` (YYYY-MM-DD, inclusive)."""
-    func = click.option("--end-date", required=True, help="Last session, YYYY-MM-DD (inclusive).")(func)
-    return click.option("--start-date", required=True, help="First session, YYYY-MM-DD.")(func)
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """The lake and execution options a pipeline command takes (``--data-root`` … ``--wait``)."""
-
-    data_root: Path | None = None
-    mode: str | None = None
-    workers: int | None = None
-    executor: str | None = None
-    scheduler: str | None = None
-    wait: bool = False
-
-
-def run_options(func: F) -> F:
-    """Add ``--data-root``, ``--mode``, ``--workers``, ``--executor``, ``--scheduler`` and ``--wait``, handed
-    to the command as one ``options: RunOptions``."""
-
-    @functools.wraps(func)
-    def command(
-        *args: Any,
-        data_root: Path | None,
-        mode: str | None,
-        workers: int | None,
-        executor: str | None,
-        scheduler: str | None,
-        wait: bool,
-        **kwargs: Any,
-    ) -> Any:
-        options = RunOptions(data_root, mode, workers, executor, scheduler, wait)
-        return func(*args, options=options, **kwargs)
-
-    decorated: Any = wait_option(command)
-    for option in (
-        click.option(
-            "--scheduler", help="Dask scheduler address for --executor dask (default: a local cluster)."
-        ),
-        click.option(
-            "--executor",
-            type=click.Choice(["local", "dask"]),
-            help="Where tasks run: local (the --mode) or dask (QUANTMINI_PIPELINE_EXECUTOR).",
-        ),
-        click.option(
-            "--workers", type=click.IntRange(1, 256), help="Processes in parallel mode (and Dask workers)."
-        ),
-        click.option(
-            "--mode",
-            type=click.Choice(["streaming", "batch", "parallel"]),
-            help="Processing mode (PIPELINE_MODE).",
-        ),
-        click.option(
-            "--data-root", type=click.Path(path_type=Path, file_okay=False), help="Lake root (DATA_ROOT)."
-        ),
-    ):
-        decorated = option(decorated)
-    return cast(F, decorated)
-
-
-def source_option(func: F) -> F:
-    """``--source DIR``: a local mirror of the vendor bucket (QUANTMINI_SOURCE_DIR); default: S3."""
-    return click.option(
-        "--source",
-        "source_dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        help="Local mirror directory holding flatfiles/ (QUANTMINI_SOURCE_DIR). Default: the S3 endpoint.",
-    )(func)
-
-
-def wait_option(func: F) -> F:
-    """``--wait``: when another process is writing the lake, wait for it instead of failing."""
-    return click.option(
-        "--wait", is_flag=True, help="If another process is writing this lake, wait for it to finish."
-    )(func)
 
 
 @contextlib.contextmanager
@@ -212,6 +121,8 @@ def open_source(settings: Settings) -> Source:
     """The flat-file source the settings select: a local mirror if one is set, else the S3 endpoint."""
     if settings.source.dir is not None:
         return LocalMirrorSource(settings.source.dir)
+    from quantmini.io.s3_source import S3Source  # the S3 client stack: only for commands that use it
+
     return S3Source.from_settings(settings)
 
 

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from quantmini._exceptions import ConfigurationError
-from quantmini.config.config_file import render_template, set_config_value, toml_line, unset_config_value
-from quantmini.config.keys import SETTINGS_KEYS, get_key
-from quantmini.config.loader import LoadedConfig, load_config
-from quantmini.config.profile import detect_facts, recommend, write_profile
-from quantmini.config.redaction import redacted_settings, redacted_values
-from quantmini.config.sources import config_paths
-from quantmini.io.atomic import write_text_atomic
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from quantmini.config.loader import LoadedConfig
+
+# The settings model (pydantic) and rich are imported by the commands that use them: ``quantmini config
+# --help`` and the rest of the CLI start without them.
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=False)
 
 
@@ -40,6 +43,10 @@ def config() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing config.toml.")
 def init_cmd(force: bool) -> None:
     """Write a commented config.toml listing every key with its default."""
+    from quantmini.config.config_file import render_template
+    from quantmini.config.sources import config_paths
+    from quantmini.io.atomic import write_text_atomic
+
     paths = config_paths(os.environ)
     if paths.config_file.exists() and not force:
         raise ConfigurationError(f"{paths.config_file} already exists; use --force to overwrite it")
@@ -58,6 +65,10 @@ def init_cmd(force: bool) -> None:
 )
 def show_cmd(fmt: str) -> None:
     """Effective settings and where each value came from (secrets redacted)."""
+    from quantmini.config.keys import SETTINGS_KEYS
+    from quantmini.config.loader import load_config
+    from quantmini.config.redaction import redacted_settings
+
     loaded = load_config()
     if fmt == "json":
         sources = {key: loaded.origin(key).describe() for key in SETTINGS_KEYS}
@@ -70,6 +81,10 @@ def show_cmd(fmt: str) -> None:
 
 
 def _as_table(loaded: LoadedConfig) -> Table:
+    from rich.table import Table
+
+    from quantmini.config.redaction import redacted_values
+
     p = loaded.paths
     table = Table(
         title="quantmini settings",
@@ -85,6 +100,10 @@ def _as_table(loaded: LoadedConfig) -> Table:
 
 
 def _as_toml(loaded: LoadedConfig) -> str:
+    from quantmini.config.config_file import toml_line
+    from quantmini.config.keys import SETTINGS_KEYS
+    from quantmini.config.redaction import redacted_values
+
     lines: list[str] = []
     section: str | None = None
     for key, value in redacted_values(loaded.settings).items():
@@ -105,6 +124,10 @@ def _as_toml(loaded: LoadedConfig) -> str:
 @click.argument("key")
 def get_cmd(key: str) -> None:
     """Print the effective value of KEY (e.g. pipeline.mode); secrets print as ***."""
+    from quantmini.config.keys import get_key
+    from quantmini.config.loader import load_config
+    from quantmini.config.redaction import redacted_values
+
     spec = get_key(key)
     loaded = load_config()
     click.echo(_plain(redacted_values(loaded.settings)[spec.key]))
@@ -115,6 +138,10 @@ def get_cmd(key: str) -> None:
 @click.argument("value")
 def set_cmd(key: str, value: str) -> None:
     """Validate VALUE for KEY and write it to config.toml (secrets are refused)."""
+    from quantmini.config.config_file import set_config_value
+    from quantmini.config.keys import SETTINGS_KEYS
+    from quantmini.config.sources import config_paths
+
     paths = config_paths(os.environ)
     parsed = set_config_value(paths, key, value)
     click.echo(f"set {key} = {_plain(parsed)} in {paths.config_file}")
@@ -127,6 +154,9 @@ def set_cmd(key: str, value: str) -> None:
 @click.argument("key")
 def unset_cmd(key: str) -> None:
     """Remove KEY from config.toml so lower layers (profile, default) apply again."""
+    from quantmini.config.config_file import unset_config_value
+    from quantmini.config.sources import config_paths
+
     paths = config_paths(os.environ)
     if unset_config_value(paths, key):
         click.echo(f"removed {key} from {paths.config_file}")
@@ -138,6 +168,12 @@ def unset_cmd(key: str) -> None:
 @click.option("--write", "write", is_flag=True, help="Write the recommendation to profile.toml.")
 def profile_cmd(write: bool) -> None:
     """Measure this machine and recommend settings (profile.toml never overrides config.toml)."""
+    from rich.table import Table
+
+    from quantmini.config.loader import load_config
+    from quantmini.config.profile import detect_facts, recommend, write_profile
+    from quantmini.config.redaction import redacted_values
+
     loaded = load_config()
     facts = detect_facts(loaded.settings.data_root)
     recommendation = recommend(facts)

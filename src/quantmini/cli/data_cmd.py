@@ -6,15 +6,14 @@ from pathlib import Path
 
 import click
 
-from quantmini.cli.common import (
+from quantmini.cli.download_cmd import catalog, download
+from quantmini.cli.options import (
     RunOptions,
     data_type_option,
     date_range_options,
     run_options,
-    run_range,
     source_option,
 )
-from quantmini.cli.download_cmd import catalog, download
 from quantmini.cli.query_cmd import query
 
 
@@ -36,6 +35,8 @@ def ingest(
     options: RunOptions,
 ) -> None:
     """Land flat files from the source and build bronze (validated, unadjusted Parquet)."""
+    from quantmini.cli.common import run_range
+
     run_range(
         data_type,
         options,
@@ -54,6 +55,8 @@ def enrich(
     options: RunOptions,
 ) -> None:
     """Build silver: adjustment factors and every declared silver table, incrementally."""
+    from quantmini.cli.common import run_range
+
     run_range(
         data_type,
         options,
@@ -70,6 +73,8 @@ def convert(
     options: RunOptions,
 ) -> None:
     """Build gold: silver if stale, the Qlib roots and the DuckDB catalog, incrementally."""
+    from quantmini.cli.common import run_range
+
     run_range(
         data_type,
         options,

@@ -4,32 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import resource
+import shlex
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import polars as pl
-from rich.table import Table
 
-from quantmini.cli.common import (
-    RichProgress,
-    console,
-    lake_writer,
-    make_runner,
-    parse_range,
-    progress_bar,
-    render_report,
-    settings_from,
-    wait_option,
-)
-from quantmini.config.settings import Settings
-from quantmini.io.lake import Lake
-from quantmini.io.reference_store import load_reference
-from quantmini.io.source import LocalMirrorSource
-from quantmini.query import query as run_query
-from quantmini.sample import generate_sample
+from quantmini.cli.options import wait_option
+
+if TYPE_CHECKING:
+    from quantmini.config.settings import Settings
+    from quantmini.io.lake import Lake
 
 DEMO_DATA_TYPE = "stocks_daily"
 _PARAMS_FILE = ".demo-params.json"
@@ -52,6 +39,8 @@ _PARAMS_FILE = ".demo-params.json"
 @wait_option
 def demo(data_root: Path, tickers: int, start_date: str, end_date: str, seed: int, wait: bool) -> None:
     """Generate sample data and run landing → bronze → silver → gold on it (no credentials, no network)."""
+    from quantmini.cli.common import lake_writer, parse_range, settings_from
+
     start, end = parse_range(start_date, end_date)
     settings = settings_from(data_root=data_root / "lake")
     # The lake's lock also covers the sample beside it: two demos on one root would write both.
@@ -60,6 +49,12 @@ def demo(data_root: Path, tickers: int, start_date: str, end_date: str, seed: in
 
 
 def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tickers: int, seed: int) -> None:
+    import resource
+
+    from quantmini.cli.common import RichProgress, console, make_runner, progress_bar, render_report
+    from quantmini.io.lake import Lake
+    from quantmini.io.source import LocalMirrorSource
+
     t0 = time.perf_counter()
     source_dir = data_root / "source"
     params = {"tickers": tickers, "start": start.isoformat(), "end": end.isoformat(), "seed": seed}
@@ -90,6 +85,9 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
 def _ensure_sample(
     source_dir: Path, params: dict[str, object], start: dt.date, end: dt.date, tickers: int, seed: int
 ) -> bool:
+    from quantmini.cli.common import console
+    from quantmini.sample import generate_sample
+
     marker = source_dir / _PARAMS_FILE
     try:
         if json.loads(marker.read_text()) == params:
@@ -104,6 +102,13 @@ def _ensure_sample(
 
 def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
     """Show a split being adjusted away: raw vs adjusted closes around the first forward split."""
+    import polars as pl
+    from rich.table import Table
+
+    from quantmini.cli.common import console
+    from quantmini.io.reference_store import load_reference
+    from quantmini.query import query as run_query
+
     splits = load_reference(lake, "splits")
     if splits is None:
         return
@@ -120,9 +125,7 @@ def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
     adj = run_query(lake.root, DEMO_DATA_TYPE, [split["ticker"]], *window, fields=fields, adjusted=True)
     table = Table(
         title=f"example query: {split['ticker']} around its "
-        f"{split['split_to']:g}:{split['split_from']:g} split on {day}\n(quantmini data query "
-        f"--data-type {DEMO_DATA_TYPE} --symbols {split['ticker']} --start-date {window[0]} "
-        f"--end-date {window[1]} --raw)"
+        f"{split['split_to']:g}:{split['split_from']:g} split on {day}"
     )
     for name in ("session", "raw close", "adjusted close", "raw volume", "adjusted volume"):
         table.add_column(name, justify="right")
@@ -135,3 +138,28 @@ def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
             f"{a['volume']:,.0f}",
         )
     console.print(table)
+    command = _example_query_command(lake.root, split["ticker"], *window)
+    console.print("query it yourself (drop --raw for adjusted prices):", markup=False)
+    console.print(f"  {command}", soft_wrap=True, markup=False, highlight=False)
+
+
+def _example_query_command(root: Path, ticker: str, start: dt.date, end: dt.date) -> str:
+    """The ``quantmini data query`` command line showing the raw bars of ``ticker``, ready to paste."""
+    return shlex.join(
+        [
+            "quantmini",
+            "data",
+            "query",
+            "--data-root",
+            str(root),
+            "--data-type",
+            DEMO_DATA_TYPE,
+            "--symbols",
+            ticker,
+            "--start-date",
+            start.isoformat(),
+            "--end-date",
+            end.isoformat(),
+            "--raw",
+        ]
+    )

@@ -7,23 +7,15 @@ from collections import Counter
 from pathlib import Path
 
 import click
-from rich.table import Table
 
-from quantmini.cli.common import (
+from quantmini.cli.options import (
     RunOptions,
-    console,
+    data_root_option,
     data_type_option,
     date_range_options,
-    open_source,
-    parse_range,
     run_options,
-    run_range,
-    settings_from,
     source_option,
 )
-from quantmini.datasets import get_spec
-from quantmini.io.lake import Lake
-from quantmini.pipeline.catalog import catalog_range
 
 _STYLE = {
     "downloaded": "green",
@@ -49,6 +41,8 @@ def download(
     options: RunOptions,
 ) -> None:
     """Land flat files (S3 or a local mirror): concurrent, resumable, verified; unchanged files skipped."""
+    from quantmini.cli.common import run_range
+
     run_range(
         data_type,
         options,
@@ -63,12 +57,19 @@ def download(
 @data_type_option()
 @date_range_options
 @source_option
-@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False), help="Lake root (DATA_ROOT).")
+@data_root_option
 def catalog(
     data_type: str, start_date: str, end_date: str, source_dir: Path | None, data_root: Path | None
 ) -> None:
     """Per date: available / exchange holiday / not yet published / downloaded / republished / missing /
     deleted upstream (landed earlier, kept in the lake)."""
+    from rich.table import Table
+
+    from quantmini.cli.common import console, open_source, parse_range, settings_from
+    from quantmini.datasets import get_spec
+    from quantmini.io.lake import Lake
+    from quantmini.pipeline.catalog import catalog_range
+
     start, end = parse_range(start_date, end_date)
     settings = settings_from(data_root, source_dir=source_dir)
     spec = get_spec(data_type)

@@ -4,6 +4,9 @@ Every :class:`~quantmini.QuantminiError` becomes one readable ``error: ...`` lin
 ``--debug`` adds the traceback and debug logs. Everything the CLI writes about a failure, and every log
 line (quantmini's and third-party libraries'), goes through :func:`~quantmini.config.redaction.redact`, so
 known secrets and credential patterns never reach the terminal.
+
+Start-up imports click and the command modules only; each command imports the data stack it needs when it
+runs, so ``quantmini --help`` and ``quantmini --version`` stay fast (a test keeps it that way).
 """
 
 from __future__ import annotations

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
-from quantmini.cli.common import (
+from quantmini.cli.options import (
     RunOptions,
     data_type_option,
     date_range_options,
     run_options,
-    run_range,
     source_option,
 )
 
@@ -34,6 +33,8 @@ def run(
     options: RunOptions,
 ) -> None:
     """landing → bronze for the sessions in [--start-date, --end-date], then silver → gold for the lake."""
+    from quantmini.cli.common import run_range
+
     run_range(
         data_type,
         options,

@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from quantmini._exceptions import ConfigurationError
-from quantmini.cli.common import console, err_console, lake_writer, settings_from, wait_option
-from quantmini.config.redaction import redact
-from quantmini.core.calendar import parse_date
-from quantmini.io.lake import Lake
-from quantmini.io.rest_client import RestClient
-from quantmini.pipeline.reference_pull import BarsRequest, PullResult, ReferencePull
+from quantmini.cli.options import data_root_option, wait_option
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
-Work = Callable[[ReferencePull], Awaitable[T]]
+if TYPE_CHECKING:
+    from quantmini.pipeline.reference_pull import BarsRequest, PullResult, ReferencePull
+
+    Work = Callable[[ReferencePull], Awaitable[T]]
+
 TIMESPANS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
-
-
-def data_root_option(func: F) -> F:
-    """``--data-root DIR``: the lake to write (DATA_ROOT)."""
-    return click.option(
-        "--data-root", type=click.Path(path_type=Path, file_okay=False), help="Lake root (DATA_ROOT)."
-    )(func)
 
 
 def tickers_option(required: bool) -> Callable[[F], F]:
@@ -42,6 +31,15 @@ def tickers_option(required: bool) -> Callable[[F], F]:
 
 def run_rest(data_root: Path | None, work: Work[T]) -> T:
     """Run ``work`` with a client and a puller built from the settings, drawing progress on stderr."""
+    import asyncio
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from quantmini.cli.common import err_console, settings_from
+    from quantmini.io.lake import Lake
+    from quantmini.io.rest_client import RestClient
+    from quantmini.pipeline.reference_pull import ReferencePull
+
     settings = settings_from(data_root=data_root)
     progress = Progress(
         SpinnerColumn(),
@@ -74,6 +72,11 @@ def run_rest(data_root: Path | None, work: Work[T]) -> T:
 
 def render_results(results: list[PullResult]) -> None:
     """The summary: per table, the endpoints used, pages, rows fetched and rows new to the table."""
+    from rich.table import Table
+
+    from quantmini.cli.common import console
+    from quantmini.config.redaction import redact
+
     table = Table(title="reference tables", show_header=True)
     for column in ("table", "endpoint", "pages", "fetched", "new rows"):
         table.add_column(column, justify="right" if column in ("pages", "fetched", "new rows") else "left")
@@ -91,6 +94,8 @@ def render_results(results: list[PullResult]) -> None:
 
 def _pull(data_root: Path | None, wait: bool, work: Work[list[PullResult]]) -> None:
     """Run ``work`` holding the lake's lock (it merges into the lake's reference tables), then summarise."""
+    from quantmini.cli.common import lake_writer, settings_from
+
     with lake_writer(settings_from(data_root=data_root).data_root, wait=wait):
         results = run_rest(data_root, work)
     render_results(results)
@@ -173,6 +178,8 @@ def fundamentals(data_root: Path | None, wait: bool, tickers: tuple[str, ...]) -
 @click.option("--since", default=None, help="Only articles published on or after YYYY-MM-DD.")
 def news(data_root: Path | None, wait: bool, ticker: str | None, since: str | None) -> None:
     """News articles (/v2/reference/news)."""
+    from quantmini.core.calendar import parse_date
+
     first = None if since is None else parse_date(since, "--since")
 
     async def work(pull: ReferencePull) -> list[PullResult]:
@@ -243,6 +250,9 @@ def bars_request(
     grouped: bool,
 ) -> BarsRequest:
     """Check the bar options once and build the request."""
+    from quantmini.core.calendar import parse_date
+    from quantmini.pipeline.reference_pull import BarsRequest
+
     first = parse_date(start, "--from")
     last = first if end is None else parse_date(end, "--to")
     if last < first:

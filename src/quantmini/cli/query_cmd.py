@@ -8,19 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import polars as pl
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from quantmini.config import load_settings
-from quantmini.core.calendar import parse_date
-from quantmini.datasets import DATASETS
-from quantmini.io.atomic import atomic_path, write_text_atomic
-from quantmini.query import QueryEngine, QuerySpec
+from quantmini.cli.options import DataTypeChoice
+
+if TYPE_CHECKING:
+    import polars as pl
+    from rich.console import Console
+
+    from quantmini.query import QueryEngine, QuerySpec
 
 #: Rows the ``table`` format shows before summarising the rest.
 TABLE_ROW_LIMIT = 50
@@ -85,13 +83,15 @@ def split_values(values: Iterable[str]) -> tuple[str, ...]:
 
 def resolve_data_root(option: Path | None) -> Path:
     """``--data-root`` over the configured lake root (config file, ``$DATA_ROOT``, default ``./data``)."""
+    from quantmini.config import load_settings
+
     return load_settings({"data_root": option}).data_root
 
 
 @click.command("query", cls=MultiValueCommand)
 @click.option(
     "--data-type",
-    type=click.Choice(sorted(DATASETS)),
+    type=DataTypeChoice(),
     default="stocks_daily",
     show_default=True,
     help="Dataset to query.",
@@ -122,7 +122,8 @@ def resolve_data_root(option: Path | None) -> Path:
     type=click.Choice(FORMATS),
     default="table",
     show_default=True,
-    help=f"Output format (table shows at most {TABLE_ROW_LIMIT} rows).",
+    help=f"Output format: table shows at most {TABLE_ROW_LIMIT} rows with rounded numbers; csv, json and "
+    "parquet keep full precision.",
 )
 @click.option(
     "--output",
@@ -150,6 +151,12 @@ def query(
         raise click.UsageError("--format parquet needs --output FILE")
     if output_format == "table" and output is not None:
         raise click.UsageError("--output is for csv, json and parquet; the table format prints only")
+    from rich.console import Console
+
+    from quantmini.core.calendar import parse_date
+    from quantmini.io.atomic import atomic_path, write_text_atomic
+    from quantmini.query import QueryEngine, QuerySpec
+
     spec = QuerySpec(
         data_type=data_type,
         symbols=split_values(symbols),
@@ -158,9 +165,10 @@ def query(
         fields=split_values(fields) or None,
         adjusted=adjusted,
     )
-    frame = QueryEngine(resolve_data_root(data_root)).query(spec)
+    engine = QueryEngine(resolve_data_root(data_root))
+    frame = engine.query(spec)
     if output_format == "table":
-        render_table(frame, Console(highlight=False, soft_wrap=False))
+        _print_table(frame, engine, spec, Console(highlight=False, soft_wrap=False))
     elif output_format == "parquet" and output is not None:
         with atomic_path(output) as tmp:
             frame.write_parquet(tmp)
@@ -172,18 +180,22 @@ def query(
         else:
             write_text_atomic(output, text)
             click.echo(f"wrote {frame.height} rows to {output}", err=True)
+    if frame.is_empty() and output_format != "table":
+        # stdout keeps the (empty) data; the explanation goes beside it.
+        _explain_empty(engine, spec, Console(stderr=True, highlight=False))
 
 
-def render_table(frame: pl.DataFrame, console: Console, limit: int = TABLE_ROW_LIMIT) -> None:
-    """Print up to ``limit`` rows of ``frame`` as a rich table, then how many rows were left out."""
+def _print_table(frame: pl.DataFrame, engine: QueryEngine, spec: QuerySpec, console: Console) -> None:
+    from quantmini.cli.query_render import render_table
+
     if frame.is_empty():
-        console.print("no rows matched")
-        return
-    table = Table(show_lines=False)
-    for name, dtype in frame.schema.items():
-        table.add_column(name, justify="right" if dtype.is_numeric() else "left", no_wrap=True)
-    for row in frame.head(limit).iter_rows():
-        table.add_row(*(Text("" if value is None else str(value)) for value in row))
-    console.print(table)
-    if frame.height > limit:
-        console.print(f"… {frame.height - limit} more rows (use --format csv or --output to see all)")
+        _explain_empty(engine, spec, console)
+    else:
+        render_table(frame, console, TABLE_ROW_LIMIT)
+
+
+def _explain_empty(engine: QueryEngine, spec: QuerySpec, console: Console) -> None:
+    from quantmini.cli.query_render import no_rows_message
+
+    for line in no_rows_message(spec, engine.coverage(spec)):
+        console.print(line, soft_wrap=True, markup=False)

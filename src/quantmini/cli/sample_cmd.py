@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from quantmini.core.calendar import parse_date
-from quantmini.datasets import DATASETS
-from quantmini.sample import DEFAULT_DATA_TYPES, SampleSummary, generate_sample
+from quantmini.cli.options import DataTypeChoice
 
-_console = Console(highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from quantmini.sample import SampleSummary
 
 
 @click.group()
@@ -34,7 +34,7 @@ def sample() -> None:
 @click.option(
     "--data-type",
     "data_types",
-    type=click.Choice(sorted(DATASETS)),
+    type=DataTypeChoice(),
     multiple=True,
     help="Data type to write (repeatable; default: all four aggregates types).",
 )
@@ -54,6 +54,11 @@ def generate(
     minute_tickers: int | None,
 ) -> None:
     """Write a sample from --start-date to --end-date below --out."""
+    from rich.console import Console
+
+    from quantmini.core.calendar import parse_date
+    from quantmini.sample import DEFAULT_DATA_TYPES, generate_sample
+
     start = parse_date(start_date, "--start-date")
     end = parse_date(end_date, "--end-date")
     summary = generate_sample(
@@ -65,11 +70,13 @@ def generate(
         data_types=data_types or DEFAULT_DATA_TYPES,
         minute_tickers=minute_tickers,
     )
-    render_summary(summary, _console)
+    render_summary(summary, Console(highlight=False))
 
 
 def render_summary(summary: SampleSummary, console: Console) -> None:
     """Files and rows per data type, corporate actions and defects."""
+    from rich.table import Table
+
     table = Table(title=f"sample in {summary.out} ({summary.sessions} sessions)")
     table.add_column("data type")
     table.add_column("files", justify="right")

@@ -5,15 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
-from quantmini.cli.common import console, data_type_option, err_console, parse_range, settings_from
-from quantmini.core.calendar import parse_date
-from quantmini.datasets import get_spec
-from quantmini.io.lake import Lake
-from quantmini.pipeline.validate import PartitionCheck, check_bronze
+from quantmini.cli.options import data_root_option, data_type_option
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from quantmini.pipeline.validate import PartitionCheck
 
 
 @click.group()
@@ -25,13 +26,19 @@ def validate() -> None:
 @data_type_option(default=None)
 @click.option("--start-date", help="First session, YYYY-MM-DD (default: the first stored).")
 @click.option("--end-date", help="Last session, YYYY-MM-DD (default: the last stored).")
-@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False), help="Lake root (DATA_ROOT).")
+@data_root_option
 def bronze(data_type: str, start_date: str | None, end_date: str | None, data_root: Path | None) -> None:
     """Re-check stored bronze partitions and print their quality reports.
 
     Schema equals the spec, sorted, one session per partition, unique keys, every row rule holds, row
     count and checksum equal the manifest's. Exits 1 with one line per bad partition.
     """
+    from quantmini.cli.common import console, err_console, parse_range, settings_from
+    from quantmini.core.calendar import parse_date
+    from quantmini.datasets import get_spec
+    from quantmini.io.lake import Lake
+    from quantmini.pipeline.validate import check_bronze
+
     start: dt.date | None
     end: dt.date | None
     if start_date and end_date:
@@ -55,6 +62,8 @@ def bronze(data_type: str, start_date: str | None, end_date: str | None, data_ro
 
 
 def _report(data_type: str, checks: list[PartitionCheck]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"bronze {data_type}: {len(checks)} partitions")
     for name, justify in (
         ("session", "left"),

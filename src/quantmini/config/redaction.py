@@ -23,13 +23,13 @@ import threading
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pydantic import SecretStr
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
-from quantmini.config.keys import SETTINGS_KEYS
-from quantmini.config.settings import Settings
+    from quantmini.config.settings import Settings
 
 REDACTED = "***"
 #: Registered values shorter than this are ignored (see the module docstring).
@@ -53,11 +53,13 @@ class SecretRegistry:
     def __init__(self) -> None:
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
-        self._lock = threading.Lock()
+        self._environments: list[dict[str, str]] = []
+        # Re-entrant: resolving a pending environment adds values while the lock is held.
+        self._lock = threading.RLock()
 
     def add(self, value: str | SecretStr | None) -> None:
         """Register ``value`` (and its URL-encoded form); ``None`` and too-short values are ignored."""
-        if isinstance(value, SecretStr):
+        if value is not None and not isinstance(value, str):
             value = value.get_secret_value()
         if value is None or len(value) < MIN_SECRET_LENGTH:
             return
@@ -67,14 +69,28 @@ class SecretRegistry:
                 self._values |= variants
                 self._pattern = None
 
+    def add_environment(self, environ: Mapping[str, str]) -> None:
+        """Register the secret variables set in ``environ`` (as it is now) before the next redaction.
+
+        Which variables are secret is known from the settings model; looking them up when something is
+        first redacted spares the commands that never redact (``--help``) the import of that model.
+        """
+        snapshot = dict(environ)
+        with self._lock:
+            self._environments.append(snapshot)
+            self._pattern = None
+
     def clear(self) -> None:
         """Forget every registered value."""
         with self._lock:
             self._values.clear()
+            self._environments.clear()
             self._pattern = None
 
     def __contains__(self, value: object) -> bool:
-        return value in self._values
+        with self._lock:
+            self._resolve_environments()
+            return value in self._values
 
     def redact(self, text: str) -> str:
         """``text`` with every registered value and every credential pattern replaced by ``***``."""
@@ -85,8 +101,21 @@ class SecretRegistry:
             text = regex.sub(replacement, text)
         return text
 
+    def _resolve_environments(self) -> None:
+        """Register the secrets of the environments :meth:`add_environment` left pending."""
+        if not self._environments:
+            return
+        from quantmini.config.keys import SETTINGS_KEYS  # the settings model: see add_environment
+
+        names = [name for spec in SETTINGS_KEYS.values() if spec.secret for name in spec.env_names]
+        pending, self._environments = self._environments, []
+        for environ in pending:
+            for name in names:
+                self.add(environ.get(name))
+
     def _compiled(self) -> re.Pattern[str] | None:
         with self._lock:
+            self._resolve_environments()
             if self._pattern is None and self._values:
                 # Longest first, so a secret that contains another is hidden whole.
                 ordered = sorted(self._values, key=len, reverse=True)
@@ -103,11 +132,9 @@ def register_secret(value: str | SecretStr | None) -> None:
 
 
 def register_environment_secrets(environ: Mapping[str, str]) -> None:
-    """Register the value of every secret variable set in ``environ`` (``POLYGON_API_KEY`` …)."""
-    for spec in SETTINGS_KEYS.values():
-        if spec.secret:
-            for name in spec.env_names:
-                register_secret(environ.get(name))
+    """Register the value of every secret variable set in ``environ`` (``POLYGON_API_KEY`` …); they are
+    hidden from the next redaction on (see :meth:`SecretRegistry.add_environment`)."""
+    _REGISTRY.add_environment(environ)
 
 
 def redact(text: str) -> str:
@@ -158,6 +185,8 @@ class RedactingFilter(logging.Filter):
 
 def redacted_values(settings: Settings) -> dict[str, Any]:
     """``{dotted key: plain value}`` in model order; paths as strings, secrets redacted."""
+    from quantmini.config.keys import SETTINGS_KEYS  # pydantic: kept out of the CLI's start-up
+
     flat: dict[str, Any] = {}
     for key, spec in SETTINGS_KEYS.items():
         holder = settings if spec.section is None else getattr(settings, spec.section)
@@ -173,6 +202,8 @@ def redacted_values(settings: Settings) -> dict[str, Any]:
 
 def redacted_settings(settings: Settings) -> dict[str, Any]:
     """The settings as a nested plain dict (sections as dicts), secrets redacted."""
+    from quantmini.config.keys import SETTINGS_KEYS
+
     nested: dict[str, Any] = {}
     for key, value in redacted_values(settings).items():
         spec = SETTINGS_KEYS[key]

@@ -8,12 +8,14 @@ included), so a re-ingested partition or a new corporate action is never answere
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -23,7 +25,7 @@ import pyarrow as pa
 from quantmini._exceptions import QueryError
 from quantmini.io.lake import PARTITION_FILE, Lake
 from quantmini.query.spec import QuerySpec, column_types, has_silver
-from quantmini.query.sql import build_query, needs_factors, select_items
+from quantmini.query.sql import build_coverage_query, build_query, needs_factors, select_items
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,23 @@ def conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
             column = column.dt.convert_time_zone(dtype.time_zone)
         exprs.append(column.cast(dtype))
     return frame.select(exprs)
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """What the lake holds for a query's data type and symbols, over all its sessions: what a user needs
+    to know when an answer is empty."""
+
+    first: dt.date | None
+    """First stored session of the data type (``None``: none is stored)."""
+    last: dt.date | None
+    """Last stored session of the data type."""
+    sessions_in_range: int
+    """Stored sessions inside the query's range."""
+    found: Mapping[str, tuple[dt.date, dt.date]]
+    """First and last session of each symbol asked for that the lake holds, in the order asked."""
+    missing: tuple[str, ...]
+    """Symbols asked for that no stored session holds."""
 
 
 class QueryEngine:
@@ -135,6 +154,31 @@ class QueryEngine:
             else self.lake.bronze_partition(dataset, d)
             for d in sessions
         ]
+
+    def coverage(self, spec: QuerySpec) -> Coverage:
+        """What the lake holds for ``spec``'s symbols over every stored session (the layer the query
+        reads); it reads the ticker and date columns of every partition, so it is for explaining an
+        empty answer, not for every query."""
+        everything = dataclasses.replace(spec, start=dt.date.min, end=dt.date.max)
+        files = self.files_for(everything)
+        sessions = [dt.date.fromisoformat(f.parent.name.removeprefix("date=")) for f in files]
+        found: dict[str, tuple[dt.date, dt.date]] = {}
+        if files:
+            sql, params = build_coverage_query(spec, files)
+            try:
+                with self._db.cursor() as con:
+                    rows = con.execute(sql, params).fetchall()
+            except duckdb.Error as exc:
+                raise QueryError(f"reading what the lake holds for {spec.data_type} failed: {exc}") from exc
+            spans = {str(ticker): (first, last) for ticker, first, last in rows}
+            found = {s: spans[s] for s in spec.symbols if s in spans}
+        return Coverage(
+            first=sessions[0] if sessions else None,
+            last=sessions[-1] if sessions else None,
+            sessions_in_range=len(_between(sessions, spec)),
+            found=found,
+            missing=tuple(s for s in spec.symbols if s not in found),
+        )
 
     def clear_cache(self) -> None:
         """Forget every cached result."""

@@ -114,6 +114,22 @@ def build_query(
     return sql, params
 
 
+def build_coverage_query(spec: QuerySpec, files: Sequence[Path | str]) -> tuple[str, list[object]]:
+    """SQL and parameters giving, for each of ``spec``'s symbols found in ``files``, its first and last
+    session: ``(ticker, first, last)`` rows, sorted by ticker (the range of ``spec`` is ignored)."""
+    if not files:
+        raise QueryError("a query needs at least one partition file")
+    allowed = column_types(spec.dataset)
+    ticker, session_date = (quote_identifier(c, allowed) for c in ("ticker", "session_date"))
+    placeholders = ", ".join("?" for _ in spec.symbols)
+    sql = (
+        f"SELECT {ticker}, min({session_date}), max({session_date})\n"
+        "FROM read_parquet(?, hive_partitioning = false, union_by_name = true)\n"
+        f"WHERE {ticker} IN ({placeholders})\nGROUP BY {ticker}\nORDER BY {ticker}"
+    )
+    return sql, [[str(f) for f in files], *spec.symbols]
+
+
 def adjusted_view_sql(view: str, bars: str, factors: str | None) -> str:
     """``CREATE OR REPLACE VIEW`` ``view``: every column of the view ``bars`` plus the adjustment columns,
     joined to the factor view ``factors`` (``None``: all factors 1)."""
