@@ -152,7 +152,7 @@ class PipelineRunner:
         self.mode: PipelineMode = mode
         self.workers = workers
         self.batch_sessions = batch_sessions
-        self.budget_bytes = memory_budget_gb * 1e9
+        self.budget_bytes = data_budget(memory_budget_gb)
         self.executor_kind: ExecutorKind = executor
         self.scheduler = scheduler
         self.progress: ProgressListener = progress or NullProgress()
@@ -448,6 +448,17 @@ class PipelineRunner:
         except OSError as exc:
             reason = exc.strerror or exc
             raise StorageError(f"cannot write to the lake at {self.lake.root}: {reason}") from exc
+
+
+#: What a run holds whatever the data's size — the interpreter, Polars, the calendar, the factor table
+#: and the manifests' indexes — measured at ~0.25 GB: kept out of the budget the chunks are sized from.
+PROCESS_RESERVE_GB = 0.3
+
+
+def data_budget(memory_budget_gb: float) -> float:
+    """Bytes the stages may size their chunks and buckets to, so that the whole process stays within
+    ``memory_budget_gb`` (at least a quarter of it, for tiny budgets)."""
+    return max(memory_budget_gb - PROCESS_RESERVE_GB, memory_budget_gb / 4) * 1e9
 
 
 def _silver_outcome(plan: SilverPlan, written: Counter[str], rows: Counter[str]) -> SilverOutcome:
