@@ -451,14 +451,12 @@ def child_silver_main(p: dict[str, Any]) -> dict[str, Any]:
     from quantmini.pipeline.silver import plan_silver, run_silver_task
 
     lake = Lake(Path(p["lake"]))
-    bronze = index_partitions(lake.manifest_dir("bronze", SPEC), lambda s: lake.bronze_partition(SPEC, s))
+    bronze = index_partitions(lake.manifest_dir("bronze", SPEC), lake.bronze_dir(SPEC))
     calendar = xnys_sessions(bronze.sessions[0] - dt.timedelta(days=60), bronze.sessions[-1])
-    price_index = index_partitions(
-        lake.manifest_dir("bronze", PRICE_SOURCE), lambda s: lake.bronze_partition(SPEC, s)
-    )
+    price_index = index_partitions(lake.manifest_dir("bronze", PRICE_SOURCE), lake.bronze_dir(SPEC))
     factors, _ = refresh_factors(lake, price_index)
     t0 = time.perf_counter()
-    bronze = index_partitions(lake.manifest_dir("bronze", SPEC), lambda s: lake.bronze_partition(SPEC, s))
+    bronze = index_partitions(lake.manifest_dir("bronze", SPEC), lake.bronze_dir(SPEC))
     plans = plan_silver(lake, SPEC, bronze, calendar, factors, budget_bytes=4e9, concurrency=1)
     for task in plans[0].tasks:
         run_silver_task(task)
