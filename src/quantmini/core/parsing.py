@@ -75,8 +75,9 @@ def parse_lines(data: bytes, columns: tuple[str, ...], *, first_line: int) -> Pa
     expected_rows = newline_count if data.endswith(b"\n") or not data else newline_count + 1
     rows: pl.DataFrame | None = None
     # The fast reader skips blanks before a number (" 5" reads as 5) where the careful cast refuses
-    # them: such a chunk takes the careful path, so a row's outcome never depends on its neighbours.
-    if b", " not in data and b",\t" not in data:
+    # them: a chunk with any blank takes the careful path, so a row's outcome never depends on its
+    # neighbours. (One-byte searches: ten times faster than looking for ", " and ",\t".)
+    if b" " not in data and b"\t" not in data:
         try:
             rows = pl.read_csv(
                 io.BytesIO(data),
