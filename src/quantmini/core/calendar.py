@@ -6,15 +6,16 @@ next UTC day but belongs to the ET session it started in.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import json
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import exchange_calendars as xcals
-import pandas as pd
 import polars as pl
 
 from quantmini._exceptions import ConfigurationError
@@ -31,14 +32,57 @@ REGULAR_OPEN = dt.time(9, 30)
 REGULAR_CLOSE = dt.time(16, 0)
 
 
+#: Calendars shipped as tables of sessions (``core/calendars/<NAME>.json``, written by :func:`write_table`):
+#: reading one takes milliseconds where building it with exchange_calendars (and pandas) takes ~0.8 s at
+#: every start. Days past a table's end, and other calendars, come from exchange_calendars.
+TABLE_END = dt.date(2028, 12, 31)
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    sessions: tuple[dt.date, ...]
+    early_closes: dict[dt.date, dt.time]
+
+    @property
+    def last(self) -> dt.date:
+        return self.sessions[-1]
+
+
 @lru_cache(maxsize=4)
-def _calendar(name: str) -> Any:
+def _table(name: str) -> _Table | None:
+    try:
+        text = resources.files("quantmini.core").joinpath("calendars", f"{name}.json").read_text("utf-8")
+    except FileNotFoundError:
+        return None
+    data = json.loads(text)
+    return _Table(
+        sessions=tuple(dt.date.fromisoformat(d) for d in data["sessions"]),
+        early_closes={
+            dt.date.fromisoformat(d): dt.time.fromisoformat(t) for d, t in data["early_closes"].items()
+        },
+    )
+
+
+def _split(name: str, start: dt.date, end: dt.date) -> tuple[_Table | None, dt.date]:
+    """The shipped table of ``name`` (if any) and the first day after ``[start, end]``'s part in it:
+    days from there on come from exchange_calendars."""
+    table = _table(name)
+    if table is None:
+        return None, start
+    return table, max(start, table.last + dt.timedelta(days=1))
+
+
+@lru_cache(maxsize=4)
+def _calendar(name: str, end: dt.date | None = None) -> Any:
+    """exchange_calendars' calendar (to a year from today unless ``end`` is given)."""
+    import exchange_calendars as xcals  # ~0.8 s with pandas: only past the shipped tables
+
     try:
         with warnings.catch_warnings():
             # exchange_calendars calls pandas APIs that newer pandas deprecates: not the user's concern.
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", FutureWarning)
-            return xcals.get_calendar(name, start=_CALENDAR_START)
+            return xcals.get_calendar(name, start=_CALENDAR_START, end=None if end is None else str(end))
     except Exception as exc:  # exchange_calendars raises several unrelated types
         raise ConfigurationError(f"unknown exchange calendar {name!r}: {exc}") from exc
 
@@ -47,7 +91,15 @@ def sessions(start: dt.date, end: dt.date, calendar: str = "XNYS") -> list[dt.da
     """Trading sessions of ``calendar`` from ``start`` to ``end`` inclusive."""
     if end < start:
         raise ConfigurationError(f"end date {end} is before start date {start}")
-    cal = _calendar(calendar)
+    table, rest = _split(calendar, start, end)
+    days = [] if table is None else table.sessions[bisect.bisect_left(table.sessions, start) :]
+    shipped = list(days[: bisect.bisect_right(days, end)])
+    return shipped + (_library_sessions(rest, end, _calendar(calendar)) if rest <= end else [])
+
+
+def _library_sessions(start: dt.date, end: dt.date, cal: Any) -> list[dt.date]:
+    import pandas as pd
+
     first = max(pd.Timestamp(start), cal.first_session)
     last = min(pd.Timestamp(end), cal.last_session)
     if last < first:
@@ -57,9 +109,7 @@ def sessions(start: dt.date, end: dt.date, calendar: str = "XNYS") -> list[dt.da
 
 def is_session(day: dt.date, calendar: str = "XNYS") -> bool:
     """Whether ``day`` is a trading session of ``calendar``."""
-    cal = _calendar(calendar)
-    ts = pd.Timestamp(day)
-    return bool(cal.first_session <= ts <= cal.last_session and cal.is_session(ts))
+    return sessions(day, day, calendar) == [day]
 
 
 def last_known_session(calendar: str = "XNYS") -> dt.date:
@@ -70,14 +120,43 @@ def last_known_session(calendar: str = "XNYS") -> dt.date:
 
 def early_closes(start: dt.date, end: dt.date, calendar: str = "XNYS") -> dict[dt.date, dt.time]:
     """Sessions in ``[start, end]`` that close early, mapped to their local (ET) close time."""
-    cal = _calendar(calendar)
+    table, rest = _split(calendar, start, end)
+    shipped = {} if table is None else {d: t for d, t in table.early_closes.items() if start <= d <= end}
+    return shipped | (_library_early_closes(rest, end, _calendar(calendar)) if rest <= end else {})
+
+
+def _library_early_closes(start: dt.date, end: dt.date, cal: Any) -> dict[dt.date, dt.time]:
+    import pandas as pd
+
     closes: dict[dt.date, dt.time] = {}
-    for day in sessions(start, end, calendar):
+    for day in _library_sessions(start, end, cal):
         close_utc = cal.session_close(pd.Timestamp(day))
         local = close_utc.tz_convert(EXCHANGE_TZ).time()
         if local < dt.time(16, 0):
             closes[day] = local
     return closes
+
+
+def calendar_table(name: str, end: dt.date = TABLE_END) -> dict[str, Any]:
+    """The shipped table of ``name`` as exchange_calendars computes it (sessions and early closes up to
+    ``end``)."""
+    first, cal = dt.date.fromisoformat(_CALENDAR_START), _calendar(name, end)
+    return {
+        "calendar": name,
+        "sessions": [d.isoformat() for d in _library_sessions(first, end, cal)],
+        "early_closes": {
+            d.isoformat(): t.isoformat("minutes") for d, t in _library_early_closes(first, end, cal).items()
+        },
+    }
+
+
+def write_table(name: str) -> None:
+    """Regenerate ``core/calendars/<name>.json`` (``python -c "from quantmini.core.calendar import
+    write_table; write_table('XNYS')"``) after exchange_calendars is upgraded."""
+    target = resources.files("quantmini.core").joinpath("calendars", f"{name}.json")
+    with resources.as_file(target) as path:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(calendar_table(name), indent=0) + "\n", encoding="utf-8")
 
 
 def session_date_expr(column: str = "window_start") -> pl.Expr:
