@@ -451,9 +451,9 @@ class PipelineRunner:
 
 
 #: What a run holds beside its data chunks — the interpreter and libraries, the calendar, the manifests'
-#: indexes and the factor state (~0.3 GB at 2,000 tickers, ~0.6 GB at 12,000 tickers × 2,500 sessions,
+#: indexes and the factor state (~0.3 GB at 2,000 tickers, ~0.7 GB at 12,000 tickers × 5,000 sessions,
 #: what the allocator keeps included) — kept out of the budget the chunks are sized from.
-PROCESS_RESERVE_GB = 0.5
+PROCESS_RESERVE_GB = 0.6
 
 
 def data_budget(memory_budget_gb: float) -> float:
