@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shlex
 import sys
 import time
@@ -144,9 +145,12 @@ def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
 
 
 def _example_query_command(root: Path, ticker: str, start: dt.date, end: dt.date) -> str:
-    """The ``quantmini data query`` command line showing the raw bars of ``ticker``, ready to paste."""
+    """The ``quantmini data query`` command line showing the raw bars of ``ticker``, ready to paste: run
+    through ``uv run`` when the demo was (the ``quantmini`` script is then not on the user's PATH)."""
+    launcher = ["uv", "run", "--no-dev"] if "UV_RUN_RECURSION_DEPTH" in os.environ else []
     return shlex.join(
         [
+            *launcher,
             "quantmini",
             "data",
             "query",
