@@ -25,7 +25,7 @@ from quantmini.datasets import get_spec
 from quantmini.datasets.base import DatasetSpec, SilverPart
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import sha256_file, write_manifest
-from quantmini.io.parquet import read_parquet_files, write_parquet_atomic
+from quantmini.io.parquet import empty_table, read_parquet_files, write_parquet_atomic
 from quantmini.io.reference_store import load_reference
 from quantmini.pipeline.factors import FactorState, load_factor_tables
 from quantmini.pipeline.partitions import PartitionIndex, index_partitions
@@ -226,7 +226,7 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
     bars = (
         read_parquet_files([lake.bronze_partition(spec, s) for s in task.present])
         if task.present
-        else pl.DataFrame(schema=pl.Schema(pl.DataFrame(spec.bronze_schema.empty_table()).schema))
+        else pl.DataFrame(schema=pl.Schema(pl.DataFrame(empty_table(spec.bronze_schema)).schema))
     )
     references = {}
     for name in part.references:
@@ -257,7 +257,7 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
     for session, identity in zip(task.outputs, task.identities, strict=True):
         frame = by_session.get(session)
         arrow = (
-            schema.empty_table()
+            empty_table(schema)
             if frame is None
             else frame.sort(order).select(schema.names).to_arrow().cast(schema)
         )

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from quantmini._exceptions import QueryError
 from quantmini.io.lake import PARTITION_FILE, Lake
+from quantmini.io.parquet import empty_table
 from quantmini.query.spec import QuerySpec, column_types, has_silver
 from quantmini.query.sql import build_coverage_query, build_query, needs_factors, select_items
 
@@ -58,7 +59,7 @@ def output_schema(spec: QuerySpec) -> pl.Schema:
     """Polars schema of the frame answering ``spec`` (also the schema of an empty answer)."""
     types = column_types(spec.dataset)
     arrow = pa.schema([pa.field(output, types[source]) for source, output in select_items(spec)])
-    return pl.DataFrame(arrow.empty_table()).schema
+    return pl.DataFrame(empty_table(arrow)).schema
 
 
 def conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
