@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench_engine_data import SPEC, discard, generate, make_lake
+from bench_engine_data import SPEC, _status, discard, generate, make_lake
 from quantmini.io.lake import Lake
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner
 
@@ -28,11 +28,7 @@ class Sampler:
 
     @staticmethod
     def rss_mb() -> float:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS"):
-                    return int(line.split()[1]) / 1e3
-        return 0.0
+        return _status("self", "VmRSS").get("VmRSS", 0) / 1e6
 
     def _run(self) -> None:
         while True:

@@ -57,6 +57,39 @@ def write_bytes_atomic(target: Path, data: bytes, *, durable: bool = True) -> No
         tmp.write_bytes(data)
 
 
+def replace_file_fast(target: str, data: memoryview | bytes) -> None:
+    """Replace ``target`` with ``data`` through a temporary sibling, without fsync (for files whose
+    manifest can detect a torn write and rebuild them, such as Qlib's per-symbol files)."""
+    tmp = str(temp_path_for(Path(target)))
+    try:
+        with open(tmp, "wb", buffering=0) as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def append_at(path: str, data: memoryview | bytes, size: int) -> bool:
+    """Write ``data`` at byte ``size`` of an existing file, first cutting back what a half-done earlier
+    append left beyond ``size``; ``False`` (nothing written) when the file is missing or shorter."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        held = os.fstat(fd).st_size
+        if held < size:
+            return False
+        if held > size:
+            os.ftruncate(fd, size)
+        os.pwrite(fd, data, size)
+    finally:
+        os.close(fd)
+    return True
+
+
 def write_text_atomic(target: Path, text: str, *, durable: bool = True) -> None:
     """Write ``text`` (UTF-8) to ``target`` atomically (see :func:`atomic_path` for ``durable``)."""
     write_bytes_atomic(target, text.encode("utf-8"), durable=durable)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from quantmini.io.atomic import temp_path_for
+from quantmini.io.atomic import append_at, replace_file_fast
 
 DTYPE = "<f8"
 SUFFIX = ".f8"
@@ -43,35 +43,13 @@ def write_history(path: str, rows: npt.NDArray[np.float64], *, atomic: bool) -> 
         with open(path, "wb", buffering=0) as handle:
             handle.write(rows.data)
         return
-    tmp = str(temp_path_for(Path(path)))
-    try:
-        with open(tmp, "wb", buffering=0) as handle:
-            handle.write(rows.data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    replace_file_fast(path, rows.data)
 
 
 def append_history(path: str, span: tuple[int, int], rows: npt.NDArray[np.float64]) -> bool:
     """Append ``rows`` after the known span (cutting back a half-done append first); ``False`` when the
     file is missing or shorter than the span."""
-    size = (span[1] - span[0] + 1) * rows.shape[1] * _ITEM
-    try:
-        fd = os.open(path, os.O_WRONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        held = os.fstat(fd).st_size
-        if held < size:
-            return False
-        if held > size:
-            os.ftruncate(fd, size)
-        os.pwrite(fd, rows.data, size)
-    finally:
-        os.close(fd)
-    return True
+    return append_at(path, rows.data, (span[1] - span[0] + 1) * rows.shape[1] * _ITEM)
 
 
 def truncate_history(path: str, span: tuple[int, int] | None, columns: int) -> None:

@@ -21,11 +21,9 @@ Three ways to write (:func:`write_bins`):
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +47,7 @@ from quantmini.core.qlib_encoding import (
     plan_symbols,
     qlib_dir_name,
 )
-from quantmini.io.atomic import replace_directory, temp_path_for, write_text_atomic
+from quantmini.io.atomic import append_at, replace_directory, replace_file_fast, write_text_atomic
 from quantmini.io.qlib_history import append_history, history_file, rows_array, write_history
 
 logger = logging.getLogger(__name__)
@@ -299,7 +297,7 @@ def write_bins(
                 for suffix, payload in zip(suffixes, payloads, strict=True):
                     target = os.path.join(directories[i], suffix)
                     if symbol in replace:
-                        _replace_file(target, payload.data)
+                        replace_file_fast(target, payload.data)
                     else:
                         with open(target, "wb", buffering=0) as handle:
                             handle.write(payload.data)
@@ -332,32 +330,9 @@ def _append(
     out[:, positions - last - 1] = values
     size = _HEADER_BYTES * (last - first + 2)
     for suffix, payload in zip(suffixes, out, strict=True):
-        try:
-            fd = os.open(os.path.join(directory, suffix), os.O_WRONLY)
-        except FileNotFoundError:
+        if not append_at(os.path.join(directory, suffix), payload.data, size):
             return None
-        try:
-            held = os.fstat(fd).st_size
-            if held < size:
-                return None
-            if held > size:  # an append a killed run left half done: cut back to the known span
-                os.ftruncate(fd, size)
-            os.pwrite(fd, payload.data, size)
-        finally:
-            os.close(fd)
     return first, int(positions[-1])
-
-
-def _replace_file(target: str, data: memoryview) -> None:
-    tmp = str(temp_path_for(Path(target)))
-    try:
-        with open(tmp, "wb", buffering=0) as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
 
 
 def truncate_bins(
@@ -387,11 +362,6 @@ def truncate_bins(
         with open(directory / suffix, "r+b") as handle:
             handle.truncate(_HEADER_BYTES * (new_last - first + 2))
     return first, new_last
-
-
-def remove_bins(root: Path, dirname: str) -> None:
-    """Delete a symbol's features directory (its files) if present."""
-    shutil.rmtree(root / "features" / dirname, ignore_errors=True)
 
 
 def bins_intact(root: Path, dirname: str, fields: Sequence[str], freq: Freq, span: tuple[int, int]) -> bool:
