@@ -68,6 +68,7 @@ DAILY_ROLLUP_SCHEMA = pl.Schema(
 )
 
 _KEYS = ("ticker", "session_date")
+_DAY_MINUTES = 1440
 
 
 def minute_of_day(column: str = "ts") -> pl.Expr:
@@ -180,24 +181,42 @@ def session_scales(window: SessionWindow) -> pl.DataFrame:
 
 def with_relative_volume(rows: pl.DataFrame, window: SessionWindow) -> pl.DataFrame:
     """Add ``volume_rel_20d`` to output rows (with ``_minute``): one join per previous session, each
-    looking up the same ticker and minute ``j`` sessions back, summed in the order j = 1..20."""
+    looking up the same ticker and minute ``j`` sessions back, summed in the order j = 1..20.
+
+    The joins run on one integer key — (ticker, session, minute) packed so that ``j`` sessions back is
+    ``key − j·1440`` — over the few columns they need; the result keeps the rows' order.
+    """
+    n = len(window.sessions)
     positions = pl.DataFrame(
-        {"session_date": list(window.sessions), "_pos": list(range(len(window.sessions)))},
-        schema={"session_date": pl.Date(), "_pos": pl.Int32()},
+        {"session_date": list(window.sessions), "_pos": list(range(n))},
+        schema={"session_date": pl.Date(), "_pos": pl.Int64()},
     )
-    volumes = window.bars.select(*_KEYS, minute_of_day(), "volume").join(positions, on="session_date")
-    frame = rows.join(positions, on="session_date").join(session_scales(window), on=list(_KEYS), how="left")
-    for j in range(1, VOLUME_SESSIONS + 1):
-        earlier = volumes.select(
-            "ticker", "_minute", (pl.col("_pos") + j).alias("_pos"), pl.col("volume").alias("_earlier")
+    tickers = window.bars.select("ticker").unique().with_row_index("_tid").cast({"_tid": pl.Int64})
+    key = ((pl.col("_tid") * n + pl.col("_pos")) * _DAY_MINUTES + pl.col("_minute")).alias("_key")
+
+    def keyed(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.join(positions, on="session_date", maintain_order="left").join(
+            tickers, on="ticker", maintain_order="left"
         )
-        frame = frame.join(earlier, on=["ticker", "_pos", "_minute"], how="left")
+
+    volumes = keyed(window.bars.select(*_KEYS, minute_of_day(), "volume")).select(key, "_pos", "volume")
+    frame = keyed(rows.select(*_KEYS, "_minute", "volume")).join(
+        session_scales(window), on=list(_KEYS), how="left", maintain_order="left"
+    )
+    frame = frame.with_columns(key)
+    outputs = frame["_pos"].unique()
+    for j in range(1, VOLUME_SESSIONS + 1):
+        earlier = volumes.filter(pl.col("_pos").is_in((outputs - j).implode())).select(
+            pl.col("_key") + j * _DAY_MINUTES, pl.col("volume").alias("_earlier")
+        )
+        frame = frame.join(earlier, on="_key", how="left", maintain_order="left")
         term = pl.col("_earlier").fill_null(0.0) / pl.col(f"_scale_{j}")
         frame = frame.with_columns(
             (term if j == 1 else pl.col("_volume_sum") + term).alias("_volume_sum")
         ).drop("_earlier")
     mean = pl.col("_volume_sum") / VOLUME_SESSIONS
-    return frame.with_columns(finite_or_null(pl.col("volume") / mean).alias("volume_rel_20d"))
+    relative = frame.select(finite_or_null(pl.col("volume") / mean).alias("volume_rel_20d"))
+    return rows.with_columns(relative.to_series())
 
 
 def stocks_minute_silver(window: SessionWindow) -> pl.DataFrame:
