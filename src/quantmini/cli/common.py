@@ -139,6 +139,7 @@ def make_runner(
         memory_budget_gb=settings.pipeline.memory_budget_gb,
         executor=settings.pipeline.executor,
         scheduler=settings.pipeline.scheduler,
+        minute_session=settings.gold.qlib_minute_session,
         progress=progress,
         exclusive=True,  # every command that runs a pipeline holds the lake's writer lock
     )

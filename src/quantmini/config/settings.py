@@ -34,6 +34,15 @@ class PipelineSettings(_Frozen):
     )
 
 
+class GoldSettings(_Frozen):
+    """How the Qlib roots are laid out."""
+
+    qlib_minute_session: Literal["regular", "extended"] = Field(
+        default="regular",
+        description="hours of the 1min Qlib root: regular (09:30 to close) | extended (04:00 to close+4h)",
+    )
+
+
 class SourceSettings(_Frozen):
     """Where flat files come from when not from S3."""
 
@@ -72,6 +81,7 @@ class Settings(_Frozen):
 
     data_root: Path = Field(default=Path("data"), description="root directory of the lake")
     pipeline: PipelineSettings = PipelineSettings()
+    gold: GoldSettings = GoldSettings()
     source: SourceSettings = SourceSettings()
     s3: S3Settings = S3Settings()
     api: ApiSettings = ApiSettings()

@@ -59,6 +59,12 @@ class SilverPart:
     factors: FactorUse = "none"
     references: tuple[str, ...] = ()
     version: int = 1
+    #: The transform computes each ticker from that ticker's rows alone, so a task may run it on
+    #: contiguous ticker ranges of its window one after another (minute bars: a 20-session window of
+    #: the whole market does not fit in memory at once).
+    per_ticker: bool = False
+    #: Estimated peak bytes per bronze row of the window while the transform runs (sizes the tasks).
+    row_bytes: int = 1200
 
     def table(self, data_type: str) -> str:
         """Name of the table (and of its directory under ``silver/``)."""
@@ -72,12 +78,26 @@ class SilverPart:
 
 
 @dataclass(frozen=True, slots=True)
+class SilverJoin:
+    """Columns of another silver table joined to a Qlib target's rows on (ticker, session_date).
+
+    ``columns`` pairs a column of ``table`` with the name the target's frame sees (null where the table
+    has no row). A partition of ``table`` changing counts as its session changing.
+    """
+
+    table: str
+    columns: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class QlibTarget:
     """A Qlib provider root built from a data type's silver partitions (``gold/qlib/<type>/<freq>``).
 
-    ``frame`` maps silver rows (``columns`` of them) and the compact factor table to Qlib's long layout
-    (``symbol``, ``datetime`` and one Float64 column per field). Values of one row may depend only on that
-    row and its factor, so new sessions are appended and only symbols whose factors changed are rewritten.
+    ``frame`` maps silver rows (``columns`` of them, ``datetime`` — the session for ``day``, the bar's
+    exchange-local start for ``1min`` — and the ``joins``) and the compact factor table to Qlib's long
+    layout (``symbol``, ``datetime`` and one Float64 column per field). Values of one row may depend only
+    on that row and its factor, so new sessions are appended and only symbols whose factors changed are
+    rewritten. A ``1min`` root holds the bars of its calendar's hours (see ``gold.qlib_minute_session``).
     """
 
     freq: Frequency
@@ -85,6 +105,13 @@ class QlibTarget:
     frame: Ref
     columns: tuple[str, ...]
     version: int = 1
+    joins: tuple[SilverJoin, ...] = ()
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        """Per-bar input values (kept raw beside the root to rewrite a symbol without silver): the
+        ``columns`` after ticker and session, then the joined columns."""
+        return (*self.columns[2:], *(alias for join in self.joins for _, alias in join.columns))
 
 
 #: Header of every Polygon aggregates flat file (stocks and options, day and minute), in vendor order.

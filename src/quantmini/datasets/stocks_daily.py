@@ -12,6 +12,7 @@ from quantmini.datasets.base import (
     DatasetSpec,
     QlibTarget,
     Ref,
+    SilverJoin,
     SilverPart,
     aggregate_schema,
 )
@@ -81,6 +82,9 @@ SPEC = DatasetSpec(
             fields=("open", "high", "low", "close", "volume", "vwap", "factor", "change"),
             frame=Ref("quantmini.core.gold:qlib_daily_frame"),
             columns=("ticker", "session_date", "open", "high", "low", "close", "volume", "ret_1d"),
+            # $vwap from the day's regular-session minute bars where the lake has them.
+            joins=(SilverJoin("stocks_minute_rollups", (("vwap", "minute_vwap"),)),),
+            version=2,
         ),
     ),
 )

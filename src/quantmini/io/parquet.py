@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -39,6 +40,63 @@ def write_parquet_atomic(
             )
         except (pa.ArrowException, OSError) as exc:
             raise StorageError(f"cannot write {target}: {exc}") from exc
+
+
+class PieceWriter:
+    """Writes one Parquet file from tables given one after another (see :func:`write_parquet_pieces`)."""
+
+    def __init__(self, path: Path, schema: pa.Schema, row_group_rows: int) -> None:
+        self._path = path
+        self._schema = schema
+        self._row_group_rows = row_group_rows
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        """Append ``table`` (in the file's schema) as the next rows of the file."""
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(
+                self._path,
+                self._schema,
+                compression="zstd",
+                write_statistics=True,
+                use_dictionary=_dictionary_columns(table, self._row_group_rows),
+            )
+        self._writer.write_table(table, row_group_size=self._row_group_rows)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        """Finish the file (a file without rows when nothing was written)."""
+        if self._writer is None:
+            pq.write_table(empty_table(self._schema), self._path, compression="zstd")
+        else:
+            self._writer.close()
+
+    def discard(self) -> None:
+        """Release the file after an error (the caller removes it)."""
+        if self._writer is not None:
+            with contextlib.suppress(pa.ArrowException, OSError):
+                self._writer.close()
+
+
+@contextlib.contextmanager
+def write_parquet_pieces(
+    target: Path, schema: pa.Schema, *, row_group_rows: int = ROW_GROUP_ROWS, durable: bool = True
+) -> Iterator[PieceWriter]:
+    """A file written piece by piece (a bucket of tickers at a time), replacing ``target`` atomically
+    when the block ends without error; written like :func:`write_parquet_atomic`. Memory holds one
+    piece, not the file."""
+    with atomic_path(target, durable=durable) as tmp:
+        writer = PieceWriter(tmp, schema, row_group_rows)
+        try:
+            yield writer
+            writer.close()
+        except (pa.ArrowException, OSError) as exc:
+            writer.discard()
+            raise StorageError(f"cannot write {target}: {exc}") from exc
+        except BaseException:
+            writer.discard()
+            raise
 
 
 def _dictionary_columns(table: pa.Table, sample_rows: int) -> list[str]:

@@ -14,6 +14,11 @@ compares that with the silver manifests and the factor table, and then:
 
 Whatever the sequence of appends, republished days and corporate actions, the result is byte-identical
 to a build from scratch (tested). A symbol Qlib cannot store is skipped and reported, never fatal.
+
+Everything is counted in **bars** of the root's calendar (:class:`BarCalendar`): a ``day`` root has one
+bar per session; a ``1min`` root one per exchange-local minute of each session's hours (regular, or
+extended 04:00 to four hours after the close), so a session is a run of bars and a republished session
+rewinds to its first bar.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from quantmini._exceptions import QuantminiError
 from quantmini.core.calendar import sessions as exchange_sessions
+from quantmini.core.minute import regular_minutes
 from quantmini.core.qlib_encoding import Freq, calendar_lines, check_freq, qlib_dir_name
 from quantmini.datasets import get_spec
 from quantmini.datasets.base import DatasetSpec, QlibTarget
@@ -49,7 +56,7 @@ from quantmini.io.qlib_writer import (
 )
 from quantmini.pipeline.executor import InlineExecutor, TaskExecutor
 from quantmini.pipeline.factors import FactorState
-from quantmini.pipeline.partitions import PartitionIndex
+from quantmini.pipeline.partitions import PartitionIndex, index_partitions
 
 #: Bump when the stage's on-disk conventions change: every root is rebuilt.
 GOLD_VERSION = 1
@@ -61,6 +68,8 @@ _COUNT_BATCH = 100
 T = TypeVar("T")
 
 GoldStatus = Literal["built", "updated", "unchanged", "no_input"]
+#: Hours of a ``1min`` root: the regular session, or 04:00 to four hours after the close.
+MinuteSession = Literal["regular", "extended"]
 
 _SYMBOL_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
@@ -86,6 +95,64 @@ class GoldOutcome:
     holes: tuple[dt.date, ...] = ()
     renamed: tuple[tuple[str, str], ...] = ()
     skipped: tuple[tuple[str, str], ...] = ()
+    #: Per joined silver table, the sessions of the calendar it had a partition for.
+    joined: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BarCalendar:
+    """A root's calendar: its sessions, its bars and the first bar of every session."""
+
+    freq: Freq
+    #: The hours of a ``1min`` root (``"regular"`` for a ``day`` root).
+    hours: MinuteSession
+    sessions: tuple[dt.date, ...]
+    bars: tuple[dt.date | dt.datetime, ...]
+    starts: tuple[int, ...]
+    #: Bars as integers in the units of :func:`_bar_ints` (sorted).
+    ints: npt.NDArray[np.int64]
+
+    def start(self, session: dt.date) -> int:
+        """Position of the first bar of ``session`` (the calendar's length for a later one)."""
+        i = int(np.searchsorted(np.array(self.sessions, dtype="datetime64[D]"), np.datetime64(session)))
+        return self.starts[i] if i < len(self.sessions) else len(self.bars)
+
+    def lines(self) -> list[str]:
+        """The lines of ``calendars/<freq>.txt``."""
+        return calendar_lines(self.bars, self.freq)
+
+    def positions(self, values: pl.Series) -> npt.NDArray[np.int64]:
+        """Calendar position of each value of a ``datetime`` column (-1 where it is not a bar)."""
+        bars = self.ints
+        ints = _bar_ints(values, self.freq)
+        found = np.searchsorted(bars, ints)
+        inside = found < len(bars)
+        inside[inside] = bars[found[inside]] == ints[inside]
+        return np.where(inside, found, -1)
+
+
+def bar_calendar(
+    sessions: list[dt.date], freq: Freq, exchange: str, hours: MinuteSession = "regular"
+) -> BarCalendar:
+    """The calendar of a ``freq`` root over ``sessions`` (``hours`` chooses a ``1min`` root's bars)."""
+    days = np.array(sessions, dtype="datetime64[D]")
+    if freq == "day":
+        ints = days.astype(np.int64)
+        return BarCalendar(
+            freq, "regular", tuple(sessions), tuple(sessions), tuple(range(len(sessions))), ints
+        )
+    bars = regular_minutes(sessions, exchange, hours)
+    ints = np.array(bars, dtype="datetime64[us]").astype(np.int64)
+    day_us = 86_400_000_000
+    starts = np.searchsorted(ints // day_us, days.astype(np.int64))
+    return BarCalendar(freq, hours, tuple(sessions), tuple(bars), tuple(int(i) for i in starts), ints)
+
+
+def _bar_ints(values: pl.Series, freq: Freq) -> npt.NDArray[np.int64]:
+    """Dates as days since 1970, naive datetimes as microseconds since 1970 (int64 numpy)."""
+    if freq == "day":
+        return values.cast(pl.Date).to_physical().cast(pl.Int64).to_numpy()
+    return values.dt.cast_time_unit("us").to_physical().cast(pl.Int64).to_numpy()
 
 
 @dataclass(slots=True)
@@ -108,28 +175,37 @@ def run_gold(
     executor: TaskExecutor | None = None,
     budget_bytes: float = 4e9,
     on_bucket: Callable[[], None] | None = None,
+    minute_session: MinuteSession = "regular",
 ) -> GoldOutcome:
-    """Bring the Qlib root of ``spec.gold[target_index]`` up to date with the silver partitions."""
+    """Bring the Qlib root of ``spec.gold[target_index]`` up to date with the silver partitions
+    (``minute_session``: the hours of a ``1min`` root)."""
     target = spec.gold[target_index]
     freq = check_freq(target.freq)
     root = lake.qlib_root(spec.name, freq)
     sessions = silver.sessions
     if not sessions:
         return GoldOutcome(root, "no_input")
-    calendar = exchange_sessions(sessions[0], sessions[-1], spec.calendar)
-    lines = calendar_lines(calendar, freq)
-    holes = tuple(s for s in calendar if s not in silver.partitions)
-    shas = {s: p.sha256 for s, p in silver.partitions.items()}
+    exchange_days = exchange_sessions(sessions[0], sessions[-1], spec.calendar)
+    cal = bar_calendar(exchange_days, freq, spec.calendar, minute_session)
+    lines = cal.lines()
+    holes = tuple(s for s in exchange_days if s not in silver.partitions)
+    joined = {
+        j.table: index_partitions(lake.manifest_dir("silver", j.table), lake.silver_dir(j.table))
+        for j in target.joins
+    }
+    shas = {s: _identity(p.sha256, s, joined) for s, p in silver.partitions.items()}
+    coverage = tuple((t, sum(1 for s in sessions if s in i.partitions)) for t, i in joined.items())
     digests = {} if factors is None else factors.ticker_digests
     state_dir = lake.gold_state_dir(spec.name, freq)
     history = state_dir / "history"
-    state = _load_state(state_dir, target, sessions[0])
+    state = _load_state(state_dir, target, sessions[0], cal.hours)
     if state is None or not (root / "calendars" / f"{freq}.txt").exists():
-        state = _build(lake, spec, target_index, silver, calendar, digests, executor, budget_bytes, on_bucket)
-        _save_state(state_dir, target, sessions[0], state)
-        return _outcome(root, "built", state, len(calendar), holes)
+        state = _build(
+            lake, spec, target_index, silver, shas, cal, digests, executor, budget_bytes, on_bucket, joined
+        )
+        _save_state(state_dir, target, sessions[0], state, cal.hours)
+        return _outcome(root, "built", state, len(exchange_days), holes, joined=coverage)
 
-    position = {s: i for i, s in enumerate(calendar)}
     changed = {s for s in sessions if state.sessions.get(s) != shas[s]} | {
         s for s in state.sessions if s not in silver.partitions
     }
@@ -140,7 +216,7 @@ def run_gold(
     }
     appended = [s for s in sessions if (s >= rewind if rewind else s > old_last)]
     if not appended and not rewrite and not changed and not _damaged(root, target, state, exclude=set()):
-        return _outcome(root, "unchanged", state, len(calendar), holes)
+        return _outcome(root, "unchanged", state, len(exchange_days), holes, joined=coverage)
 
     per_chunk = max(1, int(budget_bytes / BYTES_PER_ROW))
     # A republished session (or features recomputed around a late corporate action) rewinds only the
@@ -148,17 +224,15 @@ def run_gold(
     redone = [s for s in appended if s <= old_last]
     affected: set[str] | None = None  # None: every symbol
     if rewind is not None and redone and sum(silver.partitions[s].rows for s in redone) <= per_chunk:
-        again = _read_silver(lake, spec, target, redone, exclude=rewrite)
-        affected = _changed_symbols(
-            history, target, calendar, state, again, position.get(rewind, len(calendar))
-        )
+        again = _read_silver(lake, spec, target, cal, joined, redone, exclude=rewrite)
+        affected = _changed_symbols(history, target, cal, state, again, cal.start(rewind))
     if rewind is not None:
-        cut = position.get(rewind, len(calendar))
+        cut = cal.start(rewind)
         for symbol, (stored, first, last, digest) in list(state.symbols.items()):
             if symbol in rewrite or last < cut or (affected is not None and symbol not in affected):
                 continue
             span = truncate_bins(root, qlib_dir_name(stored), target.fields, freq, (first, last), cut)
-            truncate_history(history_file(history, qlib_dir_name(stored)), span, _raw_width(target))
+            truncate_history(history_file(history, qlib_dir_name(stored)), span, len(target.values))
             if span is None:
                 del state.symbols[symbol]
             else:
@@ -178,14 +252,14 @@ def run_gold(
         if only is not None and not only:
             continue
         rows = (
-            _read_silver(lake, spec, target, chunk, include=only - rewrite)
+            _read_silver(lake, spec, target, cal, joined, chunk, include=only - rewrite)
             if only is not None
-            else _read_silver(lake, spec, target, chunk, exclude=rewrite)
+            else _read_silver(lake, spec, target, cal, joined, chunk, exclude=rewrite)
         )
         touched |= set(rows["ticker"].unique().to_list()) if rows.height else set()
         _write(
-            root, target, rows, calendar, freq, state, digests, lake=lake, history=history,
-            existing=True, damaged=damaged,
+            root, target, rows, cal, state, digests, lake=lake, history=history, existing=True,
+            damaged=damaged,
         )  # fmt: skip
     repair = damaged | _damaged(root, target, state, exclude=touched | rewrite)
     redo = rewrite | repair
@@ -197,30 +271,29 @@ def run_gold(
         # read) when it is intact; the re-appended sessions, and symbols without a history, from silver.
         spans = {s: known[s][2] - known[s][1] + 1 for s in known}
         for group in _grouped(sorted(redo), lambda s: spans.get(s, 1), per_chunk):
-            kept, lost = _from_history(history, target, calendar, {s: known[s] for s in group if s in known})
+            kept, lost = _from_history(history, target, cal, {s: known[s] for s in group if s in known})
             lost |= {s for s in group if s not in known}
             if appended:
                 kept = kept.filter(pl.col("session_date") < appended[0])
             fresh = set(group) - lost
             parts = [kept]
             if fresh and appended:
-                parts.append(_read_silver(lake, spec, target, appended, include=fresh))
+                parts.append(_read_silver(lake, spec, target, cal, joined, appended, include=fresh))
             if lost:
-                parts.append(_read_silver(lake, spec, target, sessions, include=lost))
-            rows = pl.concat([p.select(target.columns).cast(kept.schema) for p in parts])
-            _write(
-                root, target, rows, calendar, freq, state, digests, lake=lake, history=history, replace=True
-            )
+                parts.append(_read_silver(lake, spec, target, cal, joined, sessions, include=lost))
+            rows = pl.concat([p.select(kept.columns).cast(kept.schema) for p in parts])
+            _write(root, target, rows, cal, state, digests, lake=lake, history=history, replace=True)
     write_calendar(root, freq, lines)
     write_instruments(root, state.spans(), lines)
     state.sessions = dict(shas)
-    _save_state(state_dir, target, sessions[0], state)
+    _save_state(state_dir, target, sessions[0], state, cal.hours)
     return _outcome(
         root,
         "updated",
         state,
-        len(calendar),
+        len(exchange_days),
         holes,
+        joined=coverage,
         appended=len([s for s in appended if s > old_last]),
         rewound_to=rewind,
         rewritten=len(rewrite),
@@ -228,24 +301,40 @@ def run_gold(
     )
 
 
-def _raw_width(target: QlibTarget) -> int:
-    """Raw values kept per bar in the history files: the target's columns after ticker and session."""
-    return len(target.columns) - 2
+def _identity(sha: str, session: dt.date, joined: dict[str, PartitionIndex]) -> str:
+    """What a session of the root is built from: its silver partition and those of the joined tables."""
+    parts = [sha]
+    for table, index in joined.items():
+        partition = index.partitions.get(session)
+        if partition is not None:
+            parts.append(f"{table}:{partition.sha256}")
+    return "+".join(parts)
+
+
+def _row_schema(target: QlibTarget, freq: Freq) -> dict[str, pl.DataType]:
+    """Columns of the silver-shaped rows the stage converts: ticker, session, bar time, the values."""
+    return {
+        "ticker": pl.String(),
+        "session_date": pl.Date(),
+        "datetime": pl.Date() if freq == "day" else pl.Datetime("us"),
+        **{c: pl.Float64() for c in target.values},
+    }
 
 
 def _raw_values(rows: pl.DataFrame, target: QlibTarget) -> pl.DataFrame:
-    return rows.select(pl.col(c).cast(pl.Float64).fill_null(float("nan")) for c in target.columns[2:])
+    return rows.select(pl.col(c).cast(pl.Float64).fill_null(float("nan")) for c in target.values)
 
 
 def _from_history(
     history: Path,
     target: QlibTarget,
-    calendar: list[dt.date],
+    cal: BarCalendar,
     symbols: dict[str, tuple[str, int, int, str]],
 ) -> tuple[pl.DataFrame, set[str]]:
     """Silver-shaped rows of ``symbols`` rebuilt from their history files; and the symbols whose file is
     missing or short (to be read from silver)."""
-    width = _raw_width(target)
+    width = len(target.values)
+    schema = _row_schema(target, cal.freq)
     frames, lost = [], set()
     for symbol, (stored, first, last, _) in sorted(symbols.items()):
         values = read_history(history_file(history, qlib_dir_name(stored)), (first, last), width)
@@ -253,16 +342,16 @@ def _from_history(
             lost.add(symbol)
             continue
         present = np.flatnonzero(~np.isnan(values).all(axis=1))
-        frame = pl.DataFrame(
-            {name: values[present, j] for j, name in enumerate(target.columns[2:])}
-        ).with_columns(pl.all().fill_nan(None))
-        dates = pl.Series("session_date", [calendar[first + int(p)] for p in present], dtype=pl.Date)
-        frames.append(frame.with_columns(pl.lit(symbol).alias("ticker"), dates).select(target.columns))
-    schema = {
-        "ticker": pl.String(),
-        "session_date": pl.Date(),
-        **{c: pl.Float64() for c in target.columns[2:]},
-    }
+        frame = pl.DataFrame({name: values[present, j] for j, name in enumerate(target.values)}).with_columns(
+            pl.all().fill_nan(None)
+        )
+        bars = pl.Series("datetime", [cal.bars[first + int(p)] for p in present], dtype=schema["datetime"])
+        session = bars if cal.freq == "day" else bars.dt.date()
+        frames.append(
+            frame.with_columns(pl.lit(symbol).alias("ticker"), bars, session.alias("session_date")).select(
+                list(schema)
+            )
+        )
     rows = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
     return rows, lost
 
@@ -270,7 +359,7 @@ def _from_history(
 def _changed_symbols(
     history: Path,
     target: QlibTarget,
-    calendar: list[dt.date],
+    cal: BarCalendar,
     state: _State,
     rows: pl.DataFrame,
     cut: int,
@@ -278,8 +367,7 @@ def _changed_symbols(
     """Symbols whose stored values from calendar position ``cut`` on differ from silver ``rows``: a
     value changed, a bar appeared or vanished, or the symbol is new. Compared with the raw history files
     (a symbol without an intact one counts as changed)."""
-    width = _raw_width(target)
-    position = {s: i for i, s in enumerate(calendar)}
+    width = len(target.values)
     by_symbol = (
         {key[0]: frame for key, frame in rows.partition_by("ticker", as_dict=True).items()}
         if rows.height
@@ -300,7 +388,7 @@ def _changed_symbols(
         old = stored_rows[max(cut, first) - first :]
         new = np.full_like(old, np.nan)
         if frame is not None:
-            offsets = np.array([position[d] for d in frame["session_date"].to_list()]) - max(cut, first)
+            offsets = cal.positions(frame["datetime"]) - max(cut, first)
             if (offsets < 0).any() or (offsets >= len(new)).any():
                 changed.add(symbol)
                 continue
@@ -360,13 +448,16 @@ def _read_silver(
     lake: Lake,
     spec: DatasetSpec,
     target: QlibTarget,
+    cal: BarCalendar,
+    joined: dict[str, PartitionIndex],
     sessions: list[dt.date],
     *,
     include: set[str] | None = None,
     exclude: set[str] | None = None,
     bounds: tuple[str, str] | None = None,
 ) -> pl.DataFrame:
-    """Silver rows of ``sessions`` for the target's columns, filtered by symbol while reading."""
+    """Silver-shaped rows (:func:`_row_schema`) of ``sessions``, filtered by symbol while reading; minute
+    bars outside the calendar's hours are left out."""
     where: pl.Expr | None = None
     if include is not None:
         where = pl.col("ticker").is_in(sorted(include))
@@ -374,16 +465,41 @@ def _read_silver(
         where = ~pl.col("ticker").is_in(sorted(exclude))
     elif bounds is not None:
         where = pl.col("ticker").is_between(pl.lit(bounds[0]), pl.lit(bounds[1]))
+    schema = _row_schema(target, cal.freq)
+    if not sessions:
+        return pl.DataFrame(schema=schema)
     paths = [lake.silver_partition(spec, s) for s in sessions]
-    return read_parquet_files(paths, columns=target.columns, where=where)
+    if cal.freq == "day":
+        rows = read_parquet_files(paths, columns=target.columns, where=where).with_columns(
+            pl.col("session_date").alias("datetime")
+        )
+    else:
+        rows = read_parquet_files(paths, columns=(*target.columns, "ts"), where=where)
+        local = pl.col("ts").dt.replace_time_zone(None).dt.cast_time_unit("us").alias("datetime")
+        rows = rows.with_columns(local).drop("ts")
+        rows = rows.filter(pl.Series(cal.positions(rows["datetime"]) >= 0))
+    for join in target.joins:
+        index = joined[join.table]
+        extra = [lake.silver_partition(join.table, s) for s in sessions if s in index.partitions]
+        names = [alias for _, alias in join.columns]
+        found = (
+            read_parquet_files(extra, where=where).select(
+                "ticker", "session_date", *(pl.col(c).alias(a) for c, a in join.columns)
+            )
+            if extra
+            else pl.DataFrame(
+                schema={"ticker": pl.String(), "session_date": pl.Date()} | {n: pl.Float64() for n in names}
+            )
+        )
+        rows = rows.join(found, on=["ticker", "session_date"], how="left", maintain_order="left")
+    return rows.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
 
 
 def _write(
     root: Path,
     target: QlibTarget,
     rows: pl.DataFrame,
-    calendar: list[dt.date],
-    freq: Freq,
+    cal: BarCalendar,
     state: _State,
     digests: dict[str, str],
     *,
@@ -401,7 +517,7 @@ def _write(
         return
     intervals = _intervals(lake)
     frame = target.frame(rows, intervals)
-    layout = layout_rows(frame, freq, target.fields, calendar)
+    layout = layout_rows(frame, cal.freq, target.fields, cal.bars)
     known = {stored: (first, last) for stored, first, last, _ in state.symbols.values()} if existing else {}
     broken: set[str] = set()
     spans = write_bins(
@@ -409,7 +525,7 @@ def _write(
         layout,
         frame,
         target.fields,
-        freq,
+        cal.freq,
         existing=known,
         replace=frozenset(layout.symbols) if replace else frozenset(),
         damaged=broken,
@@ -451,7 +567,9 @@ class GoldBucketTask:
     build_dir: Path
     history_dir: Path
     sessions: tuple[dt.date, ...]
-    calendar: tuple[dt.date, ...]
+    exchange_days: tuple[dt.date, ...]
+    hours: MinuteSession
+    joined: tuple[str, ...]
     bounds: tuple[str, str] | None
 
 
@@ -461,11 +579,16 @@ def run_gold_bucket(task: GoldBucketTask) -> tuple[dict[str, tuple[str, int, int
     spec = get_spec(task.data_type)
     target = spec.gold[task.target]
     freq = check_freq(target.freq)
-    rows = _read_silver(lake, spec, target, list(task.sessions), bounds=task.bounds)
+    cal = bar_calendar(list(task.exchange_days), freq, spec.calendar, task.hours)
+    joined = {
+        table: index_partitions(lake.manifest_dir("silver", table), lake.silver_dir(table))
+        for table in task.joined
+    }
+    rows = _read_silver(lake, spec, target, cal, joined, list(task.sessions), bounds=task.bounds)
     if rows.is_empty():
         return {}, {}
     frame = target.frame(rows, _intervals(lake))
-    layout = layout_rows(frame, freq, target.fields, list(task.calendar))
+    layout = layout_rows(frame, freq, target.fields, cal.bars)
     spans = write_bins(
         task.build_dir,
         layout,
@@ -485,11 +608,13 @@ def _build(
     spec: DatasetSpec,
     target_index: int,
     silver: PartitionIndex,
-    calendar: list[dt.date],
+    shas: dict[dt.date, str],
+    cal: BarCalendar,
     digests: dict[str, str],
     executor: TaskExecutor | None,
     budget_bytes: float,
     on_bucket: Callable[[], None] | None,
+    joined: dict[str, PartitionIndex],
 ) -> _State:
     """A whole new root, per symbol bucket, swapped in atomically."""
     target = spec.gold[target_index]
@@ -503,11 +628,20 @@ def _build(
     history_dir = new_temp_directory(history)
     tasks = [
         GoldBucketTask(
-            lake.root, spec.name, target_index, build_dir, history_dir, tuple(sessions), tuple(calendar), b
+            lake.root,
+            spec.name,
+            target_index,
+            build_dir,
+            history_dir,
+            tuple(sessions),
+            cal.sessions,
+            cal.hours,
+            tuple(joined),
+            b,
         )
         for b in buckets
     ]
-    state = _State(sessions={s: p.sha256 for s, p in silver.partitions.items()}, symbols={})
+    state = _State(sessions=dict(shas), symbols={})
     try:
         for _, result in runner.map(run_gold_bucket, tasks):
             if isinstance(result, BaseException):
@@ -518,7 +652,7 @@ def _build(
             state.skipped.update(skipped)
             if on_bucket is not None:
                 on_bucket()
-        lines = calendar_lines(calendar, freq)
+        lines = cal.lines()
         write_calendar(build_dir, freq, lines)
         write_instruments(build_dir, state.spans(), lines)
     except BaseException:
@@ -567,7 +701,7 @@ def _ticker_counts(paths: list[Path]) -> pl.DataFrame:
     return total.sort("ticker")
 
 
-def _load_state(directory: Path, target: QlibTarget, first_session: dt.date) -> _State | None:
+def _load_state(directory: Path, target: QlibTarget, first_session: dt.date, hours: str) -> _State | None:
     meta = read_manifest(directory / "state.json")
     symbols_path = directory / "symbols.parquet"
     if (
@@ -576,6 +710,7 @@ def _load_state(directory: Path, target: QlibTarget, first_session: dt.date) -> 
         or meta.get("target_version") != target.version
         or meta.get("fields") != list(target.fields)
         or meta.get("first_session") != first_session.isoformat()
+        or meta.get("hours", "regular") != hours
         or not symbols_path.exists()
     ):
         return None
@@ -590,7 +725,9 @@ def _load_state(directory: Path, target: QlibTarget, first_session: dt.date) -> 
     )
 
 
-def _save_state(directory: Path, target: QlibTarget, first_session: dt.date, state: _State) -> None:
+def _save_state(
+    directory: Path, target: QlibTarget, first_session: dt.date, state: _State, hours: str
+) -> None:
     names = sorted(state.symbols)
     values = [state.symbols[n] for n in names]
     columns = [names, *([v[i] for v in values] for i in range(4))]
@@ -603,6 +740,7 @@ def _save_state(directory: Path, target: QlibTarget, first_session: dt.date, sta
             "target_version": target.version,
             "fields": list(target.fields),
             "first_session": first_session.isoformat(),
+            "hours": hours,
             "sessions": {s.isoformat(): sha for s, sha in sorted(state.sessions.items())},
             "skipped": state.skipped,
         },

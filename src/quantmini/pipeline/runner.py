@@ -34,7 +34,7 @@ from quantmini.io.source import LocalMirrorSource, Source
 from quantmini.pipeline.bronze import IngestOutcome, ingest_session, settled
 from quantmini.pipeline.executor import ExecutorKind, InlineExecutor, TaskExecutor, make_executor
 from quantmini.pipeline.factors import PRICE_SOURCE, FactorOutcome, FactorState, refresh_factors
-from quantmini.pipeline.gold import GoldOutcome, run_gold
+from quantmini.pipeline.gold import GoldOutcome, MinuteSession, run_gold
 from quantmini.pipeline.landing import LandingOutcome, LandingPlan, land_sessions, landing_warnings
 from quantmini.pipeline.landing_versions import KeptVersion, kept_versions
 from quantmini.pipeline.partitions import PartitionIndex, index_partitions
@@ -141,6 +141,7 @@ class PipelineRunner:
         memory_budget_gb: float = 4.0,
         executor: ExecutorKind = "local",
         scheduler: str | None = None,
+        minute_session: MinuteSession = "regular",
         progress: ProgressListener | None = None,
         exclusive: bool = False,
     ) -> None:
@@ -155,6 +156,7 @@ class PipelineRunner:
         self.budget_bytes = data_budget(memory_budget_gb)
         self.executor_kind: ExecutorKind = executor
         self.scheduler = scheduler
+        self.minute_session: MinuteSession = minute_session
         self.progress: ProgressListener = progress or NullProgress()
         self._executor: TaskExecutor = InlineExecutor()
         self._interrupted = threading.Event()
@@ -348,40 +350,56 @@ class PipelineRunner:
         t0 = time.perf_counter()
         if not self.spec.has_qlib_gold:
             report.skipped["gold"] = f"no Qlib gold root is defined for {self.spec.name} yet"
-        main = self.spec.main_silver
-        silver = (
-            index_partitions(
-                self.lake.manifest_dir("silver", self.spec.name), self.lake.silver_dir(self.spec)
-            )
-            if main is not None
-            else PartitionIndex({}, [])
-        )
-        for index, target in enumerate(self.spec.gold):
-            self.progress.start(f"gold {target.freq}", 1)
+        silver: dict[str, PartitionIndex] = {}
+        for spec, index in self._gold_targets():
+            target = spec.gold[index]
+            name = f"{spec.name}/{target.freq}"
+            if spec.name not in silver:
+                silver[spec.name] = index_partitions(
+                    self.lake.manifest_dir("silver", spec.name), self.lake.silver_dir(spec)
+                )
+            self.progress.start(f"gold {name}", 1)
             try:
                 outcome = run_gold(
                     self.lake,
-                    self.spec,
+                    spec,
                     index,
-                    silver,
+                    silver[spec.name],
                     factors,
                     executor=self._executor,
                     budget_bytes=self.budget_bytes,
                     on_bucket=self._check_interrupt,
+                    minute_session=self.minute_session,
                 )
             except QuantminiError as exc:
-                report.failures.append(f"gold {self.spec.name}/{target.freq}: {exc}")
+                report.failures.append(f"gold {name}: {exc}")
             except OSError as exc:
-                report.failures.append(f"gold {self.spec.name}/{target.freq}: {exc.strerror or exc}")
+                report.failures.append(f"gold {name}: {exc.strerror or exc}")
             else:
                 report.gold.append(outcome)
-            self.progress.advance(f"gold {target.freq}")
-            self.progress.finish(f"gold {target.freq}")
+            self.progress.advance(f"gold {name}")
+            self.progress.finish(f"gold {name}")
         try:
             report.catalog = build_catalog(self.lake.root, list(DATASETS))
         except QuantminiError as exc:
             report.failures.append(f"DuckDB catalog: {exc}")
         report.timings["gold"] = time.perf_counter() - t0
+
+    def _gold_targets(self) -> list[tuple[DatasetSpec, int]]:
+        """This data type's Qlib roots, then the existing roots of other data types that join one of its
+        silver tables (the daily root's ``$vwap`` comes from the minute roll-ups): they are kept current
+        by whichever data type's run changes their inputs."""
+        targets = [(self.spec, i) for i in range(len(self.spec.gold))] if self.spec.main_silver else []
+        tables = {part.table(self.spec.name) for part in self.spec.silver}
+        for name in DATASETS:
+            other = get_spec(name)
+            if other.name == self.spec.name:
+                continue
+            for i, target in enumerate(other.gold):
+                joins = {join.table for join in target.joins}
+                if joins & tables and (self.lake.qlib_root(other.name, target.freq) / "calendars").is_dir():
+                    targets.append((other, i))
+        return targets
 
     def _calendar(self, bronze: PartitionIndex) -> list[dt.date]:
         sessions = bronze.sessions

@@ -6,13 +6,18 @@ lookback, the corporate actions the part depends on, the reference tables it rea
 compares it with the identity recorded in that partition's manifest. Stale and missing sessions are
 grouped into chunks of consecutive sessions (sized from the memory budget); a chunk task reads the bronze
 of its sessions plus the lookback, runs the part's pure transform and writes one partition per session.
+When even one session and its lookback exceed the budget (minute bars), a part whose transform works per
+ticker is run on contiguous ticker ranges one after another, each read with a range filter (bronze is
+sorted by ticker, so other row groups are skipped) and appended to the partitions being written.
 Appending N sessions costs N sessions plus the lookback; a no-op run reads manifests only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,13 +30,11 @@ from quantmini.datasets import get_spec
 from quantmini.datasets.base import DatasetSpec, SilverPart
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import sha256_file, write_manifest
-from quantmini.io.parquet import empty_table, read_parquet_files, write_parquet_atomic
+from quantmini.io.parquet import empty_table, read_parquet_files, write_parquet_pieces
 from quantmini.io.reference_store import load_reference
 from quantmini.pipeline.factors import FactorState, load_factor_tables
 from quantmini.pipeline.partitions import PartitionIndex, index_partitions
 
-#: Estimated peak bytes per bronze row while a chunk is transformed (aligned rows, lagged columns).
-BYTES_PER_ROW = 1200
 #: Longest chunk, in output sessions.
 MAX_CHUNK_SESSIONS = 500
 
@@ -47,6 +50,8 @@ class SilverTask:
     present: tuple[dt.date, ...]
     outputs: tuple[dt.date, ...]
     identities: tuple[str, ...]
+    #: Ticker ranges the window is split into (1: the whole window at once).
+    buckets: int = 1
 
     @property
     def label(self) -> str:
@@ -125,14 +130,28 @@ def _plan_part(
     rows_per_session = max(
         1, sum(p.rows for p in bronze.partitions.values()) // max(1, len(bronze.partitions))
     )
-    per_chunk = int(budget_bytes / max(1, concurrency) / (rows_per_session * BYTES_PER_ROW)) - part.lookback
-    per_chunk = max(1, min(MAX_CHUNK_SESSIONS, per_chunk))
+    per_chunk, buckets = _task_size(part, rows_per_session, budget_bytes / max(1, concurrency))
     tasks = [
-        _task(lake, spec, index, part, chunk, calendar, position, bronze)
+        _task(lake, spec, index, part, chunk, calendar, position, bronze, buckets)
         for chunk in _chunks(stale, position, part.lookback, per_chunk)
     ]
     damaged = [f"{d.path}: {d.reason}; rebuilt" for d in existing.damaged]
     return SilverPlan(table, len(bronze.partitions), tasks=tasks, orphans=orphans, damaged=damaged)
+
+
+def _task_size(part: SilverPart, rows_per_session: int, task_budget: float) -> tuple[int, int]:
+    """Output sessions per chunk and ticker ranges per chunk, so that a chunk's window fits the budget.
+
+    Chunks of consecutive sessions first; when a single session plus the lookback does not fit, a
+    per-ticker part takes ``lookback`` sessions per chunk (the lookback is then read at most twice per
+    output session) split into as many ticker ranges as the window needs.
+    """
+    session_bytes = rows_per_session * part.row_bytes
+    per_chunk = int(task_budget / session_bytes) - part.lookback
+    if per_chunk >= 1 or not part.per_ticker:
+        return max(1, min(MAX_CHUNK_SESSIONS, per_chunk)), 1
+    per_chunk = max(1, part.lookback)
+    return per_chunk, max(1, math.ceil((per_chunk + part.lookback) * session_bytes / task_budget))
 
 
 def _identity(
@@ -184,6 +203,7 @@ def _task(
     calendar: list[dt.date],
     position: dict[dt.date, int],
     bronze: PartitionIndex,
+    buckets: int,
 ) -> SilverTask:
     first, last = position[chunk[0][0]], position[chunk[-1][0]]
     sessions = tuple(calendar[max(0, first - part.lookback) : last + 1])
@@ -195,6 +215,7 @@ def _task(
         present=tuple(s for s in sessions if s in bronze.partitions),
         outputs=tuple(s for s, _ in chunk),
         identities=tuple(identity for _, identity in chunk),
+        buckets=buckets,
     )
 
 
@@ -217,17 +238,13 @@ class SilverTaskResult:
 
 
 def run_silver_task(task: SilverTask) -> SilverTaskResult:
-    """Read the task's bronze window, run the part's transform, write one partition per output session."""
+    """Read the task's bronze window, run the part's transform, write one partition per output session
+    (ticker range by ticker range when the task has several)."""
     lake = Lake(task.root)
     spec = get_spec(task.data_type)
     part = spec.silver[task.part]
     table = part.table(spec.name)
     schema = part.output_schema(spec.bronze_schema)
-    bars = (
-        read_parquet_files([lake.bronze_partition(spec, s) for s in task.present])
-        if task.present
-        else pl.DataFrame(schema=pl.Schema(pl.DataFrame(empty_table(spec.bronze_schema)).schema))
-    )
     references = {}
     for name in part.references:
         frame = load_reference(lake, name)
@@ -243,37 +260,66 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
             else pl.DataFrame()
         )
         context = FactorContext(multipliers, events, spans)
-    window = SessionWindow(bars, task.sessions, task.outputs, references, context)
-    rows = part.transform(window)
     order = [c for c in spec.sort_columns if c in schema.names] or [
         c for c in ("ticker", "session_date") if c in schema.names
     ]
-    written: dict[dt.date, int] = {}
-    by_session = (
-        {key[0]: frame for key, frame in rows.partition_by("session_date", as_dict=True).items()}
-        if rows.height
-        else {}
-    )
-    for session, identity in zip(task.outputs, task.identities, strict=True):
-        frame = by_session.get(session)
-        arrow = (
-            empty_table(schema)
-            if frame is None
-            else frame.sort(order).select(schema.names).to_arrow().cast(schema)
-        )
-        target = lake.silver_partition(table, session)
+    paths = [lake.bronze_partition(spec, s) for s in task.present]
+    targets = {s: lake.silver_partition(table, s) for s in task.outputs}
+    with contextlib.ExitStack() as files:
         # Not fsynced: a silver file whose size disagrees with its manifest is rebuilt by the next run.
-        write_parquet_atomic(arrow, target, durable=False)
+        writers = {
+            s: files.enter_context(write_parquet_pieces(path, schema, durable=False))
+            for s, path in targets.items()
+        }
+        for bounds in _ticker_ranges(lake, spec, task):
+            where = (
+                None if bounds is None else pl.col("ticker").is_between(pl.lit(bounds[0]), pl.lit(bounds[1]))
+            )
+            bars = (
+                read_parquet_files(paths, where=where)
+                if paths
+                else pl.DataFrame(empty_table(spec.bronze_schema))
+            )
+            rows = part.transform(SessionWindow(bars, task.sessions, task.outputs, references, context))
+            if rows.is_empty():
+                continue
+            for key, frame in rows.partition_by("session_date", as_dict=True).items():
+                writer = writers.get(key[0])
+                if writer is not None:
+                    writer.write(frame.sort(order).select(schema.names).to_arrow().cast(schema))
+    written: dict[dt.date, int] = {}
+    for session, identity in zip(task.outputs, task.identities, strict=True):
+        target = targets[session]
         write_manifest(
             lake.manifest("silver", table, session),
             {
                 "session": session.isoformat(),
                 "identity": identity,
-                "rows": arrow.num_rows,
+                "rows": writers[session].rows,
                 "output_sha256": sha256_file(target),
                 "output_size": target.stat().st_size,
             },
             durable=False,
         )
-        written[session] = arrow.num_rows
+        written[session] = writers[session].rows
     return SilverTaskResult(table, written)
+
+
+def _ticker_ranges(lake: Lake, spec: DatasetSpec, task: SilverTask) -> list[tuple[str, str] | None]:
+    """``task.buckets`` contiguous ticker ranges holding about equal numbers of the output sessions'
+    bars (``[None]``: the whole window at once). Tickers only in the lookback and between two ranges are
+    not read: no output row is theirs."""
+    outputs = [lake.bronze_partition(spec, s) for s in task.outputs if s in set(task.present)]
+    if task.buckets <= 1 or not outputs:
+        return [None]
+    counts = read_parquet_files(outputs, columns=("ticker",)).group_by("ticker").len().sort("ticker")
+    if counts.is_empty():
+        return [None]
+    size = counts["len"].sum() / task.buckets
+    piece = (counts["len"].cum_sum() - 1) // max(1, math.ceil(size))
+    ranges = (
+        counts.with_columns(piece.alias("_piece"))
+        .group_by("_piece", maintain_order=True)
+        .agg(pl.col("ticker").first().alias("lo"), pl.col("ticker").last().alias("hi"))
+    )
+    return list(zip(ranges["lo"].to_list(), ranges["hi"].to_list(), strict=True))
