@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ _READER = textwrap.dedent(
     def main(root, freq, out, expressions, alpha158):
         out = Path(out)
         expressions = json.loads(expressions)
-        qlib.init(provider_uri=root, region="us", kernels=1)
+        provider = json.loads(root) if root.startswith("{") else root
+        qlib.init(provider_uri=provider, region="us", kernels=1)
         calendar = [ts.isoformat() for ts in D.calendar(freq=freq)]
         spans = D.list_instruments(D.instruments("all"), as_list=False, freq=freq)
         spans = {k: [[a.isoformat(), b.isoformat()] for a, b in v] for k, v in spans.items()}
@@ -59,9 +61,18 @@ _READER = textwrap.dedent(
 
 
 def read_with_qlib(
-    root: Path, freq: str, expressions: list[str], workdir: Path, *, alpha158: bool = False
+    root: Path | Mapping[str, Path],
+    freq: str,
+    expressions: list[str],
+    workdir: Path,
+    *,
+    alpha158: bool = False,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """(calendar/spans[/alpha158 stats], features frame with columns c0..cN) as real qlib reads them."""
+    """(calendar/spans[/alpha158 stats], features frame with columns c0..cN) as real qlib reads them.
+
+    ``root`` is one provider root, or a root per frequency (``{"day": …, "1min": …}``) as qlib takes it.
+    """
+    provider = str(root) if isinstance(root, Path) else json.dumps({k: str(v) for k, v in root.items()})
     workdir.mkdir(parents=True, exist_ok=True)
     script = workdir / "qlib_reader.py"
     script.write_text(_READER)
@@ -69,7 +80,7 @@ def read_with_qlib(
         [
             sys.executable,
             str(script),
-            str(root),
+            provider,
             freq,
             str(workdir),
             json.dumps(expressions),

@@ -31,7 +31,7 @@ def reference_factors(
 ) -> pd.DataFrame:
     """Factors per bar.
 
-    bars: ticker, session_date, close; splits: ticker, execution_date, split_from, split_to;
+    bars: ticker, session_date, close (NaN: a session to compute factors for that has no close); splits: ticker, execution_date, split_from, split_to;
     dividends: ticker, ex_dividend_date, cash_amount; renames: old_ticker, new_ticker, change_date.
     Returns ticker, session_date, split_factor, adj_factor.
     """
@@ -44,7 +44,7 @@ def reference_factors(
         own_splits = splits[splits.entity == entity]
         multipliers = []
         for _, div in dividends[dividends.entity == entity].iterrows():
-            before = group[group.session_date < div.ex_dividend_date]
+            before = group[(group.session_date < div.ex_dividend_date) & group.close.notna()]
             if len(before):
                 multipliers.append((div.ex_dividend_date, 1 - div.cash_amount / before.close.iloc[-1]))
         for _, bar in group.iterrows():

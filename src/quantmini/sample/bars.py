@@ -149,7 +149,8 @@ def minute_rows(
     k, n = len(day_open), window.end
     minutes = np.arange(n)
     regular = (minutes >= window.regular_open) & (minutes < window.regular_close)
-    p_regular = np.clip(0.2 * np.log10(np.maximum(liquidity, 1.0)) - 0.45, 0.1, 1.0)[:, None]
+    # Liquid names trade every regular minute, as large caps do; thin ones leave gaps.
+    p_regular = np.clip(0.2 * np.log10(np.maximum(liquidity, 1.0)) - 0.3, 0.1, 1.0)[:, None]
     p_minute = np.where(regular[None, :], p_regular, 0.2 * p_regular**2 if extended else 0.0)
     traded = rng.random((k, n)) < p_minute
 
