@@ -127,7 +127,8 @@ def test_minute_root_reads_back_through_real_qlib(
     calendar = pd.DatetimeIndex(pd.to_datetime(meta["calendar"]))
     assert calendar.equals(_xnys_minutes(START, END))
     per_day = pd.Series(calendar.date).value_counts()
-    assert per_day[EARLY_CLOSE] == 210 and per_day[dt.date(2025, 11, 26)] == 390
+    assert per_day[EARLY_CLOSE] == 210
+    assert per_day[dt.date(2025, 11, 26)] == 390
     assert str(calendar[calendar.date == EARLY_CLOSE][-1]) == "2025-11-28 12:59:00"
     # The same local opening on both sides of the DST change (13:30 UTC, then 14:30 UTC).
     for day in (dt.date(2025, 10, 31), dt.date(2025, 11, 3)):
@@ -217,7 +218,8 @@ def test_minute_silver_holds_features_and_rollups(built: tuple[Path, Path, Pipel
     assert silver.height == len(bars) == tables["stocks_minute"].rows
     for feature in SPEC.features:
         values = silver[feature].drop_nulls()
-        assert values.len() > 0 and values.is_finite().all(), feature
+        assert values.len() > 0, feature
+        assert values.is_finite().all(), feature
     # The first 20 sessions have no full 20-session baseline.
     first_full = sorted(silver["session_date"].unique())[20]
     assert (
@@ -238,7 +240,9 @@ def test_ticker_ranges_cover_the_output_tickers_in_order(built: tuple[Path, Path
     )
     assert len(ranges) == 3
     flat = [t for r in ranges for t in r if r is not None]
-    assert flat == sorted(flat) and flat[0] == tickers[0] and flat[-1] == tickers[-1]
+    assert flat == sorted(flat)
+    assert flat[0] == tickers[0]
+    assert flat[-1] == tickers[-1]
     covered = [t for t in tickers if any(r is not None and r[0] <= t <= r[1] for r in ranges)]
     assert covered == tickers
 
@@ -263,18 +267,20 @@ def test_incremental_minute_root_equals_a_full_build(
 
 
 def test_extended_hours_root(built: tuple[Path, Path, PipelineReport], tmp_path: Path) -> None:
-    source, built_root, _ = built
+    _source, built_root, _ = built
     root = tmp_path / "lake"
     shutil.copytree(built_root, root)
     report = PipelineRunner(Lake(root), SPEC, minute_session="extended").run(None, START, END)
     assert report.failures == []
-    assert [(o.root.name, o.status) for o in report.gold][0] == ("1min", "built")
+    assert next((o.root.name, o.status) for o in report.gold) == ("1min", "built")
     lines = (
         (Lake(root).qlib_root("stocks_minute", "1min") / "calendars" / "1min.txt").read_text().splitlines()
     )
     days = pd.Series([line[:10] for line in lines]).value_counts()
-    assert days["2025-11-26"] == 960 and days["2025-11-28"] == 780
-    assert lines[0] == "2025-10-27 04:00:00" and lines[-1] == "2025-12-03 19:59:00"
+    assert days["2025-11-26"] == 960
+    assert days["2025-11-28"] == 780
+    assert lines[0] == "2025-10-27 04:00:00"
+    assert lines[-1] == "2025-12-03 19:59:00"
 
 
 def _assert_same_tree(a: Path, b: Path) -> None:
@@ -282,4 +288,5 @@ def _assert_same_tree(a: Path, b: Path) -> None:
     files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     assert files_a == files_b
     _, mismatch, errors = filecmp.cmpfiles(a, b, [str(p) for p in files_a], shallow=False)
-    assert mismatch == [] and errors == []
+    assert mismatch == []
+    assert errors == []

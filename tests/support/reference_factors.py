@@ -31,7 +31,8 @@ def reference_factors(
 ) -> pd.DataFrame:
     """Factors per bar.
 
-    bars: ticker, session_date, close (NaN: a session to compute factors for that has no close); splits: ticker, execution_date, split_from, split_to;
+    bars: ticker, session_date, close (NaN: a session that needs factors but has no close); splits: ticker,
+    execution_date, split_from, split_to;
     dividends: ticker, ex_dividend_date, cash_amount; renames: old_ticker, new_ticker, change_date.
     Returns ticker, session_date, split_factor, adj_factor.
     """
