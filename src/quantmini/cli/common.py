@@ -280,7 +280,7 @@ def render_report(report: PipelineReport) -> None:
         if gold.appended:
             changes.append(f"{gold.appended} session(s) appended")
         if gold.rewound_to:
-            changes.append(f"re-appended from {gold.rewound_to} (republished)")
+            changes.append(f"re-appended from {gold.rewound_to} (its inputs changed)")
         if gold.rewritten:
             changes.append(f"{gold.rewritten} symbol(s) rewritten (new corporate actions)")
         if gold.repaired:
@@ -289,6 +289,8 @@ def render_report(report: PipelineReport) -> None:
             detail += "; " + ", ".join(changes)
         if gold.holes:
             detail += f"; {len(gold.holes)} session(s) without data"
+        for label, sessions in gold.joined:
+            detail += f"; {label} on {sessions:,} session(s)"
         table.add_row(name, detail)
         for old, new in gold.renamed:
             table.add_row("", f"symbol {old!r} is stored as {new!r} (qlib cannot read it as is)")

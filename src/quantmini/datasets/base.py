@@ -87,6 +87,8 @@ class SilverJoin:
 
     table: str
     columns: tuple[tuple[str, str], ...]
+    #: What the join brings, for the run summary (``"$vwap from minute bars"``).
+    label: str = ""
 
 
 @dataclass(frozen=True, slots=True)

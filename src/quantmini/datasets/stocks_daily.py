@@ -83,7 +83,11 @@ SPEC = DatasetSpec(
             frame=Ref("quantmini.core.gold:qlib_daily_frame"),
             columns=("ticker", "session_date", "open", "high", "low", "close", "volume", "ret_1d"),
             # $vwap from the day's regular-session minute bars where the lake has them.
-            joins=(SilverJoin("stocks_minute_rollups", (("vwap", "minute_vwap"),)),),
+            joins=(
+                SilverJoin(
+                    "stocks_minute_rollups", (("vwap", "minute_vwap"),), label="$vwap from minute bars"
+                ),
+            ),
             version=2,
         ),
     ),

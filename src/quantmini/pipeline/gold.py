@@ -95,7 +95,7 @@ class GoldOutcome:
     holes: tuple[dt.date, ...] = ()
     renamed: tuple[tuple[str, str], ...] = ()
     skipped: tuple[tuple[str, str], ...] = ()
-    #: Per joined silver table, the sessions of the calendar it had a partition for.
+    #: Per joined silver table (its label), the sessions it had a partition for.
     joined: tuple[tuple[str, int], ...] = ()
 
 
@@ -194,7 +194,9 @@ def run_gold(
         for j in target.joins
     }
     shas = {s: _identity(p.sha256, s, joined) for s, p in silver.partitions.items()}
-    coverage = tuple((t, sum(1 for s in sessions if s in i.partitions)) for t, i in joined.items())
+    coverage = tuple(
+        (j.label or j.table, sum(s in joined[j.table].partitions for s in sessions)) for j in target.joins
+    )
     digests = {} if factors is None else factors.ticker_digests
     state_dir = lake.gold_state_dir(spec.name, freq)
     history = state_dir / "history"
