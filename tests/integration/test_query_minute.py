@@ -28,6 +28,7 @@ from click.testing import CliRunner, Result
 
 from quantmini._exceptions import QueryError
 from quantmini.cli.main import cli
+from quantmini.core.bronze import to_bronze
 from quantmini.datasets import DATASETS, get_spec
 from quantmini.datasets.base import Ref, SilverPart
 from quantmini.io.lake import Lake
@@ -331,6 +332,39 @@ def test_minute_silver_is_read_unchanged_once_declared(
     assert features["ret_1m"].to_list() == silver.ret_1m.tolist()
     with pytest.raises(QueryError, match=r"features \(ret_1m, rv_30m\) are computed on 1-minute bars"):
         QuerySpec("stocks_minute", ("ZOHU",), START, END, ("close", "ret_1m", "rv_30m"), bar="5min")
+
+
+def test_a_bucket_without_volume_has_no_vwap_and_the_close_splits_buckets(tmp_path: Path) -> None:
+    """Bars written by the bronze code itself on 2024-07-03 (13:00 close): 12:58 and 12:59 traded no
+    shares, 13:00 is after-hours."""
+    session = dt.date(2024, 7, 3)
+    starts = [pd.Timestamp(f"2024-07-03 {t}", tz=NY) for t in ("12:58", "12:59", "13:00", "13:04")]
+    rows = pl.DataFrame(
+        {
+            "ticker": ["ZV"] * 4,
+            "session_date": [session] * 4,
+            "window_start": [t.value for t in starts],
+            "open": [10.0, 10.5, 11.0, 12.0],
+            "high": [10.5, 11.0, 12.0, 13.0],
+            "low": [9.5, 10.0, 10.0, 11.0],
+            "close": [10.0, 10.5, 11.5, 12.5],
+            "volume": [0.0, 0.0, 30.0, 10.0],
+            "transactions": [0, 0, 3, 1],
+        }
+    )
+    path = Lake(tmp_path).bronze_partition(MINUTE, session)
+    path.parent.mkdir(parents=True)
+    pq.write_table(to_bronze(rows, MINUTE, regular_close=dt.time(13, 0)), path)
+    result = query(tmp_path, "stocks_minute", "ZV", session, session, adjusted=False, bar="5min")
+    assert [t.strftime("%H:%M") for t in result["ts"].to_list()] == ["12:55", "13:00"]
+    assert result["bar_count"].to_list() == [2, 2]
+    assert result["volume"].to_list() == [0.0, 40.0]
+    assert result["transactions"].to_list() == [0, 4]
+    assert result["open"].to_list() == [10.0, 11.0]
+    assert result["close"].to_list() == [10.5, 12.5]
+    vwap = result["vwap"].to_list()
+    assert vwap[0] is None
+    assert vwap[1] == pytest.approx(((12 + 10 + 11.5) / 3 * 30 + (13 + 11 + 12.5) / 3 * 10) / 40)
 
 
 def run(*args: str | Path) -> Result:

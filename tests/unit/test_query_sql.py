@@ -239,6 +239,13 @@ def test_resampled_query_groups_by_session_and_bucket_and_binds_the_same_values(
     assert 'arg_max("adj_close", "window_start") AS "close"' in sql
     assert 'fsum("adj_volume") AS "volume"' in sql
     assert 'count(*) AS "bar_count"' in sql
+    options = minute(
+        data_type="options_minute", adjusted=False, bar="1min", fields=("ticker", "strike", "ts")
+    )
+    assert build_query(options, FILES)[0].splitlines()[-4] == (
+        'SELECT "ticker", any_value("strike") AS "strike", '
+        'timezone(\'UTC\', make_timestamp_ns("_start")) AS "ts"'
+    )
     raw, _ = build_query(minute(bar="5min", adjusted=False), FILES, FACTORS)
     assert "JOIN" not in raw
     assert 'arg_min("open", "window_start") AS "open"' in raw
