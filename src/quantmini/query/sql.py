@@ -46,6 +46,21 @@ _PRICES = ("open", "high", "low", "close")
 #: Columns a resampled bar is grouped by, besides its bucket.
 _GROUP_COLUMNS = ("ticker", "session_date", "regular_session")
 
+#: How a resampled bar aggregates a stored column (raw, or its ``adj_`` counterpart) of its minute bars.
+#: ``fsum`` (compensated summation) makes sums of prices and volumes all but independent of the order
+#: DuckDB's threads add them in.
+_AGGREGATES = {
+    "open": 'arg_min({c}, "window_start")',
+    "high": "max({c})",
+    "low": "min({c})",
+    "close": 'arg_max({c}, "window_start")',
+    "volume": "fsum({c})",
+    "transactions": "CAST(sum({c}) AS BIGINT)",
+}
+
+#: Columns the ``vwap`` of a resampled bar is computed from.
+_VWAP_INPUTS = ("high", "low", "close", "volume")
+
 _MINUTE_NS = 60_000_000_000
 
 
@@ -110,7 +125,7 @@ def minute_sources(spec: QuerySpec) -> tuple[str, ...]:
     sources: list[str] = []
     for source, _ in select_items(spec):
         if source == "vwap":
-            sources += [f"adj_{c}" if spec.adjusted else c for c in ("high", "low", "close", "volume")]
+            sources += [f"adj_{c}" if spec.adjusted else c for c in _VWAP_INPUTS]
         elif source not in (*_GROUP_COLUMNS, "ts", "window_start", "bar_count"):
             sources.append(source)
     return tuple(dict.fromkeys(sources))
@@ -197,38 +212,25 @@ def build_resample_query(
 def _aggregates(spec: QuerySpec) -> list[str]:
     """The ``SELECT`` list of a resampled query, over the ``buckets`` rows named by their sources."""
     allowed = spec.field_types
-    price = {c: f"adj_{c}" if spec.adjusted else c for c in ("high", "low", "close", "volume")}
+    price = {c: quote_identifier(f"adj_{c}" if spec.adjusted else c, allowed) for c in _VWAP_INPUTS}
+    bucket: dict[str, str] = {
+        "window_start": '"_start"',
+        "ts": "timezone('UTC', make_timestamp_ns(\"_start\"))",
+        "bar_count": "count(*)",
+        "vwap": f"fsum(({price['high']} + {price['low']} + {price['close']}) / 3 * {price['volume']}) "
+        f"/ nullif(fsum({price['volume']}), 0)",
+    }
     parts: list[str] = []
     for source, output in select_items(spec):
         quoted = quote_identifier(output, allowed)
         column = quote_identifier(source, allowed)
-        base = source.removeprefix("adj_")
         if source in _GROUP_COLUMNS:
             expr = column
-        elif source == "window_start":
-            expr = '"_start"'
-        elif source == "ts":
-            expr = "timezone('UTC', make_timestamp_ns(\"_start\"))"
-        elif source == "bar_count":
-            expr = "count(*)"
-        elif source == "vwap":
-            typical = f'("{price["high"]}" + "{price["low"]}" + "{price["close"]}") / 3'
-            volume = f'"{price["volume"]}"'
-            expr = f"fsum({typical} * {volume}) / nullif(fsum({volume}), 0)"
-        elif base == "open":
-            expr = f'arg_min({column}, "window_start")'
-        elif base == "close":
-            expr = f'arg_max({column}, "window_start")'
-        elif base == "high":
-            expr = f"max({column})"
-        elif base == "low":
-            expr = f"min({column})"
-        elif base == "volume":
-            expr = f"fsum({column})"
-        elif source == "transactions":
-            expr = f"CAST(sum({column}) AS BIGINT)"
-        else:  # constant within a ticker's session: factors, option contract fields
-            expr = f"any_value({column})"
+        elif source in bucket:
+            expr = bucket[source]
+        else:  # a stored or adjusted column; factors and option contract fields are constant in a bucket
+            template = _AGGREGATES.get(source.removeprefix("adj_"), "any_value({c})")
+            expr = template.format(c=column)
         parts.append(expr if expr == quoted else f"{expr} AS {quoted}")
     return parts
 
