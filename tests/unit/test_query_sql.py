@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import click
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from quantmini._exceptions import QueryError
-from quantmini.query.spec import QuerySpec, default_fields
+from quantmini.query.spec import BAR_MINUTES, SESSIONS, QuerySpec, default_fields
 from quantmini.query.sql import build_query, create_view_sql, quote_identifier, string_literal
 
 START, END = dt.date(2024, 1, 2), dt.date(2024, 1, 31)
@@ -200,3 +201,123 @@ def test_package_exports_are_sorted_and_present() -> None:
 
     assert package.__all__ == sorted(package.__all__)
     assert all(hasattr(package, name) for name in package.__all__)
+
+
+def minute(**overrides: object) -> QuerySpec:
+    values: dict[str, object] = {
+        "data_type": "stocks_minute",
+        "symbols": ("AAPL",),
+        "start": START,
+        "end": END,
+    }
+    values.update(overrides)
+    return QuerySpec(**values)  # type: ignore[arg-type]
+
+
+def test_session_filter_is_one_more_condition_on_the_stored_flag() -> None:
+    all_sql, all_params = build_query(minute(adjusted=False), FILES)
+    regular_sql, regular_params = build_query(minute(adjusted=False, session="regular"), FILES)
+    extended_sql, _ = build_query(minute(adjusted=False, session="extended"), FILES)
+    where = 'WHERE b."ticker" IN (?) AND b."session_date" BETWEEN ? AND ?'
+    assert where + "\n" in all_sql
+    assert where + ' AND b."regular_session"\n' in regular_sql
+    assert where + ' AND NOT b."regular_session"\n' in extended_sql
+    assert regular_params == all_params
+
+
+def test_resampled_query_groups_by_session_and_bucket_and_binds_the_same_values() -> None:
+    sql, params = build_query(minute(bar="5min", session="regular"), FILES, FACTORS)
+    assert params == [[str(f) for f in FILES], FACTORS, "AAPL", START, END]
+    assert sql.startswith("WITH minute_bars AS (\nSELECT ")
+    assert 'AND b."regular_session"\n),\nbuckets AS (' in sql
+    # Buckets: the local minute's offset from 09:30 (regular) or 04:00 (extended), floored to 5 minutes.
+    assert 'CASE WHEN "regular_session" THEN 570 ELSE 240 END) % 5 + 5) % 5 * 60000000000' in sql
+    assert sql.endswith(
+        'GROUP BY "ticker", "session_date", "regular_session", "_start"\nORDER BY "ticker", "_start"'
+    )
+    assert 'arg_min("adj_open", "window_start") AS "open"' in sql
+    assert 'arg_max("adj_close", "window_start") AS "close"' in sql
+    assert 'fsum("adj_volume") AS "volume"' in sql
+    assert 'count(*) AS "bar_count"' in sql
+    options = minute(
+        data_type="options_minute", adjusted=False, bar="1min", fields=("ticker", "strike", "ts")
+    )
+    assert build_query(options, FILES)[0].splitlines()[-4] == (
+        'SELECT "ticker", any_value("strike") AS "strike", '
+        'timezone(\'UTC\', make_timestamp_ns("_start")) AS "ts"'
+    )
+    raw, _ = build_query(minute(bar="5min", adjusted=False), FILES, FACTORS)
+    assert "JOIN" not in raw
+    assert 'arg_min("open", "window_start") AS "open"' in raw
+
+
+def test_resampled_vwap_alone_still_reads_adjusted_prices() -> None:
+    sql, params = build_query(minute(bar="15min", fields=("ticker", "vwap")), FILES, FACTORS)
+    assert "LEFT JOIN read_parquet(?) AS f" in sql
+    assert FACTORS in params
+    assert '("adj_high" + "adj_low" + "adj_close") / 3 * "adj_volume"' in sql
+    assert sql.splitlines()[-4].startswith('SELECT "ticker", fsum(')
+
+
+def test_minute_options_are_validated_once_and_normalised() -> None:
+    assert minute(bar="05min").bar == "5min"
+    assert minute(bar=" 60min ").bar_minutes == 60
+    assert minute(bar="5min") == minute(bar="05min")
+    assert minute(bar="5min") != minute(bar="15min")
+    assert minute(session="regular") != minute()
+    assert hash(minute(session="regular", bar="5min")) == hash(minute(session="regular", bar="5min"))
+    assert minute().bar_minutes is None
+    assert minute(bar="1min").selected_fields == (*default_fields(minute().dataset), "vwap", "bar_count")
+    assert tuple(minute(bar="30min").field_types)[-2:] == ("vwap", "bar_count")
+    for n in BAR_MINUTES:
+        assert 30 % n == 0 or n == 60
+    assert SESSIONS == ("all", "regular", "extended")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"session": "pre"}, "session must be one of all, regular, extended, got 'pre'"),
+        ({"bar": "5m"}, r"bar must be a number of minutes like '5min', got '5m' \(choose one of: 1min, "),
+        ({"bar": "1h"}, "bar must be a number of minutes like '5min'"),
+        ({"bar": "0min"}, r"bar '0min' is not supported: .* divide 30, or are 60"),
+        ({"bar": "7min"}, r"bar '7min' is not supported"),
+        ({"bar": "45min"}, r"bar '45min' is not supported"),
+        ({"bar": "120min"}, r"bar '120min' is not supported"),
+        ({"bar": "-5min"}, "bar must be a number of minutes"),
+        ({"fields": ("close", "vwap")}, r"field 'vwap' belongs to resampled bars: add --bar \(bar=\)"),
+        ({"fields": ("bar_count",)}, "field 'bar_count' belongs to resampled bars"),
+    ],
+)
+def test_invalid_minute_options(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        minute(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"session": "regular"},
+            r"--session regular \(session=\) filters minute bars by time of day; stocks_daily has one bar "
+            r"per session \(minute data types: stocks_minute, options_minute\)",
+        ),
+        ({"bar": "5min"}, r"--bar \(bar=\) resamples minute bars; stocks_daily has one bar per session"),
+        ({"fields": ("close", "vwap")}, "unknown field 'vwap' for stocks_daily"),
+    ],
+)
+def test_minute_options_on_a_day_type_are_one_clear_error(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        daily(**overrides)
+    assert daily(session="all").session == "all"
+
+
+def test_cli_choices_follow_the_spec() -> None:
+    from quantmini.cli.query_cmd import SESSION_CHOICES, query
+
+    assert SESSION_CHOICES == SESSIONS
+    bar = next(p for p in query.params if p.name == "bar")
+    assert isinstance(bar, click.Option)
+    help_text = bar.help or ""
+    listed = help_text[help_text.index("(") + 1 : help_text.index("min)")]
+    assert [int(n) for n in listed.replace(" or ", ", ").split(", ")] == list(BAR_MINUTES)

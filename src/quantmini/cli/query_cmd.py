@@ -1,7 +1,9 @@
 """``quantmini data query``: bars of some symbols over a date range, as a table, CSV, JSON or Parquet.
 
 ``--symbols`` and ``--fields`` take several values after one flag (``--symbols AAPL MSFT``), repeated
-flags (``--symbols AAPL --symbols MSFT``) or comma-separated lists (``--symbols AAPL,MSFT``).
+flags (``--symbols AAPL --symbols MSFT``) or comma-separated lists (``--symbols AAPL,MSFT``). Minute data
+types also take ``--session`` (time of day) and ``--bar`` (resampling); both are validated by
+:class:`~quantmini.query.QuerySpec`, so the CLI and the Python API refuse the same things.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from quantmini.query import QueryEngine, QuerySpec
+
+#: Choices of ``--session`` (the same as :data:`quantmini.query.spec.SESSIONS`, which imports pyarrow).
+SESSION_CHOICES = ("all", "regular", "extended")
 
 #: Rows the ``table`` format shows before summarising the rest.
 TABLE_ROW_LIMIT = 50
@@ -117,6 +122,21 @@ def resolve_data_root(option: Path | None) -> Path:
     help="Split- and dividend-adjusted prices (silver) or raw bars as traded.",
 )
 @click.option(
+    "--session",
+    type=click.Choice(SESSION_CHOICES),
+    default="all",
+    show_default=True,
+    help="Minute data: regular keeps the bars from 09:30 to the session's close (13:00 on early-close "
+    "days), extended the pre-market and after-hours ones.",
+)
+@click.option(
+    "--bar",
+    metavar="Nmin",
+    help="Minute data: resample to N-minute bars (1, 2, 3, 5, 6, 10, 15, 30 or 60min) aligned to 09:30 "
+    "(04:00 outside regular hours), never across sessions or the regular/extended boundary; adds vwap "
+    "and bar_count.",
+)
+@click.option(
     "--format",
     "output_format",
     type=click.Choice(FORMATS),
@@ -142,6 +162,8 @@ def query(
     end_date: str,
     fields: tuple[str, ...],
     adjusted: bool,
+    session: str,
+    bar: str | None,
     output_format: str,
     output: Path | None,
     data_root: Path | None,
@@ -164,6 +186,8 @@ def query(
         end=parse_date(end_date, "--end-date"),
         fields=split_values(fields) or None,
         adjusted=adjusted,
+        session=session,
+        bar=bar,
     )
     engine = QueryEngine(resolve_data_root(data_root))
     frame = engine.query(spec)

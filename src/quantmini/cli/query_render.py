@@ -111,9 +111,11 @@ def _width(console: Console, table: Table) -> int:
 
 
 def no_rows_message(spec: QuerySpec, coverage: Coverage) -> list[str]:
-    """Why nothing matched, in two lines: what was asked, then what the lake holds for that data type and
-    for each symbol asked for."""
+    """Why nothing matched, in two lines: what was asked (the time-of-day filter included), then what the
+    lake holds for that data type and for each symbol asked for, at any time of day."""
     asked = f"no rows matched: {_symbols(spec.symbols)} between {spec.start} and {spec.end}"
+    if spec.session != "all":
+        asked += f" in the {spec.session} {'session' if spec.session == 'regular' else 'hours'}"
     if coverage.first is None or coverage.last is None:
         return [f"{asked}.", f"the lake holds no {spec.data_type} sessions."]
     held = f"the lake holds {spec.data_type} from {coverage.first} to {coverage.last}"

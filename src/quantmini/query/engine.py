@@ -1,7 +1,8 @@
 """The query engine: partition pruning by path, DuckDB in-process, Polars out, an LRU result cache.
 
 Only the partitions of sessions inside the query's range are handed to DuckDB, which then prunes row
-groups on the ticker/date statistics; adjusted prices join the compact factor table. Results are cached
+groups on the ticker/date statistics; adjusted prices join the compact factor table. Minute bars are
+filtered by time of day and resampled in DuckDB too, so only the answer reaches Python. Results are cached
 under the query spec *and* the identity (path, size, mtime) of every file read (the factor table
 included), so a re-ingested partition or a new corporate action is never answered from the cache.
 """
@@ -25,7 +26,7 @@ import pyarrow as pa
 from quantmini._exceptions import QueryError
 from quantmini.io.lake import PARTITION_FILE, Lake
 from quantmini.io.parquet import empty_table
-from quantmini.query.spec import QuerySpec, column_types, has_silver
+from quantmini.query.spec import QuerySpec, has_silver
 from quantmini.query.sql import build_coverage_query, build_query, needs_factors, select_items
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def partition_sessions(directory: Path) -> list[dt.date]:
 
 def output_schema(spec: QuerySpec) -> pl.Schema:
     """Polars schema of the frame answering ``spec`` (also the schema of an empty answer)."""
-    types = column_types(spec.dataset)
+    types = spec.field_types
     arrow = pa.schema([pa.field(output, types[source]) for source, output in select_items(spec)])
     return pl.DataFrame(empty_table(arrow)).schema
 
@@ -122,7 +123,7 @@ class QueryEngine:
         cached = self._cache_get(key)
         if cached is not None:
             return cached.clone()
-        frame = conform(self._run(spec, files, self._factors(spec)), schema)
+        frame = conform(self._run(spec, files, factors), schema)
         self._cache_put(key, frame)
         return frame.clone()
 
@@ -238,8 +239,16 @@ def query(
     end: dt.date,
     fields: Iterable[str] | None = None,
     adjusted: bool = True,
+    *,
+    session: str = "all",
+    bar: str | None = None,
 ) -> pl.DataFrame:
-    """One-shot query (no cache kept between calls): see :class:`QuerySpec` and :class:`QueryEngine`."""
+    """One-shot query (no cache kept between calls): see :class:`QuerySpec` and :class:`QueryEngine`.
+
+    For minute data types, ``session`` keeps the ``"regular"`` session's bars (09:30 to the close) or the
+    ``"extended"`` hours' ones, and ``bar="5min"`` resamples to 5-minute bars (with ``vwap`` and
+    ``bar_count``).
+    """
     spec = QuerySpec(
         data_type=data_type,
         symbols=(symbols,) if isinstance(symbols, str) else tuple(symbols),
@@ -247,5 +256,7 @@ def query(
         end=end,
         fields=None if fields is None else ((fields,) if isinstance(fields, str) else tuple(fields)),
         adjusted=adjusted,
+        session=session,
+        bar=bar,
     )
     return QueryEngine(Path(data_root), cache_size=0).query(spec)

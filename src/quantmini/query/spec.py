@@ -1,8 +1,9 @@
 """The query value object and the column knowledge it is validated against.
 
 A :class:`QuerySpec` is validated once, at construction: the data type exists, the range is ordered, at
-least one symbol is given, every field is a column of that data type, and adjusted prices are only asked
-of data types that have a silver (adjusted) layer.
+least one symbol is given, every field is a column of that data type, adjusted prices are only asked of
+data types that split and dividend factors apply to, and the minute options (``session``, ``bar``) only of
+minute data types.
 
 Which columns a data type offers is derived from its :class:`~quantmini.datasets.DatasetSpec`: the silver
 schema (the bronze columns plus features), plus — for adjustable data types — the adjustment columns
@@ -12,13 +13,14 @@ schema (the bronze columns plus features), plus — for adjustable data types �
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from quantmini._exceptions import QuantminiError, QueryError
-from quantmini.datasets import DatasetSpec, get_spec
+from quantmini.datasets import DATASETS, DatasetSpec, get_spec
 
 #: Columns computed from the factor table when an adjustable data type is read.
 ADJUSTMENT_COLUMNS: tuple[str, ...] = (
@@ -36,6 +38,20 @@ ADJUSTED_PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volu
 
 #: Bar columns every default field list ends with.
 _DEFAULT_BAR_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "transactions")
+
+#: Time-of-day filters of minute bars: every bar, the regular session (09:30 to the session's close,
+#: early closes included) or extended hours (pre-market and after-hours).
+SESSIONS: tuple[str, ...] = ("all", "regular", "extended")
+
+#: Sizes, in minutes, minute bars can be resampled to. The divisors of 30 keep one grid through 04:00,
+#: 09:30 and the close (16:00, or 13:00 on an early-close day); 60 is aligned to 09:30 in the regular
+#: session and to 04:00 outside it, and the buckets the open or the close cuts are shorter.
+BAR_MINUTES: tuple[int, ...] = (1, 2, 3, 5, 6, 10, 15, 30, 60)
+
+#: Columns resampled bars add to the data type's columns.
+BAR_COLUMNS: dict[str, pa.DataType] = {"vwap": pa.float64(), "bar_count": pa.int64()}
+
+_BAR_PATTERN = re.compile(r"^([0-9]+)min$")
 
 
 def has_silver(dataset: DatasetSpec) -> bool:
@@ -58,10 +74,44 @@ def column_types(dataset: DatasetSpec) -> dict[str, pa.DataType]:
     return types
 
 
-def default_fields(dataset: DatasetSpec) -> tuple[str, ...]:
-    """Fields returned when a query names none: ticker, session date (+ ``ts`` for minute bars), bars."""
+def field_types(dataset: DatasetSpec, resampled: bool = False) -> dict[str, pa.DataType]:
+    """Every field a query of ``dataset`` may ask for, mapped to its Arrow type: :func:`column_types`, or
+    for ``resampled`` bars those without the features (they are not resampled) plus :data:`BAR_COLUMNS`."""
+    types = column_types(dataset)
+    if not resampled:
+        return types
+    features = set(silver_only_columns(dataset))
+    return {**{n: t for n, t in types.items() if n not in features}, **BAR_COLUMNS}
+
+
+def default_fields(dataset: DatasetSpec, resampled: bool = False) -> tuple[str, ...]:
+    """Fields returned when a query names none: ticker, session date (+ ``ts`` for minute bars), bars
+    (+ ``vwap`` and ``bar_count`` for ``resampled`` bars)."""
     time_fields = ("ts",) if dataset.frequency != "day" else ()
-    return ("ticker", "session_date", *time_fields, *_DEFAULT_BAR_FIELDS)
+    bar_fields = tuple(BAR_COLUMNS) if resampled else ()
+    return ("ticker", "session_date", *time_fields, *_DEFAULT_BAR_FIELDS, *bar_fields)
+
+
+def minute_data_types() -> tuple[str, ...]:
+    """Registered data types with minute bars (the ones ``session`` and ``bar`` apply to)."""
+    return tuple(name for name, spec in DATASETS.items() if spec.frequency != "day")
+
+
+def parse_bar(value: str) -> int:
+    """Minutes of a bar size written ``"<N>min"`` (``"5min"``), checked against :data:`BAR_MINUTES`."""
+    choices = ", ".join(f"{n}min" for n in BAR_MINUTES)
+    match = _BAR_PATTERN.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise QueryError(
+            f"bar must be a number of minutes like '5min', got {value!r} (choose one of: {choices})"
+        )
+    minutes = int(match.group(1))
+    if minutes not in BAR_MINUTES:
+        raise QueryError(
+            f"bar {value.strip()!r} is not supported: bars stay aligned to 09:30 and the close only when "
+            f"their minutes divide 30, or are 60 (choose one of: {choices})"
+        )
+    return minutes
 
 
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
@@ -74,6 +124,10 @@ class QuerySpec:
 
     ``symbols`` and ``fields`` are stripped and de-duplicated (order kept); ``fields=None`` means the
     data type's :func:`default_fields`. Symbols are matched exactly (Polygon tickers are case-sensitive).
+
+    Minute data types also take ``session`` (one of :data:`SESSIONS`: ``"regular"`` keeps the bars from
+    09:30 to the session's close, ``"extended"`` the others) and ``bar`` (``"5min"``: resample to bars of
+    that many minutes, see :mod:`quantmini.query.sql`); ``bar`` is normalised (``"05min"`` → ``"5min"``).
     """
 
     data_type: str
@@ -82,6 +136,8 @@ class QuerySpec:
     end: dt.date
     fields: tuple[str, ...] | None = None
     adjusted: bool = True
+    session: str = "all"
+    bar: str | None = None
     dataset: DatasetSpec = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -92,6 +148,7 @@ class QuerySpec:
         object.__setattr__(self, "dataset", dataset)
         self._check_range()
         self._normalise_symbols()
+        self._check_minute_options()
         self._normalise_fields()
         if self.adjusted and not dataset.adjustable:
             raise QueryError(
@@ -117,6 +174,26 @@ class QuerySpec:
             raise QueryError("at least one symbol is required")
         object.__setattr__(self, "symbols", symbols)
 
+    def _check_minute_options(self) -> None:
+        if self.session not in SESSIONS:
+            raise QueryError(f"session must be one of {', '.join(SESSIONS)}, got {self.session!r}")
+        minute = self.dataset.frequency != "day"
+        if self.session != "all" and not minute:
+            raise QueryError(
+                f"--session {self.session} (session=) filters minute bars by time of day; "
+                + self._one_bar_per_session()
+            )
+        if self.bar is None:
+            return
+        if not minute:
+            raise QueryError("--bar (bar=) resamples minute bars; " + self._one_bar_per_session())
+        object.__setattr__(self, "bar", f"{parse_bar(self.bar)}min")
+
+    def _one_bar_per_session(self) -> str:
+        return (
+            f"{self.data_type} has one bar per session (minute data types: {', '.join(minute_data_types())})"
+        )
+
     def _normalise_fields(self) -> None:
         if self.fields is None:
             return
@@ -127,8 +204,18 @@ class QuerySpec:
         fields = _unique(f.strip() for f in raw)
         if not fields:
             raise QueryError("fields, when given, must name at least one column")
-        valid = column_types(self.dataset)
+        valid = self.field_types
+        features = [f for f in fields if f in silver_only_columns(self.dataset)]
+        if features and self.bar is not None:
+            raise QueryError(
+                f"features ({', '.join(features)}) are computed on 1-minute bars and are not resampled: "
+                "leave them out of --fields or query without --bar"
+            )
         for name in fields:
+            if name in BAR_COLUMNS and self.bar is None and self.dataset.frequency != "day":
+                raise QueryError(
+                    f"field {name!r} belongs to resampled bars: add --bar (bar=), e.g. --bar 1min"
+                )
             if name not in valid:
                 raise QueryError(
                     f"unknown field {name!r} for {self.data_type} (valid fields: {', '.join(valid)})"
@@ -136,9 +223,21 @@ class QuerySpec:
         object.__setattr__(self, "fields", fields)
 
     @property
+    def bar_minutes(self) -> int | None:
+        """Minutes of the resampled bars (``None``: the stored bars, not resampled)."""
+        return None if self.bar is None else parse_bar(self.bar)
+
+    @property
+    def field_types(self) -> dict[str, pa.DataType]:
+        """Every field this query may return, mapped to its Arrow type (see :func:`field_types`)."""
+        return field_types(self.dataset, resampled=self.bar is not None)
+
+    @property
     def selected_fields(self) -> tuple[str, ...]:
         """The output columns, in order: the given fields or the data type's defaults."""
-        return self.fields if self.fields is not None else default_fields(self.dataset)
+        if self.fields is not None:
+            return self.fields
+        return default_fields(self.dataset, resampled=self.bar is not None)
 
     @property
     def needs_silver(self) -> bool:

@@ -13,6 +13,17 @@ ticker); the query has this shape::
     ORDER BY b."ticker", b."window_start"
 
 Without a factor table (no corporate action applies) the join is left out and every factor is 1.
+``session="regular"`` adds ``AND b."regular_session"`` to the filter, ``"extended"`` its negation.
+
+Resampled minute bars (``bar``) aggregate those rows per ticker, session, ``regular_session`` and bucket
+of N minutes. Buckets are aligned to the exchange-local clock: to 09:30 for regular-session bars and to
+04:00 for extended-hours bars (one grid when N divides 30: 330 minutes lie between them), and the bar's
+``ts`` and ``window_start`` are its bucket's start. A bucket never spans two sessions or the regular/extended
+boundary, so 60-minute bars are cut at 09:30 and at the close (09:00-09:30, 15:30-16:00). Each bar has
+open = first, high = max, low = min, close = last, volume and transactions = sums, ``vwap`` = Σ typical ×
+volume / Σ volume with typical = (high + low + close) / 3 (null when the volume is 0) and ``bar_count``,
+the minute bars it holds. Prices are adjusted before they are aggregated; as a session's bars share one
+factor, this equals resampling raw bars and adjusting the result.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from quantmini._exceptions import QueryError
+from quantmini.core.calendar import EXCHANGE_TZ, EXTENDED_OPEN, REGULAR_OPEN
 from quantmini.query.spec import ADJUSTED_PRICE_COLUMNS, ADJUSTMENT_COLUMNS, QuerySpec, column_types
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -30,6 +42,26 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 ORDER_COLUMNS: tuple[str, ...] = ("ticker", "window_start")
 
 _PRICES = ("open", "high", "low", "close")
+
+#: Columns a resampled bar is grouped by, besides its bucket.
+_GROUP_COLUMNS = ("ticker", "session_date", "regular_session")
+
+#: How a resampled bar aggregates a stored column (raw, or its ``adj_`` counterpart) of its minute bars.
+#: ``fsum`` (compensated summation) makes sums of prices and volumes all but independent of the order
+#: DuckDB's threads add them in.
+_AGGREGATES = {
+    "open": 'arg_min({c}, "window_start")',
+    "high": "max({c})",
+    "low": "min({c})",
+    "close": 'arg_max({c}, "window_start")',
+    "volume": "fsum({c})",
+    "transactions": "CAST(sum({c}) AS BIGINT)",
+}
+
+#: Columns the ``vwap`` of a resampled bar is computed from.
+_VWAP_INPUTS = ("high", "low", "close", "volume")
+
+_MINUTE_NS = 60_000_000_000
 
 
 def quote_identifier(name: str, allowed: Collection[str]) -> str:
@@ -82,7 +114,21 @@ def select_clause(spec: QuerySpec, factors: bool = True) -> str:
 
 def needs_factors(spec: QuerySpec) -> bool:
     """Whether the query reads any adjustment column (then the factor table is joined)."""
-    return any(source in ADJUSTMENT_COLUMNS for source, _ in select_items(spec))
+    return any(source in ADJUSTMENT_COLUMNS for source in minute_sources(spec))
+
+
+def minute_sources(spec: QuerySpec) -> tuple[str, ...]:
+    """The source columns read from each stored bar: the sources of :func:`select_items`, or for a
+    resampled query the columns its aggregates read (``vwap`` reads high, low, close and volume)."""
+    if spec.bar is None:
+        return tuple(dict.fromkeys(source for source, _ in select_items(spec)))
+    sources: list[str] = []
+    for source, _ in select_items(spec):
+        if source == "vwap":
+            sources += [f"adj_{c}" if spec.adjusted else c for c in _VWAP_INPUTS]
+        elif source not in (*_GROUP_COLUMNS, "ts", "window_start", "bar_count"):
+            sources.append(source)
+    return tuple(dict.fromkeys(sources))
 
 
 def build_query(
@@ -92,26 +138,101 @@ def build_query(
     compact factor table ``factors`` (``None``: no factor applies)."""
     if not files:
         raise QueryError("a query needs at least one partition file")
+    if spec.bar is not None:
+        return build_resample_query(spec, files, factors)
+    allowed = column_types(spec.dataset)
+    order = ", ".join(f"b.{quote_identifier(c, allowed)}" for c in ORDER_COLUMNS)
+    rows, params = _filtered_rows(spec, files, factors)
+    join = _joins_factors(spec, factors)
+    return f"SELECT {select_clause(spec, factors=join)}\n{rows}\nORDER BY {order}", params
+
+
+def _joins_factors(spec: QuerySpec, factors: Path | str | None) -> bool:
+    return factors is not None and needs_factors(spec)
+
+
+def _filtered_rows(
+    spec: QuerySpec, files: Sequence[Path | str], factors: Path | str | None
+) -> tuple[str, list[object]]:
+    """``FROM`` (bars ``b``, joined to the factor table ``f`` when the query needs it) and ``WHERE``."""
     allowed = column_types(spec.dataset)
     ticker, session_date = (quote_identifier(c, allowed) for c in ("ticker", "session_date"))
-    order = ", ".join(f"b.{quote_identifier(c, allowed)}" for c in ORDER_COLUMNS)
     placeholders = ", ".join("?" for _ in spec.symbols)
-    join = factors is not None and needs_factors(spec)
     params: list[object] = [[str(f) for f in files]]
-    sql = (
-        f"SELECT {select_clause(spec, factors=join)}\n"
-        "FROM read_parquet(?, hive_partitioning = false, union_by_name = true) AS b\n"
-    )
-    if join:
+    sql = "FROM read_parquet(?, hive_partitioning = false, union_by_name = true) AS b\n"
+    if _joins_factors(spec, factors):
         sql += (
             "LEFT JOIN read_parquet(?) AS f\n"
             f'  ON f."ticker" = b.{ticker} AND b.{session_date} >= f."valid_from" '
             f'AND b.{session_date} < f."valid_to"\n'
         )
         params.append(str(factors))
-    sql += f"WHERE b.{ticker} IN ({placeholders}) AND b.{session_date} BETWEEN ? AND ?\nORDER BY {order}"
+    sql += f"WHERE b.{ticker} IN ({placeholders}) AND b.{session_date} BETWEEN ? AND ?"
+    if spec.session != "all":
+        regular = f"b.{quote_identifier('regular_session', allowed)}"
+        sql += f" AND {regular}" if spec.session == "regular" else f" AND NOT {regular}"
     params += [*spec.symbols, spec.start, spec.end]
     return sql, params
+
+
+def build_resample_query(
+    spec: QuerySpec, files: Sequence[Path | str], factors: Path | str | None = None
+) -> tuple[str, list[object]]:
+    """SQL and parameters answering ``spec`` with bars of ``spec.bar`` minutes (see the module's
+    docstring for the rule), from the stored minute bars in ``files``."""
+    minutes = spec.bar_minutes
+    if minutes is None:
+        raise QueryError("a resampled query needs a bar size")
+    if not files:
+        raise QueryError("a query needs at least one partition file")
+    allowed = column_types(spec.dataset)
+    rows, params = _filtered_rows(spec, files, factors)
+    computed = factor_expressions("b", "f" if _joins_factors(spec, factors) else None)
+    inner = [f"b.{quote_identifier(c, allowed)}" for c in (*_GROUP_COLUMNS, "window_start")]
+    inner.append(f"timezone('{EXCHANGE_TZ}', b.{quote_identifier('ts', allowed)}) AS \"_local\"")
+    for source in minute_sources(spec):
+        quoted = quote_identifier(source, allowed)
+        inner.append(f"{computed[source]} AS {quoted}" if source in ADJUSTMENT_COLUMNS else f"b.{quoted}")
+    regular_open = REGULAR_OPEN.hour * 60 + REGULAR_OPEN.minute
+    extended_open = EXTENDED_OPEN.hour * 60 + EXTENDED_OPEN.minute
+    anchor = f'CASE WHEN "regular_session" THEN {regular_open} ELSE {extended_open} END'
+    minute = 'hour("_local") * 60 + minute("_local")'
+    offset = f"((({minute}) - {anchor}) % {minutes} + {minutes}) % {minutes}"
+    groups = ", ".join(f'"{c}"' for c in _GROUP_COLUMNS)
+    sql = (
+        f"WITH minute_bars AS (\nSELECT {', '.join(inner)}\n{rows}\n),\n"
+        f'buckets AS (\nSELECT *, "window_start" - "window_start" % {_MINUTE_NS} '
+        f'- {offset} * {_MINUTE_NS} AS "_start"\nFROM minute_bars\n)\n'
+        f"SELECT {', '.join(_aggregates(spec))}\n"
+        f'FROM buckets\nGROUP BY {groups}, "_start"\nORDER BY "ticker", "_start"'
+    )
+    return sql, params
+
+
+def _aggregates(spec: QuerySpec) -> list[str]:
+    """The ``SELECT`` list of a resampled query, over the ``buckets`` rows named by their sources."""
+    allowed = spec.field_types
+    price = {c: quote_identifier(f"adj_{c}" if spec.adjusted else c, allowed) for c in _VWAP_INPUTS}
+    bucket: dict[str, str] = {
+        "window_start": '"_start"',
+        "ts": "timezone('UTC', make_timestamp_ns(\"_start\"))",
+        "bar_count": "count(*)",
+        "vwap": f"fsum(({price['high']} + {price['low']} + {price['close']}) / 3 * {price['volume']}) "
+        f"/ nullif(fsum({price['volume']}), 0)",
+    }
+    parts: list[str] = []
+    for source, output in select_items(spec):
+        quoted = quote_identifier(output, allowed)
+        column = quote_identifier(source, allowed)
+        if source in _GROUP_COLUMNS:
+            expr = column
+        elif source in bucket:
+            expr = bucket[source]
+        else:  # a stored or adjusted column; factors and option contract fields are constant in a bucket
+            template = _AGGREGATES.get(source.removeprefix("adj_"), "any_value({c})")
+            expr = template.format(c=column)
+        parts.append(expr if expr == quoted else f"{expr} AS {quoted}")
+    return parts
 
 
 def build_coverage_query(spec: QuerySpec, files: Sequence[Path | str]) -> tuple[str, list[object]]:
