@@ -45,9 +45,8 @@ def lake(tmp_path: Path) -> Lake:
         root,
     )
     assert result.exit_code == 0, result.output
-    assert "silver" in result.output
-    assert "skipped: no silver layer is defined for stocks_minute" in result.output
-    assert "skipped: no Qlib gold root" in result.output
+    assert "silver stocks_minute" in result.output
+    assert "gold stocks_minute/1min" in result.output
     return Lake(root)
 
 

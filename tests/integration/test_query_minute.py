@@ -13,7 +13,6 @@ import dataclasses
 import datetime as dt
 import io
 import json
-import shutil
 import warnings
 from pathlib import Path
 
@@ -21,7 +20,6 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
@@ -29,8 +27,7 @@ from click.testing import CliRunner, Result
 from quantmini._exceptions import QueryError
 from quantmini.cli.main import cli
 from quantmini.core.bronze import to_bronze
-from quantmini.datasets import DATASETS, get_spec
-from quantmini.datasets.base import Ref, SilverPart
+from quantmini.datasets import get_spec
 from quantmini.io.lake import Lake
 from quantmini.io.source import LocalMirrorSource
 from quantmini.pipeline.runner import PipelineRunner
@@ -291,31 +288,10 @@ def test_the_python_api_and_the_cache_key_on_session_and_bar(built: tuple[Path, 
     assert one_shot.columns == list(RESAMPLED)
 
 
-def test_minute_silver_is_read_unchanged_once_declared(
-    built: tuple[Path, Path], minutes: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """When stocks_minute declares its silver table (bronze columns plus float64 features), sessions with a
-    silver partition are read from it: same bars, same resampling; features cannot be resampled."""
-    _, built_root = built
-    root = tmp_path / "lake"
-    shutil.copytree(built_root, root)
-    part = SilverPart(
-        transform=Ref("quantmini.core.minute:stocks_minute_silver"), lookback=20, columns=FEATURES
-    )
-    declared = dataclasses.replace(MINUTE, silver=(part,))
-    monkeypatch.setitem(DATASETS._specs, "stocks_minute", declared)
-    lake = Lake(root)
-    rng = np.random.default_rng(7)
-    written = []
-    for session in sorted(minutes.session_date.unique())[:3]:
-        rows = pq.read_table(lake.bronze_partition(MINUTE, session)).to_pandas()
-        for feature in FEATURES:
-            rows[feature] = rng.normal(size=len(rows))
-        table = pa.Table.from_pandas(rows, schema=declared.silver_schema, preserve_index=False)
-        path = lake.silver_partition(declared, session)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, path)
-        written.append(rows)
+def test_minute_silver_is_read_with_its_features(built: tuple[Path, Path], minutes: pd.DataFrame) -> None:
+    """Sessions with a silver partition (bronze columns plus float64 features) are read from it: same
+    bars, same resampling; features come back as stored and cannot be resampled."""
+    _, root = built
     assert (
         QueryEngine(root).files_for(QuerySpec("stocks_minute", ("ZOHU",), START, END))[0].parts[-4]
         == "silver"
@@ -328,8 +304,13 @@ def test_minute_silver_is_read_unchanged_once_declared(
     assert_bars_equal(result, adjust(resample(in_session(bars, "regular"), 5)))
 
     features = query(root, "stocks_minute", ["ZOHU"], START, END, ("ts", "ret_1m", "vwap_dist"), False)
-    silver = pd.concat(written).query("ticker == 'ZOHU'").sort_values("window_start")
-    assert features["ret_1m"].to_list() == silver.ret_1m.tolist()
+    stored = (
+        pl.read_parquet(Lake(root).silver_dir("stocks_minute") / "*/*.parquet")
+        .filter(pl.col("ticker") == "ZOHU")
+        .sort("window_start")
+    )
+    assert features["ret_1m"].to_list() == stored["ret_1m"].to_list()
+    assert features["vwap_dist"].drop_nulls().len() > 0
     with pytest.raises(QueryError, match=r"features \(ret_1m, rv_30m\) are computed on 1-minute bars"):
         QuerySpec("stocks_minute", ("ZOHU",), START, END, ("close", "ret_1m", "rv_30m"), bar="5min")
 
@@ -414,7 +395,7 @@ def test_cli_regular_five_minute_bars_of_an_early_close_session(
         (("--data-type", "stocks_daily", "--bar", "5min"), 1, "error: --bar (bar=) resamples minute bars"),
         (("--bar", "7min"), 1, "error: bar '7min' is not supported"),
         (("--bar", "5"), 1, "error: bar must be a number of minutes like '5min', got '5'"),
-        (("--bar", "5min", "--fields", "close", "ret_1m"), 1, "error: unknown field 'ret_1m'"),
+        (("--bar", "5min", "--fields", "close", "ret_1m"), 1, "error: features (ret_1m) are computed"),
         (("--session", "premarket"), 2, "Invalid value for '--session'"),
     ],
 )

@@ -20,7 +20,7 @@ from quantmini.config.config_file import (
 
 def test_template_is_valid_toml_that_changes_nothing(tmp_path: Path) -> None:
     text = render_template()
-    assert tomllib.loads(text) == {"pipeline": {}, "source": {}, "s3": {}, "api": {}}
+    assert tomllib.loads(text) == {"pipeline": {}, "gold": {}, "source": {}, "s3": {}, "api": {}}
     (tmp_path / "config.toml").write_text(text)
     assert load_config(environ={}, config_dir=tmp_path).settings == Settings()
 

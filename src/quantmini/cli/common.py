@@ -290,7 +290,8 @@ def render_report(report: PipelineReport) -> None:
         if gold.holes:
             detail += f"; {len(gold.holes)} session(s) without data"
         for label, sessions in gold.joined:
-            detail += f"; {label} on {sessions:,} session(s)"
+            if sessions:
+                detail += f"; {label} on {sessions:,} session(s)"
         table.add_row(name, detail)
         for old, new in gold.renamed:
             table.add_row("", f"symbol {old!r} is stored as {new!r} (qlib cannot read it as is)")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -12,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from quantmini._exceptions import StorageError
-from quantmini.io.atomic import atomic_path
+from quantmini.io.atomic import atomic_path, temp_path_for
 
 #: Rows per row group: small enough that a one-ticker query over a sorted partition reads little.
 ROW_GROUP_ROWS = 65_536
@@ -42,61 +43,68 @@ def write_parquet_atomic(
             raise StorageError(f"cannot write {target}: {exc}") from exc
 
 
-class PieceWriter:
-    """Writes one Parquet file from tables given one after another (see :func:`write_parquet_pieces`)."""
+class PieceFile:
+    """A Parquet file written piece by piece (a ticker range at a time) to a temporary file that
+    :meth:`commit` puts in place of ``target`` — or :meth:`abort` removes. Memory holds one piece, not
+    the file. Written like :func:`write_parquet_atomic` but not fsynced: for derived files whose manifest
+    records their size, so a torn file is found and rebuilt.
+    """
 
-    def __init__(self, path: Path, schema: pa.Schema, row_group_rows: int) -> None:
-        self._path = path
+    def __init__(self, target: Path, schema: pa.Schema, *, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+        self.target = target
+        self.rows = 0
         self._schema = schema
         self._row_group_rows = row_group_rows
+        self._tmp: Path | None = None
         self._writer: pq.ParquetWriter | None = None
-        self.rows = 0
 
     def write(self, table: pa.Table) -> None:
         """Append ``table`` (in the file's schema) as the next rows of the file."""
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(
-                self._path,
-                self._schema,
-                compression="zstd",
-                write_statistics=True,
-                use_dictionary=_dictionary_columns(table, self._row_group_rows),
-            )
-        self._writer.write_table(table, row_group_size=self._row_group_rows)
+        try:
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(
+                    self._temporary(),
+                    self._schema,
+                    compression="zstd",
+                    write_statistics=True,
+                    use_dictionary=_dictionary_columns(table, self._row_group_rows),
+                )
+            self._writer.write_table(table, row_group_size=self._row_group_rows)
+        except (pa.ArrowException, OSError) as exc:
+            self.abort()
+            raise StorageError(f"cannot write {self.target}: {exc}") from exc
         self.rows += table.num_rows
 
-    def close(self) -> None:
-        """Finish the file (a file without rows when nothing was written)."""
-        if self._writer is None:
-            pq.write_table(empty_table(self._schema), self._path, compression="zstd")
-        else:
-            self._writer.close()
+    def commit(self) -> None:
+        """Finish the file (one without rows when nothing was written) and put it in place."""
+        try:
+            if self._writer is None:
+                pq.write_table(empty_table(self._schema), self._temporary(), compression="zstd")
+            else:
+                self._writer.close()
+                self._writer = None
+            assert self._tmp is not None
+            os.replace(self._tmp, self.target)
+            self._tmp = None
+        except (pa.ArrowException, OSError) as exc:
+            self.abort()
+            raise StorageError(f"cannot write {self.target}: {exc}") from exc
 
-    def discard(self) -> None:
-        """Release the file after an error (the caller removes it)."""
+    def abort(self) -> None:
+        """Drop what was written (the previous file, if any, stays)."""
         if self._writer is not None:
             with contextlib.suppress(pa.ArrowException, OSError):
                 self._writer.close()
+            self._writer = None
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                self._tmp.unlink(missing_ok=True)
+            self._tmp = None
 
-
-@contextlib.contextmanager
-def write_parquet_pieces(
-    target: Path, schema: pa.Schema, *, row_group_rows: int = ROW_GROUP_ROWS, durable: bool = True
-) -> Iterator[PieceWriter]:
-    """A file written piece by piece (a bucket of tickers at a time), replacing ``target`` atomically
-    when the block ends without error; written like :func:`write_parquet_atomic`. Memory holds one
-    piece, not the file."""
-    with atomic_path(target, durable=durable) as tmp:
-        writer = PieceWriter(tmp, schema, row_group_rows)
-        try:
-            yield writer
-            writer.close()
-        except (pa.ArrowException, OSError) as exc:
-            writer.discard()
-            raise StorageError(f"cannot write {target}: {exc}") from exc
-        except BaseException:
-            writer.discard()
-            raise
+    def _temporary(self) -> Path:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = temp_path_for(self.target)
+        return self._tmp
 
 
 def _dictionary_columns(table: pa.Table, sample_rows: int) -> list[str]:

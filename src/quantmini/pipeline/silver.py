@@ -14,7 +14,6 @@ Appending N sessions costs N sessions plus the lookback; a no-op run reads manif
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import math
@@ -30,7 +29,7 @@ from quantmini.datasets import get_spec
 from quantmini.datasets.base import DatasetSpec, SilverPart
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import sha256_file, write_manifest
-from quantmini.io.parquet import empty_table, read_parquet_files, write_parquet_pieces
+from quantmini.io.parquet import PieceFile, empty_table, read_parquet_files
 from quantmini.io.reference_store import load_reference
 from quantmini.pipeline.factors import FactorState, load_factor_tables
 from quantmini.pipeline.partitions import PartitionIndex, index_partitions
@@ -264,13 +263,9 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
         c for c in ("ticker", "session_date") if c in schema.names
     ]
     paths = [lake.bronze_partition(spec, s) for s in task.present]
-    targets = {s: lake.silver_partition(table, s) for s in task.outputs}
-    with contextlib.ExitStack() as files:
-        # Not fsynced: a silver file whose size disagrees with its manifest is rebuilt by the next run.
-        writers = {
-            s: files.enter_context(write_parquet_pieces(path, schema, durable=False))
-            for s, path in targets.items()
-        }
+    files = {s: PieceFile(lake.silver_partition(table, s), schema) for s in task.outputs}
+    failed: dict[dt.date, StorageError] = {}
+    try:
         for bounds in _ticker_ranges(lake, spec, task):
             where = (
                 None if bounds is None else pl.col("ticker").is_between(pl.lit(bounds[0]), pl.lit(bounds[1]))
@@ -281,27 +276,45 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
                 else pl.DataFrame(empty_table(spec.bronze_schema))
             )
             rows = part.transform(SessionWindow(bars, task.sessions, task.outputs, references, context))
-            if rows.is_empty():
-                continue
-            for key, frame in rows.partition_by("session_date", as_dict=True).items():
-                writer = writers.get(key[0])
-                if writer is not None:
-                    writer.write(frame.sort(order).select(schema.names).to_arrow().cast(schema))
+            for key, frame in rows.partition_by("session_date", as_dict=True).items() if rows.height else ():
+                session = key[0]
+                if session not in files or session in failed:
+                    continue
+                try:
+                    files[session].write(frame.sort(order).select(schema.names).to_arrow().cast(schema))
+                except StorageError as exc:  # one session's file: the others are still written
+                    failed[session] = exc
+    except BaseException:
+        for file in files.values():
+            file.abort()
+        raise
     written: dict[dt.date, int] = {}
     for session, identity in zip(task.outputs, task.identities, strict=True):
-        target = targets[session]
+        file = files[session]
+        if session in failed:
+            continue
+        try:
+            file.commit()
+        except StorageError as exc:
+            failed[session] = exc
+            continue
+        # Not fsynced: a silver file whose size disagrees with its manifest is rebuilt by the next run.
         write_manifest(
             lake.manifest("silver", table, session),
             {
                 "session": session.isoformat(),
                 "identity": identity,
-                "rows": writers[session].rows,
-                "output_sha256": sha256_file(target),
-                "output_size": target.stat().st_size,
+                "rows": file.rows,
+                "output_sha256": sha256_file(file.target),
+                "output_size": file.target.stat().st_size,
             },
             durable=False,
         )
-        written[session] = writers[session].rows
+        written[session] = file.rows
+    if failed:
+        first = min(failed)
+        more = f" (and {len(failed) - 1} more session(s))" if len(failed) > 1 else ""
+        raise StorageError(f"{failed[first]}{more}; {len(written)} other session(s) written")
     return SilverTaskResult(table, written)
 
 
