@@ -21,6 +21,7 @@ import pytest
 
 from quantmini.datasets import get_spec
 from quantmini.io.lake import Lake
+from quantmini.io.qlib_reader import read_instrument
 from quantmini.io.source import LocalMirrorSource
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner
 from quantmini.pipeline.silver import SilverTask, _ticker_ranges
@@ -172,6 +173,14 @@ def test_minute_root_reads_back_through_real_qlib(
         np.testing.assert_array_equal(np.isnan(act), np.isnan(exp), err_msg=name)
         np.testing.assert_allclose(act[~np.isnan(act)], exp[~np.isnan(exp)], rtol=2e-6, err_msg=name)
     assert (factor.dropna() != 1.0).any()  # a split or dividend moved some minute bars
+
+    # The project's own reader gives what qlib gives.
+    symbol = first_last.index[0]
+    mine = read_instrument(provider["1min"], "1min", symbol, [f[1:] for f in FIELDS[:7]]).to_pandas()
+    theirs = got.loc[symbol].reset_index()
+    assert mine["datetime"].tolist() == theirs["datetime"].tolist()
+    for name in FIELDS[:7]:
+        np.testing.assert_array_equal(mine[name].to_numpy(), theirs[name].to_numpy(dtype=np.float32))
 
 
 def test_daily_vwap_comes_from_minute_bars_where_they_exist(

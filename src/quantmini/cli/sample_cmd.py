@@ -44,6 +44,12 @@ def sample() -> None:
     default=None,
     help="Tickers with minute bars (default: min(tickers, 20)).",
 )
+@click.option(
+    "--minute-sessions",
+    type=click.IntRange(1, None),
+    default=None,
+    help="Write minute files for the last N sessions only (default: every session).",
+)
 def generate(
     out: Path,
     start_date: str,
@@ -52,6 +58,7 @@ def generate(
     seed: int,
     data_types: tuple[str, ...],
     minute_tickers: int | None,
+    minute_sessions: int | None,
 ) -> None:
     """Write a sample from --start-date to --end-date below --out."""
     from rich.console import Console
@@ -69,6 +76,7 @@ def generate(
         seed=seed,
         data_types=data_types or DEFAULT_DATA_TYPES,
         minute_tickers=minute_tickers,
+        minute_sessions=minute_sessions,
     )
     render_summary(summary, Console(highlight=False))
 

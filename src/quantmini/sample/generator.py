@@ -60,6 +60,7 @@ def generate_sample(
     seed: int = 0,
     data_types: Sequence[str] = DEFAULT_DATA_TYPES,
     minute_tickers: int | None = None,
+    minute_sessions: int | None = None,
     option_underlyings: int = 5,
     intraday_defects: bool = False,
 ) -> SampleSummary:
@@ -73,6 +74,8 @@ def generate_sample(
     names = list(dict.fromkeys(get_spec(name).name for name in data_types))
     if minute_tickers is not None and minute_tickers < 0:
         raise ConfigurationError(f"minute_tickers: {minute_tickers} must not be negative")
+    if minute_sessions is not None and minute_sessions < 1:
+        raise ConfigurationError(f"minute_sessions: {minute_sessions} must be at least 1")
     if option_underlyings < 0:
         raise ConfigurationError(f"option_underlyings: {option_underlyings} must not be negative")
     timeline = build_timeline(start, end)
@@ -86,7 +89,9 @@ def generate_sample(
         plans = plan_defects(universe, bars)
         logs["stocks_daily"] = write_stocks_daily(flat, universe, bars, timeline, plans)
     if "stocks_minute" in names:
-        logs["stocks_minute"] = write_stocks_minute(flat, universe, bars, timeline, minute_count, seed)
+        logs["stocks_minute"] = write_stocks_minute(
+            flat, universe, bars, timeline, minute_count, seed, last_sessions=minute_sessions
+        )
     option_plan = plan_options(universe, option_underlyings)
     if {"options_daily", "options_minute"} & set(names):
         logs.update(write_options(flat, universe, bars, timeline, option_plan, set(names), seed))
@@ -101,6 +106,7 @@ def generate_sample(
         "seed": seed,
         "data_types": names,
         "minute_tickers": min(minute_count, tickers),
+        "minute_sessions": minute_sessions,
         "option_underlyings": option_underlyings,
     }
     record = _record(parameters, universe, bars, timeline, option_plan, logs)

@@ -108,16 +108,28 @@ def _inject(
 
 
 def write_stocks_minute(
-    out: Path, universe: Universe, bars: DailyBars, timeline: Timeline, minute_tickers: int, seed: int
+    out: Path,
+    universe: Universe,
+    bars: DailyBars,
+    timeline: Timeline,
+    minute_tickers: int,
+    seed: int,
+    *,
+    last_sessions: int | None = None,
 ) -> FileLog:
-    """One minute-bar file per session for the first ``minute_tickers`` tickers of the universe."""
+    """One minute-bar file per session (of the ``last_sessions`` last ones, if given) for the first
+    ``minute_tickers`` tickers of the universe. A session's file does not depend on which others are
+    written."""
     spec = get_spec("stocks_minute")
     log = FileLog()
     chosen = np.arange(min(minute_tickers, len(universe.tickers)))
     daily_vol = np.array([t.daily_vol for t in universe.tickers])
     trade_size = np.array([t.trade_size for t in universe.tickers])
     liquidity = np.array([t.mean_volume for t in universe.tickers])
+    first = 0 if last_sessions is None else max(0, len(timeline.sessions) - last_sessions)
     for index, session in enumerate(timeline.sessions):
+        if index < first:
+            continue
         rng = np.random.default_rng([seed, 4, index])
         alive = chosen[bars.alive[chosen, index]]
         tickers, symbols = _ordered(universe, alive, index)
