@@ -7,6 +7,7 @@ import gzip
 import io
 import itertools
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from click.testing import CliRunner, Result
 
 from quantmini.cli.main import cli
 from quantmini.datasets import get_spec
+from quantmini.io.duckdb_catalog import connect_catalog
 
 SPEC = get_spec("stocks_daily")
 START, END = "2025-09-02", "2025-10-31"
@@ -83,6 +85,33 @@ def test_demo_runs_then_second_run_is_a_noop(demo: tuple[Path, Result]) -> None:
     second = run("demo", "--data-root", root, *DEMO_ARGS)
     assert second.exit_code == 0, second.output
     assert "Nothing to do" in second.output
+
+
+@pytest.mark.slow
+def test_the_demo_prints_a_minute_read_of_its_1min_root(demo: tuple[Path, Result]) -> None:
+    root, first = demo
+    assert first.exit_code == 0, first.output
+    assert "gold stocks_minute/1min" in first.output
+    title = re.search(r"1min Qlib root: (\S+) at the open of (\d{4}-\d{2}-\d{2})", first.output)
+    assert title is not None, first.output
+    symbol, day = title.groups()
+    rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in first.output.splitlines()
+        if re.match(r"│ 09:3\d │", line)
+    ]
+    assert len(rows) == 10
+    # The adjusted closes printed equal the lake's adjusted minute bars (DuckDB view), NaN where no trade.
+    with connect_catalog(root / "lake") as con:
+        bars = con.execute(
+            "SELECT ts, adj_close FROM adjusted_stocks_minute "
+            "WHERE ticker = ? AND session_date = ? AND regular_session",
+            [symbol, day],
+        ).df()
+    local = pd.to_datetime(bars.ts, utc=True).dt.tz_convert("America/New_York").dt.strftime("%H:%M")
+    expected = dict(zip(local, bars.adj_close, strict=True))
+    for bar, _open, close, *_ in rows:
+        assert close == (f"{expected[bar]:,.4f}" if bar in expected else "nan"), bar
 
 
 @pytest.mark.slow

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from quantmini.io.lake import Lake
 
 DEMO_DATA_TYPE = "stocks_daily"
+MINUTE_DATA_TYPE = "stocks_minute"
+#: Tickers with minute bars, and the last sessions that have them (20 are the baseline of volume_rel_20d).
+MINUTE_TICKERS = 8
+MINUTE_SESSIONS = 25
 _PARAMS_FILE = ".demo-params.json"
 
 
@@ -58,28 +62,40 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
 
     t0 = time.perf_counter()
     source_dir = data_root / "source"
-    params = {"tickers": tickers, "start": start.isoformat(), "end": end.isoformat(), "seed": seed}
+    params = {
+        "tickers": tickers,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "seed": seed,
+        "minute": [MINUTE_TICKERS, MINUTE_SESSIONS],
+    }
     generated = _ensure_sample(source_dir, params, start, end, tickers, seed)
     generation_s = time.perf_counter() - t0
 
+    source = LocalMirrorSource(source_dir)
+    minute_start = _minute_start(source_dir, start)
+    reports = []
     with progress_bar() as bar:
-        report = make_runner(settings, DEMO_DATA_TYPE, RichProgress(bar)).run(
-            LocalMirrorSource(source_dir), start, end
-        )
-    report.timings = {"sample": generation_s, **report.timings}
-    if report.did_nothing and not generated and not report.failures and not report.warnings:
+        for data_type, first in ((DEMO_DATA_TYPE, start), (MINUTE_DATA_TYPE, minute_start)):
+            reports.append(make_runner(settings, data_type, RichProgress(bar)).run(source, first, end))
+    reports[0].timings = {"sample": generation_s, **reports[0].timings}
+    quiet = all(r.did_nothing and not r.failures and not r.warnings for r in reports)
+    if quiet and not generated:
         console.print(
             "[green]Nothing to do:[/] the sample and every layer are already up to date (second run)."
         )
-    render_report(report)
-    _example_query(Lake(settings.data_root), start, end)
+    for report in reports:
+        render_report(report)
+    lake = Lake(settings.data_root)
+    _example_query(lake, start, end)
+    _minute_read(lake)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     console.print(
         f"demo finished in {time.perf_counter() - t0:.1f}s (peak memory {peak_mb:,.0f} MB); "
         f"lake at {settings.data_root}, Qlib root at "
-        f"{Lake(settings.data_root).qlib_root(DEMO_DATA_TYPE, 'day')}"
+        f"{lake.qlib_root(DEMO_DATA_TYPE, 'day')} (and {lake.qlib_root(MINUTE_DATA_TYPE, '1min')})"
     )
-    if report.failures:
+    if any(r.failures for r in reports):
         sys.exit(1)
 
 
@@ -96,7 +112,16 @@ def _ensure_sample(
     except (OSError, ValueError):
         pass
     console.print(f"generating sample data ({tickers} tickers, {start} → {end}) in {source_dir} …")
-    generate_sample(source_dir, start, end, tickers=tickers, seed=seed, data_types=(DEMO_DATA_TYPE,))
+    generate_sample(
+        source_dir,
+        start,
+        end,
+        tickers=tickers,
+        seed=seed,
+        data_types=(DEMO_DATA_TYPE, MINUTE_DATA_TYPE),
+        minute_tickers=MINUTE_TICKERS,
+        minute_sessions=MINUTE_SESSIONS,
+    )
     marker.write_text(json.dumps(params))
     return True
 
@@ -142,6 +167,54 @@ def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
     command = _example_query_command(lake.root, split["ticker"], *window)
     console.print("query it yourself (drop --raw for adjusted prices):", markup=False)
     console.print(f"  {command}", soft_wrap=True, markup=False, highlight=False)
+
+
+def _minute_start(source_dir: Path, start: dt.date) -> dt.date:
+    """First session of the sample's minute files (the minute run covers only those)."""
+    files = json.loads((source_dir / "sample.json").read_text())["files"].get(MINUTE_DATA_TYPE, {})
+    return dt.date.fromisoformat(min(files)) if files else start
+
+
+def _minute_read(lake: Lake) -> None:
+    """The first minutes of the last session for the symbol that traded most of them, read back from the
+    1min Qlib root with the project's reader (the same read with qlib is printed below it)."""
+    from rich.table import Table
+
+    from quantmini.cli.common import console
+    from quantmini.io.qlib_reader import read_instrument
+
+    root = lake.qlib_root(MINUTE_DATA_TYPE, "1min")
+    instruments = root / "instruments" / "all.txt"
+    if not instruments.exists():
+        return
+    spans = [line.split("\t") for line in instruments.read_text().splitlines() if line]
+    last = max(span[2] for span in spans)
+    day = dt.datetime.fromisoformat(last).date()
+    opening = dt.datetime.combine(day, dt.time(9, 30))
+    fields = ("open", "close", "volume", "vwap", "factor")
+    reads = {
+        name: read_instrument(root, "1min", name, fields, opening, opening + dt.timedelta(minutes=9))
+        for name, _, end in spans
+        if end == last
+    }
+    symbol = max(reads, key=lambda name: (reads[name]["$close"].is_not_nan().sum(), name))
+    table = Table(title=f"1min Qlib root: {symbol} at the open of {day} (adjusted; NaN: no trade)")
+    table.add_column("bar", justify="right")
+    for name in fields:
+        table.add_column(f"${name}", justify="right")
+    for row in reads[symbol].iter_rows(named=True):
+        values = [f"{row['$' + n]:,.0f}" if n == "volume" else f"{row['$' + n]:,.4f}" for n in fields]
+        table.add_row(f"{row['datetime']:%H:%M}", *values)
+    console.print(table)
+    provider = {"day": str(lake.qlib_root(DEMO_DATA_TYPE, "day")), "1min": str(root)}
+    console.print("the same read with qlib (pip install 'quantmini[qlib]'):", markup=False)
+    console.print(
+        f"  qlib.init(provider_uri={provider!r}, region='us'); D.features([{symbol!r}], "
+        f"['$close', '$volume'], '{opening}', '{opening + dt.timedelta(minutes=9)}', freq='1min')",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
 
 
 def _example_query_command(root: Path, ticker: str, start: dt.date, end: dt.date) -> str:
