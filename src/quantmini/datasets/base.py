@@ -65,6 +65,9 @@ class SilverPart:
     per_ticker: bool = False
     #: Estimated peak bytes per bronze row of the window while the transform runs (sizes the tasks).
     row_bytes: int = 1200
+    #: Bronze columns the transform reads from lookback sessions (other columns of those rows are null);
+    #: empty: every column. Lookback rows then cost memory for these columns only.
+    lookback_columns: tuple[str, ...] = ()
 
     def table(self, data_type: str) -> str:
         """Name of the table (and of its directory under ``silver/``)."""

@@ -53,6 +53,8 @@ SPEC = DatasetSpec(
             factors="window",
             per_ticker=True,
             row_bytes=400,
+            # Earlier sessions give only the volume of each minute.
+            lookback_columns=("ticker", "session_date", "ts", "window_start", "volume"),
         ),
         SilverPart(
             name="stocks_minute_rollups",

@@ -262,7 +262,9 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
     order = [c for c in spec.sort_columns if c in schema.names] or [
         c for c in ("ticker", "session_date") if c in schema.names
     ]
-    paths = [lake.bronze_partition(spec, s) for s in task.present]
+    outputs = set(task.outputs)
+    paths = [lake.bronze_partition(spec, s) for s in task.present if s in outputs]
+    lookback = [lake.bronze_partition(spec, s) for s in task.present if s not in outputs]
     files = {s: PieceFile(lake.silver_partition(table, s), schema) for s in task.outputs}
     failed: dict[dt.date, StorageError] = {}
     try:
@@ -270,11 +272,7 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
             where = (
                 None if bounds is None else pl.col("ticker").is_between(pl.lit(bounds[0]), pl.lit(bounds[1]))
             )
-            bars = (
-                read_parquet_files(paths, where=where)
-                if paths
-                else pl.DataFrame(empty_table(spec.bronze_schema))
-            )
+            bars = _window_bars(spec, part, paths, lookback, where)
             rows = part.transform(SessionWindow(bars, task.sessions, task.outputs, references, context))
             for key, frame in rows.partition_by("session_date", as_dict=True).items() if rows.height else ():
                 session = key[0]
@@ -316,6 +314,25 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
         more = f" (and {len(failed) - 1} more session(s))" if len(failed) > 1 else ""
         raise StorageError(f"{failed[first]}{more}; {len(written)} other session(s) written")
     return SilverTaskResult(table, written)
+
+
+def _window_bars(
+    spec: DatasetSpec, part: SilverPart, outputs: list[Path], lookback: list[Path], where: pl.Expr | None
+) -> pl.DataFrame:
+    """Bronze rows of the window: every column of the output sessions, the part's ``lookback_columns``
+    of the sessions before them (the others null), in session order."""
+    frames = []
+    if lookback:
+        frames.append(read_parquet_files(lookback, columns=part.lookback_columns or None, where=where))
+    if outputs:
+        frames.append(read_parquet_files(outputs, where=where))
+    if not frames:
+        return pl.DataFrame(empty_table(spec.bronze_schema))
+    if len(frames) == 1 and frames[0].width == len(spec.bronze_schema):
+        return frames[0]
+    schema = pl.DataFrame(empty_table(spec.bronze_schema)).schema
+    missing = [[pl.lit(None, dtype=schema[c]).alias(c) for c in schema if c not in f.columns] for f in frames]
+    return pl.concat([f.with_columns(m).select(list(schema)) for f, m in zip(frames, missing, strict=True)])
 
 
 def _ticker_ranges(lake: Lake, spec: DatasetSpec, task: SilverTask) -> list[tuple[str, str] | None]:
