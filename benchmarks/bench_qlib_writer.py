@@ -17,8 +17,9 @@ Two baselines:
 * ``csv`` (``--csv``): ``DumpDataAll`` as upstream runs it, from the per-symbol CSV files its data
   collectors produce (written beforehand, not timed): read every CSV to collect the calendar and each
   symbol's first and last date, write the calendar and instruments, then read every CSV again and dump
-  it as above (``--workers`` > 1: a process pool, as upstream uses). Compared with quantmini reading
-  the same table from Parquet and writing it (both timed).
+  it as above; each pass maps over the files in a process pool of ``--workers`` processes (upstream's
+  ``max_workers``; 0 runs them in the child itself). Compared with quantmini reading the same table
+  from Parquet and writing it (both timed). Peak RSS is the largest of the child and its workers.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def dump_symbol(path: Path, root: Path, freq: str, calendar_list: list[pd.Timest
 
 def run_upstream_csv(folder: Path, root: Path, freq: str, workers: int) -> None:
     """``DumpDataAll.dump()``: dates of every file, calendar, instruments, then every file dumped (a
-    process pool per pass when ``workers`` > 1, as upstream)."""
+    process pool per pass, as upstream)."""
     fmt = "%Y-%m-%d" if freq == "day" else "%Y-%m-%d %H:%M:%S"
     files = sorted(folder.glob("*.csv"))
     every: set[pd.Timestamp] = set()
@@ -215,8 +216,9 @@ def run_upstream_csv(folder: Path, root: Path, freq: str, workers: int) -> None:
 
 @contextlib.contextmanager
 def _pool(workers: int) -> Any:
-    """``map`` over files: in this process, or in a process pool as upstream runs it."""
-    if workers <= 1:
+    """``map`` over files in a process pool of ``workers``, as upstream runs it; 0: in this process
+    (no pickling of the dates sent back: faster than upstream)."""
+    if workers <= 0:
         yield lambda fn, items: (fn(item) for item in items)
         return
     with ProcessPoolExecutor(max_workers=workers) as executor:
@@ -348,18 +350,32 @@ def report(results: dict[str, Any], workers: int) -> None:
         f"in {results['where']}; medians of {len(runs['quantmini'])} run(s)"
     )
     median = {impl: statistics.median(r["seconds"] for r in rs) for impl, rs in runs.items()}
-    print(f"{'writer':40}{'time (s)':>10}{'peak RSS (MB)':>15}{'RSS before (MB)':>17}{'÷ quantmini':>13}")
+    header = (
+        ("time (s)", 10),
+        ("range", 14),
+        ("peak RSS (MB)", 15),
+        ("RSS before (MB)", 17),
+        ("÷ quantmini", 13),
+    )
+    print(f"{'writer':46}" + "".join(f"{name:>{width}}" for name, width in header))
     pairs = {"quantmini": "quantmini", "memory": "quantmini", "quantmini_read": "quantmini_read",
              "csv": "quantmini_read"}  # fmt: skip
     for impl, rs in runs.items():
-        label = IMPLEMENTATIONS[impl] + (f" ({workers} processes)" if impl == "csv" and workers > 1 else "")
+        pool = "in-process" if workers <= 0 else f"{workers}-process pool"
+        label = IMPLEMENTATIONS[impl] + (f" ({pool})" if impl == "csv" else "")
         ratio = median[impl] / median[pairs[impl]] if pairs[impl] in median else float("nan")
         print(
-            f"{label:40}{median[impl]:>10.2f}{statistics.median(r['peak_rss_mb'] for r in rs):>15.0f}"
+            f"{label:46}{median[impl]:>10.2f}{_spread(rs):>14}"
+            f"{statistics.median(r['peak_rss_mb'] for r in rs):>15.0f}"
             f"{statistics.median(r['rss_before_mb'] for r in rs):>17.0f}{ratio:>12.1f}×"
         )
     for problem in results["problems"]:
         print("  ", problem)
+
+
+def _spread(runs: list[dict[str, Any]]) -> str:
+    seconds = [r["seconds"] for r in runs]
+    return f"{min(seconds):.2f}-{max(seconds):.2f}"
 
 
 def main() -> int:
@@ -375,7 +391,7 @@ def main() -> int:
     parser.add_argument("--no-baseline", action="store_true", help="time quantmini only (large runs)")
     parser.add_argument("--csv", action="store_true", help="also run the upstream dump_all from CSV files")
     parser.add_argument(
-        "--workers", type=int, default=1, help="processes of the CSV baseline (upstream: pool)"
+        "--workers", type=int, default=1, help="process pool of the CSV baseline (0: in this process)"
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each writer (medians shown)")
     parser.add_argument("--child", nargs=6, metavar=("IMPL", "DATA", "ROOT", "FREQ", "CALENDAR", "WORKERS"))
