@@ -1,15 +1,25 @@
-"""Benchmark quantmini's vectorised Qlib writer against an upstream-style per-symbol pandas writer.
+"""Benchmark quantmini's vectorised Qlib writer against upstream-style per-symbol dumping.
 
-    uv run python benchmarks/bench_qlib_writer.py [--symbols 1000 --days 2200] [--minute]
+    uv run python benchmarks/bench_qlib_writer.py [--symbols 1000 --days 2200] [--minute] [--csv]
 
 A realistic long table is generated (IPOs, delistings, random missing bars, date-major row order as read
 from daily partitions) and saved as Parquet. Each writer then runs in its own child interpreter, which
-loads the table, times the write and reports its peak RSS, so the two memory figures do not mix. The
-two roots must be byte-identical.
+times its run and reports its peak RSS (VmHWM), so the memory figures do not mix. Every root written
+must be byte-identical to quantmini's.
 
-The baseline follows qlib's ``scripts/dump_bin.py dump_all``: per symbol, select its rows, reindex them
-to the calendar between its first and last date, find the start index with ``calendar_list.index`` and
-write each field with ``np.hstack([start_index, values]).astype('<f4').tofile(...)``.
+Two baselines:
+
+* ``memory`` (always): qlib ``scripts/dump_bin.py``'s per-symbol steps on the table already in memory —
+  one ``groupby``; per symbol, reindex its rows to the calendar between its first and last date, find
+  the start with ``calendar_list.index`` and write each field with
+  ``np.hstack([start_index, values]).astype('<f4').tofile(...)``. Compared with quantmini's write of
+  the loaded table.
+* ``csv`` (``--csv``): ``DumpDataAll`` as upstream runs it, from the per-symbol CSV files its data
+  collectors produce (written beforehand, not timed): read every CSV to collect the calendar and each
+  symbol's first and last date, write the calendar and instruments, then read every CSV again and dump
+  it as above; each pass maps over the files in a process pool of ``--workers`` processes (upstream's
+  ``max_workers``; 0 runs them in the child itself). Compared with quantmini reading the same table
+  from Parquet and writing it (both timed). Peak RSS is the largest of the child and its workers.
 """
 
 from __future__ import annotations
@@ -19,10 +29,14 @@ import contextlib
 import datetime as dt
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +131,103 @@ def run_upstream(df: pd.DataFrame, root: Path, freq: str, calendar: list[dt.date
     (root / "instruments" / "all.txt").write_text("".join(sorted(spans)))
 
 
+# ------------------------------------------------------------------ dump_bin.py DumpDataAll from CSV
+
+CSV_DATE = "date"
+
+
+def code_to_fname(code: str) -> str:
+    """qlib's file-system name of a symbol: Windows device names get a ``_qlib_`` prefix."""
+    return f"_qlib_{code}" if code.upper() in RESERVED else code
+
+
+def fname_to_code(name: str) -> str:
+    return name[len("_qlib_") :] if name.startswith("_qlib_") else name
+
+
+def write_symbol_csvs(table: pl.DataFrame, folder: Path, freq: str) -> int:
+    """One CSV per symbol as qlib's collectors write them: ``date`` (text), ``symbol`` and the fields."""
+    folder.mkdir(parents=True)
+    fmt = "%Y-%m-%d" if freq == "day" else "%Y-%m-%d %H:%M:%S"
+    frame = table.with_columns(pl.col("datetime").dt.strftime(fmt).alias(CSV_DATE)).select(
+        CSV_DATE, "symbol", *FIELDS
+    )
+    parts = frame.sort("symbol", CSV_DATE).partition_by("symbol", as_dict=True)
+    for (symbol,), part in parts.items():
+        part.write_csv(folder / f"{str(symbol).lower()}.csv")
+    return len(parts)
+
+
+def read_symbol_csv(path: Path) -> pd.DataFrame:
+    """``_get_source_data``: pandas ``read_csv``, dates parsed, rows without a date dropped."""
+    frame = pd.read_csv(path, low_memory=False)
+    frame[CSV_DATE] = pd.to_datetime(frame[CSV_DATE])
+    return frame.dropna(subset=[CSV_DATE])
+
+
+def symbol_dates(path: Path) -> tuple[tuple[pd.Timestamp, pd.Timestamp], set[pd.Timestamp]]:
+    """``_get_date(..., is_begin_end=True, as_set=True)``: first and last date and the set of dates."""
+    dates = read_symbol_csv(path)[CSV_DATE]
+    return (dates.min(), dates.max()), set(dates)
+
+
+def dump_symbol(path: Path, root: Path, freq: str, calendar_list: list[pd.Timestamp]) -> None:
+    """``_dump_bin`` + ``_data_to_bin`` in ``all`` mode for one CSV."""
+    code = fname_to_code(path.stem.strip().lower())
+    frame = read_symbol_csv(path).drop_duplicates(CSV_DATE)
+    features = root / "features" / code_to_fname(code).lower()
+    features.mkdir(parents=True, exist_ok=True)
+    # data_merge_calendar: the calendar between the symbol's first and last date, rows reindexed to it.
+    calendar = pd.DataFrame(data=calendar_list, columns=[CSV_DATE])
+    calendar[CSV_DATE] = calendar[CSV_DATE].astype("datetime64[ns]")
+    inside = (calendar[CSV_DATE] >= frame[CSV_DATE].min()) & (calendar[CSV_DATE] <= frame[CSV_DATE].max())
+    aligned = frame.set_index(CSV_DATE).reindex(calendar[inside].set_index(CSV_DATE).index)
+    date_index = calendar_list.index(aligned.index.min())
+    for name in FIELDS:  # --include_fields
+        target = features / f"{name.lower()}.{freq}.bin"
+        target.exists()  # upstream asks before choosing between update and all mode
+        np.hstack([date_index, aligned[name]]).astype("<f").tofile(str(target.resolve()))
+
+
+def run_upstream_csv(folder: Path, root: Path, freq: str, workers: int) -> None:
+    """``DumpDataAll.dump()``: dates of every file, calendar, instruments, then every file dumped (a
+    process pool per pass, as upstream)."""
+    fmt = "%Y-%m-%d" if freq == "day" else "%Y-%m-%d %H:%M:%S"
+    files = sorted(folder.glob("*.csv"))
+    every: set[pd.Timestamp] = set()
+    spans = []
+    with _pool(workers) as map_files:
+        for path, ((begin, end), dates) in zip(files, map_files(symbol_dates, files), strict=True):
+            every = every | dates
+            if isinstance(begin, pd.Timestamp) and isinstance(end, pd.Timestamp):
+                symbol = fname_to_code(path.stem.strip().lower()).upper()
+                first, last = pd.Timestamp(begin).strftime(fmt), pd.Timestamp(end).strftime(fmt)
+                spans.append("\t".join([symbol, first, last]))
+    calendar_list = sorted(map(pd.Timestamp, every))
+    (root / "calendars").mkdir(parents=True)
+    lines = [pd.Timestamp(c).strftime(fmt) for c in calendar_list]
+    np.savetxt(root / "calendars" / f"{freq}.txt", lines, fmt="%s", encoding="utf-8")
+    (root / "instruments").mkdir()
+    np.savetxt(root / "instruments" / "all.txt", spans, fmt="%s", encoding="utf-8")
+    with _pool(workers) as map_files:
+        for _ in map_files(partial(dump_symbol, root=root, freq=freq, calendar_list=calendar_list), files):
+            pass
+
+
+@contextlib.contextmanager
+def _pool(workers: int) -> Any:
+    """``map`` over files in a process pool of ``workers``, as upstream runs it; 0: in this process
+    (no pickling of the dates sent back: faster than upstream)."""
+    if workers <= 0:
+        yield lambda fn, items: (fn(item) for item in items)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as executor:
+        yield lambda fn, items: executor.map(fn, items)
+
+
+# ------------------------------------------------------------------------------------- measuring
+
+
 def _status_mb(key: str) -> float:
     """A memory figure of this process from /proc/self/status (Linux), in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -125,10 +236,24 @@ def _status_mb(key: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(impl: str, data: Path, root: Path, freq: str, calendar_file: Path) -> None:
-    """Load the table, run one writer on it and print a JSON line with the write time and peak RSS."""
+#: Writers: what each child times. ``csv`` children get ``DATA`` = the folder of per-symbol CSVs.
+IMPLEMENTATIONS = {
+    "quantmini": "quantmini, table in memory",
+    "memory": "upstream-style, table in memory",
+    "quantmini_read": "quantmini, Parquet read + write",
+    "csv": "upstream dump_all from CSVs",
+}
+
+
+def child(impl: str, data: Path, root: Path, freq: str, calendar_file: Path, workers: int) -> None:
+    """Run one writer and print a JSON line with its time and peak RSS (loading the table untimed for
+    the in-memory writers)."""
     calendar = [dt.datetime.fromisoformat(x) for x in json.loads(calendar_file.read_text())]
-    table = load_quantmini(data, freq) if impl == "quantmini" else pd.read_parquet(data)
+    table: Any = None
+    if impl == "quantmini":
+        table = load_quantmini(data, freq)
+    elif impl == "memory":
+        table = pd.read_parquet(data)
     # ru_maxrss survives fork+exec on Linux (it would report the parent's peak), so the peak is read from
     # VmHWM after resetting it; getrusage is the fallback where /proc is missing.
     rss_before = _status_mb("VmRSS")
@@ -137,10 +262,16 @@ def child(impl: str, data: Path, root: Path, freq: str, calendar_file: Path) -> 
     started = time.perf_counter()
     if impl == "quantmini":
         run_quantmini(table, root, freq, calendar)
-    else:
+    elif impl == "memory":
         run_upstream(table, root, freq, calendar)
+    elif impl == "quantmini_read":
+        run_quantmini(load_quantmini(data, freq), root, freq, calendar)
+    else:
+        run_upstream_csv(data, root, freq, workers)
     seconds = time.perf_counter() - started
-    peak = _status_mb("VmHWM")
+    # With a process pool: the largest of this process and its workers.
+    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak = max(_status_mb("VmHWM"), workers_peak)
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "rss_before_mb": rss_before}))
 
 
@@ -154,7 +285,16 @@ def compare_trees(a: Path, b: Path) -> tuple[int, list[str]]:
     return len(files_a), problems
 
 
-def bench(freq: str, symbols: int, days: int, workdir: Path, seed: int, baseline: bool) -> dict[str, Any]:
+def bench(
+    freq: str,
+    symbols: int,
+    days: int,
+    workdir: Path,
+    seed: int,
+    impls: Iterable[str],
+    repeat: int,
+    workers: int,
+) -> dict[str, Any]:
     calendar = make_calendar(freq, days)
     positions = make_table(symbols, len(calendar), seed)
     names = symbol_names(symbols)
@@ -163,53 +303,79 @@ def bench(freq: str, symbols: int, days: int, workdir: Path, seed: int, baseline
     table.insert(0, "datetime", cal[positions["pos"].to_numpy()])
     table.insert(0, "symbol", names[positions["code"].to_numpy()])
     data = workdir / f"{freq}.parquet"
-    pl.from_pandas(table).with_columns(pl.col("symbol").cast(pl.String)).write_parquet(data)
+    frame = pl.from_pandas(table).with_columns(pl.col("symbol").cast(pl.String))
+    frame.write_parquet(data)
+    impls = list(impls)
+    csv_folder = workdir / f"{freq}-csv-input"
+    if "csv" in impls:
+        write_symbol_csvs(frame, csv_folder, freq)
     calendar_file = workdir / f"{freq}-calendar.json"
     calendar_file.write_text(json.dumps([c.isoformat() for c in calendar]))
-    results: dict[str, Any] = {"freq": freq, "symbols": symbols, "days": days, "rows": len(table)}
-    for impl in ("quantmini", "upstream") if baseline else ("quantmini",):
-        root = workdir / f"{freq}-{impl}"
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", impl, str(data), str(root), freq, str(calendar_file)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        results[impl] = json.loads(done.stdout.strip().splitlines()[-1])
-    if not baseline:
-        results["upstream"] = None
-        results["files"], results["identical"], results["problems"] = 0, True, []
-        results["where"] = workdir.parent
-        return results
-    files, problems = compare_trees(workdir / f"{freq}-quantmini", workdir / f"{freq}-upstream")
-    results["files"] = files
-    results["where"] = workdir.parent
-    results["identical"] = not problems
-    results["problems"] = problems[:5]
+    results: dict[str, Any] = {"freq": freq, "symbols": symbols, "days": days, "rows": len(table), "runs": {}}
+    problems: list[str] = []
+    files = 0
+    for run in range(repeat):
+        for impl in impls:
+            root = workdir / f"{freq}-{impl}-{run}"
+            source = csv_folder if impl == "csv" else data
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", impl, str(source), str(root), freq, str(calendar_file),
+                 str(workers)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )  # fmt: skip
+            results["runs"].setdefault(impl, []).append(json.loads(done.stdout.strip().splitlines()[-1]))
+            if impl != "quantmini" or run:
+                files, found = compare_trees(workdir / f"{freq}-quantmini-0", root)
+                problems += [f"{impl}: {p}" for p in found]
+            if run or impl != "quantmini":
+                _remove_tree(root)
+    _remove_tree(workdir / f"{freq}-quantmini-0")
+    results.update(files=files, where=workdir.parent, identical=not problems, problems=problems[:5])
     return results
 
 
-def report(results: dict[str, Any]) -> None:
-    q, u = results["quantmini"], results["upstream"]
-    if u is None:
-        print(
-            f"\n{results['freq']}: {results['symbols']} symbols × {results['days']} sessions, "
-            f"{results['rows']:,} rows, quantmini only: {q['seconds']:.2f} s, peak RSS in write "
-            f"{q['peak_rss_mb']:.0f} MB (table loaded: {q['rss_before_mb']:.0f} MB)"
-        )
-        return
+def _remove_tree(root: Path) -> None:
+    for path in sorted(root.rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    root.rmdir()
+
+
+def report(results: dict[str, Any], workers: int) -> None:
+    runs = results["runs"]
     print(
         f"\n{results['freq']}: {results['symbols']} symbols × {results['days']} sessions, "
         f"{results['rows']:,} rows, {results['files']:,} files, byte-identical: {results['identical']}, "
-        f"in {results['where']}"
+        f"in {results['where']}; medians of {len(runs['quantmini'])} run(s)"
     )
-    print(f"{'':24}{'quantmini':>12}{'upstream-style':>16}")
-    print(f"{'write time (s)':24}{q['seconds']:>12.2f}{u['seconds']:>16.2f}")
-    print(f"{'peak RSS in write (MB)':24}{q['peak_rss_mb']:>12.0f}{u['peak_rss_mb']:>16.0f}")
-    print(f"{'RSS with table (MB)':24}{q['rss_before_mb']:>12.0f}{u['rss_before_mb']:>16.0f}")
-    print(f"{'speed-up':24}{u['seconds'] / q['seconds']:>12.1f}×")
+    median = {impl: statistics.median(r["seconds"] for r in rs) for impl, rs in runs.items()}
+    header = (
+        ("time (s)", 10),
+        ("range", 14),
+        ("peak RSS (MB)", 15),
+        ("RSS before (MB)", 17),
+        ("÷ quantmini", 13),
+    )
+    print(f"{'writer':46}" + "".join(f"{name:>{width}}" for name, width in header))
+    pairs = {"quantmini": "quantmini", "memory": "quantmini", "quantmini_read": "quantmini_read",
+             "csv": "quantmini_read"}  # fmt: skip
+    for impl, rs in runs.items():
+        pool = "in-process" if workers <= 0 else f"{workers}-process pool"
+        label = IMPLEMENTATIONS[impl] + (f" ({pool})" if impl == "csv" else "")
+        ratio = median[impl] / median[pairs[impl]] if pairs[impl] in median else float("nan")
+        print(
+            f"{label:46}{median[impl]:>10.2f}{_spread(rs):>14}"
+            f"{statistics.median(r['peak_rss_mb'] for r in rs):>15.0f}"
+            f"{statistics.median(r['rss_before_mb'] for r in rs):>17.0f}{ratio:>12.1f}×"
+        )
     for problem in results["problems"]:
         print("  ", problem)
+
+
+def _spread(runs: list[dict[str, Any]]) -> str:
+    seconds = [r["seconds"] for r in runs]
+    return f"{min(seconds):.2f}-{max(seconds):.2f}"
 
 
 def main() -> int:
@@ -217,25 +383,36 @@ def main() -> int:
     parser.add_argument("--symbols", type=int, default=1000)
     parser.add_argument("--days", type=int, default=2200)
     parser.add_argument("--minute", action="store_true", help="also run a 1min case")
+    parser.add_argument("--no-day", action="store_true", help="skip the day case")
     parser.add_argument("--minute-symbols", type=int, default=100)
     parser.add_argument("--minute-days", type=int, default=20)
     parser.add_argument("--seed", type=int, default=20240102)
     parser.add_argument("--workdir", type=Path, default=None, help="where to write (default: system temp)")
     parser.add_argument("--no-baseline", action="store_true", help="time quantmini only (large runs)")
-    parser.add_argument("--child", nargs=5, metavar=("IMPL", "DATA", "ROOT", "FREQ", "CALENDAR"))
+    parser.add_argument("--csv", action="store_true", help="also run the upstream dump_all from CSV files")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="process pool of the CSV baseline (0: in this process)"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each writer (medians shown)")
+    parser.add_argument("--child", nargs=6, metavar=("IMPL", "DATA", "ROOT", "FREQ", "CALENDAR", "WORKERS"))
     args = parser.parse_args()
     if args.child:
-        impl, data, root, freq, calendar_file = args.child
-        child(impl, Path(data), Path(root), freq, Path(calendar_file))
+        impl, data, root, freq, calendar_file, workers = args.child
+        child(impl, Path(data), Path(root), freq, Path(calendar_file), int(workers))
         return 0
+    impls = ["quantmini"]
+    if not args.no_baseline:
+        impls.append("memory")
+    if args.csv:
+        impls += ["quantmini_read", "csv"]
     ok = True
     with tempfile.TemporaryDirectory(prefix="bench-qlib-", dir=args.workdir) as tmp:
-        cases = [("day", args.symbols, args.days)]
+        cases = [] if args.no_day else [("day", args.symbols, args.days)]
         if args.minute:
             cases.append(("1min", args.minute_symbols, args.minute_days))
         for freq, symbols, days in cases:
-            results = bench(freq, symbols, days, Path(tmp), args.seed, not args.no_baseline)
-            report(results)
+            results = bench(freq, symbols, days, Path(tmp), args.seed, impls, args.repeat, args.workers)
+            report(results, args.workers)
             ok = ok and bool(results["identical"])
     return 0 if ok else 1
 

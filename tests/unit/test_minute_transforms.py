@@ -251,6 +251,47 @@ def test_results_do_not_depend_on_how_sessions_are_grouped(transform: object) ->
     assert_frame_equal(together, alone, check_exact=True)
 
 
+@pytest.mark.parametrize("transform", [stocks_minute_silver, minute_daily_rollups])
+def test_results_do_not_depend_on_the_order_of_the_window_rows(transform: object) -> None:
+    """Ticker-major (as the tests build it), session-major (as partitions are read) or shuffled rows."""
+    assert callable(transform)
+    window = _window(_with_split(_economic_history()), OUTPUTS[:3])
+    expected = transform(window)
+    by_session = window.bars.sort("session_date", "ticker", "window_start")
+    shuffled = window.bars.sample(fraction=1.0, shuffle=True, seed=3)
+    for bars in (by_session, shuffled):
+        assert_frame_equal(transform(dataclasses.replace(window, bars=bars)), expected, check_exact=True)
+
+
+@pytest.mark.parametrize("transform", [stocks_minute_silver, minute_daily_rollups])
+def test_a_window_of_some_tickers_gives_their_rows_of_the_whole_window(transform: object) -> None:
+    """A window may hold one range of tickers (a bucket of a large session), not the whole market."""
+    assert callable(transform)
+    window = _window(_with_split(_economic_history()), OUTPUTS)
+    whole = transform(window)
+    for bucket in (["AAA"], ["BBB", "CCC"], ["PRE", "ZED"]):
+        part = dataclasses.replace(window, bars=window.bars.filter(pl.col("ticker").is_in(bucket)))
+        expected = whole.filter(pl.col("ticker").is_in(bucket))
+        assert expected.height > 0
+        assert_frame_equal(transform(part), expected, check_exact=True)
+
+
+def test_a_lookback_session_without_bars_or_outside_the_window_makes_volume_rel_20d_null() -> None:
+    window = _window(_with_split(_economic_history()), [OUTPUTS[0]])
+    full = stocks_minute_silver(window)
+    assert full["volume_rel_20d"].null_count() < full.height
+    # No partition for a session of the lookback: no ticker has a bar then.
+    gap = window.bars.filter(pl.col("session_date") != SESSIONS[OUTPUTS[0] - 3])
+    # A window that starts 15 sessions before the output: five of the 20 sessions are unknown.
+    start = window.sessions[5]
+    short = dataclasses.replace(
+        window, sessions=window.sessions[5:], bars=window.bars.filter(pl.col("session_date") >= start)
+    )
+    for got in (stocks_minute_silver(dataclasses.replace(window, bars=gap)), stocks_minute_silver(short)):
+        assert got["volume_rel_20d"].null_count() == got.height
+        assert_frame_equal(got.drop("volume_rel_20d"), full.drop("volume_rel_20d"), check_exact=True)
+
+
 def test_a_later_bar_never_changes_an_earlier_row() -> None:
     raw = _with_split(_economic_history())
     got = stocks_minute_silver(_window(raw, OUTPUTS))
