@@ -208,6 +208,18 @@ def move_gold(src: Path, dst: Path) -> None:
         old.rename(new)
 
 
+def mount_type(path: Path) -> str:
+    """File-system type of the mount holding ``path`` (from ``/proc/mounts``; ``""`` when unknown)."""
+    best, kind = "", ""
+    with open("/proc/mounts") as mounts:
+        for line in mounts:
+            _, point, fstype, *_ = line.split()
+            inside = str(path.resolve()).startswith(point.rstrip("/") + "/") or point == "/"
+            if inside and len(point) > len(best):
+                best, kind = point, fstype
+    return kind
+
+
 def tree_size(path: Path) -> tuple[int, int]:
     """(files, bytes) below ``path``."""
     files = size = 0
@@ -363,7 +375,8 @@ def report(meta: dict[str, Any], res: dict[str, Any], args: argparse.Namespace) 
         f"\n{meta['tickers']:,} tickers, {meta['minute_rows']:,} minute bars over "
         f"{len(meta['days'])} sessions "
         f"({meta['regular_rows']:,} regular), {meta['splits']} splits, {meta['dividends']} dividends; "
-        f"silver stage {meta['silver_s']:.0f} s; {args.hours} hours; {args.workdir}; median of {args.repeat}"
+        f"silver stage {meta['silver_s']:.0f} s; {args.hours} hours; {args.workdir} "
+        f"({mount_type(args.workdir)}); median of {args.repeat}"
     )
     print(
         f"root after (c): {last_c['symbols']:,} symbols × {last_c['bars']:,} bars, {files:,} files, "
@@ -424,14 +437,16 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the generated lake for the next run")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    TRASH.append(args.workdir / ".trash")
+    if mount_type(args.workdir) != "tmpfs":  # deleting in memory slows nothing down: no trash there
+        TRASH.append(args.workdir / ".trash")
     master = args.workdir / f"minute-{args.tickers}x{args.sessions}+1"
     meta = generate_minute(master, args.tickers, args.sessions)
     res = rounds(master, args.workdir, meta, args)
     report(meta, res, args)
     name = f"results-minute-gold-{args.tickers}-{args.hours}.json"
     (args.workdir / name).write_text(json.dumps({"meta": meta, **res}, default=str))
-    shutil.rmtree(TRASH[0], ignore_errors=True)
+    if TRASH:
+        shutil.rmtree(TRASH[0], ignore_errors=True)
     for path in args.workdir.glob("lake-*"):
         shutil.rmtree(path, ignore_errors=True)
     if not args.keep:
