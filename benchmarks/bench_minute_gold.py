@@ -422,6 +422,31 @@ def report(meta: dict[str, Any], res: dict[str, Any], args: argparse.Namespace) 
         print("  first differences:", res["compare"][-1]["root_problems"][:5])
 
 
+def calendar_cost(counts: list[int], repeat: int) -> None:
+    """What every run of a 1min root pays whatever it appends: the bar calendar of the whole history
+    (one datetime per bar) and its text lines, for the last ``counts`` sessions, both hours."""
+    from quantmini.core.calendar import sessions as xnys
+    from quantmini.pipeline.gold import bar_calendar
+
+    every = xnys(dt.date(2000, 1, 3), dt.date(2025, 12, 31))
+    print(f"\ncalendar of a 1min root, built and formatted once each, median of {repeat}")
+    print("| sessions | hours | bars | bar calendar | calendar lines |\n|---|---|---|---|---|")
+    for count in counts:
+        for hours in ("regular", "extended"):
+            built, lines = [], []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                cal = bar_calendar(every[-count:], "1min", "XNYS", hours)
+                t1 = time.perf_counter()
+                cal.lines()
+                built.append(t1 - t0)
+                lines.append(time.perf_counter() - t1)
+            print(
+                f"| {count:,} | {hours} | {len(cal.bars):,} | {statistics.median(built):.2f} s "
+                f"| {statistics.median(lines):.2f} s |"
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -435,7 +460,17 @@ def main() -> int:
     parser.add_argument("--hours", choices=("regular", "extended"), default="regular")
     parser.add_argument("--budget", type=float, default=4.0, help="memory_budget_gb of the runs")
     parser.add_argument("--keep", action="store_true", help="keep the generated lake for the next run")
+    parser.add_argument(
+        "--calendar",
+        type=int,
+        nargs="+",
+        metavar="SESSIONS",
+        help="only measure the per-run calendar cost of roots of these many sessions (no lake)",
+    )
     args = parser.parse_args()
+    if args.calendar:
+        calendar_cost(args.calendar, args.repeat)
+        return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
     if mount_type(args.workdir) != "tmpfs":  # deleting in memory slows nothing down: no trash there
         TRASH.append(args.workdir / ".trash")
