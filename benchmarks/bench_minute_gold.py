@@ -452,7 +452,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--workdir", type=Path, required=True, help="scratch directory (GBs at 2,000 tickers)"
+        "--workdir", type=Path, help="scratch directory (GBs at 2,000 tickers); required but with --calendar"
     )
     parser.add_argument("--tickers", type=int, default=500)
     parser.add_argument("--sessions", type=int, default=60, help="sessions of the root appended to")
@@ -471,6 +471,8 @@ def main() -> int:
     if args.calendar:
         calendar_cost(args.calendar, args.repeat)
         return 0
+    if args.workdir is None:
+        parser.error("--workdir is required")
     args.workdir.mkdir(parents=True, exist_ok=True)
     if mount_type(args.workdir) != "tmpfs":  # deleting in memory slows nothing down: no trash there
         TRASH.append(args.workdir / ".trash")
