@@ -35,6 +35,7 @@ from quantmini.core.qlib_encoding import is_na_like, qlib_dir_name
 from quantmini.core.quality import quality_report
 from quantmini.core.reference import DIVIDENDS_SCHEMA, SPLITS_SCHEMA
 from quantmini.datasets import get_spec
+from quantmini.datasets.base import DatasetSpec
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import sha256_file, write_manifest
 from quantmini.io.parquet import write_parquet_atomic
@@ -202,15 +203,15 @@ def _id(kind: str, ticker: str, day: dt.date) -> str:
     return hashlib.sha256(f"{kind}{ticker}{day}".encode()).hexdigest()[:20]
 
 
-def write_bronze(lake: Lake, session: dt.date, table: pa.Table) -> None:
-    """One bronze partition and its manifest, as the bronze stage writes them."""
-    path = lake.bronze_partition(SPEC, session)
+def write_bronze(lake: Lake, session: dt.date, table: pa.Table, spec: DatasetSpec = SPEC) -> None:
+    """One bronze partition of ``spec`` and its manifest, as the bronze stage writes them."""
+    path = lake.bronze_partition(spec, session)
     write_parquet_atomic(table, path)
     landed = hashlib.sha256(f"landing {session}".encode()).hexdigest()
     write_manifest(
-        lake.manifest("bronze", SPEC, session),
+        lake.manifest("bronze", spec, session),
         {
-            "input_key": SPEC.source_key(session),
+            "input_key": spec.source_key(session),
             "input_sha256": landed,
             "session": session.isoformat(),
             "rows_in": table.num_rows,
