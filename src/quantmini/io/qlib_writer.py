@@ -160,20 +160,34 @@ def write_qlib_root(
 
 
 def layout_rows(
-    frame: pl.DataFrame, freq: Freq, fields: Sequence[str], calendar: Sequence[dt.date | dt.datetime]
+    frame: pl.DataFrame,
+    freq: Freq,
+    fields: Sequence[str],
+    calendar: Sequence[dt.date | dt.datetime] | npt.NDArray[np.datetime64],
 ) -> RowLayout:
     """Validate ``frame`` against ``calendar`` and compute the sorted layout of its rows.
 
-    Raises :class:`ValidationError` for a row off the calendar, a repeated (symbol, datetime), a value
-    beyond float32's range or a malformed frame; symbols that cannot be stored are only skipped.
+    ``calendar`` may be a numpy ``datetime64`` array (days for ``day``, naive exchange-local times for
+    ``1min``): a long minute calendar is then never formatted. Raises :class:`ValidationError` for a row
+    off the calendar, a repeated (symbol, datetime), a value beyond float32's range or a malformed frame;
+    symbols that cannot be stored are only skipped.
     """
-    lines = calendar_lines(calendar, freq)
+    if isinstance(calendar, np.ndarray):
+        cal = calendar.astype("datetime64[D]" if freq == "day" else "datetime64[us]").astype(np.int64)
+        if not len(cal) or (np.diff(cal) <= 0).any():
+            raise ValidationError("the calendar must be non-empty and strictly increasing")
+        ends = np.datetime_as_string(calendar[[0, -1]], unit="D" if freq == "day" else "s")
+        lines = [str(ends[0]).replace("T", " "), str(ends[1]).replace("T", " ")]
+        length = len(cal)
+    else:
+        lines = calendar_lines(calendar, freq)
+        cal = _calendar_ints(calendar, freq)
+        length = len(lines)
     _check_schema(frame, freq, tuple(fields))
     inputs = sorted(frame.get_column("symbol").unique().to_list())
     plan = plan_symbols(inputs)
     for reason in plan.skipped.values():
         logger.warning("%s", reason)
-    cal = _calendar_ints(calendar, freq)
     columns = frame.select(
         code=pl.col("symbol").cast(pl.Enum(inputs)).to_physical().cast(pl.Int64), t=_time_ints(freq)
     )
@@ -186,7 +200,7 @@ def layout_rows(
         row = int(np.argmin(on_calendar))
         raise ValidationError(
             f"row {row} (symbol {frame['symbol'][row]!r}, datetime {frame['datetime'][row]}) is not on "
-            f"the {freq} calendar ({lines[0]} .. {lines[-1]}, {len(lines)} entries): fix the data or "
+            f"the {freq} calendar ({lines[0]} .. {lines[-1]}, {length} entries): fix the data or "
             "pass the calendar it belongs to"
         )
     codes_in = columns.get_column("code").to_numpy()

@@ -34,10 +34,11 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from quantmini._exceptions import QuantminiError
+from quantmini._exceptions import QuantminiError, ValidationError
+from quantmini.core.calendar import EXTENDED_OPEN, REGULAR_CLOSE, REGULAR_OPEN, early_closes
 from quantmini.core.calendar import sessions as exchange_sessions
-from quantmini.core.minute import regular_minutes
-from quantmini.core.qlib_encoding import Freq, calendar_lines, check_freq, qlib_dir_name
+from quantmini.core.minute import AFTER_HOURS
+from quantmini.core.qlib_encoding import Freq, check_freq, qlib_dir_name
 from quantmini.datasets import get_spec
 from quantmini.datasets.base import DatasetSpec, QlibTarget
 from quantmini.io.atomic import new_temp_directory, swap_directory
@@ -68,6 +69,8 @@ _COUNT_BATCH = 100
 T = TypeVar("T")
 
 GoldStatus = Literal["built", "updated", "unchanged", "no_input"]
+AFTER_HOURS_MINUTES = int(AFTER_HOURS / dt.timedelta(minutes=1))
+_MINUTE_US = 60_000_000
 #: Hours of a ``1min`` root: the regular session, or 04:00 to four hours after the close.
 MinuteSession = Literal["regular", "extended"]
 
@@ -107,19 +110,33 @@ class BarCalendar:
     #: The hours of a ``1min`` root (``"regular"`` for a ``day`` root).
     hours: MinuteSession
     sessions: tuple[dt.date, ...]
-    bars: tuple[dt.date | dt.datetime, ...]
     starts: tuple[int, ...]
     #: Bars as integers in the units of :func:`_bar_ints` (sorted).
     ints: npt.NDArray[np.int64]
 
+    @property
+    def bars(self) -> npt.NDArray[np.datetime64]:
+        """Bars as numpy dates (``day``) or naive exchange-local datetimes (``1min``)."""
+        return self.ints.astype("datetime64[D]" if self.freq == "day" else "datetime64[us]")
+
     def start(self, session: dt.date) -> int:
         """Position of the first bar of ``session`` (the calendar's length for a later one)."""
         i = int(np.searchsorted(np.array(self.sessions, dtype="datetime64[D]"), np.datetime64(session)))
-        return self.starts[i] if i < len(self.sessions) else len(self.bars)
+        return self.starts[i] if i < len(self.sessions) else len(self.ints)
 
     def lines(self) -> list[str]:
-        """The lines of ``calendars/<freq>.txt``."""
-        return calendar_lines(self.bars, self.freq)
+        """The lines of ``calendars/<freq>.txt`` (formatted by numpy: a long minute calendar is cheap)."""
+        if self.freq == "day":
+            return [str(line) for line in np.datetime_as_string(self.bars)]
+        text = np.char.replace(np.datetime_as_string(self.bars, unit="s"), "T", " ")
+        return [str(line) for line in text]
+
+    def values(self, positions: npt.NDArray[np.int64]) -> pl.Series:
+        """The bars at ``positions`` as a ``datetime`` column (Date, or naive Datetime in µs)."""
+        ints = pl.Series("datetime", self.ints[positions])
+        if self.freq == "day":
+            return ints.cast(pl.Int32).cast(pl.Date)
+        return ints.cast(pl.Datetime("us"))
 
     def positions(self, values: pl.Series) -> npt.NDArray[np.int64]:
         """Calendar position of each value of a ``datetime`` column (-1 where it is not a bar)."""
@@ -135,17 +152,25 @@ def bar_calendar(
     sessions: list[dt.date], freq: Freq, exchange: str, hours: MinuteSession = "regular"
 ) -> BarCalendar:
     """The calendar of a ``freq`` root over ``sessions`` (``hours`` chooses a ``1min`` root's bars)."""
-    days = np.array(sessions, dtype="datetime64[D]")
+    days = np.array(sessions, dtype="datetime64[D]").astype(np.int64)
     if freq == "day":
-        ints = days.astype(np.int64)
-        return BarCalendar(
-            freq, "regular", tuple(sessions), tuple(sessions), tuple(range(len(sessions))), ints
-        )
-    bars = regular_minutes(sessions, exchange, hours)
-    ints = np.array(bars, dtype="datetime64[us]").astype(np.int64)
-    day_us = 86_400_000_000
-    starts = np.searchsorted(ints // day_us, days.astype(np.int64))
-    return BarCalendar(freq, hours, tuple(sessions), tuple(bars), tuple(int(i) for i in starts), ints)
+        return BarCalendar(freq, "regular", tuple(sessions), tuple(range(len(sessions))), days)
+    if hours not in ("regular", "extended"):
+        raise ValidationError(f"gold.qlib_minute_session: {hours!r} is not 'regular' or 'extended'")
+    early = early_closes(sessions[0], sessions[-1], exchange) if sessions else {}
+    closes = np.array([_minute(early.get(s, REGULAR_CLOSE)) for s in sessions], dtype=np.int64)
+    opens = np.full(len(sessions), _minute(REGULAR_OPEN if hours == "regular" else EXTENDED_OPEN))
+    ends = closes if hours == "regular" else closes + AFTER_HOURS_MINUTES
+    counts = ends - opens
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    first = (days * 1440 + opens) * _MINUTE_US
+    within = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
+    ints = np.repeat(first, counts) + within * _MINUTE_US
+    return BarCalendar(freq, hours, tuple(sessions), tuple(int(i) for i in starts), ints)
+
+
+def _minute(time: dt.time) -> int:
+    return time.hour * 60 + time.minute
 
 
 def _bar_ints(values: pl.Series, freq: Freq) -> npt.NDArray[np.int64]:
@@ -347,7 +372,7 @@ def _from_history(
         frame = pl.DataFrame({name: values[present, j] for j, name in enumerate(target.values)}).with_columns(
             pl.all().fill_nan(None)
         )
-        bars = pl.Series("datetime", [cal.bars[first + int(p)] for p in present], dtype=schema["datetime"])
+        bars = cal.values(first + present)
         session = bars if cal.freq == "day" else bars.dt.date()
         frames.append(
             frame.with_columns(pl.lit(symbol).alias("ticker"), bars, session.alias("session_date")).select(

@@ -1,0 +1,41 @@
+"""The bar calendar of a Qlib root, built with numpy, equals the minute-by-minute definition."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from quantmini._exceptions import ValidationError
+from quantmini.core.calendar import sessions
+from quantmini.core.minute import regular_minutes
+from quantmini.pipeline.gold import bar_calendar
+
+# A DST change (2024-11-03), the 13:00 closes of 2024-11-29 and 2024-12-24, a holiday (2024-12-25).
+DAYS = sessions(dt.date(2024, 10, 28), dt.date(2024, 12, 27), "XNYS")
+
+
+@pytest.mark.parametrize("hours", ["regular", "extended"])
+def test_minute_bars_equal_the_exchange_minutes(hours: str) -> None:
+    cal = bar_calendar(DAYS, "1min", "XNYS", hours)  # type: ignore[arg-type]
+    expected = regular_minutes(DAYS, "XNYS", hours)  # type: ignore[arg-type]
+    assert cal.bars.tolist() == expected
+    assert cal.lines() == [m.strftime("%Y-%m-%d %H:%M:%S") for m in expected]
+    for i, day in enumerate(DAYS):
+        assert expected[cal.starts[i]].date() == day
+        assert cal.start(day) == cal.starts[i]
+    assert cal.start(DAYS[-1] + dt.timedelta(days=1)) == len(expected)
+    positions = cal.positions(cal.values(np.array([0, 5, len(expected) - 1])))
+    assert positions.tolist() == [0, 5, len(expected) - 1]
+
+
+def test_day_bars_are_the_sessions() -> None:
+    cal = bar_calendar(DAYS, "day", "XNYS")
+    assert cal.lines() == [d.isoformat() for d in DAYS]
+    assert cal.values(np.array([1])).to_list() == [DAYS[1]]
+
+
+def test_unknown_hours_are_refused() -> None:
+    with pytest.raises(ValidationError, match="qlib_minute_session"):
+        bar_calendar(DAYS, "1min", "XNYS", "overnight")  # type: ignore[arg-type]
