@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,3 +40,22 @@ def test_day_bars_are_the_sessions() -> None:
 def test_unknown_hours_are_refused() -> None:
     with pytest.raises(ValidationError, match="qlib_minute_session"):
         bar_calendar(DAYS, "1min", "XNYS", "overnight")  # type: ignore[arg-type]
+
+
+def test_the_calendar_file_is_rewritten_only_when_it_differs(tmp_path: Path) -> None:
+    cal = bar_calendar(DAYS, "1min", "XNYS")
+    path = tmp_path / "calendars" / "1min.txt"
+    cal.write(tmp_path, {"AAA": (3, 400)})
+    assert path.read_text().splitlines() == cal.lines()
+    assert (tmp_path / "instruments" / "all.txt").read_text() == (
+        f"AAA\t{cal.lines()[3]}\t{cal.lines()[400]}\n"
+    )
+    inode = path.stat().st_ino
+    cal.write(tmp_path, {"AAA": (3, 400)})
+    assert path.stat().st_ino == inode  # same calendar: the file was left alone
+    path.write_text(path.read_text()[:-20])  # a torn file (last line lost)
+    cal.write(tmp_path, {"AAA": (3, 400)})
+    assert path.read_text().splitlines() == cal.lines()
+    longer = bar_calendar(sessions(DAYS[0], dt.date(2024, 12, 30), "XNYS"), "1min", "XNYS")
+    longer.write(tmp_path, {"AAA": (3, 400)})
+    assert path.read_text().splitlines() == longer.lines()

@@ -397,8 +397,11 @@ def write_calendar(root: Path, freq: Freq, lines: Sequence[str]) -> None:
     write_text_atomic(root / "calendars" / f"{freq}.txt", "\n".join(lines) + "\n")
 
 
-def write_instruments(root: Path, spans: Mapping[str, tuple[int, int]], lines: Sequence[str]) -> None:
-    """``instruments/all.txt`` (one line per symbol: name, first and last calendar entry), atomically."""
+def write_instruments(
+    root: Path, spans: Mapping[str, tuple[int, int]], lines: Sequence[str] | Mapping[int, str]
+) -> None:
+    """``instruments/all.txt`` (one line per symbol: name, first and last calendar entry), atomically.
+    ``lines`` are the calendar's lines, or at least those of every span's ends by position."""
     rows = sorted(f"{symbol}\t{lines[first]}\t{lines[last]}\n" for symbol, (first, last) in spans.items())
     write_text_atomic(root / "instruments" / "all.txt", "".join(rows))
 

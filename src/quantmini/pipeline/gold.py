@@ -24,6 +24,7 @@ rewinds to its first bar.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,12 +125,23 @@ class BarCalendar:
         i = int(np.searchsorted(np.array(self.sessions, dtype="datetime64[D]"), np.datetime64(session)))
         return self.starts[i] if i < len(self.sessions) else len(self.ints)
 
-    def lines(self) -> list[str]:
-        """The lines of ``calendars/<freq>.txt`` (formatted by numpy: a long minute calendar is cheap)."""
+    def lines(self, positions: npt.NDArray[np.int64] | None = None) -> list[str]:
+        """The lines of ``calendars/<freq>.txt`` (of the bars at ``positions`` only, if given)."""
+        bars = self.bars if positions is None else self.bars[positions]
         if self.freq == "day":
-            return [str(line) for line in np.datetime_as_string(self.bars)]
-        text = np.char.replace(np.datetime_as_string(self.bars, unit="s"), "T", " ")
-        return [str(line) for line in text]
+            return [str(line) for line in np.datetime_as_string(bars)]
+        return [str(line) for line in np.char.replace(np.datetime_as_string(bars, unit="s"), "T", " ")]
+
+    def write(self, root: Path, spans: Spans, *, check: bool = True) -> None:
+        """``calendars/<freq>.txt`` — unless (``check``) the file already holds this calendar: a minute
+        calendar has a line per bar of the history, not worth formatting again on every append — and
+        ``instruments/all.txt``, formatting only the bars the spans name."""
+        path = root / "calendars" / f"{self.freq}.txt"
+        ends = self.lines(np.array([0, len(self.ints) - 1]))
+        if not (check and _holds(path, ends, len(self.ints))):
+            write_calendar(root, self.freq, self.lines())
+        used = np.unique(np.array([p for span in spans.values() for p in span], dtype=np.int64))
+        write_instruments(root, spans, dict(zip(used.tolist(), self.lines(used), strict=True)))
 
     def values(self, positions: npt.NDArray[np.int64]) -> pl.Series:
         """The bars at ``positions`` as a ``datetime`` column (Date, or naive Datetime in µs)."""
@@ -167,6 +179,22 @@ def bar_calendar(
     within = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
     ints = np.repeat(first, counts) + within * _MINUTE_US
     return BarCalendar(freq, hours, tuple(sessions), tuple(int(i) for i in starts), ints)
+
+
+def _holds(path: Path, ends: list[str], count: int) -> bool:
+    """Whether the calendar file at ``path`` has ``count`` lines (all as long as these) from ``ends[0]``
+    to ``ends[1]``: lines are fixed-width, so size, first and last line decide it."""
+    width = len(ends[0]) + 1
+    try:
+        with path.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_size != width * count:
+                return False
+            first = handle.read(width)
+            handle.seek(-width, os.SEEK_END)
+            last = handle.read(width)
+    except OSError:
+        return False
+    return first == f"{ends[0]}\n".encode() and last == f"{ends[1]}\n".encode()
 
 
 def _minute(time: dt.time) -> int:
@@ -212,7 +240,6 @@ def run_gold(
         return GoldOutcome(root, "no_input")
     exchange_days = exchange_sessions(sessions[0], sessions[-1], spec.calendar)
     cal = bar_calendar(exchange_days, freq, spec.calendar, minute_session)
-    lines = cal.lines()
     holes = tuple(s for s in exchange_days if s not in silver.partitions)
     joined = {
         j.table: index_partitions(lake.manifest_dir("silver", j.table), lake.silver_dir(j.table))
@@ -310,8 +337,7 @@ def run_gold(
                 parts.append(_read_silver(lake, spec, target, cal, joined, sessions, include=lost))
             rows = pl.concat([p.select(kept.columns).cast(kept.schema) for p in parts])
             _write(root, target, rows, cal, state, digests, lake=lake, history=history, replace=True)
-    write_calendar(root, freq, lines)
-    write_instruments(root, state.spans(), lines)
+    cal.write(root, state.spans())
     state.sessions = dict(shas)
     _save_state(state_dir, target, sessions[0], state, cal.hours)
     return _outcome(
@@ -679,9 +705,7 @@ def _build(
             state.skipped.update(skipped)
             if on_bucket is not None:
                 on_bucket()
-        lines = cal.lines()
-        write_calendar(build_dir, freq, lines)
-        write_instruments(build_dir, state.spans(), lines)
+        cal.write(build_dir, state.spans(), check=False)
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
         shutil.rmtree(history_dir, ignore_errors=True)
