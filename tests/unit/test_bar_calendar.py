@@ -42,7 +42,7 @@ def test_unknown_hours_are_refused() -> None:
         bar_calendar(DAYS, "1min", "XNYS", "overnight")  # type: ignore[arg-type]
 
 
-def test_the_calendar_file_is_rewritten_only_when_it_differs(tmp_path: Path) -> None:
+def test_the_calendar_file_is_extended_in_place_and_rewritten_when_not_a_prefix(tmp_path: Path) -> None:
     cal = bar_calendar(DAYS, "1min", "XNYS")
     path = tmp_path / "calendars" / "1min.txt"
     cal.write(tmp_path, {"AAA": (3, 400)})
@@ -53,9 +53,17 @@ def test_the_calendar_file_is_rewritten_only_when_it_differs(tmp_path: Path) -> 
     inode = path.stat().st_ino
     cal.write(tmp_path, {"AAA": (3, 400)})
     assert path.stat().st_ino == inode  # same calendar: the file was left alone
-    path.write_text(path.read_text()[:-20])  # a torn file (last line lost)
+    path.write_text(path.read_text()[:-20])  # the last line lost: it is appended again
     cal.write(tmp_path, {"AAA": (3, 400)})
     assert path.read_text().splitlines() == cal.lines()
+    path.write_text(path.read_text()[:-5])  # a torn line: the file is rewritten
+    cal.write(tmp_path, {"AAA": (3, 400)})
+    assert path.read_text().splitlines() == cal.lines()
+    inode_after_repair = path.stat().st_ino
     longer = bar_calendar(sessions(DAYS[0], dt.date(2024, 12, 30), "XNYS"), "1min", "XNYS")
     longer.write(tmp_path, {"AAA": (3, 400)})
+    assert path.stat().st_ino == inode_after_repair  # appended in place
     assert path.read_text().splitlines() == longer.lines()
+    other = bar_calendar(DAYS[1:], "1min", "XNYS")  # another first session: not a prefix, rewritten
+    other.write(tmp_path, {"AAA": (3, 400)})
+    assert path.read_text().splitlines() == other.lines()

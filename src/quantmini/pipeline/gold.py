@@ -42,7 +42,7 @@ from quantmini.core.minute import AFTER_HOURS
 from quantmini.core.qlib_encoding import Freq, check_freq, qlib_dir_name
 from quantmini.datasets import get_spec
 from quantmini.datasets.base import DatasetSpec, QlibTarget
-from quantmini.io.atomic import new_temp_directory, swap_directory
+from quantmini.io.atomic import append_at, new_temp_directory, swap_directory
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import read_manifest, write_manifest
 from quantmini.io.parquet import read_parquet_files, write_parquet_atomic
@@ -133,13 +133,21 @@ class BarCalendar:
         return [str(line) for line in np.char.replace(np.datetime_as_string(bars, unit="s"), "T", " ")]
 
     def write(self, root: Path, spans: Spans, *, check: bool = True) -> None:
-        """``calendars/<freq>.txt`` — unless (``check``) the file already holds this calendar: a minute
-        calendar has a line per bar of the history, not worth formatting again on every append — and
-        ``instruments/all.txt``, formatting only the bars the spans name."""
+        """``calendars/<freq>.txt`` and ``instruments/all.txt``, formatting only what is new.
+
+        A minute calendar has a line per bar of the history: when (``check``) the file already holds the
+        calendar's first lines, only the lines after them are appended (none when it holds them all).
+        Instrument lines format only the bars the spans name.
+        """
         path = root / "calendars" / f"{self.freq}.txt"
-        ends = self.lines(np.array([0, len(self.ints) - 1]))
-        if not (check and _holds(path, ends, len(self.ints))):
+        held = _held_lines(path, self) if check else 0
+        if held == 0:
             write_calendar(root, self.freq, self.lines())
+        elif held < len(self.ints):
+            text = "".join(f"{line}\n" for line in self.lines(np.arange(held, len(self.ints))))
+            width = path.stat().st_size // held
+            if not append_at(str(path), text.encode(), held * width):
+                write_calendar(root, self.freq, self.lines())
         used = np.unique(np.array([p for span in spans.values() for p in span], dtype=np.int64))
         write_instruments(root, spans, dict(zip(used.tolist(), self.lines(used), strict=True)))
 
@@ -181,20 +189,25 @@ def bar_calendar(
     return BarCalendar(freq, hours, tuple(sessions), tuple(int(i) for i in starts), ints)
 
 
-def _holds(path: Path, ends: list[str], count: int) -> bool:
-    """Whether the calendar file at ``path`` has ``count`` lines (all as long as these) from ``ends[0]``
-    to ``ends[1]``: lines are fixed-width, so size, first and last line decide it."""
-    width = len(ends[0]) + 1
+def _held_lines(path: Path, cal: BarCalendar) -> int:
+    """How many first lines of ``cal`` the calendar file at ``path`` holds (0: not a prefix of it).
+
+    Lines are fixed-width and the calendar only grows at its end, so the file's size, first and last
+    line decide it; a torn or foreign file gives 0 (it is rewritten)."""
+    width = len(cal.lines(np.array([0]))[0]) + 1
     try:
         with path.open("rb") as handle:
-            if os.fstat(handle.fileno()).st_size != width * count:
-                return False
+            size = os.fstat(handle.fileno()).st_size
+            count = size // width
+            if size % width or not 0 < count <= len(cal.ints):
+                return 0
             first = handle.read(width)
             handle.seek(-width, os.SEEK_END)
             last = handle.read(width)
     except OSError:
-        return False
-    return first == f"{ends[0]}\n".encode() and last == f"{ends[1]}\n".encode()
+        return 0
+    expected = cal.lines(np.array([0, count - 1]))
+    return count if [first, last] == [f"{line}\n".encode() for line in expected] else 0
 
 
 def _minute(time: dt.time) -> int:
