@@ -65,5 +65,6 @@ def test_the_calendar_file_is_extended_in_place_and_rewritten_when_not_a_prefix(
     assert path.stat().st_ino == inode_after_repair  # appended in place
     assert path.read_text().splitlines() == longer.lines()
     other = bar_calendar(DAYS[1:], "1min", "XNYS")  # another first session: not a prefix, rewritten
-    other.write(tmp_path, {"AAA": (3, 400)})
+    other.write(tmp_path, {})
+    assert (tmp_path / "instruments" / "all.txt").read_text() == ""
     assert path.read_text().splitlines() == other.lines()

@@ -128,6 +128,8 @@ class BarCalendar:
     def lines(self, positions: npt.NDArray[np.int64] | None = None) -> list[str]:
         """The lines of ``calendars/<freq>.txt`` (of the bars at ``positions`` only, if given)."""
         bars = self.bars if positions is None else self.bars[positions]
+        if not len(bars):
+            return []
         if self.freq == "day":
             return [str(line) for line in np.datetime_as_string(bars)]
         return [str(line) for line in np.char.replace(np.datetime_as_string(bars, unit="s"), "T", " ")]
