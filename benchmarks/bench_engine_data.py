@@ -333,12 +333,12 @@ def changes(
 # -- children ------------------------------------------------------------------------------------------
 
 
-def run_child(**params: Any) -> dict[str, Any]:
+def run_child(script: str = __file__, **params: Any) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter (after flushing dirty pages, so writeback left by the
     previous step does not land in this one); return its JSON line."""
     os.sync()
     done = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(params)], capture_output=True, text=True
+        [sys.executable, script, "--child", json.dumps(params)], capture_output=True, text=True
     )
     if done.returncode:
         raise RuntimeError(f"child {params.get('kind')} failed:\n{done.stderr[-3000:]}")

@@ -36,7 +36,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -57,6 +56,7 @@ from bench_engine_data import (
     generate,
     write_bronze,
 )
+from bench_engine_data import run_child as engine_child
 from bench_qlib_writer import compare_trees
 from quantmini.core.bronze import to_bronze
 from quantmini.core.calendar import REGULAR_CLOSE, early_closes
@@ -234,14 +234,8 @@ def tree_size(path: Path) -> tuple[int, int]:
 
 
 def run_child(**params: Any) -> dict[str, Any]:
-    """One measurement in a fresh interpreter, after flushing dirty pages; its JSON line."""
-    os.sync()
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(params)], capture_output=True, text=True
-    )
-    if done.returncode:
-        raise RuntimeError(f"child {params.get('kind')} failed:\n{done.stderr[-3000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    """One measurement in a fresh interpreter of this script, after flushing dirty pages; its JSON line."""
+    return engine_child(script=__file__, **params)
 
 
 def checked(run: dict[str, Any]) -> dict[str, Any]:

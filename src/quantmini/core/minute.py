@@ -38,11 +38,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+import pyarrow as pa
 
 from quantmini._exceptions import ConfigurationError
 from quantmini.core import calendar as exchange_calendar
 from quantmini.core.calendar import EXTENDED_OPEN, REGULAR_CLOSE, REGULAR_OPEN
 from quantmini.core.window import SessionWindow, finite_or_null
+from quantmini.datasets.stocks_minute import ROLLUP_SCHEMA
 
 #: Return horizons in minute slots.
 RETURN_HORIZONS = (1, 5, 15, 30)
@@ -55,20 +57,8 @@ AFTER_HOURS = dt.timedelta(hours=4)
 
 #: Columns of :func:`minute_daily_rollups`; prices and volumes of the regular session only, except
 #: ``extended_volume``.
-DAILY_ROLLUP_SCHEMA = pl.Schema(
-    {
-        "ticker": pl.String(),
-        "session_date": pl.Date(),
-        "open": pl.Float64(),
-        "high": pl.Float64(),
-        "low": pl.Float64(),
-        "close": pl.Float64(),
-        "volume": pl.Float64(),
-        "vwap": pl.Float64(),
-        "bar_count": pl.Int64(),
-        "extended_volume": pl.Float64(),
-    }
-)
+#: The spec's ``ROLLUP_SCHEMA`` (the silver table's Arrow schema) in Polars types.
+DAILY_ROLLUP_SCHEMA = pl.Schema(pl.DataFrame(pa.Table.from_batches([], schema=ROLLUP_SCHEMA)).schema)
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
