@@ -11,16 +11,16 @@ MINUTE = SilverPart(transform=Ref("m:f"), lookback=20, per_ticker=True, row_byte
 
 def test_daily_sessions_fit_in_chunks_of_consecutive_sessions() -> None:
     # 10,000 rows × 1,200 B = 12 MB a session; 1.2 GB holds 100 sessions, 20 of them lookback.
-    assert _task_size(DAILY, 10_000, 1.2e9) == (80, 1)
-    assert _task_size(DAILY, 10, 1e12) == (MAX_CHUNK_SESSIONS, 1)
+    assert _task_size(DAILY, 10_000, 1.2e9) == (80, False)
+    assert _task_size(DAILY, 10, 1e12) == (MAX_CHUNK_SESSIONS, False)
 
 
 def test_a_part_that_is_not_per_ticker_gets_one_session_whatever_the_budget() -> None:
-    assert _task_size(DAILY, 1_800_000, 1e9) == (1, 1)
+    assert _task_size(DAILY, 1_800_000, 1e9) == (1, False)
 
 
 def test_minute_windows_are_split_into_ticker_ranges() -> None:
-    # 1.8 M rows × 400 B = 720 MB a session; 20 outputs + 20 lookback = 28.8 GB → 17 ranges of 1.7 GB.
-    assert _task_size(MINUTE, 1_800_000, 1.7e9) == (20, 17)
+    # 1.8 M rows × 400 B = 720 MB a session: 1.7 GB does not hold a session and its 20-session lookback.
+    assert _task_size(MINUTE, 1_800_000, 1.7e9) == (20, True)
     # Enough memory for the window: consecutive sessions, no ranges.
-    assert _task_size(MINUTE, 1_800_000, 720e6 * 25) == (5, 1)
+    assert _task_size(MINUTE, 1_800_000, 720e6 * 25) == (5, False)

@@ -14,6 +14,7 @@ Appending N sessions costs N sessions plus the lookback; a no-op run reads manif
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import math
@@ -129,28 +130,30 @@ def _plan_part(
     rows_per_session = max(
         1, sum(p.rows for p in bronze.partitions.values()) // max(1, len(bronze.partitions))
     )
-    per_chunk, buckets = _task_size(part, rows_per_session, budget_bytes / max(1, concurrency))
-    tasks = [
-        _task(lake, spec, index, part, chunk, calendar, position, bronze, buckets)
-        for chunk in _chunks(stale, position, part.lookback, per_chunk)
-    ]
+    task_budget = budget_bytes / max(1, concurrency)
+    per_chunk, split = _task_size(part, rows_per_session, task_budget)
+    tasks = []
+    for chunk in _chunks(stale, position, part.lookback, per_chunk):
+        task = _task(lake, spec, index, part, chunk, calendar, position, bronze)
+        if split:
+            window_bytes = len(task.present) * rows_per_session * part.row_bytes
+            task = dataclasses.replace(task, buckets=max(1, math.ceil(window_bytes / task_budget)))
+        tasks.append(task)
     damaged = [f"{d.path}: {d.reason}; rebuilt" for d in existing.damaged]
     return SilverPlan(table, len(bronze.partitions), tasks=tasks, orphans=orphans, damaged=damaged)
 
 
-def _task_size(part: SilverPart, rows_per_session: int, task_budget: float) -> tuple[int, int]:
-    """Output sessions per chunk and ticker ranges per chunk, so that a chunk's window fits the budget.
+def _task_size(part: SilverPart, rows_per_session: int, task_budget: float) -> tuple[int, bool]:
+    """Output sessions per chunk, and whether each chunk's window is split into ticker ranges.
 
     Chunks of consecutive sessions first; when a single session plus the lookback does not fit, a
     per-ticker part takes ``lookback`` sessions per chunk (the lookback is then read at most twice per
-    output session) split into as many ticker ranges as the window needs.
+    output session), each task split into as many ticker ranges as its own window needs.
     """
-    session_bytes = rows_per_session * part.row_bytes
-    per_chunk = int(task_budget / session_bytes) - part.lookback
+    per_chunk = int(task_budget / (rows_per_session * part.row_bytes)) - part.lookback
     if per_chunk >= 1 or not part.per_ticker:
-        return max(1, min(MAX_CHUNK_SESSIONS, per_chunk)), 1
-    per_chunk = max(1, part.lookback)
-    return per_chunk, max(1, math.ceil((per_chunk + part.lookback) * session_bytes / task_budget))
+        return max(1, min(MAX_CHUNK_SESSIONS, per_chunk)), False
+    return max(1, part.lookback), True
 
 
 def _identity(
@@ -202,7 +205,6 @@ def _task(
     calendar: list[dt.date],
     position: dict[dt.date, int],
     bronze: PartitionIndex,
-    buckets: int,
 ) -> SilverTask:
     first, last = position[chunk[0][0]], position[chunk[-1][0]]
     sessions = tuple(calendar[max(0, first - part.lookback) : last + 1])
@@ -214,7 +216,6 @@ def _task(
         present=tuple(s for s in sessions if s in bronze.partitions),
         outputs=tuple(s for s, _ in chunk),
         identities=tuple(identity for _, identity in chunk),
-        buckets=buckets,
     )
 
 
