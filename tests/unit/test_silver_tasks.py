@@ -24,3 +24,12 @@ def test_minute_windows_are_split_into_ticker_ranges() -> None:
     assert _task_size(MINUTE, 1_800_000, 1.7e9) == (20, True)
     # Enough memory for the window: consecutive sessions, no ranges.
     assert _task_size(MINUTE, 1_800_000, 720e6 * 25) == (5, False)
+
+
+def test_lookback_rows_can_cost_less_than_output_rows() -> None:
+    part = SilverPart(
+        transform=Ref("m:f"), lookback=20, per_ticker=True, row_bytes=600, lookback_row_bytes=100
+    )
+    # 1 M rows: a lookback of 20 × 100 MB = 2 GB, then 600 MB per output session: 3 fit in 4 GB.
+    assert _task_size(part, 1_000_000, 4e9) == (3, False)
+    assert part.window_bytes(1_000_000, 20, 20) == 1e6 * (20 * 600 + 20 * 100)

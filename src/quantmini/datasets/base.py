@@ -63,11 +63,19 @@ class SilverPart:
     #: contiguous ticker ranges of its window one after another (minute bars: a 20-session window of
     #: the whole market does not fit in memory at once).
     per_ticker: bool = False
-    #: Estimated peak bytes per bronze row of the window while the transform runs (sizes the tasks).
+    #: Estimated peak bytes per bronze row of an output session while the transform runs, written rows
+    #: included (sizes the tasks).
     row_bytes: int = 1200
     #: Bronze columns the transform reads from lookback sessions (other columns of those rows are null);
     #: empty: every column. Lookback rows then cost memory for these columns only.
     lookback_columns: tuple[str, ...] = ()
+    #: Estimated peak bytes per bronze row of a lookback session (``None``: ``row_bytes``).
+    lookback_row_bytes: int | None = None
+
+    def window_bytes(self, rows_per_session: float, outputs: int, lookback: int) -> float:
+        """Estimated peak memory of a window of ``outputs`` output and ``lookback`` earlier sessions."""
+        earlier = self.row_bytes if self.lookback_row_bytes is None else self.lookback_row_bytes
+        return rows_per_session * (outputs * self.row_bytes + lookback * earlier)
 
     def table(self, data_type: str) -> str:
         """Name of the table (and of its directory under ``silver/``)."""

@@ -136,8 +136,9 @@ def _plan_part(
     for chunk in _chunks(stale, position, part.lookback, per_chunk):
         task = _task(lake, spec, index, part, chunk, calendar, position, bronze)
         if split:
-            window_bytes = len(task.present) * rows_per_session * part.row_bytes
-            task = dataclasses.replace(task, buckets=max(1, math.ceil(window_bytes / task_budget)))
+            outputs = len(task.outputs)
+            need = part.window_bytes(rows_per_session, outputs, len(task.present) - outputs)
+            task = dataclasses.replace(task, buckets=max(1, math.ceil(need / task_budget)))
         tasks.append(task)
     damaged = [f"{d.path}: {d.reason}; rebuilt" for d in existing.damaged]
     return SilverPlan(table, len(bronze.partitions), tasks=tasks, orphans=orphans, damaged=damaged)
@@ -150,7 +151,8 @@ def _task_size(part: SilverPart, rows_per_session: int, task_budget: float) -> t
     per-ticker part takes ``lookback`` sessions per chunk (the lookback is then read at most twice per
     output session), each task split into as many ticker ranges as its own window needs.
     """
-    per_chunk = int(task_budget / (rows_per_session * part.row_bytes)) - part.lookback
+    lookback = part.window_bytes(rows_per_session, 0, part.lookback)
+    per_chunk = int((task_budget - lookback) / part.window_bytes(rows_per_session, 1, 0))
     if per_chunk >= 1 or not part.per_ticker:
         return max(1, min(MAX_CHUNK_SESSIONS, per_chunk)), False
     return max(1, part.lookback), True
