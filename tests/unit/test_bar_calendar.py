@@ -1,26 +1,59 @@
-"""The bar calendar of a Qlib root, built with numpy, equals the minute-by-minute definition."""
+"""The bar calendar of a Qlib root, built with numpy, against the exchange's sessions from
+exchange_calendars and hand-written minutes."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
+import exchange_calendars as xcals
 import numpy as np
+import pandas as pd
 import pytest
 
 from quantmini._exceptions import ValidationError
 from quantmini.core.calendar import sessions
-from quantmini.core.minute import regular_minutes
 from quantmini.pipeline.gold import bar_calendar
 
+NY = "America/New_York"
 # A DST change (2024-11-03), the 13:00 closes of 2024-11-29 and 2024-12-24, a holiday (2024-12-25).
 DAYS = sessions(dt.date(2024, 10, 28), dt.date(2024, 12, 27), "XNYS")
+
+
+def _xnys_minutes(days: list[dt.date], hours: str) -> list[dt.datetime]:
+    """Bar starts from exchange_calendars' session opens and closes, in naive New York time; extended
+    hours from 04:00 to four hours after the close."""
+    xnys = xcals.get_calendar("XNYS")
+    minutes: list[dt.datetime] = []
+    for day in days:
+        close = xnys.session_close(day).tz_convert(NY).tz_localize(None)
+        start = pd.Timestamp(f"{day} 09:30") if hours == "regular" else pd.Timestamp(f"{day} 04:00")
+        end = close if hours == "regular" else close + pd.Timedelta(hours=4)
+        minutes += [t.to_pydatetime() for t in pd.date_range(start, end, freq="min", inclusive="left")]
+    return minutes
+
+
+def _hand(day: str, start: str, end: str) -> list[dt.datetime]:
+    return [t.to_pydatetime() for t in pd.date_range(f"{day} {start}", f"{day} {end}", freq="min")]
+
+
+def test_a_normal_session_an_early_close_and_a_dst_change_by_hand() -> None:
+    normal, early = dt.date(2024, 11, 27), dt.date(2024, 11, 29)  # 11-29 closes at 13:00
+    assert bar_calendar([normal], "1min", "XNYS").bars.tolist() == _hand("2024-11-27", "09:30", "15:59")
+    extended = bar_calendar([normal], "1min", "XNYS", "extended").bars.tolist()
+    assert extended == _hand("2024-11-27", "04:00", "19:59")
+    assert bar_calendar([early], "1min", "XNYS").bars.tolist() == _hand("2024-11-29", "09:30", "12:59")
+    extended = bar_calendar([early], "1min", "XNYS", "extended").bars.tolist()
+    assert extended == _hand("2024-11-29", "04:00", "16:59")
+    days = [dt.date(2024, 3, 8), dt.date(2024, 3, 11), dt.date(2024, 11, 1), dt.date(2024, 11, 4)]
+    bars = bar_calendar(days, "1min", "XNYS").bars.tolist()
+    assert bars == [m for day in days for m in _hand(day.isoformat(), "09:30", "15:59")]
 
 
 @pytest.mark.parametrize("hours", ["regular", "extended"])
 def test_minute_bars_equal_the_exchange_minutes(hours: str) -> None:
     cal = bar_calendar(DAYS, "1min", "XNYS", hours)  # type: ignore[arg-type]
-    expected = regular_minutes(DAYS, "XNYS", hours)  # type: ignore[arg-type]
+    expected = _xnys_minutes(DAYS, hours)
     assert cal.bars.tolist() == expected
     assert cal.lines() == [m.strftime("%Y-%m-%d %H:%M:%S") for m in expected]
     for i, day in enumerate(DAYS):

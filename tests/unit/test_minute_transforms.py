@@ -21,13 +21,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from quantmini._exceptions import ConfigurationError
 from quantmini.core.calendar import sessions as xnys_sessions
 from quantmini.core.minute import (
     DAILY_ROLLUP_SCHEMA,
     FEATURES,
     minute_daily_rollups,
-    regular_minutes,
     stocks_minute_silver,
 )
 from quantmini.core.window import FactorContext, SessionWindow
@@ -369,41 +367,3 @@ def test_daily_rollups_match_the_reference() -> None:
     assert pre["bar_count"].to_list() == [0] * len(OUTPUTS)
     assert pre["close"].null_count() == len(OUTPUTS)
     assert (pre["extended_volume"] > 0).all()
-
-
-def _expected_minutes(day: str, start: str, end: str) -> list[dt.datetime]:
-    stamps = pd.date_range(f"{day} {start}", f"{day} {end}", freq="min")
-    return [ts.to_pydatetime() for ts in stamps]
-
-
-def test_a_normal_session_has_390_regular_and_960_extended_minutes() -> None:
-    day = dt.date(2024, 11, 27)
-    assert regular_minutes([day]) == _expected_minutes("2024-11-27", "09:30", "15:59")
-    assert regular_minutes([day], session="extended") == _expected_minutes("2024-11-27", "04:00", "19:59")
-    assert len(regular_minutes([day])) == 390
-    assert len(regular_minutes([day], session="extended")) == 960
-
-
-def test_an_early_close_has_210_regular_minutes_and_after_hours_to_1700() -> None:
-    day = dt.date(2024, 11, 29)  # the day after Thanksgiving closes at 13:00
-    assert regular_minutes([day]) == _expected_minutes("2024-11-29", "09:30", "12:59")
-    assert len(regular_minutes([day])) == 210
-    assert regular_minutes([day], session="extended") == _expected_minutes("2024-11-29", "04:00", "16:59")
-
-
-def test_local_minutes_do_not_move_across_dst_changes() -> None:
-    days = [dt.date(2024, 3, 8), dt.date(2024, 3, 11), dt.date(2024, 11, 1), dt.date(2024, 11, 4)]
-    minutes = regular_minutes(days)
-    assert len(minutes) == 4 * 390
-    for i, day in enumerate(days):
-        block = minutes[i * 390 : (i + 1) * 390]
-        assert block == _expected_minutes(day.isoformat(), "09:30", "15:59")
-        assert block[0].tzinfo is None
-
-
-def test_regular_minutes_rejects_days_that_are_not_sessions() -> None:
-    with pytest.raises(ConfigurationError, match="2024-03-10"):
-        regular_minutes([dt.date(2024, 3, 8), dt.date(2024, 3, 10)])
-    with pytest.raises(ConfigurationError, match="session"):
-        regular_minutes([dt.date(2024, 3, 8)], session="overnight")  # type: ignore[arg-type]
-    assert regular_minutes([]) == []

@@ -1,4 +1,4 @@
-"""Silver features of minute stock bars, their daily roll-ups and the exchange-local minute calendar.
+"""Silver features of minute stock bars and their daily roll-ups (pure transforms of a session window).
 
 Intraday windows count **minute slots**, as the daily features count calendar sessions: the slots of a
 session are its exchange-local minutes, a minute without a bar (the vendor writes no bar for a minute
@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -40,9 +38,6 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
-from quantmini._exceptions import ConfigurationError
-from quantmini.core import calendar as exchange_calendar
-from quantmini.core.calendar import EXTENDED_OPEN, REGULAR_CLOSE, REGULAR_OPEN
 from quantmini.core.window import SessionWindow, finite_or_null
 from quantmini.datasets.stocks_minute import ROLLUP_SCHEMA
 
@@ -409,34 +404,3 @@ def minute_daily_rollups(window: SessionWindow) -> pl.DataFrame:
     return day.with_columns(finite_or_null(pl.col("_value") / pl.col("volume")).alias("vwap")).select(
         pl.col(name).cast(dtype) for name, dtype in DAILY_ROLLUP_SCHEMA.items()
     )
-
-
-def regular_minutes(
-    sessions: Sequence[dt.date],
-    calendar: str = "XNYS",
-    session: Literal["regular", "extended"] = "regular",
-) -> list[dt.datetime]:
-    """Bar starts of ``sessions`` as naive exchange-local datetimes, in order (Qlib's minute calendar).
-
-    ``regular``: 09:30 to the close (390 bars, 210 on a 13:00 early close). ``extended``: 04:00 to four
-    hours after the close, the hours of the vendor's minute files (960 bars, 780 on an early close).
-    Local wall-clock times do not move across DST changes; sessions never contain one.
-    """
-    if session not in ("regular", "extended"):
-        raise ConfigurationError(f"session: {session!r} is not 'regular' or 'extended'")
-    if not sessions:
-        return []
-    first, last = min(sessions), max(sessions)
-    known = set(exchange_calendar.sessions(first, last, calendar))
-    strays = sorted(set(sessions) - known)
-    if strays:
-        raise ConfigurationError(f"sessions: {strays[0]} is not a {calendar} session")
-    early = exchange_calendar.early_closes(first, last, calendar)
-    minutes: list[dt.datetime] = []
-    for day in sessions:
-        close = dt.datetime.combine(day, early.get(day, REGULAR_CLOSE))
-        start = dt.datetime.combine(day, REGULAR_OPEN if session == "regular" else EXTENDED_OPEN)
-        end = close if session == "regular" else close + AFTER_HOURS
-        count = int((end - start) / dt.timedelta(minutes=1))
-        minutes.extend(start + dt.timedelta(minutes=i) for i in range(count))
-    return minutes
