@@ -240,3 +240,18 @@ def test_record_counts_match_the_files(out: Path, record: dict[str, Any]) -> Non
         lines = read_lines(out / entry["key"])
         assert entry["rows"] == len(lines) - 1
         assert entry["key"].endswith(f"{session}.csv.gz")
+
+
+def test_minute_files_for_the_last_sessions_only_equal_those_of_a_full_sample(tmp_path: Path) -> None:
+    start, end = dt.date(2025, 3, 3), dt.date(2025, 3, 14)
+    options = {"tickers": 10, "seed": 4, "data_types": ("stocks_minute",), "minute_tickers": 3}
+    generate_sample(tmp_path / "all", start, end, **options)  # type: ignore[arg-type]
+    generate_sample(tmp_path / "last", start, end, minute_sessions=3, **options)  # type: ignore[arg-type]
+    every = sorted(p.relative_to(tmp_path / "all") for p in (tmp_path / "all").rglob("*.csv.gz"))
+    last = sorted(p.relative_to(tmp_path / "last") for p in (tmp_path / "last").rglob("*.csv.gz"))
+    assert [p.name[:10] for p in last] == ["2025-03-12", "2025-03-13", "2025-03-14"]
+    assert last == every[-3:]
+    for path in last:
+        assert (tmp_path / "last" / path).read_bytes() == (tmp_path / "all" / path).read_bytes()
+    record = json.loads((tmp_path / "last" / "sample.json").read_text())
+    assert sorted(record["files"]["stocks_minute"]) == ["2025-03-12", "2025-03-13", "2025-03-14"]
