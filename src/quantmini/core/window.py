@@ -46,7 +46,9 @@ class FactorContext:
 class SessionWindow:
     """Inputs of one silver computation.
 
-    ``bars``: bronze rows of every session of ``sessions`` that has a partition; ``sessions``: the
+    ``bars``: bronze rows of every session of ``sessions`` that has a partition (in no particular order;
+    rows of sessions that are not outputs hold only the part's ``lookback_columns`` when it declares
+    them, the other columns null); ``sessions``: the
     calendar sessions of the window, oldest first (the lookback, then the outputs); ``outputs``: the
     sessions whose rows the transform returns; ``references``: reference tables by name.
     """

@@ -323,7 +323,7 @@ def _window_bars(
     spec: DatasetSpec, part: SilverPart, outputs: list[Path], lookback: list[Path], where: pl.Expr | None
 ) -> pl.DataFrame:
     """Bronze rows of the window: every column of the output sessions, the part's ``lookback_columns``
-    of the sessions before them (the others null), in session order."""
+    of the other sessions of the window (the others null); rows in no particular order."""
     frames = []
     if lookback:
         frames.append(read_parquet_files(lookback, columns=part.lookback_columns or None, where=where))
