@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import json
 import re
 import warnings
 from pathlib import Path
@@ -110,12 +111,18 @@ def test_option_tickers_are_valid_occ(out: Path) -> None:
     assert set(pd.to_datetime(parsed[1], format="%y%m%d").dt.day_of_week) <= {3, 4}  # Fri, or Thu on holidays
     assert len(set(expirations)) >= 5
     strikes = parsed[3].astype(int) / 1000
+    record = json.loads((out / "sample.json").read_text())
+    levels = record["options"]["index_levels"]["SPX"]
+    assert {"BRKB", "SPX", "SPXW"} <= roots
     for (root, session), strike in zip(
         zip(parsed[0], options["file_session"], strict=True), strikes, strict=True
     ):
-        underlying = root.rstrip("0123456789")
-        adjusted = 10.0 if root != underlying else 1.0  # the split sample ratio is 1:10
-        price = spot[(underlying, session)] * adjusted
+        if root in ("SPX", "SPXW"):  # index roots: the level, not a stock bar
+            price = levels[session.isoformat()]["close"]
+        else:
+            underlying = "BRK.B" if root == "BRKB" else root.rstrip("0123456789")
+            adjusted = 10.0 if root != underlying.replace(".", "") else 1.0  # the sample splits 1:10
+            price = spot[(underlying, session)] * adjusted
         assert 0.5 * price < strike < 2.0 * price, (root, session, strike, price)
     assert options["volume"].str.fullmatch(r"\d+").all()
     assert (options["low"] <= options[["open", "close"]].min(axis=1)).all()

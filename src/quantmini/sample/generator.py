@@ -2,7 +2,9 @@
 
 ``sample.json`` is the generator's record of truth, for tests of the pipeline to compare against:
 parameters, sessions, files and rows per data type and session, every corporate action, each symbol's
-first/last session, option underlyings and every injected defect (with its exact line and number).
+first/last session, option underlyings, roots and pricing inputs (rate, dividend yields, volatility
+surfaces, index levels), the contracts left out of the REST contracts table and every injected defect
+(with its exact line and number).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from quantmini.sample.intraday_defects import inject_intraday_defects
 from quantmini.sample.option_files import OptionPlan, plan_options, write_options
 from quantmini.sample.reference import (
     dividend_records,
+    options_contract_records,
     split_records,
+    unlisted_contracts,
     write_json,
     write_reference,
 )
@@ -92,13 +96,18 @@ def generate_sample(
         logs["stocks_minute"] = write_stocks_minute(
             flat, universe, bars, timeline, minute_count, seed, last_sessions=minute_sessions
         )
-    option_plan = plan_options(universe, option_underlyings)
+    option_plan = plan_options(universe, option_underlyings, seed)
+    contracts: list[dict[str, Any]] | None = None
+    unlisted: list[str] = []
     if {"options_daily", "options_minute"} & set(names):
-        logs.update(write_options(flat, universe, bars, timeline, option_plan, set(names), seed))
+        option_logs, traded = write_options(flat, universe, bars, timeline, option_plan, set(names), seed)
+        logs.update(option_logs)
+        unlisted = unlisted_contracts(traded, option_plan.roots, seed)
+        contracts = options_contract_records(traded, option_plan.roots, set(unlisted))
     if intraday_defects:
         inject_intraday_defects(flat, logs, timeline.sessions)
 
-    reference_files = write_reference(out, universe, timeline.sessions, bars.cash, seed)
+    reference_files = write_reference(out, universe, timeline.sessions, bars.cash, seed, contracts)
     parameters = {
         "start": start.isoformat(),
         "end": end.isoformat(),
@@ -110,6 +119,7 @@ def generate_sample(
         "option_underlyings": option_underlyings,
     }
     record = _record(parameters, universe, bars, timeline, option_plan, logs)
+    record["options"]["unlisted_contracts"] = unlisted
     record["reference_files"] = reference_files
     write_json(out / RECORD_FILE, record)
     actions = record["corporate_actions"]
@@ -179,6 +189,7 @@ def _record(
         "options": {
             "underlyings": [universe.tickers[i].symbol for i in option_plan.underlyings],
             "adjusted_roots": sorted(option_plan.adjusted),
+            **option_plan.record(sessions),
         },
         "defects": [defect for log in logs.values() for defect in log.defects],
     }

@@ -1,23 +1,37 @@
-"""Option flat files of a sample: ``options_daily`` and ``options_minute`` on the chosen underlyings."""
+"""Option flat files of a sample: ``options_daily`` and ``options_minute`` on the chosen underlyings.
+
+The plan decides the underlyings (stocks, a class share, an index), their OCC roots and how every
+contract is priced; ``sample.json`` records it so tests can recompute each premium.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from quantmini.datasets import get_spec
-from quantmini.sample.bars import DailyBars
+from quantmini.sample.bars import DailyBars, FloatArray
 from quantmini.sample.csvformat import PRICE_SCALE, format_rows, write_csv_gz
 from quantmini.sample.options import (
+    RATE,
+    REFERENCE_YEARS,
+    TICK,
     OptionDay,
+    Quote,
+    VolSurface,
     adjusted_listing,
     contract_set,
+    draw_surface,
+    index_listings,
     option_day,
     option_minutes,
+    spot_path,
     standard_listing,
 )
 from quantmini.sample.stock_files import FileLog
@@ -27,16 +41,96 @@ from quantmini.sample.universe import Universe
 _REGULAR_OPEN_NS = (9 * 60 + 30) * 60 * 1_000_000_000
 
 
+#: The index underlying and its roots; indexes have no stock flat files, their levels live in the plan.
+INDEX_SYMBOL = "SPX"
+_INDEX_LEVEL = 4500.0
+_INDEX_DAILY_VOL = 0.01
+_INDEX_DIVIDEND_YIELD = 0.013
+_ATM_NOISE = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class RootSpec:
+    """An OCC root: the underlying it delivers, shares per contract and whether it is an index or adjusted."""
+
+    underlying: str
+    shares_per_contract: int
+    index: bool = False
+    adjusted: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class OptionPlan:
-    """Underlyings (ticker indices) and, per adjusted root, its underlying, split session and ratio."""
+    """What the option files hold and how they are priced.
+
+    Underlyings (ticker indices), per adjusted root its underlying, split session and ratio, the index
+    (``None`` when not drawn) with its level per session, every root, and per underlying (symbol, the
+    index included) its volatility surface, dividend yield and ATM volatility per session.
+    """
 
     underlyings: list[int]
     adjusted: dict[str, tuple[int, int, float]]
+    index: str | None
+    index_open: FloatArray
+    index_close: FloatArray
+    roots: dict[str, RootSpec]
+    surfaces: dict[str, VolSurface]
+    dividend_yield: dict[str, float]
+    atm: dict[str, FloatArray]
+
+    def record(self, sessions: list[dt.date]) -> dict[str, Any]:
+        """The ``options`` entry of ``sample.json``: roots, deliverables, index levels and pricing."""
+        index_levels = {}
+        if self.index is not None:
+            index_levels[self.index] = {
+                day.isoformat(): {"open": float(self.index_open[i]), "close": float(self.index_close[i])}
+                for i, day in enumerate(sessions)
+            }
+        return {
+            "index_underlyings": [] if self.index is None else [self.index],
+            "roots": {
+                root: {
+                    "underlying": spec.underlying,
+                    "shares_per_contract": spec.shares_per_contract,
+                    "index": spec.index,
+                    "adjusted": spec.adjusted,
+                }
+                for root, spec in sorted(self.roots.items())
+            },
+            "index_levels": index_levels,
+            "pricing": {
+                "model": "black-scholes-merton, european, continuous dividend yield",
+                "rate": RATE,
+                "tick": TICK,
+                "rounding": "nearest tick, at least one tick",
+                "years_to_expiration": "(calendar days from session to expiration + 0.5) / 365",
+                "spot": "underlying close (index: level close) x shares_per_contract / 100",
+                "surface": (
+                    "sigma = atm * (1 + term * ln(t / reference_years))"
+                    " * (1 + skew * x + curvature * x^2), x = ln(strike / (spot * exp((rate - q) * t)))"
+                ),
+                "reference_years": REFERENCE_YEARS,
+                "dividend_yield": dict(sorted(self.dividend_yield.items())),
+                "surfaces": {name: s.record() for name, s in sorted(self.surfaces.items())},
+                "atm_vol": {
+                    name: dict(zip([d.isoformat() for d in sessions], atm.tolist(), strict=True))
+                    for name, atm in sorted(self.atm.items())
+                },
+            },
+        }
 
 
-def plan_options(universe: Universe, count: int) -> OptionPlan:
-    """Underlyings alive over the whole range: the forward-split ticker first, then ordinary ones."""
+def option_root(symbol: str) -> str:
+    """The OCC root of a stock symbol: share-class dots dropped (``BRK.B`` → ``BRKB``)."""
+    return symbol.replace(".", "")
+
+
+def plan_options(universe: Universe, count: int, seed: int) -> OptionPlan:
+    """Underlyings alive over the whole range and how their contracts are priced.
+
+    The forward-split ticker comes first (its adjusted root), then the class share ``BRK.B`` (root
+    ``BRKB``), then, from three underlyings on, the index; ordinary tickers fill the rest.
+    """
     n = universe.n_sessions
     full = [i for i, t in enumerate(universe.tickers) if t.first == 0 and t.last == n - 1]
     split_ticker = universe.roles["split_and_dividend"]
@@ -47,15 +141,70 @@ def plan_options(universe: Universe, count: int) -> OptionPlan:
         and universe.tickers[i].new_symbol is None
         and not any(s.ticker == i for s in universe.splits)
     ]
-    prn = [i for i in full if universe.tickers[i].symbol == "PRN"]
-    candidates = ([split_ticker] if split_ticker in full else []) + plain + prn
-    chosen = candidates[: max(count, 0)]
+    fixed = [i for i in full if universe.tickers[i].symbol in ("BRK.B", "PRN")]
+    candidates = ([split_ticker] if split_ticker in full else []) + fixed[:1] + plain + fixed[1:]
+    with_index = count >= 3
+    chosen = candidates[: max(count - int(with_index), 0)]
     adjusted: dict[str, tuple[int, int, float]] = {}
+    roots: dict[str, RootSpec] = {}
+    for i in chosen:
+        symbol = universe.tickers[i].symbol
+        roots[option_root(symbol)] = RootSpec(symbol, 100)
     for split in universe.splits:
         if split.ticker in chosen and split.split_to > split.split_from and split.index >= 1:
-            root = universe.tickers[split.ticker].symbol_at(split.index) + "1"
-            adjusted[root] = (split.ticker, split.index, split.split_to / split.split_from)
-    return OptionPlan(chosen, adjusted)
+            symbol = universe.tickers[split.ticker].symbol_at(split.index)
+            ratio = split.split_to / split.split_from
+            adjusted[option_root(symbol) + "1"] = (split.ticker, split.index, ratio)
+            roots[option_root(symbol) + "1"] = RootSpec(symbol, round(100 * ratio), adjusted=True)
+    names = [universe.tickers[i].symbol for i in chosen]
+    base = {universe.tickers[i].symbol: universe.tickers[i].daily_vol * np.sqrt(252.0) for i in chosen}
+    index_open = index_close = np.zeros(0)
+    if with_index:
+        names.append(INDEX_SYMBOL)
+        base[INDEX_SYMBOL] = _INDEX_DAILY_VOL * np.sqrt(252.0)
+        roots["SPX"] = RootSpec(INDEX_SYMBOL, 100, index=True)
+        roots["SPXW"] = RootSpec(INDEX_SYMBOL, 100, index=True)
+        index_open, index_close = index_levels(seed, n)
+    surfaces = {
+        name: draw_surface(np.random.default_rng([seed, 6, k]), name == INDEX_SYMBOL)
+        for k, name in enumerate(names)
+    }
+    noise = np.random.default_rng([seed, 7]).normal(0.0, _ATM_NOISE, (len(names), n))
+    atm = {name: np.round(base[name] * np.exp(noise[k]), 6) for k, name in enumerate(names)}
+    yields = {name: _dividend_yield(universe, i) for name, i in zip(names, chosen, strict=False)}
+    if with_index:
+        yields[INDEX_SYMBOL] = _INDEX_DIVIDEND_YIELD
+    return OptionPlan(
+        chosen,
+        adjusted,
+        INDEX_SYMBOL if with_index else None,
+        index_open,
+        index_close,
+        roots,
+        surfaces,
+        yields,
+        atm,
+    )
+
+
+def _dividend_yield(universe: Universe, ticker: int) -> float:
+    """Annual continuous yield from the ticker's quarterly dividends (four times the mean), else 0."""
+    paid = [d.yield_ for d in universe.dividends if d.ticker == ticker]
+    return round(4.0 * float(np.mean(paid)), 6) if paid else 0.0
+
+
+def index_levels(seed: int, n_sessions: int) -> tuple[FloatArray, FloatArray]:
+    """Opening and closing levels of the index (cents), a geometric random walk."""
+    rng = np.random.default_rng([seed, 8])
+    log_close = (
+        np.log(_INDEX_LEVEL)
+        + rng.normal(0.0, 0.05)
+        + np.cumsum(rng.normal(0.0, _INDEX_DAILY_VOL, n_sessions))
+    )
+    prev = np.concatenate([log_close[:1], log_close[:-1]])
+    log_open = prev + rng.normal(0.0, 0.002, n_sessions)
+    level_open = np.asarray(np.round(np.exp(log_open), 2), dtype=np.float64)
+    return level_open, np.asarray(np.round(np.exp(log_close), 2), dtype=np.float64)
 
 
 def _session_contracts(
@@ -65,17 +214,29 @@ def _session_contracts(
     timeline: Timeline,
     plan: OptionPlan,
     index: int,
-) -> OptionDay:
+) -> tuple[OptionDay, FloatArray]:
+    """The session's traded contracts and the minute spot path of each underlying (rows: ``path``)."""
     session = timeline.sessions[index]
+    window = timeline.windows[index]
+    minutes = window.regular_close - window.regular_open
     days: list[OptionDay] = []
+    paths: list[FloatArray] = []
+
+    def quote(name: str, spot_open: float, spot_close: float, daily_vol: float) -> Quote:
+        paths.append(spot_path(rng, spot_open, spot_close, daily_vol, minutes))
+        atm = float(plan.atm[name][index])
+        return Quote(
+            spot_open, spot_close, atm, plan.surfaces[name], plan.dividend_yield[name], len(paths) - 1
+        )
+
     for u in plan.underlyings:
         spec = universe.tickers[u]
         spot_open = float(bars.open[u, index]) / PRICE_SCALE
         spot_close = float(bars.close[u, index]) / PRICE_SCALE
-        vol = spec.daily_vol * np.sqrt(252.0)
-        root = spec.symbol_at(index)
+        q = quote(spec.symbol, spot_open, spot_close, spec.daily_vol)
+        root = option_root(spec.symbol_at(index))
         contracts = contract_set(root, session, standard_listing(session, spot_open))
-        days.append(option_day(rng, contracts, spot_open, spot_close, vol))
+        days.append(option_day(rng, contracts, q))
         for adj_root, (ticker, split_index, ratio) in plan.adjusted.items():
             if ticker != u or index < split_index:
                 continue
@@ -84,27 +245,28 @@ def _session_contracts(
             listing = adjusted_listing(pre_split, pre_spot)
             adjusted = contract_set(adj_root, session, listing, multiplier=ratio)
             if adjusted.tickers:
-                days.append(option_day(rng, adjusted, spot_open, spot_close, vol))
-    return _sorted(days)
+                days.append(option_day(rng, adjusted, q))
+    if plan.index is not None:
+        level_open, level_close = float(plan.index_open[index]), float(plan.index_close[index])
+        q = quote(plan.index, level_open, level_close, _INDEX_DAILY_VOL)
+        for root, listing in index_listings(session, level_open).items():
+            contracts = contract_set(root, session, listing)
+            if contracts.tickers:
+                days.append(option_day(rng, contracts, q))
+    return _sorted(days), np.stack(paths) if paths else np.zeros((0, max(minutes, 1)))
 
 
 def _sorted(days: list[OptionDay]) -> OptionDay:
+    """The underlyings' rows in one day, sorted by ticker like the vendor's files."""
     tickers = [t for d in days for t in d.tickers]
     order = np.array(sorted(range(len(tickers)), key=tickers.__getitem__), dtype=np.int64)
 
     def cat(name: str) -> np.ndarray:
         parts = [getattr(d, name) for d in days]
-        return np.concatenate(parts)[order] if parts else np.zeros(0, dtype=np.int64)
+        return np.concatenate(parts)[order] if parts else np.zeros(0)
 
-    return OptionDay(
-        [tickers[i] for i in order.tolist()],
-        cat("open"),
-        cat("high"),
-        cat("low"),
-        cat("close"),
-        cat("volume"),
-        cat("transactions"),
-    )
+    columns = [f.name for f in dataclasses.fields(OptionDay) if f.name != "tickers"]
+    return OptionDay([tickers[i] for i in order.tolist()], *(cat(name) for name in columns))
 
 
 def write_options(
@@ -115,14 +277,16 @@ def write_options(
     plan: OptionPlan,
     data_types: set[str],
     seed: int,
-) -> dict[str, FileLog]:
-    """Write the requested option data types (``options_daily`` and/or ``options_minute``)."""
+) -> tuple[dict[str, FileLog], set[str]]:
+    """Write the requested option data types; return their logs and every contract ticker written."""
     logs: dict[str, FileLog] = {
         name: FileLog() for name in ("options_daily", "options_minute") if name in data_types
     }
+    written: set[str] = set()
     for index, session in enumerate(timeline.sessions):
         rng = np.random.default_rng([seed, 5, index])
-        day = _session_contracts(rng, universe, bars, timeline, plan, index)
+        day, paths = _session_contracts(rng, universe, bars, timeline, plan, index)
+        written.update(day.tickers)
         decimal = bool(timeline.decimal[index])
         start = timeline.day_start_ns(index)
         if "options_daily" in logs:
@@ -147,7 +311,7 @@ def write_options(
             )
         if "options_minute" in logs:
             window = timeline.windows[index]
-            minutes = option_minutes(rng, day, window.regular_close - window.regular_open)
+            minutes = option_minutes(rng, day, window.regular_close - window.regular_open, paths)
             opening = start + _REGULAR_OPEN_NS
             frame = pl.DataFrame(
                 {
@@ -168,7 +332,7 @@ def write_options(
                 session,
                 format_rows(frame, decimal=decimal, option=True),
             )
-    return logs
+    return logs, written
 
 
 def _write(out: Path, log: FileLog, name: str, session: dt.date, text: str) -> None:

@@ -1,14 +1,20 @@
-"""Option contracts (OCC tickers) on the sample's underlyings, priced with Black-Scholes.
+"""Option contracts (OCC tickers) on the sample's underlyings, priced with Black-Scholes-Merton.
 
 Each session lists weekly Friday expirations for five weeks plus the monthly (third Friday) ones for
 three months, strikes around spot at the standard increments, calls and puts. After a forward split of
 an underlying, the contracts listed before it keep trading under an adjusted root with a digit
-(``XYZ1``) and their old strikes, delivering ``split_to / split_from`` times as many shares.
+(``XYZ1``) and their old strikes, delivering ``split_to / split_from`` times as many shares. An index
+lists its third-Friday contracts under one root (``SPX``) and the other weeks under another (``SPXW``).
+
+Premiums are European Black-Scholes-Merton values at the rate :data:`RATE`, a continuous dividend yield
+and a volatility read off a :class:`VolSurface`, rounded to the vendor's $0.01 tick: a pricing
+library recovers the generating volatility up to that rounding.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +24,12 @@ from quantmini.core.calendar import is_session, last_known_session
 from quantmini.sample.bars import FloatArray, IntArray
 from quantmini.sample.csvformat import PRICE_SCALE, VOLUME_SCALE
 
-_RATE = 0.04
+#: Risk-free rate (continuous, annual) of every premium.
+RATE = 0.04
+#: Price increment of option premiums in the flat files.
+TICK = 0.01
+#: Expiration (years) at which the term factor of :class:`VolSurface` is 1.
+REFERENCE_YEARS = 0.25
 _STRIKES_EACH_SIDE = 4
 _ADJUSTED_STRIKES_EACH_SIDE = 3
 
@@ -117,32 +128,86 @@ def adjusted_listing(last_pre_split: dt.date, spot: float) -> list[tuple[dt.date
     return [(e, k) for e in monthly for k in strikes]
 
 
+def index_listings(session: dt.date, level: float) -> dict[str, list[tuple[dt.date, float]]]:
+    """Index contracts on ``session``: third-Friday monthlies under ``SPX``, other weeks under ``SPXW``."""
+    strikes = strikes_around(level, _STRIKES_EACH_SIDE)
+    days = expirations(session)
+    monthly = [e for e in days if 15 <= e.day <= 21]
+    weekly = [e for e in days if not 15 <= e.day <= 21]
+    return {
+        "SPX": [(e, k) for e in monthly for k in strikes],
+        "SPXW": [(e, k) for e in weekly for k in strikes],
+    }
+
+
 def _norm_cdf(x: FloatArray) -> FloatArray:
-    """Standard normal CDF via the Abramowitz-Stegun 7.1.26 erf approximation (error < 2e-7)."""
-    z = np.abs(x) / np.sqrt(2.0)
-    t = 1.0 / (1.0 + 0.3275911 * z)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    erf = 1.0 - poly * np.exp(-z * z)
-    return np.asarray(0.5 * (1.0 + np.sign(x) * erf), dtype=np.float64)
+    """Standard normal CDF through :func:`math.erf` (exact to double precision, no SciPy at run time)."""
+    erf = np.asarray(np.frompyfunc(math.erf, 1, 1)(np.asarray(x) / math.sqrt(2.0)), dtype=np.float64)
+    return np.asarray(0.5 * (1.0 + erf), dtype=np.float64)
 
 
-def black_scholes(spot: FloatArray, contracts: ContractSet, vol: float) -> FloatArray:
-    """Option premiums per share of the standard deliverable (spot scaled by the contract multiplier)."""
-    s = spot * contracts.multiplier
-    k, t = contracts.strike, contracts.years
-    sigma = vol * (1.0 + 0.5 * np.abs(np.log(k / s)))
-    sqrt_t = sigma * np.sqrt(t)
-    d1 = (np.log(s / k) + (_RATE + 0.5 * sigma**2) * t) / sqrt_t
+def black_scholes(
+    spot: FloatArray,
+    strike: FloatArray,
+    years: FloatArray,
+    is_call: NDArray[np.bool_],
+    sigma: FloatArray,
+    dividend_yield: FloatArray,
+) -> FloatArray:
+    """European Black-Scholes-Merton premiums (rate :data:`RATE`, continuous ``dividend_yield``)."""
+    sqrt_t = sigma * np.sqrt(years)
+    d1 = (np.log(spot / strike) + (RATE - dividend_yield + 0.5 * sigma**2) * years) / sqrt_t
     d2 = d1 - sqrt_t
-    discount = np.exp(-_RATE * t)
-    call = s * _norm_cdf(d1) - k * discount * _norm_cdf(d2)
-    put = k * discount * _norm_cdf(-d2) - s * _norm_cdf(-d1)
-    return np.asarray(np.where(contracts.is_call, call, put), dtype=np.float64)
+    carry = spot * np.exp(-dividend_yield * years)
+    discount = strike * np.exp(-RATE * years)
+    call = carry * _norm_cdf(d1) - discount * _norm_cdf(d2)
+    put = discount * _norm_cdf(-d2) - carry * _norm_cdf(-d1)
+    return np.asarray(np.where(is_call, call, put), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class VolSurface:
+    """Generating volatility of one underlying: ATM level per session, skew, smile and term structure.
+
+    ``sigma = atm * (1 + term * ln(t / REFERENCE_YEARS)) * (1 + skew * x + curvature * x**2)`` with
+    ``x = ln(K / F)`` the log-moneyness against the forward ``F = S * exp((r - q) * t)``. ``curvature``
+    exceeds ``skew**2 / 4`` and ``|term|`` stays small, so both factors are positive on every listed
+    strike and expiration: no clipping hides the formula.
+    """
+
+    skew: float
+    curvature: float
+    term: float
+
+    def sigma(
+        self, atm: float, spot: FloatArray, contracts: ContractSet, dividend_yield: float
+    ) -> FloatArray:
+        """Volatility of each of ``contracts`` with the underlying (deliverable-scaled) at ``spot``."""
+        t = contracts.years
+        forward = spot * np.exp((RATE - dividend_yield) * t)
+        x = np.log(contracts.strike / forward)
+        level = atm * (1.0 + self.term * np.log(t / REFERENCE_YEARS))
+        return np.asarray(level * (1.0 + self.skew * x + self.curvature * x**2), dtype=np.float64)
+
+    def record(self) -> dict[str, float]:
+        """The parameters as ``sample.json`` keeps them."""
+        return {"skew": self.skew, "curvature": self.curvature, "term": self.term}
+
+
+def draw_surface(rng: np.random.Generator, index: bool) -> VolSurface:
+    """A put-skewed smile (steeper for an index) with a mild term structure."""
+    skew = float(rng.uniform(-0.45, -0.3) if index else rng.uniform(-0.25, -0.05))
+    return VolSurface(skew, float(rng.uniform(0.05, 0.2)), float(rng.uniform(-0.04, 0.02)))
 
 
 @dataclass(frozen=True, slots=True)
 class OptionDay:
-    """Daily bars of the contracts that traded on one session (prices $0.0001, volumes 1e-6 shares)."""
+    """Daily bars of the contracts that traded on one session (prices $0.0001, volumes 1e-6 shares).
+
+    The pricing inputs of each row ride along so minute bars reprice the same contracts: the strike,
+    years to expiration, side, deliverable multiplier, generating volatility, dividend yield and the
+    index of the underlying's intraday spot path.
+    """
 
     tickers: list[str]
     open: IntArray
@@ -151,25 +216,50 @@ class OptionDay:
     close: IntArray
     volume: IntArray
     transactions: IntArray
+    strike: FloatArray
+    years: FloatArray
+    is_call: NDArray[np.bool_]
+    multiplier: FloatArray
+    sigma: FloatArray
+    dividend_yield: FloatArray
+    path: IntArray
 
 
-def option_day(
-    rng: np.random.Generator, contracts: ContractSet, spot_open: float, spot_close: float, vol: float
-) -> OptionDay:
-    """Daily bars of the contracts in ``contracts`` that trade (near the money trades more often)."""
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """What prices one underlying's contracts on a session: spots, ATM vol, surface, yield, path index."""
+
+    spot_open: float
+    spot_close: float
+    atm: float
+    surface: VolSurface
+    dividend_yield: float
+    path: int
+
+
+def option_day(rng: np.random.Generator, contracts: ContractSet, quote: Quote) -> OptionDay:
+    """Daily bars of the contracts in ``contracts`` that trade (near the money trades more often).
+
+    Each contract's volatility comes from the surface at the close (sticky strike through the session);
+    the close is the Black-Scholes-Merton premium at the closing spot, the open the one at the opening spot.
+    """
     n = len(contracts.tickers)
-    moneyness = np.abs(np.log(contracts.strike / (spot_close * contracts.multiplier)))
+    s_open = quote.spot_open * contracts.multiplier
+    s_close = quote.spot_close * contracts.multiplier
+    moneyness = np.abs(np.log(contracts.strike / s_close))
     traded = rng.random(n) < np.clip(0.9 - 4.0 * moneyness, 0.15, 0.9)
-    open_f = black_scholes(np.full(n, spot_open), contracts, vol)
-    close_f = black_scholes(np.full(n, spot_close), contracts, vol)
-    open_u = _option_units(open_f)
-    close_u = _option_units(close_f)
+    sigma = quote.surface.sigma(quote.atm, s_close, contracts, quote.dividend_yield)
+    q = np.full(n, quote.dividend_yield)
+    open_f = black_scholes(s_open, contracts.strike, contracts.years, contracts.is_call, sigma, q)
+    close_f = black_scholes(s_close, contracts.strike, contracts.years, contracts.is_call, sigma, q)
+    open_u = option_units(open_f)
+    close_u = option_units(close_f)
     spread = np.abs(rng.normal(0.0, 0.06, (2, n)))
     high_u = np.maximum(
-        _option_units(np.maximum(open_f, close_f) * (1 + spread[0])), np.maximum(open_u, close_u)
+        option_units(np.maximum(open_f, close_f) * (1 + spread[0])), np.maximum(open_u, close_u)
     )
     low_u = np.minimum(
-        _option_units(np.minimum(open_f, close_f) * (1 - spread[1])), np.minimum(open_u, close_u)
+        option_units(np.minimum(open_f, close_f) * (1 - spread[1])), np.minimum(open_u, close_u)
     )
     shares = np.floor(rng.lognormal(np.log(250.0), 1.2, n) * np.exp(-8.0 * moneyness)) + 1.0
     trades = np.clip(np.rint(shares / rng.uniform(2.0, 8.0, n)), 1, shares)
@@ -182,12 +272,32 @@ def option_day(
         close_u[keep],
         (shares[keep] * VOLUME_SCALE).astype(np.int64),
         trades[keep].astype(np.int64),
+        contracts.strike[keep],
+        contracts.years[keep],
+        contracts.is_call[keep],
+        contracts.multiplier[keep],
+        sigma[keep],
+        q[keep],
+        np.full(len(keep), quote.path, dtype=np.int64),
     )
 
 
-def _option_units(premium: FloatArray) -> IntArray:
-    """Premiums on a $0.01 tick, never below one tick."""
-    cents = np.maximum(np.rint(premium * 100.0), 1.0)
+def spot_path(
+    rng: np.random.Generator, spot_open: float, spot_close: float, daily_vol: float, minutes: int
+) -> FloatArray:
+    """Regular-hours spot of each minute: a Brownian bridge in log price from the open to the close."""
+    m = max(minutes, 1)
+    steps = rng.normal(0.0, daily_vol / np.sqrt(m), m)
+    walk = np.cumsum(steps) - steps[0]
+    frac = np.arange(m) / max(m - 1, 1)
+    bridge = walk - frac * walk[-1]
+    log_path = np.log(spot_open) + frac * (np.log(spot_close) - np.log(spot_open)) + bridge
+    return np.asarray(np.exp(log_path), dtype=np.float64)
+
+
+def option_units(premium: FloatArray) -> IntArray:
+    """Premiums on the vendor's $0.01 tick (nearest tick), never below one tick."""
+    cents = np.maximum(np.rint(premium / TICK), 1.0)
     return (cents * (PRICE_SCALE // 100)).astype(np.int64)
 
 
@@ -205,21 +315,32 @@ class OptionMinutes:
     transactions: IntArray
 
 
-def option_minutes(rng: np.random.Generator, day: OptionDay, regular_minutes: int) -> OptionMinutes:
-    """Sparse regular-hours minute bars for the contracts of ``day`` (offsets from the open)."""
+def option_minutes(
+    rng: np.random.Generator, day: OptionDay, regular_minutes: int, paths: FloatArray
+) -> OptionMinutes:
+    """Sparse regular-hours minute bars for the contracts of ``day`` (offsets from the open).
+
+    ``paths[p, minute]`` is the spot of underlying path ``p``; each minute close is the contract's
+    Black-Scholes-Merton premium there, with the day's volatility of the contract.
+    """
     n, m = len(day.tickers), regular_minutes
     day_shares = day.volume / VOLUME_SCALE
     p = np.clip(0.005 + day_shares / 20000.0, 0.005, 0.2)[:, None]
     traded = rng.random((n, m)) < p
     rows, cols = np.nonzero(traded)
-    frac = cols / max(m - 1, 1)
-    o, c = day.open[rows] / PRICE_SCALE, day.close[rows] / PRICE_SCALE
-    mid = np.maximum(o + (c - o) * frac, 0.01) * rng.lognormal(0.0, 0.02, len(rows))
-    open_f = mid * rng.lognormal(0.0, 0.01, len(rows))
-    open_u, close_u = _option_units(open_f), _option_units(mid)
+    spot = paths[day.path[rows], cols] * day.multiplier[rows]
+    close_f = black_scholes(
+        spot, day.strike[rows], day.years[rows], day.is_call[rows], day.sigma[rows], day.dividend_yield[rows]
+    )
+    open_f = close_f * rng.lognormal(0.0, 0.01, len(rows))
+    open_u, close_u = option_units(open_f), option_units(close_f)
     spread = np.abs(rng.normal(0.0, 0.01, (2, len(rows))))
-    high_u = np.maximum(_option_units(np.maximum(open_f, mid) * (1 + spread[0])), np.maximum(open_u, close_u))
-    low_u = np.minimum(_option_units(np.minimum(open_f, mid) * (1 - spread[1])), np.minimum(open_u, close_u))
+    high_u = np.maximum(
+        option_units(np.maximum(open_f, close_f) * (1 + spread[0])), np.maximum(open_u, close_u)
+    )
+    low_u = np.minimum(
+        option_units(np.minimum(open_f, close_f) * (1 - spread[1])), np.minimum(open_u, close_u)
+    )
     expected = np.maximum(p[rows, 0] * m, 1.0)
     shares = np.floor(day_shares[rows] / expected * rng.lognormal(0.0, 0.7, len(rows))) + 1.0
     trades = np.clip(np.rint(shares / rng.uniform(1.0, 5.0, len(rows))), 1, shares)
