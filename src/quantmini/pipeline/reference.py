@@ -17,6 +17,7 @@ import polars as pl
 from quantmini._exceptions import ValidationError
 from quantmini.core.reference import (
     dividends_from_payload,
+    options_contracts_from_payload,
     splits_from_payload,
     ticker_events_from_payload,
     tickers_from_payload,
@@ -30,6 +31,7 @@ REFERENCE_FILES: dict[str, tuple[str, Callable[[Any, str], pl.DataFrame]]] = {
     "dividends": ("rest/v3/reference/dividends.json", dividends_from_payload),
     "tickers": ("rest/v3/reference/tickers.json", tickers_from_payload),
     "ticker_events": ("rest/vX/reference/tickers/*/events.json", ticker_events_from_payload),
+    "options_contracts": ("rest/v3/reference/options/contracts.json", options_contracts_from_payload),
 }
 
 
