@@ -252,6 +252,7 @@ def implied_vol(
             strike_r=strike_r[rows],
             sqrt_t=np.sqrt(t[rows]),
             tol=tol[rows],
+            log_forward_moneyness=np.log(spot_q[rows] / strike_r[rows]),
         )
         below = problem.price_at(np.full(rows.size, VOL_MIN))[0] >= problem.price
         above = problem.price_at(np.full(rows.size, VOL_MAX))[0] <= problem.price
@@ -275,6 +276,7 @@ class _Problem(NamedTuple):
     strike_r: Floats
     sqrt_t: Floats
     tol: Floats
+    log_forward_moneyness: Floats  # ln(S·e^(-qT) / (K·e^(-rT)))
 
     def take(self, rows: NDArray[np.bool_] | NDArray[np.intp]) -> _Problem:
         return _Problem(*(a[rows] for a in self))
@@ -282,7 +284,7 @@ class _Problem(NamedTuple):
     def price_at(self, vol: Floats) -> tuple[Floats, Floats]:
         """Model price and vega at ``vol``."""
         sig_t = vol * self.sqrt_t
-        d1 = np.log(self.spot_q / self.strike_r) / sig_t + 0.5 * sig_t
+        d1 = self.log_forward_moneyness / sig_t + 0.5 * sig_t
         d2 = d1 - sig_t
         model = self.w * (self.spot_q * norm_cdf(self.w * d1) - self.strike_r * norm_cdf(self.w * d2))
         return model, self.spot_q * norm_pdf(d1) * self.sqrt_t
