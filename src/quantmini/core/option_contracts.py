@@ -231,7 +231,7 @@ def resolve_contracts(contracts: pl.DataFrame, reference: pl.DataFrame | None) -
             source.alias("source"),
             pl.when(own | mapped | occ).then(None).otherwise(reason).alias("unresolved_reason"),
         )
-        .cast(RESOLVED_SCHEMA)
+        .cast(pl.Schema(RESOLVED_SCHEMA))
         .sort("ticker")
     )
 
