@@ -70,6 +70,8 @@ ROWS = [
     record("O:CSH250117C00020000", "CSH", additional_underlyings=[{"amount": 3, "type": "currency"}]),
     # Only the CFI says non-standard.
     record("O:NSD250117C00020000", "NSD", cfi="OCASPN"),
+    # Only the digit the root adds to its underlying says adjusted.
+    record("O:LMN1250117C00040000", "LMN"),
     # A root reused for two underlyings.
     record("O:FOO250117C00010000", "FOO"),
     record("O:FOO250221C00010000", "FOOB"),
@@ -93,7 +95,7 @@ def resolve(tickers: list[str], reference: pl.DataFrame | None) -> dict[str, tup
 
 
 def test_listed_contracts_resolve_from_their_own_rows() -> None:
-    got = resolve([row["ticker"] for row in ROWS[:9]], reference_of(ROWS))
+    got = resolve([row["ticker"] for row in ROWS[:10]], reference_of(ROWS))
     assert got == {
         "O:SPX250117C04500000": ("SPX", "SPX", 100.0, False, "reference", None),
         "O:SPXW250110C04500000": ("SPXW", "SPX", 100.0, False, "reference", None),
@@ -104,6 +106,7 @@ def test_listed_contracts_resolve_from_their_own_rows() -> None:
         "O:XYZ250117C00070000": ("XYZ", "XYZ", 100.0, False, "reference", None),
         "O:CSH250117C00020000": ("CSH", "CSH", 100.0, True, "reference", None),
         "O:NSD250117C00020000": ("NSD", "NSD", 100.0, True, "reference", None),
+        "O:LMN1250117C00040000": ("LMN1", "LMN", 100.0, True, "reference", None),
     }
 
 
