@@ -57,6 +57,7 @@ from bench_engine_data import (
     write_bronze,
 )
 from bench_engine_data import run_child as engine_child
+from bench_minute_silver import minute_frame
 from bench_qlib_writer import compare_trees
 from quantmini.core.bronze import to_bronze
 from quantmini.core.calendar import REGULAR_CLOSE, early_closes
@@ -65,7 +66,7 @@ from quantmini.datasets import get_spec
 from quantmini.io.lake import Lake
 from quantmini.io.reference_store import store_reference
 from quantmini.sample.bars import minute_rows
-from quantmini.sample.csvformat import PRICE_SCALE, VOLUME_SCALE, to_price_units
+from quantmini.sample.csvformat import VOLUME_SCALE, to_price_units
 from quantmini.sample.timeline import build_timeline
 
 MINUTE = get_spec("stocks_minute")
@@ -122,20 +123,8 @@ def generate_minute(out: Path, tickers: int, sessions: int, seed: int = 11) -> d
                 timeline.windows[i],
                 decimal=bool(timeline.decimal[i]),
             )
-            frames.append(
-                pl.DataFrame(
-                    {
-                        "ticker": day_bars["ticker"].gather(m.ticker + lo),
-                        "window_start": timeline.minute_start_ns(i, m.minute),
-                        "open": m.open / PRICE_SCALE,
-                        "high": m.high / PRICE_SCALE,
-                        "low": m.low / PRICE_SCALE,
-                        "close": m.close / PRICE_SCALE,
-                        "volume": m.volume / VOLUME_SCALE,
-                        "transactions": m.transactions,
-                    }
-                )
-            )
+            tickers = day_bars["ticker"].gather(m.ticker + lo)
+            frames.append(minute_frame(m, tickers, timeline.minute_start_ns(i, m.minute)))
         frame = pl.concat(frames).with_columns(pl.lit(day).alias("session_date"))
         table = to_bronze(frame, MINUTE, early.get(day, REGULAR_CLOSE))
         write_bronze(lake, day, table, MINUTE)

@@ -18,35 +18,21 @@ import datetime as dt
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 SOURCE_END = dt.date(2025, 11, 4)
 
 
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def child(lake_dir: Path, sessions: int, budget: float) -> dict[str, float]:
     import polars as pl
 
+    from bench_stage_memory import Sampler
     from quantmini.datasets import get_spec
     from quantmini.io.lake import Lake
     from quantmini.pipeline.runner import PipelineReport, PipelineRunner
 
-    peak = [0.0]
-
-    def sample() -> None:
-        while True:
-            peak[0] = max(peak[0], _rss_mb())
-            time.sleep(0.02)
-
-    threading.Thread(target=sample, daemon=True).start()
+    sampler = Sampler()
     lake, spec = Lake(lake_dir), get_spec("stocks_minute")
     every = sorted(lake.bronze_dir(spec).glob("date=*/part.parquet"))
     # The baseline reads what the stage needs: the sessions and the 20 before them, every column.
@@ -66,7 +52,7 @@ def child(lake_dir: Path, sessions: int, budget: float) -> dict[str, float]:
         silver = time.perf_counter() - t0
     if report.failures:
         raise SystemExit(f"silver failed: {report.failures}")
-    return {"rows": rows, "read": read, "silver": silver, "peak_mb": peak[0]}
+    return {"rows": rows, "read": read, "silver": silver, "peak_mb": sampler.take()[0]}
 
 
 def prepare(workdir: Path, tickers: int, sessions: int) -> Path:

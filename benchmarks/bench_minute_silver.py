@@ -42,10 +42,27 @@ import polars as pl
 from quantmini.core.calendar import sessions as xnys_sessions
 from quantmini.core.minute import DAILY_ROLLUP_SCHEMA, FEATURES, minute_daily_rollups, stocks_minute_silver
 from quantmini.core.window import FactorContext, SessionWindow
-from quantmini.sample.bars import daily_bars, minute_rows
+from quantmini.sample.bars import MinuteRows, daily_bars, minute_rows
 from quantmini.sample.csvformat import PRICE_SCALE, VOLUME_SCALE
 from quantmini.sample.timeline import build_timeline
 from quantmini.sample.universe import build_universe
+
+
+def minute_frame(rows: MinuteRows, tickers: pl.Series, window_start: np.ndarray) -> pl.DataFrame:
+    """The generator's minute rows as vendor columns in float prices and shares (tickers per row)."""
+    return pl.DataFrame(
+        {
+            "ticker": tickers,
+            "window_start": window_start,
+            "open": rows.open / PRICE_SCALE,
+            "high": rows.high / PRICE_SCALE,
+            "low": rows.low / PRICE_SCALE,
+            "close": rows.close / PRICE_SCALE,
+            "volume": rows.volume / VOLUME_SCALE,
+            "transactions": rows.transactions,
+        }
+    )
+
 
 SESSIONS = 21
 LAST_SESSION = dt.date(2025, 3, 31)  # the lookback spans the 2025 DST change
@@ -93,22 +110,11 @@ def generate(workdir: Path, tickers: int, seed: int) -> Path:
             rows = minute_rows(
                 rng, day, daily_vol[part], trade_size[part], window, decimal=bool(timeline.decimal[index])
             )
-            parts.append(
-                pl.DataFrame(
-                    {
-                        "ticker": names.gather(rows.ticker + lo),
-                        "window_start": timeline.minute_start_ns(index, rows.minute),
-                        "open": rows.open / PRICE_SCALE,
-                        "high": rows.high / PRICE_SCALE,
-                        "low": rows.low / PRICE_SCALE,
-                        "close": rows.close / PRICE_SCALE,
-                        "volume": rows.volume / VOLUME_SCALE,
-                        "transactions": rows.transactions,
-                        "regular_session": (rows.minute >= window.regular_open)
-                        & (rows.minute < window.regular_close),
-                    }
-                )
+            regular = (rows.minute >= window.regular_open) & (rows.minute < window.regular_close)
+            frame = minute_frame(
+                rows, names.gather(rows.ticker + lo), timeline.minute_start_ns(index, rows.minute)
             )
+            parts.append(frame.with_columns(pl.Series("regular_session", regular)))
         ts = pl.from_epoch("window_start", time_unit="ns").dt.replace_time_zone("UTC")
         frame = (
             pl.concat(parts)

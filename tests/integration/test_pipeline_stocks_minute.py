@@ -21,7 +21,7 @@ import pytest
 
 from quantmini.datasets import get_spec
 from quantmini.io.lake import Lake
-from quantmini.io.qlib_reader import read_instrument
+from quantmini.io.qlib_writer import read_instrument
 from quantmini.io.source import LocalMirrorSource
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner
 from quantmini.pipeline.silver import SilverTask, _ticker_ranges

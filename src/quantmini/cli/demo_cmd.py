@@ -181,7 +181,7 @@ def _minute_read(lake: Lake) -> None:
     from rich.table import Table
 
     from quantmini.cli.common import console
-    from quantmini.io.qlib_reader import read_instrument
+    from quantmini.io.qlib_writer import read_instrument
 
     root = lake.qlib_root(MINUTE_DATA_TYPE, "1min")
     instruments = root / "instruments" / "all.txt"

@@ -30,6 +30,8 @@ EXTENDED_OPEN = dt.time(4, 0)
 EXTENDED_CLOSE = dt.time(20, 0)
 REGULAR_OPEN = dt.time(9, 30)
 REGULAR_CLOSE = dt.time(16, 0)
+#: After-hours trading ends four hours after the regular close: 20:00, or 17:00 after a 13:00 close.
+AFTER_HOURS = dt.timedelta(hours=4)
 
 
 #: Calendars shipped as tables of sessions (``core/calendars/<NAME>.json``, written by :func:`write_table`):

@@ -39,20 +39,18 @@ import polars as pl
 import pyarrow as pa
 
 from quantmini.core.window import SessionWindow, finite_or_null
-from quantmini.datasets.stocks_minute import ROLLUP_SCHEMA
+from quantmini.datasets.stocks_minute import ROLLUP_SCHEMA, SPEC
 
 #: Return horizons in minute slots.
 RETURN_HORIZONS = (1, 5, 15, 30)
 VOLATILITY_WINDOW = 30
 #: Previous sessions averaged by ``volume_rel_20d`` (the part's lookback).
 VOLUME_SESSIONS = 20
-FEATURES = ("ret_1m", "ret_5m", "ret_15m", "ret_30m", "rv_30m", "vwap_dist", "volume_rel_20d")
-#: After-hours trading ends four hours after the regular close: 20:00, or 17:00 after a 13:00 close.
-AFTER_HOURS = dt.timedelta(hours=4)
+#: The feature columns the spec declares for the main silver table, in order.
+FEATURES = SPEC.features
 
-#: Columns of :func:`minute_daily_rollups`; prices and volumes of the regular session only, except
-#: ``extended_volume``.
-#: The spec's ``ROLLUP_SCHEMA`` (the silver table's Arrow schema) in Polars types.
+#: Columns of :func:`minute_daily_rollups` (the spec's ``ROLLUP_SCHEMA`` in Polars types); prices and
+#: volumes of the regular session only, except ``extended_volume``.
 DAILY_ROLLUP_SCHEMA = pl.Schema(pl.DataFrame(pa.Table.from_batches([], schema=ROLLUP_SCHEMA)).schema)
 
 Floats = npt.NDArray[np.float64]

@@ -1,4 +1,4 @@
-"""Write, extend and check Qlib provider roots from long ``symbol, datetime, field…`` tables.
+"""Write, extend, check and read back Qlib provider roots from long ``symbol, datetime, field…`` tables.
 
 The writer maps every row to its calendar position with one ``searchsorted``, sorts the table once on a
 single integer key (symbol code × calendar length + position), and then fills each symbol's ``.bin``
@@ -43,6 +43,7 @@ from quantmini.core.qlib_encoding import (
     calendar_lines,
     check_fields,
     check_freq,
+    decode_bin,
     is_na_like,
     plan_symbols,
     qlib_dir_name,
@@ -502,6 +503,46 @@ def validate_qlib_root(root: Path, freq: str) -> QlibRootReport:
     return QlibRootReport(
         freq=freq, calendar_length=len(calendar), instruments=len(spans), fields=tuple(fields), files=files
     )
+
+
+def read_instrument(
+    root: Path,
+    freq: str,
+    symbol: str,
+    fields: Sequence[str],
+    start: dt.datetime | dt.date | None = None,
+    end: dt.datetime | dt.date | None = None,
+) -> pl.DataFrame:
+    """One instrument read back as ``D.features`` returns it, without qlib (importing it costs seconds,
+    and it may not be installed): ``datetime`` and one ``$field`` column per field for ``symbol`` (its
+    stored name), a row per calendar entry of its span between ``start`` and ``end`` (inclusive), NaN
+    where it has no bar, values as stored (float32). Raises :class:`ValidationError` naming what is
+    missing."""
+    freq = check_freq(freq)
+    calendar = _read_lines(root / "calendars" / f"{freq}.txt")
+    index = {line: i for i, line in enumerate(calendar)}
+    spans = _read_instruments(root / "instruments" / "all.txt", index)
+    if symbol not in spans:
+        raise ValidationError(f"{root / 'instruments' / 'all.txt'}: no instrument {symbol!r}")
+    first, last = spans[symbol]
+    times = pl.Series("datetime", calendar[first : last + 1]).str.to_datetime(CALENDAR_FORMATS[freq])
+    frame = pl.DataFrame([times if freq == "1min" else times.dt.date()])
+    for name in fields:
+        path = root / "features" / qlib_dir_name(symbol) / f"{name.lower()}.{freq}.bin"
+        try:
+            begin, values = decode_bin(path.read_bytes())
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        column = np.full(last - first + 1, np.nan, dtype=np.float32)
+        lo, hi = max(begin, first), min(begin + len(values), last + 1)
+        if hi > lo:
+            column[lo - first : hi - first] = values[lo - begin : hi - begin]
+        frame = frame.with_columns(pl.Series(f"${name}", column))
+    if start is not None:
+        frame = frame.filter(pl.col("datetime") >= start)
+    if end is not None:
+        frame = frame.filter(pl.col("datetime") <= end)
+    return frame
 
 
 def _read_calendar(path: Path, freq: Freq) -> list[str]:

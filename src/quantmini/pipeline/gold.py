@@ -36,9 +36,8 @@ import numpy.typing as npt
 import polars as pl
 
 from quantmini._exceptions import QuantminiError, ValidationError
-from quantmini.core.calendar import EXTENDED_OPEN, REGULAR_CLOSE, REGULAR_OPEN, early_closes
+from quantmini.core.calendar import AFTER_HOURS, EXTENDED_OPEN, REGULAR_CLOSE, REGULAR_OPEN, early_closes
 from quantmini.core.calendar import sessions as exchange_sessions
-from quantmini.core.minute import AFTER_HOURS
 from quantmini.core.qlib_encoding import Freq, check_freq, qlib_dir_name
 from quantmini.datasets import get_spec
 from quantmini.datasets.base import DatasetSpec, QlibTarget
@@ -542,6 +541,8 @@ def _read_silver(
             pl.col("session_date").alias("datetime")
         )
     else:
+        if cal.hours == "regular":  # extended-hours bars are not in the root: not read at all
+            where = pl.col("regular_session") if where is None else where & pl.col("regular_session")
         rows = read_parquet_files(paths, columns=(*target.columns, "ts"), where=where)
         local = pl.col("ts").dt.replace_time_zone(None).dt.cast_time_unit("us").alias("datetime")
         rows = rows.with_columns(local).drop("ts")
