@@ -218,3 +218,12 @@ def session_bounds(session: dt.date, regular_close: dt.time = REGULAR_CLOSE) -> 
         extended=(local_instant_ns(session, EXTENDED_OPEN), local_instant_ns(session, EXTENDED_CLOSE)),
         regular=(local_instant_ns(session, REGULAR_OPEN), local_instant_ns(session, regular_close)),
     )
+
+
+def close_instants_ns(days: list[dt.date], calendar: str = "XNYS") -> dict[dt.date, int]:
+    """UTC nanoseconds of each day's regular close (16:00 ET, or the early close); a day that is not a
+    session (an expiration on a holiday) closes at 16:00 ET."""
+    if not days:
+        return {}
+    early = early_closes(min(days), max(days), calendar)
+    return {day: local_instant_ns(day, early.get(day, REGULAR_CLOSE)) for day in set(days)}
