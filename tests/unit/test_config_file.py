@@ -20,7 +20,14 @@ from quantmini.config.config_file import (
 
 def test_template_is_valid_toml_that_changes_nothing(tmp_path: Path) -> None:
     text = render_template()
-    assert tomllib.loads(text) == {"pipeline": {}, "gold": {}, "source": {}, "s3": {}, "api": {}}
+    assert tomllib.loads(text) == {
+        "pipeline": {},
+        "gold": {},
+        "options": {},
+        "source": {},
+        "s3": {},
+        "api": {},
+    }
     (tmp_path / "config.toml").write_text(text)
     assert load_config(environ={}, config_dir=tmp_path).settings == Settings()
 
@@ -141,3 +148,16 @@ def test_unset(tmp_path: Path) -> None:
     assert unset_config_value(paths, "pipeline.mode") is True
     assert unset_config_value(paths, "pipeline.mode") is False
     assert load_config(environ={}, config_dir=tmp_path).settings.pipeline.mode == "streaming"
+
+
+def test_a_table_valued_key_from_the_file_the_environment_and_config_set(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[options]\ndividend_yields = { SPX = 0.013, "BRK.B" = 0.0 }\n')
+    settings = load_config(environ={}, config_dir=tmp_path).settings
+    assert settings.options.dividend_yields == {"SPX": 0.013, "BRK.B": 0.0}
+    env = {"QUANTMINI_OPTIONS_DIVIDEND_YIELDS": '{"XYZ": 0.02}'}
+    assert load_config(environ=env, config_dir=tmp_path).settings.options.dividend_yields == {"XYZ": 0.02}
+    with pytest.raises(ConfigurationError, match="QUANTMINI_OPTIONS_DIVIDEND_YIELDS"):
+        load_config(environ={"QUANTMINI_OPTIONS_DIVIDEND_YIELDS": "{oops"}, config_dir=tmp_path)
+    paths = config_paths(environ={}, config_dir=tmp_path / "set")
+    set_config_value(paths, "options.dividend_yields", '{"SPX": 0.01}')
+    assert tomllib.loads(paths.config_file.read_text())["options"]["dividend_yields"] == {"SPX": 0.01}

@@ -142,6 +142,7 @@ def make_runner(
         minute_session=settings.gold.qlib_minute_session,
         progress=progress,
         exclusive=True,  # every command that runs a pipeline holds the lake's writer lock
+        settings=settings,
     )
 
 

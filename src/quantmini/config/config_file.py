@@ -32,7 +32,10 @@ def toml_value(value: object) -> object:
 
 
 def toml_line(name: str, value: object) -> str:
-    """``name = value`` in TOML syntax, without a newline."""
+    """``name = value`` in TOML syntax, without a newline (a mapping as an inline table)."""
+    if isinstance(value, dict):
+        items = ", ".join(toml_line(key, item) for key, item in value.items())
+        return f"{toml_line(name, 0).rsplit('=', 1)[0]}= {{{' ' + items + ' ' if items else ''}}}"
     return tomli_w.dumps({name: toml_value(value)}).rstrip("\n")
 
 

@@ -7,6 +7,7 @@ the bad value (never a secret's) and where it came from.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import typing
 from collections.abc import Mapping
@@ -54,6 +55,8 @@ class KeySpec:
     description: str
     secret: bool
     is_path: bool
+    #: A table of values (``options.dividend_yields``): an environment variable gives it as JSON.
+    is_mapping: bool
     env_names: tuple[str, ...]
     """Variables that set this key, highest precedence first."""
 
@@ -61,6 +64,13 @@ class KeySpec:
         """The value converted by the model, or :class:`ConfigurationError` naming key, value and origin."""
         if self.is_path and isinstance(value, str):
             value = os.path.expanduser(value)
+        if self.is_mapping and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ConfigurationError(
+                    f'{self.key}: {value!r} is not a JSON object such as {{"SPX": 0.013}} ({origin.where()})'
+                ) from None
         try:
             parsed = self.model.model_validate({self.name: value})
         except pydantic.ValidationError as exc:
@@ -128,10 +138,11 @@ def _spec(
         section=section,
         name=name,
         model=model,
-        default=field.default,
+        default=field.get_default(call_default_factory=True),
         description=field.description or "",
         secret=section == CREDENTIALS_SECTION,
         is_path=Path in (field.annotation, *typing.get_args(field.annotation)),
+        is_mapping=typing.get_origin(field.annotation) is dict,
         env_names=(derived, alias) if alias else (derived,),
     )
 

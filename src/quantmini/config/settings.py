@@ -43,6 +43,27 @@ class GoldSettings(_Frozen):
     )
 
 
+class OptionsSettings(_Frozen):
+    """Pricing inputs of option implied volatility and greeks (silver)."""
+
+    risk_free_rate: float = Field(
+        default=0.04,
+        ge=-0.05,
+        le=0.5,
+        description="annual continuously compounded risk-free rate, one constant for every session",
+    )
+    dividend_yield: float = Field(
+        default=0.0, ge=0, le=0.5, description="annual continuous dividend yield of every underlying"
+    )
+    dividend_yields: dict[str, float] = Field(
+        default_factory=dict,
+        description="per-underlying dividend yields overriding dividend_yield, e.g. {SPX = 0.013}",
+    )
+    minute_iv: bool = Field(
+        default=False, description="implied volatility and greeks on option minute bars too (slower)"
+    )
+
+
 class SourceSettings(_Frozen):
     """Where flat files come from when not from S3."""
 
@@ -82,6 +103,7 @@ class Settings(_Frozen):
     data_root: Path = Field(default=Path("data"), description="root directory of the lake")
     pipeline: PipelineSettings = PipelineSettings()
     gold: GoldSettings = GoldSettings()
+    options: OptionsSettings = OptionsSettings()
     source: SourceSettings = SourceSettings()
     s3: S3Settings = S3Settings()
     api: ApiSettings = ApiSettings()

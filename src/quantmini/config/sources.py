@@ -129,7 +129,7 @@ def flatten_toml(data: Mapping[str, Any], origin: Origin) -> list[tuple[str, obj
                 raise ConfigurationError(f"{top!r} must be a table ([{top}]) {origin.where()}")
             for name, sub in value.items():
                 key = f"{top}.{name}"
-                if isinstance(sub, dict) or key not in SETTINGS_KEYS:
+                if key not in SETTINGS_KEYS or (isinstance(sub, dict) and not SETTINGS_KEYS[key].is_mapping):
                     _unknown(key, origin)
                 items.append((key, sub))
         elif isinstance(value, dict):

@@ -21,6 +21,7 @@ import functools
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -50,7 +51,9 @@ class SessionWindow:
     rows of sessions that are not outputs hold only the part's ``lookback_columns`` when it declares
     them, the other columns null); ``sessions``: the
     calendar sessions of the window, oldest first (the lookback, then the outputs); ``outputs``: the
-    sessions whose rows the transform returns; ``references``: reference tables by name.
+    sessions whose rows the transform returns; ``references``: reference tables by name; ``inputs``:
+    the rows of the part's :class:`~quantmini.datasets.base.SilverInput` tables for the output sessions,
+    by source; ``settings``: the values of the part's settings keys.
     """
 
     bars: pl.DataFrame
@@ -58,6 +61,8 @@ class SessionWindow:
     outputs: tuple[dt.date, ...]
     references: Mapping[str, pl.DataFrame] = field(default_factory=dict)
     factors: FactorContext | None = None
+    inputs: Mapping[str, pl.DataFrame] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 def align(window: SessionWindow, columns: Sequence[str]) -> pl.DataFrame:

@@ -35,6 +35,23 @@ FactorUse = Literal["none", "window", "history"]
 
 
 @dataclass(frozen=True, slots=True)
+class SilverInput:
+    """Rows another table holds for a silver part's output sessions, read beside the part's own bronze.
+
+    ``source`` names a data type (``layer="bronze"``: its bronze partitions, e.g. the stocks' closes an
+    option is priced against) or a silver table (``layer="silver"``, e.g. the per-contract rows that
+    per-underlying aggregates summarise; a table of the same data type is built first). The transform
+    finds the rows in ``window.inputs[source]``, ``columns`` of them (empty: all). Each output session's
+    identity includes that session's partition checksum, so a changed or newly arrived input partition
+    rebuilds exactly the sessions that read it; a session without one reads no rows.
+    """
+
+    source: str
+    layer: Literal["bronze", "silver"] = "bronze"
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SilverPart:
     """One silver table of a data type, partitioned by session, declared as data.
 
@@ -71,6 +88,14 @@ class SilverPart:
     lookback_columns: tuple[str, ...] = ()
     #: Estimated peak bytes per bronze row of a lookback session (``None``: ``row_bytes``).
     lookback_row_bytes: int | None = None
+    #: Other tables read for the output sessions (see :class:`SilverInput`).
+    inputs: tuple[SilverInput, ...] = ()
+    #: Reference tables used when present (``window.references`` lacks them otherwise); unlike
+    #: ``references`` their absence does not skip the part.
+    optional_references: tuple[str, ...] = ()
+    #: Dotted settings keys the transform reads (``"options.risk_free_rate"``); their values are part of
+    #: every partition's identity and reach the transform as ``window.settings``.
+    settings: tuple[str, ...] = ()
 
     def window_bytes(self, rows_per_session: float, outputs: int, lookback: int) -> float:
         """Estimated peak memory of a window of ``outputs`` output and ``lookback`` earlier sessions."""
@@ -80,6 +105,10 @@ class SilverPart:
     def table(self, data_type: str) -> str:
         """Name of the table (and of its directory under ``silver/``)."""
         return self.name or data_type
+
+    def reads_silver(self) -> set[str]:
+        """Silver tables among the part's inputs."""
+        return {i.source for i in self.inputs if i.layer == "silver"}
 
     def output_schema(self, bronze: pa.Schema) -> pa.Schema:
         """Schema of a partition: :attr:`schema`, else the bronze columns then :attr:`columns` (float64)."""

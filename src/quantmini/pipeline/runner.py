@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from quantmini._exceptions import QuantminiError, StorageError
-from quantmini.config.settings import PipelineMode
+from quantmini.config.settings import PipelineMode, Settings
 from quantmini.core.calendar import sessions as exchange_sessions
 from quantmini.datasets import DATASETS, get_spec
 from quantmini.datasets.base import DatasetSpec
@@ -40,7 +40,13 @@ from quantmini.pipeline.landing_versions import KeptVersion, kept_versions
 from quantmini.pipeline.partitions import PartitionIndex, index_partitions
 from quantmini.pipeline.progress import NullProgress, ProgressListener
 from quantmini.pipeline.reference import import_reference_dir
-from quantmini.pipeline.silver import SilverPlan, plan_silver, remove_orphans, run_silver_task
+from quantmini.pipeline.silver import (
+    SilverPlan,
+    plan_silver,
+    remove_orphans,
+    run_silver_task,
+    silver_waves,
+)
 
 #: Stages in order; a run can stop after any of them.
 Stage = Literal["landing", "bronze", "silver", "gold"]
@@ -144,8 +150,11 @@ class PipelineRunner:
         minute_session: MinuteSession = "regular",
         progress: ProgressListener | None = None,
         exclusive: bool = False,
+        settings: Settings | None = None,
     ) -> None:
         self.lake = lake
+        #: Read by silver parts that declare settings keys (``options.risk_free_rate``).
+        self.settings = settings or Settings()
         #: The caller holds the lake's writer lock (:mod:`quantmini.io.lock`): no other process is writing,
         #: so every temporary found is a leftover of a killed run, however recent.
         self.exclusive = exclusive
@@ -310,31 +319,42 @@ class PipelineRunner:
                 "(is its landed file missing?); silver treats that session as having no data"
             )
         calendar = self._calendar(bronze)
-        plans = plan_silver(
-            self.lake,
-            self.spec,
-            bronze,
-            calendar,
-            factors,
-            budget_bytes=self.budget_bytes,
-            concurrency=self._executor.concurrency,
-        )
-        uses_factors = any(p.factors != "none" for p in self.spec.silver)
-        if uses_factors and factors is None and self.spec.adjustable:
+        usable = [
+            i
+            for i, part in enumerate(self.spec.silver)
+            if part.factors == "none" or factors is not None or not self.spec.adjustable
+        ]
+        if len(usable) < len(self.spec.silver):
             report.failures.append("silver: skipped the tables that need adjustment factors (see above)")
-            plans = [p for p, part in zip(plans, self.spec.silver, strict=True) if part.factors == "none"]
-        tasks = [task for plan in plans for task in plan.tasks]
-        self.progress.start("silver", sum(len(t.outputs) for t in tasks))
         written: Counter[str] = Counter()
         rows: Counter[str] = Counter()
-        for task, result in self._map(run_silver_task, tasks):
-            if isinstance(result, BaseException):
-                report.failures.append(f"silver {task.label}: {_describe(result)}")
-            else:
-                written[result.table] += len(result.rows)
-                rows[result.table] += sum(result.rows.values())
-            self.progress.advance("silver", task.label, amount=len(task.outputs))
-        self.progress.finish("silver")
+        plans: list[SilverPlan] = []
+        # A part reading another silver table of this type is planned once that table is final.
+        waves = silver_waves(self.spec)
+        for k, wave in enumerate(waves):
+            stage = "silver" if len(waves) == 1 else f"silver {k + 1}/{len(waves)}"
+            wave_plans = plan_silver(
+                self.lake,
+                self.spec,
+                bronze,
+                calendar,
+                factors,
+                budget_bytes=self.budget_bytes,
+                concurrency=self._executor.concurrency,
+                parts=[i for i in wave if i in usable],
+                settings=self.settings,
+            )
+            plans.extend(wave_plans)
+            tasks = [task for plan in wave_plans for task in plan.tasks]
+            self.progress.start(stage, sum(len(t.outputs) for t in tasks))
+            for task, result in self._map(run_silver_task, tasks):
+                if isinstance(result, BaseException):
+                    report.failures.append(f"silver {task.label}: {_describe(result)}")
+                else:
+                    written[result.table] += len(result.rows)
+                    rows[result.table] += sum(result.rows.values())
+                self.progress.advance(stage, task.label, amount=len(task.outputs))
+            self.progress.finish(stage)
         for plan in plans:
             report.notes.extend(f"silver {plan.table}: {text}" for text in plan.damaged)
             if plan.orphans:

@@ -17,17 +17,22 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
-from quantmini._exceptions import QuantminiError, StorageError
+from quantmini._exceptions import ConfigurationError, QuantminiError, StorageError
+from quantmini.config.settings import Settings
 from quantmini.core.adjustment import session_multipliers
 from quantmini.core.window import FactorContext, SessionWindow
-from quantmini.datasets import get_spec
-from quantmini.datasets.base import DatasetSpec, SilverPart
+from quantmini.datasets import DATASETS, get_spec
+from quantmini.datasets.base import DatasetSpec, SilverInput, SilverPart
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import sha256_file, write_manifest
 from quantmini.io.parquet import PieceFile, empty_table, read_parquet_files
@@ -52,6 +57,8 @@ class SilverTask:
     identities: tuple[str, ...]
     #: Ticker ranges the window is split into (1: the whole window at once).
     buckets: int = 1
+    #: Values of the part's settings keys, in the part's order.
+    settings: tuple[tuple[str, Any], ...] = ()
 
     @property
     def label(self) -> str:
@@ -87,14 +94,63 @@ def plan_silver(
     *,
     budget_bytes: float,
     concurrency: int,
+    parts: Sequence[int] | None = None,
+    settings: Settings | None = None,
 ) -> list[SilverPlan]:
-    """Plans for every silver part of ``spec`` (manifests only)."""
+    """Plans for the silver parts of ``spec`` numbered ``parts`` (default: all), from manifests only."""
     plans = []
-    for index, part in enumerate(spec.silver):
+    for index in range(len(spec.silver)) if parts is None else parts:
+        part = spec.silver[index]
+        values = tuple((key, setting_value(settings or Settings(), key)) for key in part.settings)
         plans.append(
-            _plan_part(lake, spec, index, part, bronze, calendar, factors, budget_bytes, concurrency)
+            _plan_part(lake, spec, index, part, bronze, calendar, factors, budget_bytes, concurrency, values)
         )
     return plans
+
+
+def silver_waves(spec: DatasetSpec) -> list[list[int]]:
+    """The parts of ``spec`` in build order: a part reading another silver table of ``spec`` comes in a
+    wave after that table's part (its inputs' checksums are then final when it is planned)."""
+    own = {part.table(spec.name): i for i, part in enumerate(spec.silver)}
+    depth: dict[int, int] = {}
+
+    def level(i: int, seen: frozenset[int]) -> int:
+        if i in seen:
+            raise ConfigurationError(f"silver parts of {spec.name} read each other in a cycle")
+        if i not in depth:
+            needs = [own[t] for t in spec.silver[i].reads_silver() if t in own]
+            depth[i] = 1 + max((level(j, seen | {i}) for j in needs), default=-1)
+        return depth[i]
+
+    for i in range(len(spec.silver)):
+        level(i, frozenset())
+    return [[i for i in range(len(spec.silver)) if depth[i] == d] for d in sorted(set(depth.values()))]
+
+
+def setting_value(settings: Settings, key: str) -> Any:
+    """The value of a dotted settings key, as JSON-compatible data (``"options.risk_free_rate"``)."""
+    value: Any = settings
+    for name in key.split("."):
+        value = getattr(value, name)
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
+def _sha(partitions: dict[dt.date, Any], session: dt.date) -> str:
+    found = partitions.get(session)
+    return "-" if found is None else str(found.sha256)
+
+
+def _input_index(lake: Lake, source: SilverInput) -> PartitionIndex:
+    if source.layer == "bronze":
+        spec = get_spec(source.source)
+        return index_partitions(lake.manifest_dir("bronze", spec), lake.bronze_dir(spec))
+    return index_partitions(lake.manifest_dir("silver", source.source), lake.silver_dir(source.source))
+
+
+def _input_path(lake: Lake, source: SilverInput, session: dt.date) -> Path:
+    if source.layer == "bronze":
+        return lake.bronze_partition(get_spec(source.source), session)
+    return lake.silver_partition(source.source, session)
 
 
 def _plan_part(
@@ -107,6 +163,7 @@ def _plan_part(
     factors: FactorState | None,
     budget_bytes: float,
     concurrency: int,
+    settings: tuple[tuple[str, Any], ...],
 ) -> SilverPlan:
     table = part.table(spec.name)
     references = {}
@@ -115,6 +172,11 @@ def _plan_part(
         if not path.exists():
             return SilverPlan(table, 0, skipped=f"needs the {name} reference table (not pulled)")
         references[name] = sha256_file(path)
+    for name in part.optional_references:
+        path = lake.reference_table(name)
+        references[name] = sha256_file(path) if path.exists() else "-"
+    inputs = [(source, _input_index(lake, source).partitions) for source in part.inputs]
+    fixed = _fixed_identity(part, references, settings)
     existing = index_partitions(lake.manifest_dir("silver", table), lake.silver_dir(table))
     position = {s: i for i, s in enumerate(calendar)}
     shas = {s: p.sha256 for s, p in bronze.partitions.items()}
@@ -122,7 +184,8 @@ def _plan_part(
     for session in bronze.sessions:
         i = position[session]
         window = calendar[max(0, i - part.lookback) : i + 1]
-        identity = _identity(part, window, shas, factors, references)
+        read = [f"{src.layer}:{src.source}:{_sha(found, session)}" for src, found in inputs]
+        identity = _identity(part, fixed, window, shas, factors, read)
         recorded = existing.partitions.get(session)
         if recorded is None or recorded.identity != identity:
             stale.append((session, identity))
@@ -134,7 +197,7 @@ def _plan_part(
     per_chunk, split = _task_size(part, rows_per_session, task_budget)
     tasks = []
     for chunk in _chunks(stale, position, part.lookback, per_chunk):
-        task = _task(lake, spec, index, part, chunk, calendar, position, bronze)
+        task = _task(lake, spec, index, part, chunk, calendar, position, bronze, settings)
         if split:
             outputs = len(task.outputs)
             need = part.window_bytes(rows_per_session, outputs, len(task.present) - outputs)
@@ -158,20 +221,32 @@ def _task_size(part: SilverPart, rows_per_session: int, task_budget: float) -> t
     return max(1, part.lookback), True
 
 
-def _identity(
-    part: SilverPart,
-    window: list[dt.date],
-    shas: dict[dt.date, str],
-    factors: FactorState | None,
-    references: dict[str, str],
-) -> str:
-    parts = [
+def _fixed_identity(
+    part: SilverPart, references: dict[str, str], settings: tuple[tuple[str, Any], ...]
+) -> list[str]:
+    """The identity lines every session of a part shares."""
+    lines = [
         f"version={part.version}",
         f"transform={part.transform.path}",
         f"columns={','.join(part.columns)}",
-        "bronze=" + ";".join(f"{s}:{shas.get(s, '-')}" for s in window),
         "references=" + ";".join(f"{k}:{v}" for k, v in sorted(references.items())),
     ]
+    if settings:  # only parts with settings: the identities of the others stay as they were
+        lines.append("settings=" + json.dumps(dict(settings), sort_keys=True))
+    return lines
+
+
+def _identity(
+    part: SilverPart,
+    fixed: list[str],
+    window: list[dt.date],
+    shas: dict[dt.date, str],
+    factors: FactorState | None,
+    inputs: list[str],
+) -> str:
+    parts = [*fixed, "bronze=" + ";".join(f"{s}:{shas.get(s, '-')}" for s in window)]
+    if inputs:
+        parts.append("inputs=" + ";".join(inputs))
     if factors is not None and part.factors == "window":
         # Actions on the window's first session only concern the move into it, which no output uses.
         parts.append("factors=" + factors.window_digest(window[1:]))
@@ -207,6 +282,7 @@ def _task(
     calendar: list[dt.date],
     position: dict[dt.date, int],
     bronze: PartitionIndex,
+    settings: tuple[tuple[str, Any], ...],
 ) -> SilverTask:
     first, last = position[chunk[0][0]], position[chunk[-1][0]]
     sessions = tuple(calendar[max(0, first - part.lookback) : last + 1])
@@ -218,6 +294,7 @@ def _task(
         present=tuple(s for s in sessions if s in bronze.partitions),
         outputs=tuple(s for s, _ in chunk),
         identities=tuple(identity for _, identity in chunk),
+        settings=settings,
     )
 
 
@@ -253,6 +330,11 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
         if frame is None:
             raise QuantminiError(f"silver {table}: the {name} reference table disappeared during the run")
         references[name] = frame
+    for name in part.optional_references:
+        frame = load_reference(lake, name)
+        if frame is not None:
+            references[name] = frame
+    inputs = {source.source: _read_input(lake, source, task.outputs) for source in part.inputs}
     context = None
     if part.factors != "none":
         events, spans, _ = load_factor_tables(lake)
@@ -276,7 +358,10 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
                 None if bounds is None else pl.col("ticker").is_between(pl.lit(bounds[0]), pl.lit(bounds[1]))
             )
             bars = _window_bars(spec, part, paths, lookback, where)
-            rows = part.transform(SessionWindow(bars, task.sessions, task.outputs, references, context))
+            window = SessionWindow(
+                bars, task.sessions, task.outputs, references, context, inputs, dict(task.settings)
+            )
+            rows = part.transform(window)
             for key, frame in rows.partition_by("session_date", as_dict=True).items() if rows.height else ():
                 session = key[0]
                 if session not in files or session in failed:
@@ -317,6 +402,26 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
         more = f" (and {len(failed) - 1} more session(s))" if len(failed) > 1 else ""
         raise StorageError(f"{failed[first]}{more}; {len(written)} other session(s) written")
     return SilverTaskResult(table, written)
+
+
+def _read_input(lake: Lake, source: SilverInput, sessions: Sequence[dt.date]) -> pl.DataFrame:
+    """The input's rows of ``sessions`` (sessions without a partition contribute none)."""
+    paths = [path for s in sessions if (path := _input_path(lake, source, s)).exists()]
+    if paths:
+        return read_parquet_files(paths, columns=source.columns or None)
+    frame = pl.DataFrame(empty_table(_input_schema(source)))
+    return frame.select(list(source.columns)) if source.columns else frame
+
+
+def _input_schema(source: SilverInput) -> pa.Schema:
+    if source.layer == "bronze":
+        return get_spec(source.source).bronze_schema
+    for name in DATASETS:
+        spec = get_spec(name)
+        for part in spec.silver:
+            if part.table(name) == source.source:
+                return part.output_schema(spec.bronze_schema)
+    raise ConfigurationError(f"no data type declares the silver table {source.source!r}")
 
 
 def _window_bars(
