@@ -8,7 +8,8 @@ minute bars (``minute_vwap``, from the ``stocks_minute_rollups`` silver table) w
 bars of that ticker and session; otherwise the day's own typical price (high + low + close) / 3 — a proxy,
 stated here and in the docs so nobody mistakes it for a traded VWAP. A minute bar's ``vwap`` is its
 typical price. ``change`` is silver's ``ret_1d``: the total return since the previous session (NaN when
-the symbol had no bar there). Each output row depends only on its own silver row and its factor, which is
+the symbol had no bar there). ``opt_volume``, ``pcr``, ``iv30`` and ``skew25`` are the day's option
+aggregates of the stock (NaN when the lake holds no options on it that day). Each output row depends only on its own silver row and its factor, which is
 what lets the gold stage append sessions and rewrite only the symbols whose factors changed.
 """
 
@@ -18,7 +19,20 @@ import polars as pl
 
 from quantmini.core.adjustment import factors_on
 
-QLIB_DAY_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "vwap", "factor", "change")
+#: Per-underlying option aggregates the daily root carries (``silver/options_underlying_daily``), as they
+#: are (contracts traded, ratios, volatilities: nothing a split changes); NaN where the day has none.
+OPTION_DAY_FIELDS: tuple[str, ...] = ("opt_volume", "pcr", "iv30", "skew25")
+QLIB_DAY_FIELDS: tuple[str, ...] = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "vwap",
+    "factor",
+    "change",
+    *OPTION_DAY_FIELDS,
+)
 QLIB_MINUTE_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "vwap", "factor")
 
 _TYPICAL = (pl.col("high") + pl.col("low") + pl.col("close")) / 3

@@ -79,7 +79,10 @@ SPEC = DatasetSpec(
     gold=(
         QlibTarget(
             freq="day",
-            fields=("open", "high", "low", "close", "volume", "vwap", "factor", "change"),
+            fields=(
+                *("open", "high", "low", "close", "volume", "vwap", "factor", "change"),
+                *("opt_volume", "pcr", "iv30", "skew25"),
+            ),
             frame=Ref("quantmini.core.gold:qlib_daily_frame"),
             columns=("ticker", "session_date", "open", "high", "low", "close", "volume", "ret_1d"),
             # $vwap from the day's regular-session minute bars where the lake has them.
@@ -87,8 +90,14 @@ SPEC = DatasetSpec(
                 SilverJoin(
                     "stocks_minute_rollups", (("vwap", "minute_vwap"),), label="$vwap from minute bars"
                 ),
+                # The stock's option aggregates, where the lake has options on it.
+                SilverJoin(
+                    "options_underlying_daily",
+                    tuple((name, name) for name in ("opt_volume", "pcr", "iv30", "skew25")),
+                    label="option fields",
+                ),
             ),
-            version=2,
+            version=3,
         ),
     ),
 )
