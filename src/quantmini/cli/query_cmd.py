@@ -104,9 +104,15 @@ def resolve_data_root(option: Path | None) -> Path:
 @click.option(
     "--symbols",
     cls=MultiValueOption,
-    required=True,
-    help="Tickers: --symbols AAPL MSFT, repeated flags or AAPL,MSFT (matched exactly).",
+    help="Tickers: --symbols AAPL MSFT, repeated flags or AAPL,MSFT (matched exactly). Required unless "
+    "--underlying is given.",
 )
+@click.option(
+    "--underlying",
+    help="Options: the chain of this stock (the delivered underlying, e.g. BRK.B for root BRKB), sorted "
+    "by time, expiration, strike and type.",
+)
+@click.option("--expiration", help="Options: only contracts expiring on this date, YYYY-MM-DD.")
 @click.option("--start-date", required=True, help="First session, YYYY-MM-DD.")
 @click.option("--end-date", required=True, help="Last session, YYYY-MM-DD (inclusive).")
 @click.option(
@@ -117,9 +123,9 @@ def resolve_data_root(option: Path | None) -> Path:
 )
 @click.option(
     "--adjusted/--raw",
-    default=True,
-    show_default=True,
-    help="Split- and dividend-adjusted prices (silver) or raw bars as traded.",
+    default=None,
+    help="Split- and dividend-adjusted prices (silver) or raw bars as traded [default: adjusted where "
+    "splits and dividends apply (stocks), raw for options].",
 )
 @click.option(
     "--session",
@@ -158,17 +164,19 @@ def resolve_data_root(option: Path | None) -> Path:
 def query(
     data_type: str,
     symbols: tuple[str, ...],
+    underlying: str | None,
+    expiration: str | None,
     start_date: str,
     end_date: str,
     fields: tuple[str, ...],
-    adjusted: bool,
+    adjusted: bool | None,
     session: str,
     bar: str | None,
     output_format: str,
     output: Path | None,
     data_root: Path | None,
 ) -> None:
-    """Query bars of some symbols between two sessions (inclusive)."""
+    """Query bars of some symbols (or an option chain) between two sessions (inclusive)."""
     if output_format == "parquet" and output is None:
         raise click.UsageError("--format parquet needs --output FILE")
     if output_format == "table" and output is not None:
@@ -188,6 +196,8 @@ def query(
         adjusted=adjusted,
         session=session,
         bar=bar,
+        underlying=underlying,
+        expiration=None if expiration is None else parse_date(expiration, "--expiration"),
     )
     engine = QueryEngine(resolve_data_root(data_root))
     frame = engine.query(spec)

@@ -113,7 +113,11 @@ def _width(console: Console, table: Table) -> int:
 def no_rows_message(spec: QuerySpec, coverage: Coverage) -> list[str]:
     """Why nothing matched, in two lines: what was asked (the time-of-day filter included), then what the
     lake holds for that data type and for each symbol asked for, at any time of day."""
-    asked = f"no rows matched: {_symbols(spec.symbols)} between {spec.start} and {spec.end}"
+    what = _symbols(spec.symbols)
+    if spec.is_chain:
+        expiring = "" if spec.expiration is None else f" expiring {spec.expiration}"
+        what = f"options on {spec.underlying}{expiring}" + (f" among {what}" if spec.symbols else "")
+    asked = f"no rows matched: {what} between {spec.start} and {spec.end}"
     if spec.session != "all":
         asked += f" in the {spec.session} {'session' if spec.session == 'regular' else 'hours'}"
     if coverage.first is None or coverage.last is None:

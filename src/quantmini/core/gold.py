@@ -9,8 +9,9 @@ bars of that ticker and session; otherwise the day's own typical price (high + l
 stated here and in the docs so nobody mistakes it for a traded VWAP. A minute bar's ``vwap`` is its
 typical price. ``change`` is silver's ``ret_1d``: the total return since the previous session (NaN when
 the symbol had no bar there). ``opt_volume``, ``pcr``, ``iv30`` and ``skew25`` are the day's option
-aggregates of the stock (NaN when the lake holds no options on it that day). Each output row depends only on its own silver row and its factor, which is
-what lets the gold stage append sessions and rewrite only the symbols whose factors changed.
+aggregates of the stock (NaN when the lake holds no options on it that day). Each output row depends
+only on its own silver row and its factor, which is what lets the gold stage append sessions and
+rewrite only the symbols whose factors changed.
 """
 
 from __future__ import annotations

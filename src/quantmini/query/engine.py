@@ -173,13 +173,13 @@ class QueryEngine:
             except duckdb.Error as exc:
                 raise QueryError(f"reading what the lake holds for {spec.data_type} failed: {exc}") from exc
             spans = {str(ticker): (first, last) for ticker, first, last in rows}
-            found = {s: spans[s] for s in spec.symbols if s in spans}
+            found = {s: spans[s] for s in spec.match[1] if s in spans}
         return Coverage(
             first=sessions[0] if sessions else None,
             last=sessions[-1] if sessions else None,
             sessions_in_range=len(_between(sessions, spec)),
             found=found,
-            missing=tuple(s for s in spec.symbols if s not in found),
+            missing=tuple(s for s in spec.match[1] if s not in found),
         )
 
     def clear_cache(self) -> None:
@@ -238,16 +238,20 @@ def query(
     start: dt.date,
     end: dt.date,
     fields: Iterable[str] | None = None,
-    adjusted: bool = True,
+    adjusted: bool | None = None,
     *,
     session: str = "all",
     bar: str | None = None,
+    underlying: str | None = None,
+    expiration: dt.date | None = None,
 ) -> pl.DataFrame:
     """One-shot query (no cache kept between calls): see :class:`QuerySpec` and :class:`QueryEngine`.
 
     For minute data types, ``session`` keeps the ``"regular"`` session's bars (09:30 to the close) or the
     ``"extended"`` hours' ones, and ``bar="5min"`` resamples to 5-minute bars (with ``vwap`` and
-    ``bar_count``).
+    ``bar_count``). ``adjusted=None`` means adjusted where splits and dividends apply (stocks), raw
+    otherwise. Options take ``underlying`` (the delivered stock: that underlying's chain, ``symbols``
+    may then be empty) and ``expiration``.
     """
     spec = QuerySpec(
         data_type=data_type,
@@ -258,5 +262,7 @@ def query(
         adjusted=adjusted,
         session=session,
         bar=bar,
+        underlying=underlying,
+        expiration=expiration,
     )
     return QueryEngine(Path(data_root), cache_size=0).query(spec)

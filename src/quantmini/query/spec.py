@@ -54,14 +54,46 @@ BAR_COLUMNS: dict[str, pa.DataType] = {"vwap": pa.float64(), "bar_count": pa.int
 _BAR_PATTERN = re.compile(r"^([0-9]+)min$")
 
 
+#: Columns an option chain query (``underlying=``) returns by default, where the data type has them.
+CHAIN_FIELDS: tuple[str, ...] = (
+    "ticker",
+    "session_date",
+    "ts",
+    "expiration",
+    "option_type",
+    "strike",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "underlying_price",
+    "moneyness",
+    "iv",
+    "delta",
+    "gamma",
+    "vega",
+    "theta",
+    "iv_reason",
+)
+
+#: Option bronze holds the OCC root in ``underlying``; silver resolves it to the delivered stock.
+_RESOLVED_OPTION_COLUMNS = ("underlying",)
+
+
 def has_silver(dataset: DatasetSpec) -> bool:
     """Whether ``dataset`` has a main silver table (raw bars plus features)."""
     return dataset.main_silver is not None
 
 
 def silver_only_columns(dataset: DatasetSpec) -> tuple[str, ...]:
-    """Columns that exist in silver but not in bronze (the features; empty without a silver layer)."""
-    return dataset.features
+    """Columns only silver answers: those bronze lacks (features, option greeks …) and, for options,
+    ``underlying``, which silver resolves to the delivered stock (bronze holds the OCC root)."""
+    if dataset.main_silver is None:
+        return ()
+    bronze = set(dataset.bronze_schema.names)
+    extra = tuple(n for n in dataset.silver_schema.names if n not in bronze)
+    return (*extra, *(_RESOLVED_OPTION_COLUMNS if dataset.is_option else ()))
 
 
 def column_types(dataset: DatasetSpec) -> dict[str, pa.DataType]:
@@ -135,9 +167,11 @@ class QuerySpec:
     start: dt.date
     end: dt.date
     fields: tuple[str, ...] | None = None
-    adjusted: bool = True
+    adjusted: bool | None = True
     session: str = "all"
     bar: str | None = None
+    underlying: str | None = None
+    expiration: dt.date | None = None
     dataset: DatasetSpec = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -146,7 +180,10 @@ class QuerySpec:
         except QuantminiError as exc:
             raise QueryError(str(exc)) from exc
         object.__setattr__(self, "dataset", dataset)
+        if self.adjusted is None:
+            object.__setattr__(self, "adjusted", dataset.adjustable)
         self._check_range()
+        self._check_chain()
         self._normalise_symbols()
         self._check_minute_options()
         self._normalise_fields()
@@ -164,14 +201,34 @@ class QuerySpec:
         if self.end < self.start:
             raise QueryError(f"end date {self.end} is before start date {self.start}")
 
+    def _check_chain(self) -> None:
+        if self.underlying is None and self.expiration is None:
+            return
+        if not self.dataset.is_option:
+            raise QueryError(
+                f"underlying/expiration (--underlying, --expiration) select option chains; {self.data_type} "
+                f"is not an options data type ({', '.join(n for n, s in DATASETS.items() if s.is_option)})"
+            )
+        if self.underlying is not None:
+            if not isinstance(self.underlying, str) or not self.underlying.strip():
+                raise QueryError(f"underlying must be a non-empty ticker, got {self.underlying!r}")
+            object.__setattr__(self, "underlying", self.underlying.strip())
+        if self.expiration is not None and (
+            isinstance(self.expiration, dt.datetime) or not isinstance(self.expiration, dt.date)
+        ):
+            raise QueryError(f"expiration must be a date, got {self.expiration!r}")
+
     def _normalise_symbols(self) -> None:
         raw = (self.symbols,) if isinstance(self.symbols, str) else tuple(self.symbols)
         for symbol in raw:
             if not isinstance(symbol, str) or not symbol.strip():
                 raise QueryError(f"symbols must be non-empty strings, got {symbol!r}")
         symbols = _unique(s.strip() for s in raw)
-        if not symbols:
-            raise QueryError("at least one symbol is required")
+        if not symbols and self.underlying is None:
+            raise QueryError(
+                "at least one symbol is required"
+                + (" (or an underlying, for an option chain)" if self.dataset.is_option else "")
+            )
         object.__setattr__(self, "symbols", symbols)
 
     def _check_minute_options(self) -> None:
@@ -233,13 +290,35 @@ class QuerySpec:
         return field_types(self.dataset, resampled=self.bar is not None)
 
     @property
+    def is_chain(self) -> bool:
+        """An option chain: the contracts of one underlying (and expiration) rather than named tickers."""
+        return self.underlying is not None
+
+    @property
     def selected_fields(self) -> tuple[str, ...]:
-        """The output columns, in order: the given fields or the data type's defaults."""
+        """The output columns, in order: the given fields or the data type's defaults (an option chain's
+        defaults are the :data:`CHAIN_FIELDS` the data type has)."""
         if self.fields is not None:
             return self.fields
+        if self.is_chain and self.bar is None:
+            daily = self.dataset.frequency == "day"
+            return tuple(f for f in CHAIN_FIELDS if f in self.field_types and not (daily and f == "ts"))
         return default_fields(self.dataset, resampled=self.bar is not None)
 
     @property
+    def match(self) -> tuple[str, tuple[str, ...]]:
+        """The column rows are selected on and its values: ``ticker`` and the symbols, or for a chain
+        ``underlying`` and the underlying (then the symbols, if any, narrow it further)."""
+        if self.underlying is not None:
+            return "underlying", (self.underlying,)
+        return "ticker", self.symbols
+
+    @property
     def needs_silver(self) -> bool:
-        """Whether answering needs silver partitions (it asks for features)."""
-        return any(f in silver_only_columns(self.dataset) for f in self.selected_fields)
+        """Whether answering needs silver partitions (features, or what silver resolves)."""
+        silver_only = silver_only_columns(self.dataset)
+        return (
+            self.is_chain
+            or self.expiration is not None
+            or any(f in silver_only for f in self.selected_fields)
+        )

@@ -40,6 +40,8 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 #: Columns every query filters or sorts on.
 ORDER_COLUMNS: tuple[str, ...] = ("ticker", "window_start")
+#: An option chain reads like a chain sheet: by bar time, expiration, strike, calls before puts.
+CHAIN_ORDER_COLUMNS: tuple[str, ...] = ("window_start", "expiration", "strike", "option_type", "ticker")
 
 _PRICES = ("open", "high", "low", "close")
 
@@ -141,7 +143,8 @@ def build_query(
     if spec.bar is not None:
         return build_resample_query(spec, files, factors)
     allowed = column_types(spec.dataset)
-    order = ", ".join(f"b.{quote_identifier(c, allowed)}" for c in ORDER_COLUMNS)
+    columns = CHAIN_ORDER_COLUMNS if spec.is_chain else ORDER_COLUMNS
+    order = ", ".join(f"b.{quote_identifier(c, allowed)}" for c in columns)
     rows, params = _filtered_rows(spec, files, factors)
     join = _joins_factors(spec, factors)
     return f"SELECT {select_clause(spec, factors=join)}\n{rows}\nORDER BY {order}", params
@@ -157,7 +160,8 @@ def _filtered_rows(
     """``FROM`` (bars ``b``, joined to the factor table ``f`` when the query needs it) and ``WHERE``."""
     allowed = column_types(spec.dataset)
     ticker, session_date = (quote_identifier(c, allowed) for c in ("ticker", "session_date"))
-    placeholders = ", ".join("?" for _ in spec.symbols)
+    column, values = spec.match
+    placeholders = ", ".join("?" for _ in values)
     params: list[object] = [[str(f) for f in files]]
     sql = "FROM read_parquet(?, hive_partitioning = false, union_by_name = true) AS b\n"
     if _joins_factors(spec, factors):
@@ -167,11 +171,18 @@ def _filtered_rows(
             f'AND b.{session_date} < f."valid_to"\n'
         )
         params.append(str(factors))
-    sql += f"WHERE b.{ticker} IN ({placeholders}) AND b.{session_date} BETWEEN ? AND ?"
+    key = quote_identifier(column, allowed)
+    sql += f"WHERE b.{key} IN ({placeholders}) AND b.{session_date} BETWEEN ? AND ?"
+    params += [*values, spec.start, spec.end]
+    if spec.is_chain and spec.symbols:
+        sql += f" AND b.{ticker} IN ({', '.join('?' for _ in spec.symbols)})"
+        params += list(spec.symbols)
+    if spec.expiration is not None:
+        sql += f" AND b.{quote_identifier('expiration', allowed)} = ?"
+        params.append(spec.expiration)
     if spec.session != "all":
         regular = f"b.{quote_identifier('regular_session', allowed)}"
         sql += f" AND {regular}" if spec.session == "regular" else f" AND NOT {regular}"
-    params += [*spec.symbols, spec.start, spec.end]
     return sql, params
 
 
@@ -241,14 +252,15 @@ def build_coverage_query(spec: QuerySpec, files: Sequence[Path | str]) -> tuple[
     if not files:
         raise QueryError("a query needs at least one partition file")
     allowed = column_types(spec.dataset)
-    ticker, session_date = (quote_identifier(c, allowed) for c in ("ticker", "session_date"))
-    placeholders = ", ".join("?" for _ in spec.symbols)
+    column, values = spec.match
+    key, session_date = (quote_identifier(c, allowed) for c in (column, "session_date"))
+    placeholders = ", ".join("?" for _ in values)
     sql = (
-        f"SELECT {ticker}, min({session_date}), max({session_date})\n"
+        f"SELECT {key}, min({session_date}), max({session_date})\n"
         "FROM read_parquet(?, hive_partitioning = false, union_by_name = true)\n"
-        f"WHERE {ticker} IN ({placeholders})\nGROUP BY {ticker}\nORDER BY {ticker}"
+        f"WHERE {key} IN ({placeholders})\nGROUP BY {key}\nORDER BY {key}"
     )
-    return sql, [[str(f) for f in files], *spec.symbols]
+    return sql, [[str(f) for f in files], *values]
 
 
 def adjusted_view_sql(view: str, bars: str, factors: str | None) -> str:
