@@ -1,7 +1,10 @@
 """Sample option prices against the recorded volatility surface, and the options-contracts REST table.
 
 An independent scalar Black-Scholes-Merton and ``scipy.optimize.brentq`` recover the implied volatility
-of every day close and compare it with the volatility ``sample.json`` says generated it.
+of every day open and close and compare it with the volatility ``sample.json`` says generated it. Times
+to expiry come from zoneinfo and exchange_calendars' XNYS closes (early closes included), never from
+the code under test: expiration at the expiration date's close, the day close observed at the session's
+close, the day open at 09:30 ET and a minute bar at its end.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ import io
 import json
 import math
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import exchange_calendars as xcals
 import pandas as pd
 import pytest
 from scipy.optimize import brentq
@@ -25,6 +31,9 @@ from quantmini.sample import generate_sample
 START, END = dt.date(2025, 11, 24), dt.date(2025, 12, 5)
 OCC = re.compile(r"^O:([A-Z0-9.]+?)(\d{6})([CP])(\d{8})$")
 MIN_TICKS = 5  # premiums or time values below this many ticks say little about volatility
+NEW_YORK = ZoneInfo("America/New_York")
+NS = 1_000_000_000
+YEAR_NS = 365 * 86_400 * NS
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +45,7 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
         END,
         tickers=10,
         seed=11,
-        data_types=("stocks_daily", "options_daily"),
+        data_types=("stocks_daily", "options_daily", "options_minute"),
         option_underlyings=4,
     )
     return root
@@ -55,16 +64,38 @@ def day_rows(out: Path, prefix: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def stock_closes(out: Path) -> dict[tuple[str, str], float]:
-    """Close per (ticker, session) from the stock files, rows stamped on another session dropped."""
+def stock_prices(out: Path, column: str) -> dict[tuple[str, str], float]:
+    """``column`` per (ticker, session) from the stock files, rows stamped on another session dropped."""
     stocks = day_rows(out, "us_stocks_sip/day_aggs_v1")
     stamped = pd.to_datetime(stocks["window_start"], unit="ns", utc=True).dt.tz_convert("America/New_York")
     stocks = stocks[stamped.dt.strftime("%Y-%m-%d") == stocks["session"]].drop_duplicates(
         ["ticker", "session"]
     )
     return {
-        (t, s): float(c) for t, s, c in zip(stocks["ticker"], stocks["session"], stocks["close"], strict=True)
+        (t, s): float(c) for t, s, c in zip(stocks["ticker"], stocks["session"], stocks[column], strict=True)
     }
+
+
+def wall_ns(day: dt.date, hour: int, minute: int) -> int:
+    """UTC nanoseconds of a New York wall time."""
+    return int(dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=NEW_YORK).timestamp()) * NS
+
+
+@cache
+def xnys() -> Any:
+    return xcals.get_calendar("XNYS", start="2025-01-02", end="2026-12-31")
+
+
+def close_ns(day: dt.date) -> int:
+    """The day's regular close (early closes included); 16:00 ET on a day that is not a session."""
+    stamp = pd.Timestamp(day)
+    if xnys().is_session(stamp):
+        return int(xnys().session_close(stamp).value)
+    return wall_ns(day, 16, 0)
+
+
+def years(expiration: dt.date, observed_ns: int) -> float:
+    return (close_ns(expiration) - observed_ns) / YEAR_NS
 
 
 def norm_cdf(x: float) -> float:
@@ -90,53 +121,150 @@ def vega(spot: float, strike: float, t: float, r: float, q: float, sigma: float)
     return spot * math.exp(-q * t) * math.exp(-d1 * d1 / 2) / math.sqrt(2 * math.pi) * math.sqrt(t)
 
 
-def priced_closes(out: Path) -> list[dict[str, Any]]:
-    """Every day close with its pricing inputs, read from the files and ``sample.json`` only."""
+@cache
+def contract_inputs(out: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (contract, session) traded: spots at the day open and close, strike, side, rate, yield, the
+    expiration and the generating volatility (the surface at the day close), from the files and
+    ``sample.json`` only."""
     rec = record(out)["options"]
     pricing = rec["pricing"]
-    closes = stock_closes(out)
+    opens, closes = stock_prices(out, "open"), stock_prices(out, "close")
     options = day_rows(out, "us_options_opra/day_aggs_v1")
-    rows = []
-    for ticker, session, close in zip(options["ticker"], options["session"], options["close"], strict=True):
+    inputs = {}
+    for ticker, session in zip(options["ticker"], options["session"], strict=True):
         match = OCC.match(ticker)
         assert match is not None, ticker
         root, yymmdd, kind, strike_text = match.groups()
         spec = rec["roots"][root]
         name = spec["underlying"]
-        level = rec["index_levels"][name][session]["close"] if spec["index"] else closes[name, session]
-        spot = level * spec["shares_per_contract"] / 100
+        scale = spec["shares_per_contract"] / 100
+        if spec["index"]:
+            level = rec["index_levels"][name][session]
+            spot_open, spot_close = level["open"] * scale, level["close"] * scale
+        else:
+            spot_open, spot_close = opens[name, session] * scale, closes[name, session] * scale
         strike = int(strike_text) / 1000
         expiration = dt.datetime.strptime(yymmdd, "%y%m%d").date()
-        t = ((expiration - dt.date.fromisoformat(session)).days + 0.5) / 365
+        t = max(years(expiration, close_ns(dt.date.fromisoformat(session))), pricing["surface_min_years"])
         r, q = pricing["rate"], pricing["dividend_yield"][name]
         surface = pricing["surfaces"][name]
-        x = math.log(strike / (spot * math.exp((r - q) * t)))
+        x = math.log(strike / (spot_close * math.exp((r - q) * t)))
         sigma = (
             pricing["atm_vol"][name][session]
             * (1 + surface["term"] * math.log(t / pricing["reference_years"]))
             * (1 + surface["skew"] * x + surface["curvature"] * x * x)
         )
-        rows.append(
-            {"ticker": ticker, "root": root, "price": float(close), "spot": spot, "strike": strike, "t": t}
-            | {"r": r, "q": q, "sigma": sigma, "call": kind == "C", "tick": pricing["tick"]}
-        )
+        inputs[ticker, session] = {
+            "root": root,
+            "spot_open": spot_open,
+            "spot_close": spot_close,
+            "strike": strike,
+            "expiration": expiration,
+            "call": kind == "C",
+            "r": r,
+            "q": q,
+            "sigma": sigma,
+            "tick": pricing["tick"],
+        }
+    return inputs
+
+
+def priced_days(out: Path) -> list[dict[str, Any]]:
+    """Every day open (observed 09:30 ET, opening spot) and close (observed at the session's close,
+    closing spot) with its pricing inputs; ``t`` is the time to expiry at the observation."""
+    inputs = contract_inputs(out)
+    options = day_rows(out, "us_options_opra/day_aggs_v1")
+    rows = []
+    for ticker, session_text, open_, close in zip(
+        options["ticker"], options["session"], options["open"], options["close"], strict=True
+    ):
+        row = inputs[ticker, session_text]
+        session = dt.date.fromisoformat(session_text)
+        for side, price, observed in (
+            ("open", open_, wall_ns(session, 9, 30)),
+            ("close", close, close_ns(session)),
+        ):
+            t = years(row["expiration"], observed)
+            rows.append(
+                row
+                | {"ticker": ticker, "session": session, "side": side, "price": float(price)}
+                | {"spot": row[f"spot_{side}"], "t": t}
+            )
     return rows
 
 
-def test_day_closes_are_bsm_of_the_recorded_surface_rounded_to_the_tick(out: Path) -> None:
-    rows = priced_closes(out)
-    checked = 0
-    for row in rows:
-        if row["price"] < 2 * row["tick"]:
-            continue  # a one-tick floor is not a rounding of the model price
-        model = bsm(row["spot"], row["strike"], row["t"], row["r"], row["q"], row["sigma"], row["call"])
+def expected_price(row: dict[str, Any]) -> float:
+    """The model premium (intrinsic value once expired) with the one-tick floor, before tick rounding."""
+    s, k, t, call = row["spot"], row["strike"], row["t"], row["call"]
+    if t <= 0:
+        model = max(s - k if call else k - s, 0.0)
+    else:
+        model = bsm(s, k, t, row["r"], row["q"], row["sigma"], call)
+    return max(model, row["tick"])
+
+
+def test_day_prices_are_bsm_of_the_recorded_surface_rounded_to_the_tick(out: Path) -> None:
+    rows = priced_days(out)
+    live = [row for row in rows if row["t"] > 0]
+    for row in live:
+        model = expected_price(row)
         assert abs(model - row["price"]) <= row["tick"] / 2 + 1e-9, (row, model)
-        checked += 1
-    assert checked >= len(rows) // 2
+    assert {row["side"] for row in live} == {"open", "close"}
+    assert len([row for row in live if row["price"] >= 2 * row["tick"]]) >= len(live) // 2
+
+
+def test_expiration_day_closes_are_intrinsic_and_opens_are_not(out: Path) -> None:
+    rows = [row for row in priced_days(out) if row["expiration"] == row["session"]]
+    closes = [row for row in rows if row["side"] == "close"]
+    for row in closes:
+        s, k = row["spot"], row["strike"]
+        intrinsic = max(s - k if row["call"] else k - s, 0.0)
+        ticks = max(round(intrinsic / row["tick"]), 1)
+        assert row["t"] == 0.0
+        assert abs(row["price"] - ticks * row["tick"]) <= 1e-9, (row, intrinsic)
+    # both of the range's expiration Fridays, the 13:00 close after Thanksgiving among them
+    assert {row["session"] for row in closes} == {dt.date(2025, 11, 28), dt.date(2025, 12, 5)}
+    assert sum(row["price"] > 2 * row["tick"] for row in closes) >= 10
+    # the same contracts at 09:30 still hold time value: at least one open exceeds its intrinsic value
+    opens = [row for row in rows if row["side"] == "open"]
+    assert all(row["t"] > 0 for row in opens)
+    time_value = [
+        row["price"] - max(row["spot"] - row["strike"] if row["call"] else row["strike"] - row["spot"], 0.0)
+        for row in opens
+    ]
+    assert max(time_value) >= MIN_TICKS * opens[0]["tick"]
+
+
+def test_first_and_last_regular_minutes_price_at_the_bar_end(out: Path) -> None:
+    """The underlying's minute path starts at the day open and ends at the day close, so the bars of the
+    first (09:30) and last regular minute are priced at known spots, at the bar's end (start + 60 s)."""
+    inputs = contract_inputs(out)
+    minutes = day_rows(out, "us_options_opra/minute_aggs_v1")
+    checked = {"first": 0, "last": 0, "expired": 0}
+    for ticker, session_text, start, close in zip(
+        minutes["ticker"], minutes["session"], minutes["window_start"], minutes["close"], strict=True
+    ):
+        session = dt.date.fromisoformat(session_text)
+        end = int(start) + 60 * NS
+        if int(start) == wall_ns(session, 9, 30):
+            which, spot_side = "first", "spot_open"
+        elif end == close_ns(session):
+            which, spot_side = "last", "spot_close"
+        else:
+            continue
+        row = inputs[ticker, session_text]
+        t = years(row["expiration"], end)
+        model = expected_price(row | {"spot": row[spot_side], "t": t})
+        assert abs(model - float(close)) <= row["tick"] / 2 + 1e-9, (ticker, session, which, close, model)
+        checked[which] += 1
+        checked["expired"] += t <= 0
+    assert checked["first"] >= 20, checked
+    assert checked["last"] >= 20, checked
+    assert checked["expired"] >= 1, checked
 
 
 def test_implied_vol_recovers_the_generating_vol(out: Path) -> None:
-    rows = priced_closes(out)
+    rows = [row for row in priced_days(out) if row["t"] > 0]
     recovered: dict[str, int] = {}
     for row in rows:
         s, k, t, r, q, call = row["spot"], row["strike"], row["t"], row["r"], row["q"], row["call"]

@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from quantmini.core.calendar import REGULAR_OPEN, close_instants_ns, local_instant_ns
 from quantmini.datasets import get_spec
 from quantmini.sample.bars import DailyBars, FloatArray
 from quantmini.sample.csvformat import PRICE_SCALE, format_rows, write_csv_gz
 from quantmini.sample.options import (
     RATE,
     REFERENCE_YEARS,
+    SURFACE_MIN_YEARS,
     TICK,
     OptionDay,
     Quote,
@@ -37,9 +39,6 @@ from quantmini.sample.options import (
 from quantmini.sample.stock_files import FileLog
 from quantmini.sample.timeline import Timeline
 from quantmini.sample.universe import Universe
-
-_REGULAR_OPEN_NS = (9 * 60 + 30) * 60 * 1_000_000_000
-
 
 #: The index underlying and its roots; indexes have no stock flat files, their levels live in the plan.
 INDEX_SYMBOL = "SPX"
@@ -103,13 +102,31 @@ class OptionPlan:
                 "rate": RATE,
                 "tick": TICK,
                 "rounding": "nearest tick, at least one tick",
-                "years_to_expiration": "(calendar days from session to expiration + 0.5) / 365",
-                "spot": "underlying close (index: level close) x shares_per_contract / 100",
+                "years_to_expiration": (
+                    "(expiration instant - observation instant) / (365 x 86400 s), instants in UTC ns;"
+                    " expiration instant: the expiration date's regular close (16:00 ET, the early"
+                    " close on a short session, 16:00 ET when the date is not a session)"
+                ),
+                "observation": (
+                    "daily close: the session's regular close (16:00 ET or the early close);"
+                    " daily open: 09:30 ET; minute: bar start + 60 s"
+                ),
+                "expired": (
+                    "t <= 0: intrinsic value, max(spot - strike, 0) call, max(strike - spot, 0) put;"
+                    " no volatility"
+                ),
+                "spot": (
+                    "daily close: underlying close (index: level close); daily open: underlying open"
+                    " (index: level open); x shares_per_contract / 100"
+                ),
+                "volatility": "the surface at the daily close (spot and t), also for the open and minutes",
                 "surface": (
                     "sigma = atm * (1 + term * ln(t / reference_years))"
-                    " * (1 + skew * x + curvature * x^2), x = ln(strike / (spot * exp((rate - q) * t)))"
+                    " * (1 + skew * x + curvature * x^2), x = ln(strike / (spot * exp((rate - q) * t))),"
+                    " t = max(years_to_expiration, surface_min_years)"
                 ),
                 "reference_years": REFERENCE_YEARS,
+                "surface_min_years": SURFACE_MIN_YEARS,
                 "dividend_yield": dict(sorted(self.dividend_yield.items())),
                 "surfaces": {name: s.record() for name, s in sorted(self.surfaces.items())},
                 "atm_vol": {
@@ -219,15 +236,15 @@ def _session_contracts(
     session = timeline.sessions[index]
     window = timeline.windows[index]
     minutes = window.regular_close - window.regular_open
+    open_ns, close_ns = local_instant_ns(session, REGULAR_OPEN), close_instants_ns([session])[session]
     days: list[OptionDay] = []
     paths: list[FloatArray] = []
 
     def quote(name: str, spot_open: float, spot_close: float, daily_vol: float) -> Quote:
         paths.append(spot_path(rng, spot_open, spot_close, daily_vol, minutes))
         atm = float(plan.atm[name][index])
-        return Quote(
-            spot_open, spot_close, atm, plan.surfaces[name], plan.dividend_yield[name], len(paths) - 1
-        )
+        surface, dividend_yield = plan.surfaces[name], plan.dividend_yield[name]
+        return Quote(spot_open, spot_close, atm, surface, dividend_yield, len(paths) - 1, open_ns, close_ns)
 
     for u in plan.underlyings:
         spec = universe.tickers[u]
@@ -311,8 +328,8 @@ def write_options(
             )
         if "options_minute" in logs:
             window = timeline.windows[index]
-            minutes = option_minutes(rng, day, window.regular_close - window.regular_open, paths)
-            opening = start + _REGULAR_OPEN_NS
+            opening = local_instant_ns(session, REGULAR_OPEN)
+            minutes = option_minutes(rng, day, opening, window.regular_close - window.regular_open, paths)
             frame = pl.DataFrame(
                 {
                     "ticker": pl.Series(day.tickers, dtype=pl.String).gather(minutes.contract),

@@ -9,6 +9,12 @@ lists its third-Friday contracts under one root (``SPX``) and the other weeks un
 Premiums are European Black-Scholes-Merton values at the rate :data:`RATE`, a continuous dividend yield
 and a volatility read off a :class:`VolSurface`, rounded to the vendor's $0.01 tick: a pricing
 library recovers the generating volatility up to that rounding.
+
+Time to expiry follows the project's one convention: ``(expiration instant - observation instant)`` over
+a 365-day year, both in UTC nanoseconds. A contract expires at the regular close of its expiration date
+(the early close on a short session, 16:00 ET on a day that is not a session); the daily close is
+observed at the session's regular close, the daily open at 09:30 ET and a minute bar at its end. From
+the expiration close on, a contract is worth its intrinsic value.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from quantmini.core.calendar import is_session, last_known_session
+from quantmini.core.calendar import close_instants_ns, is_session, last_known_session
 from quantmini.sample.bars import FloatArray, IntArray
 from quantmini.sample.csvformat import PRICE_SCALE, VOLUME_SCALE
 
@@ -30,6 +36,12 @@ RATE = 0.04
 TICK = 0.01
 #: Expiration (years) at which the term factor of :class:`VolSurface` is 1.
 REFERENCE_YEARS = 0.25
+#: Nanoseconds in the 365-day year of every time to expiry.
+YEAR_NS = 365 * 86_400 * 1_000_000_000
+#: Shortest time to expiry (one hour, in years) the surface is read at: ``ln(t / REFERENCE_YEARS)`` stays
+#: finite at the close of the expiration day, where the premium no longer depends on volatility.
+SURFACE_MIN_YEARS = 1.0 / (365 * 24)
+_MINUTE_NS = 60 * 1_000_000_000
 _STRIKES_EACH_SIDE = 4
 _ADJUSTED_STRIKES_EACH_SIDE = 3
 
@@ -85,9 +97,15 @@ class ContractSet:
 
     tickers: list[str]
     strike: FloatArray
-    years: FloatArray
+    #: UTC nanoseconds of the expiration date's regular close.
+    expires: IntArray
     is_call: NDArray[np.bool_]
     multiplier: FloatArray
+
+
+def years_to_expiry(expires: IntArray, observed: IntArray | int) -> FloatArray:
+    """Time to expiry in 365-day years from the UTC-nanosecond instant(s) ``observed`` (<= 0 once expired)."""
+    return np.asarray((expires - observed) / YEAR_NS, dtype=np.float64)
 
 
 def contract_set(
@@ -96,20 +114,21 @@ def contract_set(
     """Calls and puts on every (expiration, strike) of ``listed`` that has not expired by ``session``."""
     tickers: list[str] = []
     strike: list[float] = []
-    years: list[float] = []
+    expires: list[int] = []
     call: list[bool] = []
+    closes = close_instants_ns([e for e, _ in listed if e >= session])
     for expiration, k in listed:
         if expiration < session:
             continue
         for kind in ("C", "P"):
             tickers.append(occ_ticker(root, expiration, kind, k))
             strike.append(k)
-            years.append(((expiration - session).days + 0.5) / 365.0)
+            expires.append(closes[expiration])
             call.append(kind == "C")
     return ContractSet(
         tickers,
         np.array(strike, dtype=np.float64),
-        np.array(years, dtype=np.float64),
+        np.array(expires, dtype=np.int64),
         np.array(call, dtype=np.bool_),
         np.full(len(tickers), multiplier),
     )
@@ -165,14 +184,30 @@ def black_scholes(
     return np.asarray(np.where(is_call, call, put), dtype=np.float64)
 
 
+def premium(
+    spot: FloatArray,
+    strike: FloatArray,
+    years: FloatArray,
+    is_call: NDArray[np.bool_],
+    sigma: FloatArray,
+    dividend_yield: FloatArray,
+) -> FloatArray:
+    """:func:`black_scholes` while time remains; the intrinsic value once ``years <= 0`` (expired)."""
+    live = years > 0.0
+    model = black_scholes(spot, strike, np.where(live, years, 1.0), is_call, sigma, dividend_yield)
+    intrinsic = np.maximum(np.where(is_call, spot - strike, strike - spot), 0.0)
+    return np.asarray(np.where(live, model, intrinsic), dtype=np.float64)
+
+
 @dataclass(frozen=True, slots=True)
 class VolSurface:
     """Generating volatility of one underlying: ATM level per session, skew, smile and term structure.
 
     ``sigma = atm * (1 + term * ln(t / REFERENCE_YEARS)) * (1 + skew * x + curvature * x**2)`` with
-    ``x = ln(K / F)`` the log-moneyness against the forward ``F = S * exp((r - q) * t)``. ``curvature``
-    exceeds ``skew**2 / 4`` and ``|term|`` stays small, so both factors are positive on every listed
-    strike and expiration: no clipping hides the formula.
+    ``x = ln(K / F)`` the log-moneyness against the forward ``F = S * exp((r - q) * t)`` and ``t`` the
+    time to expiry floored at :data:`SURFACE_MIN_YEARS`. ``curvature`` exceeds ``skew**2 / 4`` and
+    ``|term|`` stays small, so both factors are positive on every listed strike and expiration: no
+    clipping hides the formula.
     """
 
     skew: float
@@ -180,12 +215,13 @@ class VolSurface:
     term: float
 
     def sigma(
-        self, atm: float, spot: FloatArray, contracts: ContractSet, dividend_yield: float
+        self, atm: float, spot: FloatArray, strike: FloatArray, years: FloatArray, dividend_yield: float
     ) -> FloatArray:
-        """Volatility of each of ``contracts`` with the underlying (deliverable-scaled) at ``spot``."""
-        t = contracts.years
+        """Volatility at each ``strike`` and time to expiry ``years``, the underlying (deliverable-scaled)
+        at ``spot``."""
+        t = np.maximum(years, SURFACE_MIN_YEARS)
         forward = spot * np.exp((RATE - dividend_yield) * t)
-        x = np.log(contracts.strike / forward)
+        x = np.log(strike / forward)
         level = atm * (1.0 + self.term * np.log(t / REFERENCE_YEARS))
         return np.asarray(level * (1.0 + self.skew * x + self.curvature * x**2), dtype=np.float64)
 
@@ -205,7 +241,7 @@ class OptionDay:
     """Daily bars of the contracts that traded on one session (prices $0.0001, volumes 1e-6 shares).
 
     The pricing inputs of each row ride along so minute bars reprice the same contracts: the strike,
-    years to expiration, side, deliverable multiplier, generating volatility, dividend yield and the
+    expiration instant, side, deliverable multiplier, generating volatility, dividend yield and the
     index of the underlying's intraday spot path.
     """
 
@@ -217,7 +253,7 @@ class OptionDay:
     volume: IntArray
     transactions: IntArray
     strike: FloatArray
-    years: FloatArray
+    expires: IntArray
     is_call: NDArray[np.bool_]
     multiplier: FloatArray
     sigma: FloatArray
@@ -227,7 +263,8 @@ class OptionDay:
 
 @dataclass(frozen=True, slots=True)
 class Quote:
-    """What prices one underlying's contracts on a session: spots, ATM vol, surface, yield, path index."""
+    """What prices one underlying's contracts on a session: spots, ATM vol, surface, yield, path index,
+    and the instants (UTC nanoseconds) the daily open and close are observed at."""
 
     spot_open: float
     spot_close: float
@@ -235,23 +272,28 @@ class Quote:
     surface: VolSurface
     dividend_yield: float
     path: int
+    open_ns: int
+    close_ns: int
 
 
 def option_day(rng: np.random.Generator, contracts: ContractSet, quote: Quote) -> OptionDay:
     """Daily bars of the contracts in ``contracts`` that trade (near the money trades more often).
 
     Each contract's volatility comes from the surface at the close (sticky strike through the session);
-    the close is the Black-Scholes-Merton premium at the closing spot, the open the one at the opening spot.
+    the close is the :func:`premium` at the closing spot and instant, the open the one at the opening
+    spot and instant.
     """
     n = len(contracts.tickers)
     s_open = quote.spot_open * contracts.multiplier
     s_close = quote.spot_close * contracts.multiplier
     moneyness = np.abs(np.log(contracts.strike / s_close))
     traded = rng.random(n) < np.clip(0.9 - 4.0 * moneyness, 0.15, 0.9)
-    sigma = quote.surface.sigma(quote.atm, s_close, contracts, quote.dividend_yield)
+    t_open = years_to_expiry(contracts.expires, quote.open_ns)
+    t_close = years_to_expiry(contracts.expires, quote.close_ns)
+    sigma = quote.surface.sigma(quote.atm, s_close, contracts.strike, t_close, quote.dividend_yield)
     q = np.full(n, quote.dividend_yield)
-    open_f = black_scholes(s_open, contracts.strike, contracts.years, contracts.is_call, sigma, q)
-    close_f = black_scholes(s_close, contracts.strike, contracts.years, contracts.is_call, sigma, q)
+    open_f = premium(s_open, contracts.strike, t_open, contracts.is_call, sigma, q)
+    close_f = premium(s_close, contracts.strike, t_close, contracts.is_call, sigma, q)
     open_u = option_units(open_f)
     close_u = option_units(close_f)
     spread = np.abs(rng.normal(0.0, 0.06, (2, n)))
@@ -273,7 +315,7 @@ def option_day(rng: np.random.Generator, contracts: ContractSet, quote: Quote) -
         (shares[keep] * VOLUME_SCALE).astype(np.int64),
         trades[keep].astype(np.int64),
         contracts.strike[keep],
-        contracts.years[keep],
+        contracts.expires[keep],
         contracts.is_call[keep],
         contracts.multiplier[keep],
         sigma[keep],
@@ -316,12 +358,13 @@ class OptionMinutes:
 
 
 def option_minutes(
-    rng: np.random.Generator, day: OptionDay, regular_minutes: int, paths: FloatArray
+    rng: np.random.Generator, day: OptionDay, opening_ns: int, regular_minutes: int, paths: FloatArray
 ) -> OptionMinutes:
-    """Sparse regular-hours minute bars for the contracts of ``day`` (offsets from the open).
+    """Sparse regular-hours minute bars for the contracts of ``day`` (offsets from the open at
+    ``opening_ns``, UTC nanoseconds).
 
     ``paths[p, minute]`` is the spot of underlying path ``p``; each minute close is the contract's
-    Black-Scholes-Merton premium there, with the day's volatility of the contract.
+    :func:`premium` there at the bar's end, with the day's volatility of the contract.
     """
     n, m = len(day.tickers), regular_minutes
     day_shares = day.volume / VOLUME_SCALE
@@ -329,8 +372,10 @@ def option_minutes(
     traded = rng.random((n, m)) < p
     rows, cols = np.nonzero(traded)
     spot = paths[day.path[rows], cols] * day.multiplier[rows]
-    close_f = black_scholes(
-        spot, day.strike[rows], day.years[rows], day.is_call[rows], day.sigma[rows], day.dividend_yield[rows]
+    bar_end = opening_ns + (cols.astype(np.int64) + 1) * _MINUTE_NS
+    years = years_to_expiry(day.expires[rows], bar_end)
+    close_f = premium(
+        spot, day.strike[rows], years, day.is_call[rows], day.sigma[rows], day.dividend_yield[rows]
     )
     open_f = close_f * rng.lognormal(0.0, 0.01, len(rows))
     open_u, close_u = option_units(open_f), option_units(close_f)
