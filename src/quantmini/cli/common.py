@@ -117,6 +117,10 @@ def parse_range(start: str, end: str) -> tuple[dt.date, dt.date]:
     return first, last
 
 
+#: Summary counts shown per silver table.
+SUMMARY_LINES = 6
+
+
 def open_source(settings: Settings) -> Source:
     """The flat-file source the settings select: a local mirror if one is set, else the S3 endpoint."""
     if settings.source.dir is not None:
@@ -271,6 +275,11 @@ def render_report(report: PipelineReport) -> None:
                 f"silver {outcome.table}",
                 f"{outcome.written}/{outcome.sessions} partitions written ({outcome.rows:,} rows)",
             )
+            shown = list(outcome.tally.items())
+            for phrase, count in shown[:SUMMARY_LINES]:
+                table.add_row("", f"{phrase}: {count:,} rows")
+            if len(shown) > SUMMARY_LINES:
+                table.add_row("", f"… and {len(shown) - SUMMARY_LINES} more")
     for gold in report.gold:
         name = f"gold {gold.root.parent.name}/{gold.root.name}"
         if gold.status == "no_input":

@@ -51,6 +51,9 @@ _MINUTE_NS = 60 * 1_000_000_000
 IV_HORIZON_DAYS = 30
 #: |delta| of the wings of ``skew25``.
 SKEW_DELTA = 0.25
+#: Quotes the ``skew25`` wings are interpolated from: out of the money, at least this price and |delta|.
+WING_MIN_PRICE = 0.05
+WING_MIN_DELTA = 0.05
 
 
 def options_daily_silver(window: SessionWindow) -> pl.DataFrame:
@@ -97,6 +100,21 @@ def options_minute_silver(window: SessionWindow) -> pl.DataFrame:
     observed = frame["window_start"] + _MINUTE_NS
     compute = bool(window.settings.get("options.minute_iv", False))
     return _priced(frame, observed, window.settings, compute_iv=compute).select(OPTIONS_MINUTE_SCHEMA.names)
+
+
+_HINTS = {"no_underlying_price": " (no stock bar that session: an index, or stocks not ingested yet)"}
+
+
+def summary(rows: pl.DataFrame) -> dict[str, int]:
+    """Run-summary counts: rows without an IV by reason, and the roots of unresolved contracts."""
+    counts: dict[str, int] = {}
+    reasons = rows.filter(pl.col("iv_reason").is_not_null() & (pl.col("iv_reason") != "not_computed"))
+    for reason, n in reasons.group_by("iv_reason").len().iter_rows():
+        counts[f"no IV: {reason}{_HINTS.get(reason, '')}"] = n
+    unresolved = rows.filter(pl.col("underlying").is_null())
+    for root, n in unresolved.group_by("root").len().iter_rows():
+        counts[f"contract not resolved (root {root}; pull `polygon options-contracts`)"] = n
+    return counts
 
 
 def _stock_closes(stocks: pl.DataFrame) -> pl.DataFrame:
@@ -224,8 +242,10 @@ def underlying_aggregates(window: SessionWindow) -> pl.DataFrame:
       (smallest ``|ln(K / F)|``, ``F = S·e^((r−q)t)``); the nearest expirations at or below and above 30
       days (``years × 365``) are interpolated linearly in total variance ``σ²·t``; null unless both exist.
     * ``skew25``: 25-delta put IV minus 25-delta call IV of an expiration (each linear in delta between
-      the two contracts whose deltas bracket ±0.25), interpolated linearly in time to 30 days between
-      the nearest expirations on either side that have both wings; null otherwise.
+      the two out-of-the-money contracts whose deltas bracket ±0.25, among those quoted at least
+      :data:`WING_MIN_PRICE` with |delta| at least :data:`WING_MIN_DELTA`), interpolated linearly in
+      time to 30 days between the nearest expirations on either side that have both wings; null
+      otherwise.
     """
     rows = window.inputs.get("options_daily")
     empty = pl.DataFrame(UNDERLYING_DAILY_SCHEMA.empty_table())
@@ -289,8 +309,14 @@ def _expiries(rows: pl.DataFrame, key: list[str]) -> pl.DataFrame:
         .group_by(expiry)
         .agg(pl.col("iv").mean().alias("atm_iv"), pl.col("years").mean().alias("years"))
     )
-    put = _wing(rows.filter(pl.col("option_type") == "put"), expiry, -SKEW_DELTA).rename({"_wing": "_put"})
-    call = _wing(rows.filter(pl.col("option_type") == "call"), expiry, SKEW_DELTA).rename({"_wing": "_call"})
+    # Wings from out-of-the-money quotes worth at least WING_MIN_PRICE, whose deltas are not vanishing:
+    # a one-cent far wing has an IV that says more about the tick than about volatility.
+    usable = (pl.col("close") >= WING_MIN_PRICE) & (pl.col("delta").abs() >= WING_MIN_DELTA)
+    wings = rows.filter(usable).with_columns(log_k_over_f.alias("_x"))
+    puts = wings.filter((pl.col("option_type") == "put") & (pl.col("_x") <= 0))
+    calls = wings.filter((pl.col("option_type") == "call") & (pl.col("_x") >= 0))
+    put = _wing(puts, expiry, -SKEW_DELTA).rename({"_wing": "_put"})
+    call = _wing(calls, expiry, SKEW_DELTA).rename({"_wing": "_call"})
     return (
         atm.join(put, on=expiry, how="left")
         .join(call, on=expiry, how="left")

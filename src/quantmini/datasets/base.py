@@ -93,6 +93,9 @@ class SilverPart:
     #: Reference tables used when present (``window.references`` lacks them otherwise); unlike
     #: ``references`` their absence does not skip the part.
     optional_references: tuple[str, ...] = ()
+    #: What the run summary says about the rows written: a function of them returning counts by
+    #: phrase (``{"no IV: expiration_day": 59}``), summed over the run's tasks.
+    summary: Ref | None = None
     #: Dotted settings keys the transform reads (``"options.risk_free_rate"``); their values are part of
     #: every partition's identity and reach the transform as ``window.settings``.
     settings: tuple[str, ...] = ()

@@ -84,6 +84,7 @@ SPEC = DatasetSpec(
             inputs=(SilverInput("stocks_daily", columns=("ticker", "session_date", "close")),),
             optional_references=("options_contracts",),
             settings=PRICING_SETTINGS,
+            summary=Ref("quantmini.core.option_silver:summary"),
             row_bytes=900,
         ),
         SilverPart(

@@ -54,6 +54,7 @@ SPEC = DatasetSpec(
             ),
             optional_references=("options_contracts",),
             settings=(*PRICING_SETTINGS, "options.minute_iv"),
+            summary=Ref("quantmini.core.option_silver:summary"),
             per_ticker=True,
             row_bytes=900,
         ),

@@ -65,6 +65,8 @@ class SilverOutcome:
     rows: int = 0
     removed: int = 0
     skipped: str | None = None
+    #: The part's summary counts over the rows written this run (most frequent first).
+    tally: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -328,6 +330,7 @@ class PipelineRunner:
             report.failures.append("silver: skipped the tables that need adjustment factors (see above)")
         written: Counter[str] = Counter()
         rows: Counter[str] = Counter()
+        tallies: dict[str, Counter[str]] = {}
         plans: list[SilverPlan] = []
         # A part reading another silver table of this type is planned once that table is final.
         waves = silver_waves(self.spec)
@@ -353,6 +356,7 @@ class PipelineRunner:
                 else:
                     written[result.table] += len(result.rows)
                     rows[result.table] += sum(result.rows.values())
+                    tallies.setdefault(result.table, Counter()).update(result.tally)
                 self.progress.advance(stage, task.label, amount=len(task.outputs))
             self.progress.finish(stage)
         for plan in plans:
@@ -362,7 +366,8 @@ class PipelineRunner:
                 report.notes.append(
                     f"silver {plan.table}: removed {len(plan.orphans)} partition(s) whose bronze is gone"
                 )
-            report.silver.append(_silver_outcome(plan, written, rows))
+            tally = dict(tallies.get(plan.table, Counter()).most_common())
+            report.silver.append(_silver_outcome(plan, written, rows, tally))
         report.timings["silver"] = time.perf_counter() - t0
 
     def convert(self, report: PipelineReport, factors: FactorState | None) -> None:
@@ -500,7 +505,9 @@ def data_budget(memory_budget_gb: float) -> float:
     return max(memory_budget_gb - PROCESS_RESERVE_GB, memory_budget_gb / 4) * 1e9
 
 
-def _silver_outcome(plan: SilverPlan, written: Counter[str], rows: Counter[str]) -> SilverOutcome:
+def _silver_outcome(
+    plan: SilverPlan, written: Counter[str], rows: Counter[str], tally: dict[str, int]
+) -> SilverOutcome:
     return SilverOutcome(
         table=plan.table,
         sessions=plan.sessions,
@@ -508,6 +515,7 @@ def _silver_outcome(plan: SilverPlan, written: Counter[str], rows: Counter[str])
         rows=rows[plan.table],
         removed=len(plan.orphans),
         skipped=plan.skipped,
+        tally=tally,
     )
 
 

@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,10 +311,11 @@ def remove_orphans(lake: Lake, table: str, sessions: list[dt.date]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class SilverTaskResult:
-    """Rows written per output session of one task."""
+    """Rows written per output session of one task, and the part's summary counts of them."""
 
     table: str
     rows: dict[dt.date, int]
+    tally: dict[str, int] = field(default_factory=dict)
 
 
 def run_silver_task(task: SilverTask) -> SilverTaskResult:
@@ -352,6 +354,7 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
     lookback = [lake.bronze_partition(spec, s) for s in task.present if s not in outputs]
     files = {s: PieceFile(lake.silver_partition(table, s), schema) for s in task.outputs}
     failed: dict[dt.date, StorageError] = {}
+    tally: Counter[str] = Counter()
     try:
         for bounds in _ticker_ranges(lake, spec, task):
             where = (
@@ -362,6 +365,8 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
                 bars, task.sessions, task.outputs, references, context, inputs, dict(task.settings)
             )
             rows = part.transform(window)
+            if part.summary is not None and rows.height:
+                tally.update(part.summary(rows))
             for key, frame in rows.partition_by("session_date", as_dict=True).items() if rows.height else ():
                 session = key[0]
                 if session not in files or session in failed:
@@ -401,7 +406,7 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
         first = min(failed)
         more = f" (and {len(failed) - 1} more session(s))" if len(failed) > 1 else ""
         raise StorageError(f"{failed[first]}{more}; {len(written)} other session(s) written")
-    return SilverTaskResult(table, written)
+    return SilverTaskResult(table, written, dict(tally))
 
 
 def _read_input(lake: Lake, source: SilverInput, sessions: Sequence[dt.date]) -> pl.DataFrame:

@@ -43,6 +43,8 @@ YEAR_NS = 365 * 86_400 * 1_000_000_000
 SURFACE_MIN_YEARS = 1.0 / (365 * 24)
 _MINUTE_NS = 60 * 1_000_000_000
 _STRIKES_EACH_SIDE = 4
+#: Extra strikes per side per √year to expiration (see :func:`_strikes_each_side`).
+_STRIKE_SPREAD = 20.0
 _ADJUSTED_STRIKES_EACH_SIDE = 3
 
 
@@ -134,10 +136,19 @@ def contract_set(
     )
 
 
+def _strikes_each_side(session: dt.date, expiration: dt.date) -> int:
+    """Strikes listed on each side of the money: more for later expirations (the ±25-delta strikes of a
+    two-month contract lie ~10 % from the spot), as exchanges list them."""
+    return _STRIKES_EACH_SIDE + math.ceil(_STRIKE_SPREAD * math.sqrt((expiration - session).days / 365.0))
+
+
+def _listing(session: dt.date, spot: float, days: list[dt.date]) -> list[tuple[dt.date, float]]:
+    return [(e, k) for e in days for k in strikes_around(spot, _strikes_each_side(session, e))]
+
+
 def standard_listing(session: dt.date, spot: float) -> list[tuple[dt.date, float]]:
     """(expiration, strike) pairs listed on ``session`` for an underlying at ``spot``."""
-    strikes = strikes_around(spot, _STRIKES_EACH_SIDE)
-    return [(e, k) for e in expirations(session) for k in strikes]
+    return _listing(session, spot, expirations(session))
 
 
 def adjusted_listing(last_pre_split: dt.date, spot: float) -> list[tuple[dt.date, float]]:
@@ -149,14 +160,10 @@ def adjusted_listing(last_pre_split: dt.date, spot: float) -> list[tuple[dt.date
 
 def index_listings(session: dt.date, level: float) -> dict[str, list[tuple[dt.date, float]]]:
     """Index contracts on ``session``: third-Friday monthlies under ``SPX``, other weeks under ``SPXW``."""
-    strikes = strikes_around(level, _STRIKES_EACH_SIDE)
     days = expirations(session)
     monthly = [e for e in days if 15 <= e.day <= 21]
     weekly = [e for e in days if not 15 <= e.day <= 21]
-    return {
-        "SPX": [(e, k) for e in monthly for k in strikes],
-        "SPXW": [(e, k) for e in weekly for k in strikes],
-    }
+    return {"SPX": _listing(session, level, monthly), "SPXW": _listing(session, level, weekly)}
 
 
 def _norm_cdf(x: FloatArray) -> FloatArray:
