@@ -45,6 +45,8 @@ _MINUTE_NS = 60 * 1_000_000_000
 _STRIKES_EACH_SIDE = 4
 #: Extra strikes per side per √year to expiration (see :func:`_strikes_each_side`).
 _STRIKE_SPREAD = 20.0
+#: Listed strikes stay within a factor e^0.5 (0.61 to 1.65) of the spot.
+_STRIKE_BAND = 0.5
 _ADJUSTED_STRIKES_EACH_SIDE = 3
 
 
@@ -143,7 +145,11 @@ def _strikes_each_side(session: dt.date, expiration: dt.date) -> int:
 
 
 def _listing(session: dt.date, spot: float, days: list[dt.date]) -> list[tuple[dt.date, float]]:
-    return [(e, k) for e in days for k in strikes_around(spot, _strikes_each_side(session, e))]
+    """Strikes of each expiration, kept within :data:`_STRIKE_BAND` of the spot (in log terms)."""
+    low, high = spot * math.exp(-_STRIKE_BAND), spot * math.exp(_STRIKE_BAND)
+    return [
+        (e, k) for e in days for k in strikes_around(spot, _strikes_each_side(session, e)) if low <= k <= high
+    ]
 
 
 def standard_listing(session: dt.date, spot: float) -> list[tuple[dt.date, float]]:
