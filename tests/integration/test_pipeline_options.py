@@ -302,6 +302,31 @@ def test_reruns_are_no_ops_and_a_setting_rebuilds_every_option_partition(
     assert not before["iv"].drop_nulls().equals(after["iv"].drop_nulls())
 
 
+def test_a_republished_stock_day_rebuilds_that_session_of_options_only(
+    built: tuple[Path, Path], tmp_path: Path
+) -> None:
+    source, root = built
+    mirror, lake = tmp_path / "source", tmp_path / "lake"
+    shutil.copytree(source, mirror)
+    shutil.copytree(root, lake)
+    day = dt.date(2025, 12, 2)
+    path = next((mirror / "flatfiles" / "us_stocks_sip/day_aggs_v1").rglob(f"{day}.csv.gz"))
+    with gzip.open(path) as fh:
+        frame = pd.read_csv(fh, dtype={"ticker": str}, keep_default_na=False)
+    frame.loc[frame["ticker"] == "BRK.B", "close"] = frame.loc[frame["ticker"] == "BRK.B", "close"] * 1.01
+    path.write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
+    _, options = _run(lake, mirror, _settings(source), ("stocks_daily", "options_daily"))
+    assert [(o.table, o.written) for o in options.silver] == [
+        ("options_daily", 1),
+        ("options_underlying_daily", 1),
+    ]
+    before = _silver(root, "options_daily").filter(pl.col("session_date") == day)
+    after = _silver(lake, "options_daily").filter(pl.col("session_date") == day)
+    moved = after.filter(pl.col("underlying") == "BRK.B")["underlying_close"].unique().to_list()
+    was = before.filter(pl.col("underlying") == "BRK.B")["underlying_close"].unique().to_list()
+    assert moved == pytest.approx([was[0] * 1.01])
+
+
 def test_chain_query_and_duckdb_views(built: tuple[Path, Path]) -> None:
     _, root = built
     day = dt.date(2025, 12, 1)
