@@ -30,7 +30,14 @@ pytestmark = pytest.mark.slow
 def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("modes") / "mirror"
     generate_sample(
-        out, START, END, tickers=12, seed=9, data_types=("stocks_daily", "stocks_minute"), minute_tickers=4
+        out,
+        START,
+        END,
+        tickers=12,
+        seed=9,
+        data_types=("stocks_daily", "stocks_minute", "options_daily"),
+        minute_tickers=4,
+        option_underlyings=3,
     )
     assert (out / "rest").is_dir()
     return out
@@ -80,8 +87,9 @@ def lakes(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
         daily = _cli("pipeline", "run", "--data-type", "stocks_daily", "--start-date", START,
                      "--end-date", END, "--source", mirror, "--data-root", root, *options)  # fmt: skip
         assert f"({name} executor)" in daily.stdout
-        _cli("pipeline", "run", "--data-type", "stocks_minute", "--start-date", START,
-             "--end-date", END, "--source", mirror, "--data-root", root, *options)  # fmt: skip
+        for data_type in ("stocks_minute", "options_daily"):  # options: two silver waves, stock inputs
+            _cli("pipeline", "run", "--data-type", data_type, "--start-date", START,
+                 "--end-date", END, "--source", mirror, "--data-root", root, *options)  # fmt: skip
         built[name] = root
     return built
 
@@ -92,6 +100,8 @@ def test_every_mode_builds_the_lake_a_streaming_run_builds(lakes: dict[str, Path
     assert any(k.startswith("gold/qlib/stocks_daily/day/features/") for k in expected)
     assert any(k.startswith("bronze/stocks_minute/") for k in expected)
     assert any(k.startswith("silver/stocks_daily/") for k in expected)
+    assert any(k.startswith("silver/options_underlying_daily/") for k in expected)
+    assert any(k.endswith("/iv30.day.bin") for k in expected)
     got = _contents(lakes[mode])
     assert sorted(got) == sorted(expected)
     different = [k for k in expected if got[k] != expected[k]]

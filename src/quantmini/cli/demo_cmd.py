@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 DEMO_DATA_TYPE = "stocks_daily"
 MINUTE_DATA_TYPE = "stocks_minute"
+OPTIONS_DATA_TYPE = "options_daily"
+#: Underlyings with options in the sample (a class share, an adjusted root, the index SPX among them).
+OPTION_UNDERLYINGS = 4
 #: Tickers with minute bars, and the last sessions that have them (20 are the baseline of volume_rel_20d).
 MINUTE_TICKERS = 8
 MINUTE_SESSIONS = 25
@@ -68,6 +71,7 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
         "end": end.isoformat(),
         "seed": seed,
         "minute": [MINUTE_TICKERS, MINUTE_SESSIONS],
+        "options": OPTION_UNDERLYINGS,
     }
     generated = _ensure_sample(source_dir, params, start, end, tickers, seed)
     generation_s = time.perf_counter() - t0
@@ -76,7 +80,8 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
     minute_start = _minute_start(source_dir, start)
     reports = []
     with progress_bar() as bar:
-        for data_type, first in ((DEMO_DATA_TYPE, start), (MINUTE_DATA_TYPE, minute_start)):
+        runs = ((DEMO_DATA_TYPE, start), (MINUTE_DATA_TYPE, minute_start), (OPTIONS_DATA_TYPE, start))
+        for data_type, first in runs:
             reports.append(make_runner(settings, data_type, RichProgress(bar)).run(source, first, end))
     reports[0].timings = {"sample": generation_s, **reports[0].timings}
     quiet = all(r.did_nothing and not r.failures and not r.warnings for r in reports)
@@ -89,6 +94,7 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
     lake = Lake(settings.data_root)
     _example_query(lake, start, end)
     _minute_read(lake)
+    _option_fields(lake)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     console.print(
         f"demo finished in {time.perf_counter() - t0:.1f}s (peak memory {peak_mb:,.0f} MB); "
@@ -118,9 +124,10 @@ def _ensure_sample(
         end,
         tickers=tickers,
         seed=seed,
-        data_types=(DEMO_DATA_TYPE, MINUTE_DATA_TYPE),
+        data_types=(DEMO_DATA_TYPE, MINUTE_DATA_TYPE, OPTIONS_DATA_TYPE),
         minute_tickers=MINUTE_TICKERS,
         minute_sessions=MINUTE_SESSIONS,
+        option_underlyings=OPTION_UNDERLYINGS,
     )
     marker.write_text(json.dumps(params))
     return True
@@ -215,6 +222,44 @@ def _minute_read(lake: Lake) -> None:
         markup=False,
         highlight=False,
     )
+
+
+def _option_fields(lake: Lake) -> None:
+    """The option aggregates the daily Qlib root carries, for the stock with the most option volume, over
+    its last five sessions (read with the project's reader)."""
+    import polars as pl
+    from rich.table import Table
+
+    from quantmini.cli.common import console
+    from quantmini.io.qlib_writer import read_instrument
+
+    table_dir = lake.silver_dir("options_underlying_daily")
+    if not table_dir.is_dir():
+        return
+    totals = (
+        pl.scan_parquet(table_dir / "*" / "part.parquet")
+        .group_by("ticker")
+        .agg(pl.col("iv30").count().alias("n"), pl.col("opt_volume").sum())
+        .filter(pl.col("n") > 0)
+        .sort("opt_volume", descending=True)
+        .collect()
+    )
+    root = lake.qlib_root(DEMO_DATA_TYPE, "day")
+    fields = ("close", "opt_volume", "pcr", "iv30", "skew25")
+    for symbol in totals["ticker"].to_list():
+        frame = read_instrument(root, "day", symbol, fields, None, None).tail(5)
+        if frame.height:
+            break
+    else:
+        return
+    table = Table(title=f"option fields of the daily Qlib root: {symbol} (iv30: 30-day ATM implied vol)")
+    table.add_column("session", justify="right")
+    for name in fields:
+        table.add_column(f"${name}", justify="right")
+    for row in frame.iter_rows(named=True):
+        values = [f"{row['$' + n]:,.0f}" if n == "opt_volume" else f"{row['$' + n]:,.4f}" for n in fields]
+        table.add_row(str(row["datetime"]), *values)
+    console.print(table)
 
 
 def _example_query_command(root: Path, ticker: str, start: dt.date, end: dt.date) -> str:
