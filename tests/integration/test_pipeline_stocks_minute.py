@@ -189,7 +189,7 @@ def test_daily_vwap_comes_from_minute_bars_where_they_exist(
     source, root, report = built
     daily_gold = next(o for o in report.gold if o.root.name == "day")
     sessions = len(xcals.get_calendar("XNYS").sessions_in_range(START, END))
-    assert daily_gold.joined == (("$vwap from minute bars", sessions),)
+    assert daily_gold.joined == (("$vwap from minute bars", sessions), ("option fields", 0))
     _, got = read_with_qlib(
         Lake(root).qlib_root("stocks_daily", "day"), "day", ["$vwap", "$factor"], tmp_path
     )
