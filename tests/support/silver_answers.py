@@ -39,6 +39,18 @@ REFERENCE_TYPES: dict[str, Mapping[str, pl.DataType]] = {"options_contracts": OP
 #: vwap_dist, keeps the ratio's rounding, ~1e-16 absolute).
 DEFAULT_TOLERANCE = (1e-12, 1e-14)
 
+#: The solver stops within 1e-7 of the implied vol (the answers' brentq roots are exact to double
+#: precision); the greeks move with it: by up to ~1e-7 × vanna for delta and, relatively, ~1e-7 × (their
+#: derivative in vol / themselves) ≲ 1e-5 for the others, deep out of the money. Aggregates read the
+#: committed per-contract answers, so they keep the default tolerance.
+OPTION_TOLERANCES: dict[str, tuple[float, float]] = {
+    "iv": (0.0, 1e-7),
+    "delta": (0.0, 1e-6),
+    "gamma": (1e-5, 0.0),
+    "vega": (1e-5, 0.0),
+    "theta": (1e-5, 1e-9),  # theta crosses zero (deep in-the-money puts)
+}
+
 
 def polars_types(schema: pa.Schema) -> dict[str, pl.DataType]:
     """The polars type of each field of ``schema``."""

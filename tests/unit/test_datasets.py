@@ -14,7 +14,12 @@ from quantmini import ConfigurationError
 from quantmini.core.qlib_encoding import check_fields
 from quantmini.core.quality import market_rules
 from quantmini.datasets import DATASETS, DatasetRegistry, DatasetSpec, get_spec
-from tests.support.silver_answers import answers_window, assert_matches_answers, expected_rows
+from tests.support.silver_answers import (
+    OPTION_TOLERANCES,
+    answers_window,
+    assert_matches_answers,
+    expected_rows,
+)
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -152,19 +157,6 @@ class TestStocksDailySilver(SilverAnswers):
 
 class TestStocksMinuteSilver(SilverAnswers):
     name = "stocks_minute"
-
-
-#: The solver stops within 1e-7 of the implied vol (the answers' brentq roots are exact to double
-#: precision); the greeks move with it: by up to ~1e-7 × vanna for delta and, relatively, ~1e-7 × (their
-#: derivative in vol / themselves) ≲ 1e-5 for the others, deep out of the money. Aggregates read the
-#: committed per-contract answers, so they keep the default tolerance.
-OPTION_TOLERANCES: dict[str, tuple[float, float]] = {
-    "iv": (0.0, 1e-7),
-    "delta": (0.0, 1e-6),
-    "gamma": (1e-5, 0.0),
-    "vega": (1e-5, 0.0),
-    "theta": (1e-5, 0.0),
-}
 
 
 class TestOptionsDailySilver(SilverAnswers):
