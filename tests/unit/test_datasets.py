@@ -5,17 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from typing import ClassVar
 
-import numpy as np
-import polars as pl
 import pyarrow as pa
 import pytest
 
 from quantmini import ConfigurationError
 from quantmini.core.qlib_encoding import check_fields
 from quantmini.core.quality import market_rules
-from quantmini.core.window import FactorContext, SessionWindow
 from quantmini.datasets import DATASETS, DatasetRegistry, DatasetSpec, get_spec
+from tests.support.silver_answers import (
+    OPTION_TOLERANCES,
+    answers_window,
+    assert_matches_answers,
+    expected_rows,
+)
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -111,67 +115,27 @@ def test_registry_refuses_duplicates_and_names_choices() -> None:
         registry.get_spec("crypto")
 
 
-def _bronze_bars(path: Path, spec: DatasetSpec) -> pl.DataFrame:
-    """Committed bars as bronze holds them: the columns cast to the bronze types, and ``ts`` derived
-    from the vendor's ``window_start`` (ns since the epoch, UTC) when the file has no ``ts``."""
-    bars = pl.read_csv(path, try_parse_dates=True, infer_schema_length=None)
-    types = pl.DataFrame(spec.bronze_schema.empty_table()).schema
-    if "window_start" in bars.columns and "ts" not in bars.columns:
-        utc = pl.from_epoch("window_start", time_unit="ns").dt.replace_time_zone("UTC")
-        bars = bars.with_columns(utc.dt.convert_time_zone(spec.bronze_schema.field("ts").type.tz).alias("ts"))
-    return bars.cast({name: dtype for name, dtype in types.items() if name in bars.columns})
-
-
 class SilverAnswers:
     """Declared silver parts run on committed inputs must give the committed answers.
 
-    ``tests/fixtures/silver/<type>/`` holds ``bars.csv`` (raw bars), ``multipliers.csv`` (corporate-action
-    multipliers per ticker and session) and one ``expected_<table>.csv`` per declared part, written by the
-    plain-pandas script beside them. A data type that declares a silver part must commit its answers.
+    ``tests/fixtures/silver/<type>/`` holds the part's inputs and one ``expected_<table>.csv`` per declared
+    part, written by the plain-pandas script beside them (layout: :mod:`tests.support.silver_answers`). A
+    data type that declares a silver part must commit its answers; parts that need a reference table
+    (not an optional one) have their own tests.
     """
 
     name: str
+    #: Float columns compared with another (rtol, atol) than the default.
+    tolerances: ClassVar[dict[str, tuple[float, float]]] = {}
 
     def test_every_declared_part_has_answers_and_matches_them(self) -> None:
         spec = get_spec(self.name)
-        directory = FIXTURES / "silver" / spec.name
         for part in spec.silver:
+            if part.references:
+                continue
             table = part.table(spec.name)
-            if part.references:  # parts reading reference tables have their own tests (statements)
-                continue
-            answers = directory / f"expected_{table}.csv"
-            assert answers.exists(), f"{spec.name} declares silver {table} but commits no {answers}"
-            bars = _bronze_bars(directory / "bars.csv", spec)
-            multipliers = pl.read_csv(directory / "multipliers.csv", try_parse_dates=True)
-            sessions = tuple(bars["session_date"].unique().sort().to_list())
-            window = SessionWindow(
-                bars=bars,
-                sessions=sessions,
-                outputs=sessions,
-                factors=FactorContext(multipliers, pl.DataFrame(), pl.DataFrame()),
-            )
-            got = part.transform(window)
-            expected = pl.read_csv(answers, try_parse_dates=True, infer_schema_length=None)
-            assert got.height == expected.height, table
-            if not expected.height:
-                continue
-            order = [
-                "ticker",
-                "session_date",
-                *(["window_start"] if "window_start" in expected.columns else []),
-            ]
-            got = got.select(expected.columns).sort(order)
-            expected = expected.sort(order)
-            for column in expected.columns:
-                if expected.schema[column].is_float():
-                    a, b = got[column].to_numpy(), expected[column].cast(pl.Float64).to_numpy()
-                    np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=f"{table}.{column}")
-                    # atol: a ratio minus 1 near 0 (vwap_dist) keeps the ratio's rounding, ~1e-16 absolute.
-                    np.testing.assert_allclose(
-                        a[~np.isnan(a)], b[~np.isnan(b)], rtol=1e-12, atol=1e-14, err_msg=column
-                    )
-                else:
-                    assert got[column].to_list() == expected[column].to_list(), f"{table}.{column}"
+            got = part.transform(answers_window(spec, part))
+            assert_matches_answers(got, expected_rows(table), table, self.tolerances)
 
     def test_declarations_are_well_formed(self) -> None:
         spec = get_spec(self.name)
@@ -193,6 +157,16 @@ class TestStocksDailySilver(SilverAnswers):
 
 class TestStocksMinuteSilver(SilverAnswers):
     name = "stocks_minute"
+
+
+class TestOptionsDailySilver(SilverAnswers):
+    name = "options_daily"
+    tolerances = OPTION_TOLERANCES
+
+
+class TestOptionsMinuteSilver(SilverAnswers):
+    name = "options_minute"
+    tolerances = OPTION_TOLERANCES
 
 
 def test_every_type_with_silver_or_gold_has_an_answers_subclass() -> None:

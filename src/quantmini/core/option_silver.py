@@ -17,8 +17,9 @@ parts of a deliverable are not valued). Indexes (``SPX``) have no stock bars in 
 **Time.** ``years = (expiration close − observation) / 365 days``: the expiration day's regular close
 (16:00 ET, or the early close) minus the session's close (daily bars) or the bar's end (minute bars,
 ``window_start`` + 60 s), in real elapsed time. ``dte_calendar`` counts calendar days to expiration,
-``dte_trading`` exchange sessions after the session up to and including expiration (null past the
-exchange calendar's known end).
+``dte_trading`` exchange sessions after the session up to and including expiration (after expiration,
+minus the sessions after expiration up to and including the session; null past the exchange calendar's
+known end).
 
 **Implied volatility and greeks** (:mod:`quantmini.core.option_pricing`): Black–Scholes–Merton on the
 bar's close with the ``options.risk_free_rate`` and the underlying's continuous dividend yield
@@ -147,15 +148,17 @@ def _session_closes(days: pl.Series) -> pl.Series:
 
 
 def _trading_days(frame: pl.DataFrame) -> pl.Series:
-    """Sessions after ``session_date`` up to and including ``expiration`` (null past the calendar)."""
+    """Sessions after ``session_date`` up to and including ``expiration``, negative past expiration
+    (null past the calendar)."""
     if not frame.height:
         return pl.Series("dte_trading", [], dtype=pl.Int32)
-    first = frame["session_date"].min()
-    last_expiration = frame["expiration"].max()
+    # From the earliest date either column holds: an expired bar counts the sessions since expiration.
+    dates = pl.concat([frame["session_date"], frame["expiration"]])
+    first, last = dates.min(), dates.max()
     known = last_known_session()
     assert isinstance(first, dt.date)
-    assert isinstance(last_expiration, dt.date)
-    days = sessions(first, max(first, min(last_expiration, known)))
+    assert isinstance(last, dt.date)
+    days = sessions(first, max(first, min(last, known)))
     ordinals = np.array([d.toordinal() for d in days], dtype=np.int64)
     epoch = dt.date(1970, 1, 1).toordinal()
     session = frame["session_date"].cast(pl.Int64).to_numpy() + epoch
