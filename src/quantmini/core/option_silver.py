@@ -26,7 +26,8 @@ bar's close with the ``options.risk_free_rate`` and the underlying's continuous 
 (``options.dividend_yields``, else ``options.dividend_yield``). Every contract is priced as European —
 an approximation for American-style equity options (see that module). Where no vol exists the row keeps
 null ``iv``/greeks and says why in ``iv_reason``: ``unresolved_contract``, ``no_underlying_price``,
-``zero_volume``, ``expiration_day`` (the close of the expiration day has no time value left),
+``zero_volume``, ``expiration_day`` (at the expiration day's close no time value is left; minute bars
+earlier that day still get an IV),
 ``expired`` (a bar after its expiration), then the solver's reasons (``below_intrinsic``, …).
 """
 
@@ -201,7 +202,7 @@ def _priced(frame: pl.DataFrame, observed: pl.Series, settings: Any, *, compute_
         .then(pl.lit("no_underlying_price"))
         .when(pl.col("volume") <= 0)
         .then(pl.lit("zero_volume"))
-        .when(pl.col("dte_calendar") == 0)
+        .when((pl.col("years") <= 0) & (pl.col("dte_calendar") == 0))
         .then(pl.lit("expiration_day"))
         .when(pl.col("years") <= 0)
         .then(pl.lit("expired"))
