@@ -53,7 +53,7 @@ _MINUTE_NS = 60 * 1_000_000_000
 IV_HORIZON_DAYS = 30
 #: |delta| of the wings of ``skew25``.
 SKEW_DELTA = 0.25
-#: Quotes the ``skew25`` wings are interpolated from: out of the money, at least this price and |delta|.
+#: Quotes the ``skew25`` wings are interpolated from: at least this price and this |delta|.
 WING_MIN_PRICE = 0.05
 WING_MIN_DELTA = 0.05
 
@@ -246,7 +246,7 @@ def underlying_aggregates(window: SessionWindow) -> pl.DataFrame:
       (smallest ``|ln(K / F)|``, ``F = S·e^((r−q)t)``); the nearest expirations at or below and above 30
       days (``years × 365``) are interpolated linearly in total variance ``σ²·t``; null unless both exist.
     * ``skew25``: 25-delta put IV minus 25-delta call IV of an expiration (each linear in delta between
-      the two out-of-the-money contracts whose deltas bracket ±0.25, among those quoted at least
+      the two contracts whose deltas bracket ±0.25, among those quoted at least
       :data:`WING_MIN_PRICE` with |delta| at least :data:`WING_MIN_DELTA`), interpolated linearly in
       time to 30 days between the nearest expirations on either side that have both wings; null
       otherwise.
@@ -313,14 +313,11 @@ def _expiries(rows: pl.DataFrame, key: list[str]) -> pl.DataFrame:
         .group_by(expiry)
         .agg(pl.col("iv").mean().alias("atm_iv"), pl.col("years").mean().alias("years"))
     )
-    # Wings from out-of-the-money quotes worth at least WING_MIN_PRICE, whose deltas are not vanishing:
-    # a one-cent far wing has an IV that says more about the tick than about volatility.
-    usable = (pl.col("close") >= WING_MIN_PRICE) & (pl.col("delta").abs() >= WING_MIN_DELTA)
-    wings = rows.filter(usable).with_columns(log_k_over_f.alias("_x"))
-    puts = wings.filter((pl.col("option_type") == "put") & (pl.col("_x") <= 0))
-    calls = wings.filter((pl.col("option_type") == "call") & (pl.col("_x") >= 0))
-    put = _wing(puts, expiry, -SKEW_DELTA).rename({"_wing": "_put"})
-    call = _wing(calls, expiry, SKEW_DELTA).rename({"_wing": "_call"})
+    # Wings from quotes worth at least WING_MIN_PRICE whose deltas are not vanishing: a one-cent far
+    # wing has an IV that says more about the tick than about volatility.
+    wings = rows.filter((pl.col("close") >= WING_MIN_PRICE) & (pl.col("delta").abs() >= WING_MIN_DELTA))
+    put = _wing(wings.filter(pl.col("option_type") == "put"), expiry, -SKEW_DELTA).rename({"_wing": "_put"})
+    call = _wing(wings.filter(pl.col("option_type") == "call"), expiry, SKEW_DELTA).rename({"_wing": "_call"})
     return (
         atm.join(put, on=expiry, how="left")
         .join(call, on=expiry, how="left")
