@@ -284,11 +284,16 @@ def test_reruns_are_no_ops_and_a_setting_rebuilds_every_option_partition(
     built: tuple[Path, Path], tmp_path: Path
 ) -> None:
     source, root = built
-    again = _run(root, source, _settings(source), ("options_daily",))[0]
+    # Options, then stocks, then options again: the stocks daily root both update is left alone (the
+    # options run brings the same adjustment factors as the stocks run).
+    for name in ("options_daily", "stocks_daily", "options_daily"):
+        again = _run(root, source, _settings(source), (name,))[0]
+        assert again.did_nothing, (name, again.gold)
     assert [(o.table, o.written) for o in again.silver] == [
         ("options_daily", 0),
         ("options_underlying_daily", 0),
     ]
+    assert [(g.root.parent.name, g.status) for g in again.gold] == [("stocks_daily", "unchanged")]
     copy = tmp_path / "lake"
     shutil.copytree(root, copy)
     changed = _run(copy, source, _settings(source, risk_free_rate=0.01), ("options_daily",))[0]

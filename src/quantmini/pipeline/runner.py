@@ -291,9 +291,10 @@ class PipelineRunner:
         return index_partitions(self.lake.manifest_dir("bronze", spec), self.lake.bronze_dir(spec))
 
     def factors(self, report: PipelineReport, prices: PartitionIndex | None = None) -> FactorState | None:
-        """The lake's adjustment factors (when this data type's silver or gold uses them); ``prices`` is
+        """The lake's adjustment factors (when this data type's silver or gold uses them, or a Qlib root
+        of another type that this run updates does: options update the stocks daily root); ``prices`` is
         the stocks_daily bronze index when the caller already read it."""
-        if not self.spec.adjustable:
+        if not any(spec.adjustable for spec in (self.spec, *(s for s, _ in self._gold_targets()))):
             return None
         t0 = time.perf_counter()
         prices = prices or self._bronze_index(get_spec(PRICE_SOURCE))
