@@ -160,6 +160,11 @@ class QuerySpec:
     Minute data types also take ``session`` (one of :data:`SESSIONS`: ``"regular"`` keeps the bars from
     09:30 to the session's close, ``"extended"`` the others) and ``bar`` (``"5min"``: resample to bars of
     that many minutes, see :mod:`quantmini.query.sql`); ``bar`` is normalised (``"05min"`` → ``"5min"``).
+    ``adjusted=None`` becomes ``True`` for data types that splits and dividends apply to, else ``False``.
+
+    Option data types take ``underlying`` (the delivered stock: its chain, sorted by time, expiration,
+    strike and type; ``symbols`` may then be empty or narrow it) and ``expiration``; both read silver,
+    where contracts are resolved to their underlying.
     """
 
     data_type: str
@@ -167,7 +172,7 @@ class QuerySpec:
     start: dt.date
     end: dt.date
     fields: tuple[str, ...] | None = None
-    adjusted: bool | None = True
+    adjusted: bool | None = None
     session: str = "all"
     bar: str | None = None
     underlying: str | None = None
