@@ -160,7 +160,9 @@ def test_features_are_unknown_for_types_without_silver_and_factors_for_options()
 def test_adjusted_is_refused_where_factors_do_not_apply() -> None:
     for data_type in ("options_daily", "options_minute"):
         with pytest.raises(QueryError, match=r"no adjusted prices.*--raw"):
-            QuerySpec(data_type, ("X",), START, END)
+            QuerySpec(data_type, ("X",), START, END, adjusted=True)
+        assert QuerySpec(data_type, ("X",), START, END).adjusted is False  # unset: raw, as options are
+    assert QuerySpec("stocks_daily", ("X",), START, END).adjusted is True
 
 
 @pytest.mark.parametrize(
