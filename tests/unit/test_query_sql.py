@@ -323,3 +323,49 @@ def test_cli_choices_follow_the_spec() -> None:
     help_text = bar.help or ""
     listed = help_text[help_text.index("(") + 1 : help_text.index("min)")]
     assert [int(n) for n in listed.replace(" or ", ", ").split(", ")] == list(BAR_MINUTES)
+
+
+def test_an_option_chain_selects_on_the_resolved_underlying_and_sorts_like_a_chain_sheet() -> None:
+    expiration = dt.date(2024, 2, 16)
+    spec = QuerySpec("options_daily", (), START, END, underlying=" BRK.B ", expiration=expiration)
+    assert (spec.underlying, spec.match, spec.needs_silver) == ("BRK.B", ("underlying", ("BRK.B",)), True)
+    assert spec.selected_fields[:6] == (
+        "ticker",
+        "session_date",
+        "expiration",
+        "option_type",
+        "strike",
+        "open",
+    )
+    assert "ts" not in spec.selected_fields  # daily chains: one bar per session
+    assert "ts" in QuerySpec("options_minute", (), START, END, underlying="X").selected_fields
+    sql, params = build_query(spec, FILES)
+    assert 'WHERE b."underlying" IN (?) AND b."session_date" BETWEEN ? AND ? AND b."expiration" = ?' in sql
+    assert sql.endswith('ORDER BY b."window_start", b."expiration", b."strike", b."option_type", b."ticker"')
+    assert params[1:] == ["BRK.B", START, END, expiration]
+    narrowed = QuerySpec("options_daily", ("O:BRKB240216C00400000",), START, END, underlying="BRK.B")
+    sql, params = build_query(narrowed, FILES)
+    assert 'AND b."ticker" IN (?)' in sql
+    assert params[-1] == "O:BRKB240216C00400000"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"data_type": "stocks_daily", "underlying": "SPY"}, "not an options data type"),
+        ({"symbols": ()}, r"at least one symbol is required \(or an underlying"),
+        ({"underlying": "  "}, "underlying must be a non-empty ticker"),
+        ({"underlying": "SPY", "expiration": "2024-02-16"}, "expiration must be a date"),
+    ],
+)
+def test_chain_arguments_are_checked(overrides: dict[str, object], message: str) -> None:
+    values: dict[str, object] = {"data_type": "options_daily", "symbols": ("X",), "start": START, "end": END}
+    with pytest.raises(QueryError, match=message):
+        QuerySpec(**(values | overrides))  # type: ignore[arg-type]
+
+
+def test_option_fields_only_silver_answers_need_silver() -> None:
+    plain = QuerySpec("options_daily", ("X",), START, END, fields=("ticker", "close"))
+    assert not plain.needs_silver
+    for field in ("underlying", "iv", "root"):
+        assert QuerySpec("options_daily", ("X",), START, END, fields=("ticker", field)).needs_silver
