@@ -9,8 +9,9 @@ One session (2025-06-11, a Wednesday) is generated once per ``--workdir``:
   (SPX/SPXW, SPY, QQQ, IWM, NDX/NDXP, RUT/RUTW, VIX/VIXW) and a dozen single stocks carry 9-62 k
   contracts each, the rest follow a Zipf tail down to about a dozen. Expirations: daily for the index
   and ETF complexes (0DTE rows included), weeklies, monthlies for a year, LEAPS Januaries (some past
-  the exchange calendar's known end); strikes at the listing increments spanning ±3 standard
-  deviations of each expiry (deep ITM and OTM), clipped to positive strikes. 1 % of the stocks also
+  the exchange calendar's known end); strikes at the listing increments ($1, $5 above $1,000, for the
+  active names) spanning ±3 standard deviations of each expiry (deep ITM and OTM; a chain that would
+  reach zero starts at the lowest increment instead). 1 % of the stocks also
   have an adjusted root (``XYZ1``, 150 shares); dotted class shares trade under their letters (``BRKB``).
 * Closes are Black–Scholes–Merton values of a skewed smile (r = 4.5 %, per-underlying dividend yields
   given as ``options.dividend_yields``) with a little noise, rounded to the tick ($0.05 above $3 outside
@@ -24,20 +25,23 @@ The lake is built with the pipeline itself: the vendor CSV files are written to 
 landing and bronze stages run on them (a few seconds): the bronze partitions and manifests are then
 exactly the ones a user's lake holds, contract fields and sort order included.
 
-Each measurement runs in its own child interpreter, which reads its inputs, resets its peak RSS (VmHWM)
-and times one step; runs alternate between steps; medians of ``--repeat`` runs are shown, all runs in
-brackets. The steps:
+Each measurement runs in its own child interpreter, which reads its inputs and times one step (wall and
+CPU seconds) while a thread samples its RSS every 20 ms; the table shows the RSS before the step (the
+inputs, read) and the peak during it. Runs alternate between steps; medians of ``--repeat`` runs are
+shown, all runs in brackets. The steps:
 
 * ``solver``: ``implied_vol`` on the arrays the transform hands it (the rows that get past the
   transform's own checks), then ``greeks`` — the baseline of the ratios;
 * ``transform``: ``options_daily_silver`` on a ``SessionWindow`` of the bronze rows, the stock closes,
   the reference and the settings;
 * ``aggregates``: ``underlying_aggregates`` on the transform's output;
-* ``engine``: ``PipelineRunner.build(last_stage="silver")`` after the lake's silver is removed — plan,
-  reads, both transforms, partition writes and manifests — at ``--budget`` GB (peak from process start).
+* ``engine``: ``PipelineRunner.build(last_stage="silver")`` after the lake's options silver is removed
+  — plan, reads, both transforms, partition writes and manifests — at each of ``--budgets`` GB.
 
 Also ``implied_vol`` against the scalar ``scipy.optimize.brentq`` loop of ``bench_option_iv.py`` on
-10,000 of the solver's rows, and (``--profile``) a cProfile of the transform.
+10,000 of the solver's rows, (``--profile``) a cProfile of the transform, and (``--before SRC``) every
+row but the solver's again with quantmini imported from another source tree, e.g. an earlier
+commit's ``src`` (``git archive COMMIT src | tar -x -C DIR``).
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ import polars as pl
 
 from bench_engine_data import ticker_names
 from bench_option_iv import RATE, best_of, scalar_iv
+from bench_stage_memory import Sampler
 from quantmini.config.settings import Settings
 from quantmini.core.option_pricing import bsm_price, greeks, implied_vol
 from quantmini.core.option_silver import options_daily_silver, underlying_aggregates
@@ -426,20 +431,6 @@ def prepare(workdir: Path, contracts: int, underlyings: int, stocks: int, seed: 
 # ------------------------------------------------------------------------------------ measuring
 
 
-def status_mb(key: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def reset_peak() -> float:
-    """Start VmHWM afresh from the current RSS, which is returned (the step's inputs, read)."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-    return status_mb("VmRSS")
-
-
 def settings_of(meta: dict[str, Any]) -> dict[str, Any]:
     """The pricing settings as ``window.settings`` holds them."""
     return {
@@ -487,8 +478,11 @@ def solve(data: dict[str, np.ndarray]) -> np.ndarray:
     return iv
 
 
-def measured(fn: Callable[[], T], rows: int, inputs_mb: float) -> dict[str, Any]:
-    """Wall and CPU seconds of ``fn()`` (CPU counts every thread), peak RSS since the last reset."""
+def measured(fn: Callable[[], T], rows: int) -> dict[str, Any]:
+    """Wall and CPU seconds of ``fn()`` (CPU counts every thread and the kernel's page faults), the RSS
+    before it (its inputs, read) and the peak RSS while it ran (sampled every 20 ms)."""
+    sampler = Sampler()
+    inputs_mb = sampler.take()[1]
     t0, c0 = time.perf_counter(), time.process_time()
     fn()
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -497,7 +491,7 @@ def measured(fn: Callable[[], T], rows: int, inputs_mb: float) -> dict[str, Any]
         "cpu": cpu,
         "rows": rows,
         "inputs_mb": inputs_mb,
-        "peak_mb": status_mb("VmHWM"),
+        "peak_mb": sampler.take()[0],
     }
 
 
@@ -510,7 +504,7 @@ def child(step: str, workdir: Path, budget: float) -> dict[str, Any]:
         options = {key.removeprefix("options."): value for key, value in settings_of(meta).items()}
         runner = PipelineRunner(lake, OPTIONS, memory_budget_gb=budget, settings=Settings(options=options))
         report = PipelineReport(OPTIONS.name)
-        result = measured(lambda: runner.build(report, last_stage="silver"), 0, status_mb("VmRSS"))
+        result = measured(lambda: runner.build(report, last_stage="silver"), 0)
         if report.failures:
             raise SystemExit(f"silver failed: {report.failures}")
         return result | {"rows": next(o.rows for o in report.silver if o.table == OPTIONS.name)}
@@ -520,15 +514,15 @@ def child(step: str, workdir: Path, budget: float) -> dict[str, Any]:
         options_daily_silver(dataclasses.replace(window, bars=window.bars.head(1000)))
         if step == "profile":
             return profile(window)
-        return measured(lambda: options_daily_silver(window), window.bars.height, reset_peak())
+        return measured(lambda: options_daily_silver(window), window.bars.height)
     if step == "aggregates":
         rows = pl.read_parquet(silver_path)
         window = SessionWindow(pl.DataFrame(), (SESSION,), (SESSION,), inputs={"options_daily": rows})
-        return measured(lambda: underlying_aggregates(window), rows.height, reset_peak())
+        return measured(lambda: underlying_aggregates(window), rows.height)
     if step == "solver":
         data = solver_inputs(pl.read_parquet(silver_path))
         solve({k: v[:100] for k, v in data.items()})  # the CDF table, outside the measurement
-        return measured(lambda: solve(data), len(data["price"]), reset_peak())
+        return measured(lambda: solve(data), len(data["price"]))
     if step == "prepare":
         out = options_daily_silver(window_of(lake, meta))
         out.write_parquet(silver_path)

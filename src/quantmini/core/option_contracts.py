@@ -230,8 +230,9 @@ def _resolved(frame: pl.DataFrame, reference: pl.DataFrame | None) -> pl.DataFra
     by_root = _agreeing(rows, "root", "r", "root").join(
         _lookalikes(rows), on="root", how="full", coalesce=True
     )
-    frame = frame.join(_agreeing(rows, "ticker", "t", "contract"), on="ticker", how="left").join(
-        by_root.rename({"root": "_root"}), on="_root", how="left"
+    by_ticker = _agreeing(rows, "ticker", "t", "contract")
+    frame = frame.join(by_ticker, on="ticker", how="left", maintain_order="left").join(
+        by_root.rename({"root": "_root"}), on="_root", how="left", maintain_order="left"
     )
     root = pl.col("_root")
     plain = root.str.contains(_PLAIN_ROOT)
