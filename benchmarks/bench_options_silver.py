@@ -56,6 +56,7 @@ import json
 import math
 import os
 import pstats
+import resource
 import shutil
 import statistics
 import subprocess
@@ -479,16 +480,18 @@ def solve(data: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def measured(fn: Callable[[], T], rows: int) -> dict[str, Any]:
-    """Wall and CPU seconds of ``fn()`` (CPU counts every thread and the kernel's page faults), the RSS
-    before it (its inputs, read) and the peak RSS while it ran (sampled every 20 ms)."""
+    """Wall seconds of ``fn()``, its user and system CPU seconds (every thread; system time is mostly
+    page faults on fresh memory), the RSS before it (its inputs, read) and the peak RSS while it ran
+    (sampled every 20 ms)."""
     sampler = Sampler()
     inputs_mb = sampler.take()[1]
-    t0, c0 = time.perf_counter(), time.process_time()
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     fn()
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    seconds, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
     return {
         "seconds": seconds,
-        "cpu": cpu,
+        "user": r1.ru_utime - r0.ru_utime,
+        "sys": r1.ru_stime - r0.ru_stime,
         "rows": rows,
         "inputs_mb": inputs_mb,
         "peak_mb": sampler.take()[0],
@@ -648,17 +651,18 @@ def measure(workdir: Path, runs: list[Run], repeat: int) -> dict[Run, list[dict[
 def report(results: dict[Run, list[dict[str, Any]]]) -> None:
     solver = [done for run, done in results.items() if run.step == "solver"]
     base = statistics.median(r["seconds"] for r in solver[0]) if solver else math.nan
-    print("\n| step | rows | seconds (runs) | CPU s | rows/s | × solver | RSS before → peak |")
+    print("\n| step | rows | seconds (runs) | CPU user + sys s | rows/s | × solver | RSS before → peak |")
     print("|---|---|---|---|---|---|---|")
     for run, done in results.items():
         seconds = statistics.median(r["seconds"] for r in done)
-        cpu = statistics.median(r["cpu"] for r in done)
+        user = statistics.median(r["user"] for r in done)
+        system = statistics.median(r["sys"] for r in done)
         rows = done[0]["rows"]
         before = statistics.median(r["inputs_mb"] for r in done)
         peak = statistics.median(r["peak_mb"] for r in done)
         print(
-            f"| {run.label} | {rows:,} | {seconds:.2f} ({spread(done)}) | {cpu:.2f} | {rows / seconds:,.0f} "
-            f"| {seconds / base:.1f} | {before:,.0f} → {peak:,.0f} MB |"
+            f"| {run.label} | {rows:,} | {seconds:.2f} ({spread(done)}) | {user:.2f} + {system:.2f} "
+            f"| {rows / seconds:,.0f} | {seconds / base:.1f} | {before:,.0f} → {peak:,.0f} MB |"
         )
 
 
