@@ -200,7 +200,8 @@ def test_disagreeing_rows_of_one_contract_are_reported() -> None:
 
 
 def test_bars_resolve_row_by_row_and_keep_their_columns() -> None:
-    """``with_deliverables`` adds the resolution to every row of a frame in which tickers repeat."""
+    """``with_deliverables`` adds the resolution to every row, whether tickers repeat (minute bars) or
+    not (day bars)."""
     bars = pl.DataFrame(
         {
             "ticker": [
@@ -217,7 +218,7 @@ def test_bars_resolve_row_by_row_and_keep_their_columns() -> None:
     frame = with_deliverables(bars, reference_of(ROWS))
     assert frame.columns == ["ticker", "close", *list(RESOLVED_SCHEMA)[2:]]
     assert [frame.schema[c] for c in frame.columns[2:]] == list(RESOLVED_SCHEMA.values())[2:]
-    assert frame.rows() == [
+    expected = [
         ("O:XYZ1250117C00100000", 1.0, "XYZ", 150.0, True, "reference", None),
         ("O:SPXW250117C04600000", 2.0, "SPX", 100.0, False, "root_map", None),
         ("O:XYZ1250117C00100000", 3.0, "XYZ", 150.0, True, "reference", None),
@@ -233,6 +234,10 @@ def test_bars_resolve_row_by_row_and_keep_their_columns() -> None:
         ("O:AAPL250117C00200000", 5.0, "AAPL", 100.0, False, "occ_root", None),
         ("O:SPY251313C00500000", 6.0, None, None, None, None, "not an OCC option ticker"),
     ]
+    assert frame.rows() == expected
+    once = with_deliverables(bars.filter(pl.col("close") != 3.0), reference_of(ROWS))
+    assert once.schema == frame.schema
+    assert once.rows() == [row for row in expected if row[1] != 3.0]
 
 
 @pytest.mark.parametrize("reference", [None, reference_of(ROWS).clear()])

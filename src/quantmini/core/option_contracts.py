@@ -208,10 +208,20 @@ def resolve_contracts(contracts: pl.DataFrame, reference: pl.DataFrame | None) -
 
 
 def with_deliverables(frame: pl.DataFrame, reference: pl.DataFrame | None) -> pl.DataFrame:
-    """``frame`` (a ``ticker`` column among others, a ticker may repeat) with the columns of
-    :func:`resolve_contracts` but ``ticker`` and ``root`` added to every row, each row resolved as its
-    ticker is there. For bars: resolving row by row skips the distinct tickers, their sort and the join
-    back to the bars."""
+    """``frame`` (a ``ticker`` column among others) with the columns of :func:`resolve_contracts` but
+    ``ticker`` and ``root`` added to every row, each row resolved as its ticker is there.
+
+    Bars of one day hold each contract once: their rows are resolved where they stand, which spares
+    the distinct tickers, their sort and the join back. Minute bars repeat each contract many times:
+    the distinct tickers are resolved and joined back.
+    """
+    if not _maybe_repeated(frame["ticker"]).any():
+        return _with_resolution(frame, reference)
+    resolved = _with_resolution(frame.select("ticker").unique(), reference)
+    return frame.join(resolved, on="ticker", how="left", nulls_equal=True, maintain_order="left")
+
+
+def _with_resolution(frame: pl.DataFrame, reference: pl.DataFrame | None) -> pl.DataFrame:
     resolved = _resolved(frame.with_columns(_root().alias("_root")), reference).drop("_root")
     return resolved.cast({name: RESOLVED_SCHEMA[name] for name in _ADDED})
 
