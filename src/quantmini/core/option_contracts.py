@@ -222,6 +222,7 @@ def with_deliverables(frame: pl.DataFrame, reference: pl.DataFrame | None) -> pl
 
 
 def _with_resolution(frame: pl.DataFrame, reference: pl.DataFrame | None) -> pl.DataFrame:
+    """:func:`with_deliverables` of every row, each ticker's OCC root parsed where it stands."""
     resolved = _resolved(frame.with_columns(_root().alias("_root")), reference).drop("_root")
     return resolved.cast({name: RESOLVED_SCHEMA[name] for name in _ADDED})
 
