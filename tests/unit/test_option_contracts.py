@@ -19,7 +19,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from quantmini.core.option_contracts import RESOLVED_SCHEMA, resolve_contracts, summary
+from quantmini.core.option_contracts import RESOLVED_SCHEMA, resolve_contracts, summary, with_deliverables
 from quantmini.core.reference import options_contracts_from_payload
 from quantmini.sample import generate_sample
 
@@ -197,6 +197,47 @@ def test_disagreeing_rows_of_one_contract_are_reported() -> None:
         ),
         "O:QRS250221C00010000": ("QRS", None, None, None, None, f"root QRS has {conflict}"),
     }
+
+
+def test_bars_resolve_row_by_row_and_keep_their_columns() -> None:
+    """``with_deliverables`` adds the resolution to every row, whether tickers repeat (minute bars) or
+    not (day bars)."""
+    bars = pl.DataFrame(
+        {
+            "ticker": [
+                "O:XYZ1250117C00100000",
+                "O:SPXW250117C04600000",
+                "O:XYZ1250117C00100000",
+                "O:FOO250321C00010000",
+                "O:AAPL250117C00200000",
+                "O:SPY251313C00500000",
+            ],
+            "close": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        }
+    )
+    frame = with_deliverables(bars, reference_of(ROWS))
+    assert frame.columns == ["ticker", "close", *list(RESOLVED_SCHEMA)[2:]]
+    assert [frame.schema[c] for c in frame.columns[2:]] == list(RESOLVED_SCHEMA.values())[2:]
+    expected = [
+        ("O:XYZ1250117C00100000", 1.0, "XYZ", 150.0, True, "reference", None),
+        ("O:SPXW250117C04600000", 2.0, "SPX", 100.0, False, "root_map", None),
+        ("O:XYZ1250117C00100000", 3.0, "XYZ", 150.0, True, "reference", None),
+        (
+            "O:FOO250321C00010000",
+            4.0,
+            None,
+            None,
+            None,
+            None,
+            "root FOO maps to several underlyings in the reference: FOO, FOOB",
+        ),
+        ("O:AAPL250117C00200000", 5.0, "AAPL", 100.0, False, "occ_root", None),
+        ("O:SPY251313C00500000", 6.0, None, None, None, None, "not an OCC option ticker"),
+    ]
+    assert frame.rows() == expected
+    once = with_deliverables(bars.filter(pl.col("close") != 3.0), reference_of(ROWS))
+    assert once.schema == frame.schema
+    assert once.rows() == [row for row in expected if row[1] != 3.0]
 
 
 @pytest.mark.parametrize("reference", [None, reference_of(ROWS).clear()])

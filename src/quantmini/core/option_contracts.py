@@ -66,8 +66,16 @@ def reference_deliverables(reference: pl.DataFrame) -> pl.DataFrame:
 
     A row is usable when its ticker parses and it names an underlying and shares per contract. It is
     adjusted when shares differ from 100, it lists additional underlyings, its CFI says non-standard,
-    or its root ends in a digit the underlying does not (``XYZ1`` on ``XYZ``).
+    or its root ends in a digit the underlying does not (``XYZ1`` on ``XYZ``). ``deliverable`` describes
+    the last four for messages.
     """
+    return _deliverables(reference).unique(
+        ["ticker", "root", "underlying", "shares_per_contract", "adjusted"]
+    )
+
+
+def _deliverables(reference: pl.DataFrame) -> pl.DataFrame:
+    """:func:`reference_deliverables` with repeated rows kept (:func:`_agreeing` reads past them)."""
     cfi = pl.col("cfi") if "cfi" in reference.columns else pl.lit(None, dtype=pl.String)
     shares = pl.col("shares_per_contract").cast(pl.Float64, strict=False)
     underlying = pl.col("underlying_ticker").cast(pl.String)
@@ -89,7 +97,6 @@ def reference_deliverables(reference: pl.DataFrame) -> pl.DataFrame:
     return (
         frame.with_columns(adjusted.alias("adjusted"))
         .select("ticker", "root", "underlying", "shares_per_contract", "adjusted")
-        .unique()
         .with_columns(
             pl.format(
                 "{} ({} shares{})",
@@ -102,7 +109,39 @@ def reference_deliverables(reference: pl.DataFrame) -> pl.DataFrame:
 
 
 def _agreeing(rows: pl.DataFrame, key: str, prefix: str, what: str) -> pl.DataFrame:
-    """Per ``key``: its one deliverable, or a conflict message when its rows hold several."""
+    """Per ``key``: its one deliverable, or a conflict message when its rows hold several.
+
+    Almost every key has one deliverable (a contract nearly always has a single row, and the table has
+    a million of them): a key with one row is taken as it is, a key with several rows from the first row
+    of each of its distinct deliverables, and only keys left with several deliverables go through the
+    group-by that lists them for the message.
+    """
+    values = ("underlying", "shares_per_contract", "adjusted")
+    repeated = _maybe_repeated(rows[key])
+    distinct = rows.filter(repeated).unique([key, "deliverable"], keep="first", maintain_order=True)
+    several = distinct[key].is_duplicated()
+    agreeing = pl.concat([rows.filter(~repeated), distinct.filter(~several)]).select(
+        key,
+        *(pl.col(name).alias(f"{prefix}_{name}") for name in values),
+        pl.lit(None, dtype=pl.String).alias(f"{prefix}_conflict"),
+    )
+    if not several.any():
+        return agreeing
+    conflicting = _conflicts(distinct.filter(several), key, prefix, what)
+    return pl.concat([agreeing, conflicting.cast(agreeing.schema)])
+
+
+def _maybe_repeated(values: pl.Series) -> pl.Series:
+    """Whether each value occurs more than once, or shares its 64-bit hash with another value (a
+    superset: callers treat those rows the exact way). Sorting a million hashes is several times faster
+    than ``is_duplicated`` on the strings."""
+    hashes = values.hash()
+    ordered = hashes.sort()
+    return hashes.is_in(ordered.filter(ordered == ordered.shift(1)).implode())
+
+
+def _conflicts(rows: pl.DataFrame, key: str, prefix: str, what: str) -> pl.DataFrame:
+    """:func:`_agreeing` for keys whose rows hold several deliverables: null values and the message."""
     grouped = rows.group_by(key).agg(
         pl.col("underlying").first(),
         pl.col("shares_per_contract").first(),
@@ -155,23 +194,58 @@ def resolve_contracts(contracts: pl.DataFrame, reference: pl.DataFrame | None) -
     Only ``contracts.ticker`` is read (the root comes from the OCC ticker, as bronze parses it);
     ``reference`` is the options-contracts table (:data:`~quantmini.core.reference.OPTIONS_CONTRACTS_SCHEMA`,
     plus ``additional_underlyings`` when kept) or ``None`` when none was pulled. Columns:
-    :data:`RESOLVED_SCHEMA`; ``underlying``, ``shares_per_contract``, ``adjusted`` and ``source`` are
-    null exactly when ``unresolved_reason`` is not.
+    :data:`RESOLVED_SCHEMA`, sorted by ``ticker``; ``underlying``, ``shares_per_contract``, ``adjusted``
+    and ``source`` are null exactly when ``unresolved_reason`` is not.
     """
+    frame = contracts.select(pl.col("ticker").cast(pl.String)).unique().with_columns(_root().alias("_root"))
+    return (
+        _resolved(frame, reference)
+        .rename({"_root": "root"})
+        .select(list(RESOLVED_SCHEMA))
+        .cast(pl.Schema(RESOLVED_SCHEMA))
+        .sort("ticker")
+    )
+
+
+def with_deliverables(frame: pl.DataFrame, reference: pl.DataFrame | None) -> pl.DataFrame:
+    """``frame`` (a ``ticker`` column among others) with the columns of :func:`resolve_contracts` but
+    ``ticker`` and ``root`` added to every row, each row resolved as its ticker is there.
+
+    Bars of one day hold each contract once: their rows are resolved where they stand, which spares
+    the distinct tickers, their sort and the join back. Minute bars repeat each contract many times:
+    the distinct tickers are resolved and joined back.
+    """
+    if not _maybe_repeated(frame["ticker"]).any():
+        return _with_resolution(frame, reference)
+    resolved = _with_resolution(frame.select("ticker").unique(), reference)
+    return frame.join(resolved, on="ticker", how="left", nulls_equal=True, maintain_order="left")
+
+
+def _with_resolution(frame: pl.DataFrame, reference: pl.DataFrame | None) -> pl.DataFrame:
+    """:func:`with_deliverables` of every row, each ticker's OCC root parsed where it stands."""
+    resolved = _resolved(frame.with_columns(_root().alias("_root")), reference).drop("_root")
+    return resolved.cast({name: RESOLVED_SCHEMA[name] for name in _ADDED})
+
+
+#: Columns :func:`_resolved` adds.
+_ADDED = ("underlying", "shares_per_contract", "adjusted", "source", "unresolved_reason")
+
+
+def _resolved(frame: pl.DataFrame, reference: pl.DataFrame | None) -> pl.DataFrame:
+    """``frame`` (``ticker`` and its OCC root ``_root``) with :data:`_ADDED` of each row."""
     empty = pl.DataFrame(
         schema={"ticker": pl.String(), "root": pl.String(), "underlying": pl.String()}
         | {"shares_per_contract": pl.Float64(), "adjusted": pl.Boolean(), "deliverable": pl.String()}
     )
-    rows = empty if reference is None or reference.height == 0 else reference_deliverables(reference)
-    frame = (
-        contracts.select(pl.col("ticker").cast(pl.String))
-        .unique()
-        .with_columns(_root().alias("root"))
-        .join(_agreeing(rows, "ticker", "t", "contract"), on="ticker", how="left")
-        .join(_agreeing(rows, "root", "r", "root"), on="root", how="left")
-        .join(_lookalikes(rows), on="root", how="left")
+    rows = empty if reference is None or reference.height == 0 else _deliverables(reference)
+    by_root = _agreeing(rows, "root", "r", "root").join(
+        _lookalikes(rows), on="root", how="full", coalesce=True
     )
-    root = pl.col("root")
+    by_ticker = _agreeing(rows, "ticker", "t", "contract")
+    frame = frame.join(by_ticker, on="ticker", how="left", maintain_order="left").join(
+        by_root.rename({"root": "_root"}), on="_root", how="left", maintain_order="left"
+    )
+    root = pl.col("_root")
     plain = root.str.contains(_PLAIN_ROOT)
     own = pl.col("t_underlying").is_not_null()
     mapped = pl.col("t_conflict").is_null() & pl.col("r_underlying").is_not_null()
@@ -221,19 +295,15 @@ def resolve_contracts(contracts: pl.DataFrame, reference: pl.DataFrame | None) -
             .alias(name)
         )
 
-    return (
-        frame.select(
-            "ticker",
-            "root",
-            pick("underlying", root),
-            pick("shares_per_contract", pl.lit(STANDARD_SHARES)),
-            pick("adjusted", pl.lit(False)),
-            source.alias("source"),
-            pl.when(own | mapped | occ).then(None).otherwise(reason).alias("unresolved_reason"),
-        )
-        .cast(pl.Schema(RESOLVED_SCHEMA))
-        .sort("ticker")
-    )
+    values = ("underlying", "shares_per_contract", "adjusted", "conflict")
+    temporary = [f"{prefix}_{name}" for prefix in ("t", "r") for name in values] + ["lookalike"]
+    return frame.with_columns(
+        pick("underlying", root),
+        pick("shares_per_contract", pl.lit(STANDARD_SHARES)),
+        pick("adjusted", pl.lit(False)),
+        source.alias("source"),
+        pl.when(own | mapped | occ).then(None).otherwise(reason).alias("unresolved_reason"),
+    ).drop(temporary)
 
 
 def summary(resolved: pl.DataFrame, *, examples: int = 5) -> list[str]:

@@ -40,8 +40,8 @@ import numpy as np
 import polars as pl
 
 from quantmini.core.calendar import close_instants_ns, last_known_session, sessions
-from quantmini.core.option_contracts import resolve_contracts
-from quantmini.core.option_pricing import greeks, implied_vol
+from quantmini.core.option_contracts import with_deliverables
+from quantmini.core.option_pricing import IV_REASONS, greeks, implied_vol
 from quantmini.core.window import SessionWindow
 from quantmini.datasets.options_daily import OPTIONS_DAILY_SCHEMA, UNDERLYING_DAILY_SCHEMA
 from quantmini.datasets.options_minute import OPTIONS_MINUTE_SCHEMA
@@ -132,14 +132,8 @@ def _stock_closes(stocks: pl.DataFrame) -> pl.DataFrame:
 
 def _with_contracts(bars: pl.DataFrame, reference: pl.DataFrame | None) -> pl.DataFrame:
     """The bars with the resolved deliverable (``root`` is the OCC root bronze calls ``underlying``)."""
-    resolved = resolve_contracts(bars.select("ticker"), reference).select(
-        "ticker",
-        "underlying",
-        "shares_per_contract",
-        "adjusted",
-        pl.col("source").alias("contract_source"),
-    )
-    return bars.rename({"underlying": "root"}).join(resolved, on="ticker", how="left")
+    resolved = with_deliverables(bars.rename({"underlying": "root"}), reference)
+    return resolved.drop("unresolved_reason").rename({"source": "contract_source"})
 
 
 def _session_closes(days: pl.Series) -> pl.Series:
@@ -215,7 +209,7 @@ def _priced(frame: pl.DataFrame, observed: pl.Series, settings: Any, *, compute_
     if not todo.any():
         return frame.with_columns(nulls)
     pick = np.flatnonzero(todo)
-    call = (frame["option_type"].to_numpy()[pick] == "call").astype(bool)
+    call = (frame["option_type"] == "call").fill_null(False).to_numpy()[pick]
     spot = frame["underlying_price"].to_numpy()[pick]
     strike = frame["strike"].to_numpy()[pick]
     t = years[pick]
@@ -226,13 +220,20 @@ def _priced(frame: pl.DataFrame, observed: pl.Series, settings: Any, *, compute_
         full = np.full(frame.height, np.nan)
         full[pick] = values
         columns[name] = full
-    solver = np.full(frame.height, "", dtype=reason.dtype)
-    solver[pick] = reason
-    found = pl.Series("_solver", solver, dtype=pl.String)
     return frame.with_columns(
         *(pl.Series(name, values, dtype=pl.Float64).fill_nan(None) for name, values in columns.items()),
-        pl.coalesce(pl.col("iv_reason"), pl.when(found != "").then(found)).alias("iv_reason"),
+        pl.coalesce(pl.col("iv_reason"), _solver_reasons(reason, pick, frame.height)).alias("iv_reason"),
     )
+
+
+def _solver_reasons(reason: np.ndarray, pick: np.ndarray, height: int) -> pl.Series:
+    """The solver's ``reason`` of rows ``pick`` as a column of ``height`` rows, null where it found a
+    vol or did not run; by the index of each reason (converting a million numpy strings is slower)."""
+    names: list[str | None] = [name or None for name in IV_REASONS]
+    codes = np.full(height, len(names), dtype=np.int64)  # one past the names: null
+    for code, name in enumerate(IV_REASONS):
+        codes[pick[reason == name]] = code
+    return pl.Series("_solver", [*names, None], dtype=pl.String).gather(codes)
 
 
 def underlying_aggregates(window: SessionWindow) -> pl.DataFrame:
