@@ -18,8 +18,9 @@ parts of a deliverable are not valued). Indexes (``SPX``) have no stock bars in 
 (16:00 ET, or the early close) minus the session's close (daily bars) or the bar's end (minute bars,
 ``window_start`` + 60 s), in real elapsed time. ``dte_calendar`` counts calendar days to expiration,
 ``dte_trading`` exchange sessions after the session up to and including expiration (after expiration,
-minus the sessions after expiration up to and including the session; null past the exchange calendar's
-known end).
+minus the sessions after expiration up to and including the session; null for an expiration after the
+end of the shipped session table, :data:`~quantmini.core.calendar.TABLE_END`, so the value never depends
+on the day it is computed).
 
 **Implied volatility and greeks** (:mod:`quantmini.core.option_pricing`): Black–Scholes–Merton on the
 bar's close with the ``options.risk_free_rate`` and the underlying's continuous dividend yield
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from quantmini.core.calendar import close_instants_ns, last_known_session, sessions
+from quantmini.core.calendar import TABLE_END, close_instants_ns, sessions
 from quantmini.core.option_contracts import with_deliverables
 from quantmini.core.option_pricing import IV_REASONS, greeks, implied_vol
 from quantmini.core.window import SessionWindow
@@ -150,7 +151,7 @@ def _trading_days(frame: pl.DataFrame) -> pl.Series:
     # From the earliest date either column holds: an expired bar counts the sessions since expiration.
     dates = pl.concat([frame["session_date"], frame["expiration"]])
     first, last = dates.min(), dates.max()
-    known = last_known_session()
+    known = TABLE_END  # fixed, not "a year from today": a rebuilt partition must equal the first build
     assert isinstance(first, dt.date)
     assert isinstance(last, dt.date)
     days = sessions(first, max(first, min(last, known)))
