@@ -85,8 +85,8 @@ SPEC = DatasetSpec(
             optional_references=("options_contracts",),
             settings=PRICING_SETTINGS,
             summary=Ref("quantmini.core.option_silver:summary"),
-            # Measured: a 1 M-contract day peaks at ~1.7 GB (benchmarks/bench_options_silver.py).
-            row_bytes=1700,
+            # Measured: a 1 M-contract day peaks at 1.7-2 GB (benchmarks/bench_options_silver.py).
+            row_bytes=2000,
         ),
         SilverPart(
             name="options_underlying_daily",
