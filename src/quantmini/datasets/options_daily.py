@@ -94,7 +94,7 @@ SPEC = DatasetSpec(
             lookback=0,
             schema=UNDERLYING_DAILY_SCHEMA,
             inputs=(SilverInput("options_daily", layer="silver"),),
-            row_bytes=600,
+            row_bytes=1400,  # reads the per-contract silver rows: ~1.3 GB at a million contracts
         ),
     ),
 )
