@@ -96,7 +96,6 @@ STEPS = ("solver", "transform", "aggregates", "engine")
 #: Functions whose cumulative time ``--profile`` reports (module stem, function).
 PROFILED = (
     "option_contracts.with_deliverables",
-    "option_contracts.resolve_contracts",
     "option_pricing.implied_vol",
     "option_pricing.greeks",
     "option_silver._priced",

@@ -74,19 +74,9 @@ def bronze_rows(path: Path, spec: DatasetSpec) -> pl.DataFrame:
     return bars
 
 
-def table_owner(table: str) -> tuple[DatasetSpec, SilverPart]:
-    """The data type declaring silver ``table``, and the part."""
-    for name in DATASETS:
-        spec = get_spec(name)
-        for part in spec.silver:
-            if part.table(spec.name) == table:
-                return spec, part
-    raise AssertionError(f"no data type declares the silver table {table}")
-
-
 def expected_rows(table: str) -> pl.DataFrame:
     """The committed answers of silver ``table``, parsed to the table's declared types."""
-    spec, part = table_owner(table)
+    spec, part = DATASETS.silver_table(table)
     path = ANSWERS / spec.name / f"expected_{table}.csv"
     assert path.exists(), f"{spec.name} declares silver {table} but commits no {path}"
     return read_typed_csv(path, polars_types(part.output_schema(spec.bronze_schema)))

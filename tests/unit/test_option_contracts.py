@@ -19,7 +19,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from quantmini.core.option_contracts import RESOLVED_SCHEMA, resolve_contracts, summary, with_deliverables
+from quantmini.core.option_contracts import RESOLVED_SCHEMA, resolve_contracts, with_deliverables
 from quantmini.core.reference import options_contracts_from_payload
 from quantmini.sample import generate_sample
 
@@ -265,23 +265,6 @@ def test_without_reference_plain_roots_resolve_and_adjusted_are_reported(
     }
 
 
-def test_summary_counts_sources_and_groups_reasons() -> None:
-    tickers = [
-        "O:SPX250117C04500000",
-        "O:SPXW250117C04600000",
-        "O:AAPL250117C00200000",
-        "O:XYZ2250117C00100000",
-        "O:XYZ2250117P00100000",
-        "O:FOO250321C00010000",
-    ]
-    lines = summary(resolve_contracts(pl.DataFrame({"ticker": tickers}), reference_of(ROWS)), examples=1)
-    assert lines == [
-        "6 contracts: 1 from the reference, 1 from the root map, 1 from the OCC root, 3 unresolved",
-        "2 unresolved, e.g. O:XYZ2250117C00100000: adjusted root XYZ2 not in the reference",
-        "… and 1 more reasons",
-    ]
-
-
 START, END = dt.date(2025, 11, 24), dt.date(2025, 12, 2)
 
 
@@ -341,10 +324,8 @@ def test_sample_contracts_resolve_to_the_recorded_deliverables(sample: Path) -> 
             None,
         )
     assert got[bad.pop()][1:] == (None, None, None, None, "not an OCC option ticker")
-    assert (
-        summary(frame)[0]
-        == f"{len(traded)} contracts: {len(listed)} from the reference, 4 from the root map, 1 unresolved"
-    )
+    sources = frame["source"].value_counts()
+    assert dict(sources.iter_rows()) == {"reference": len(listed), "root_map": 4, None: 1}
 
     # Without the table: index-weekly and class-share roots read as their own letters;
     # adjusted roots are reported.

@@ -9,7 +9,7 @@ import pytest
 
 from quantmini._exceptions import ConfigurationError
 from quantmini.config.settings import OptionsSettings, Settings
-from quantmini.datasets import get_spec
+from quantmini.datasets import DATASETS, get_spec
 from quantmini.datasets.base import Ref, SilverInput, SilverPart
 from quantmini.pipeline.silver import setting_value, silver_waves
 
@@ -54,3 +54,11 @@ def test_setting_values_are_plain_data() -> None:
         "dividend_yields": {"SPX": 0.013},
         "minute_iv": False,
     }
+
+
+def test_a_silver_table_is_found_by_name_across_data_types() -> None:
+    spec, part = DATASETS.silver_table("stocks_minute_rollups")
+    assert (spec.name, part.name) == ("stocks_minute", "stocks_minute_rollups")
+    assert DATASETS.silver_table("options_daily")[1] is get_spec("options_daily").main_silver
+    with pytest.raises(ConfigurationError, match="no data type declares the silver table 'nope'"):
+        DATASETS.silver_table("nope")

@@ -12,7 +12,7 @@ order, from
    the table says nothing, neither as a root nor as a dotted underlying with the same letters;
 
 and is otherwise left unresolved with a reason. Nothing is guessed: a digit-suffixed (adjusted) root
-without reference evidence stays unresolved, and :func:`summary` reports what did not resolve.
+without reference evidence stays unresolved, with the reason in ``unresolved_reason``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ _PLAIN_ROOT = r"^[A-Z]+$"
 _DIGIT_END = r"\d$"
 #: ISO 10962 option CFI, sixth letter: ``S`` standardised, ``N`` non-standard deliverable.
 _CFI_NON_STANDARD = "N"
-_SOURCES = (("reference", "the reference"), ("root_map", "the root map"), ("occ_root", "the OCC root"))
 
 
 def _root(ticker: str = "ticker") -> pl.Expr:
@@ -304,27 +303,3 @@ def _resolved(frame: pl.DataFrame, reference: pl.DataFrame | None) -> pl.DataFra
         source.alias("source"),
         pl.when(own | mapped | occ).then(None).otherwise(reason).alias("unresolved_reason"),
     ).drop(temporary)
-
-
-def summary(resolved: pl.DataFrame, *, examples: int = 5) -> list[str]:
-    """Lines to print after resolving: counts per source, then each distinct unresolved reason.
-
-    ``"12 contracts: 8 from the reference, 3 from the root map, 1 unresolved"`` followed by, per reason
-    (most frequent first, at most ``examples`` of them), ``"1 unresolved, e.g. O:XYZ2…: <reason>"``.
-    """
-    counts = dict(resolved.group_by("source").len().iter_rows())
-    parts = [f"{counts[key]} from {label}" for key, label in _SOURCES if counts.get(key)]
-    if counts.get(None):
-        parts.append(f"{counts[None]} unresolved")
-    lines = [f"{resolved.height} contracts: " + (", ".join(parts) if parts else "none")]
-    reasons = (
-        resolved.filter(pl.col("unresolved_reason").is_not_null())
-        .group_by("unresolved_reason")
-        .agg(pl.len().alias("n"), pl.col("ticker").min().alias("example"))
-        .sort(["n", "unresolved_reason"], descending=[True, False])
-    )
-    for reason, n, example in reasons.head(examples).iter_rows():
-        lines.append(f"{n} unresolved, e.g. {example}: {reason}")
-    if reasons.height > examples:
-        lines.append(f"… and {reasons.height - examples} more reasons")
-    return lines

@@ -35,6 +35,7 @@ earlier that day still get an IV),
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -67,7 +68,6 @@ def options_daily_silver(window: SessionWindow) -> pl.DataFrame:
     frame = _with_contracts(bars, window.references.get("options_contracts"))
     frame = frame.join(closes, on=["underlying", "session_date"], how="left")
     observed = _session_closes(frame["session_date"])
-    frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("underlying_window_start"))
     return _priced(frame, observed, window.settings, compute_iv=True).select(OPTIONS_DAILY_SCHEMA.names)
 
 
@@ -116,7 +116,9 @@ def summary(rows: pl.DataFrame) -> dict[str, int]:
         counts[f"no IV: {reason}{_HINTS.get(reason, '')}"] = n
     unresolved = rows.filter(pl.col("underlying").is_null())
     for root, n in unresolved.group_by("root").len().iter_rows():
-        counts[f"contract not resolved (root {root}; pull `polygon options-contracts`)"] = n
+        counts[
+            f"contract not resolved (root {root}: not in the options-contracts table, or its rows conflict)"
+        ] = n
     return counts
 
 
@@ -346,7 +348,7 @@ def _at_horizon(
     expiries: pl.DataFrame,
     key: list[str],
     value: pl.Expr,
-    finish: Any,
+    finish: Callable[[pl.Expr, pl.Expr], pl.Expr],
     name: str,
 ) -> pl.DataFrame:
     """``value`` interpolated linearly in time to :data:`IV_HORIZON_DAYS` between the nearest expirations

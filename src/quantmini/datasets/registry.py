@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 
 from quantmini._exceptions import ConfigurationError
 from quantmini.datasets import options_daily, options_minute, stocks_daily, stocks_minute
-from quantmini.datasets.base import DatasetSpec
+from quantmini.datasets.base import DatasetSpec, SilverPart
 
 
 class DatasetRegistry(Mapping[str, DatasetSpec]):
@@ -30,6 +30,14 @@ class DatasetRegistry(Mapping[str, DatasetSpec]):
         except KeyError:
             choices = ", ".join(sorted(self._specs))
             raise ConfigurationError(f"unknown data type {name!r} (choose one of: {choices})") from None
+
+    def silver_table(self, table: str) -> tuple[DatasetSpec, SilverPart]:
+        """The data type declaring silver ``table``, and its part (``ConfigurationError`` when none does)."""
+        for spec in self._specs.values():
+            for part in spec.silver:
+                if part.table(spec.name) == table:
+                    return spec, part
+        raise ConfigurationError(f"no data type declares the silver table {table!r}")
 
     def __getitem__(self, name: str) -> DatasetSpec:
         return self._specs[name]

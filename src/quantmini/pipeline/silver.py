@@ -421,12 +421,8 @@ def _read_input(lake: Lake, source: SilverInput, sessions: Sequence[dt.date]) ->
 def _input_schema(source: SilverInput) -> pa.Schema:
     if source.layer == "bronze":
         return get_spec(source.source).bronze_schema
-    for name in DATASETS:
-        spec = get_spec(name)
-        for part in spec.silver:
-            if part.table(name) == source.source:
-                return part.output_schema(spec.bronze_schema)
-    raise ConfigurationError(f"no data type declares the silver table {source.source!r}")
+    spec, part = DATASETS.silver_table(source.source)
+    return part.output_schema(spec.bronze_schema)
 
 
 def _window_bars(
