@@ -24,6 +24,7 @@ def test_template_is_valid_toml_that_changes_nothing(tmp_path: Path) -> None:
         "pipeline": {},
         "gold": {},
         "options": {},
+        "features": {},
         "source": {},
         "s3": {},
         "api": {},

@@ -32,10 +32,13 @@ def toml_value(value: object) -> object:
 
 
 def toml_line(name: str, value: object) -> str:
-    """``name = value`` in TOML syntax, without a newline (a mapping as an inline table)."""
+    """``name = value`` in TOML syntax, without a newline (a mapping as an inline table, a list inline)."""
     if isinstance(value, dict):
         items = ", ".join(toml_line(key, item) for key, item in value.items())
         return f"{toml_line(name, 0).rsplit('=', 1)[0]}= {{{' ' + items + ' ' if items else ''}}}"
+    if isinstance(value, list | tuple):  # one line: `stocks_daily = ["base", "ta"]`
+        items = ", ".join(toml_line("x", item).split("=", 1)[1].strip() for item in value)
+        return f"{toml_line(name, 0).rsplit('=', 1)[0]}= [{items}]"
     return tomli_w.dumps({name: toml_value(value)}).rstrip("\n")
 
 

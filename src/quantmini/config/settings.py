@@ -6,10 +6,11 @@ Loading and merging live in :mod:`quantmini.config.loader`.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 PipelineMode = Literal["streaming", "batch", "parallel"]
 ExecutorName = Literal["local", "dask"]
@@ -64,6 +65,47 @@ class OptionsSettings(_Frozen):
     )
 
 
+class FeatureSettings(_Frozen):
+    """Feature sets computed into silver, per data type (see ``quantmini features list``)."""
+
+    stocks_daily: tuple[str, ...] = Field(
+        default=("base",), description='feature sets of daily stock bars, e.g. ["base", "alpha158", "ta"]'
+    )
+    stocks_minute: tuple[str, ...] = Field(default=("base",), description="feature sets of minute stock bars")
+    market_proxy: str = Field(
+        default="SPY", description="ticker whose returns the ta set's market beta and correlation use"
+    )
+
+    @field_validator("stocks_daily", "stocks_minute", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        """A comma-separated string (environment, ``config set``) or a list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _known(self) -> FeatureSettings:
+        from quantmini.features.library import sets_of
+
+        for data_type in ("stocks_daily", "stocks_minute"):
+            known = sets_of(data_type)
+            unknown = [name for name in getattr(self, data_type) if name not in known]
+            if unknown:
+                raise ValueError(
+                    f"unknown feature set(s) {', '.join(unknown)} for {data_type} (sets: {', '.join(known)})"
+                )
+        return self
+
+    def of(self, data_type: str) -> tuple[str, ...]:
+        """The sets configured for ``data_type`` (``base`` always included)."""
+        configured = getattr(self, data_type, ())
+        return ("base", *(name for name in configured if name != "base"))
+
+
 class SourceSettings(_Frozen):
     """Where flat files come from when not from S3."""
 
@@ -104,6 +146,7 @@ class Settings(_Frozen):
     pipeline: PipelineSettings = PipelineSettings()
     gold: GoldSettings = GoldSettings()
     options: OptionsSettings = OptionsSettings()
+    features: FeatureSettings = FeatureSettings()
     source: SourceSettings = SourceSettings()
     s3: S3Settings = S3Settings()
     api: ApiSettings = ApiSettings()

@@ -49,6 +49,9 @@ class SilverInput:
     source: str
     layer: Literal["bronze", "silver"] = "bronze"
     columns: tuple[str, ...] = ()
+    #: Read for every session of the window (lookback included), not only the output sessions; each
+    #: output session's identity then includes the checksums of the whole window's partitions.
+    window: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,9 @@ class SilverPart:
     #: Dotted settings keys the transform reads (``"options.risk_free_rate"``); their values are part of
     #: every partition's identity and reach the transform as ``window.settings``.
     settings: tuple[str, ...] = ()
+    #: The feature set the table holds (:mod:`quantmini.features.library`): built only when the set is
+    #: configured (``features.<data type>``).
+    feature_set: str | None = None
 
     def window_bytes(self, rows_per_session: float, outputs: int, lookback: int) -> float:
         """Estimated peak memory of a window of ``outputs`` output and ``lookback`` earlier sessions."""

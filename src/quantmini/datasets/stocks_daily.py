@@ -12,10 +12,50 @@ from quantmini.datasets.base import (
     DatasetSpec,
     QlibTarget,
     Ref,
+    SilverInput,
     SilverJoin,
     SilverPart,
     aggregate_schema,
 )
+from quantmini.features.library import sets_of
+
+
+def feature_parts(data_type: str) -> tuple[SilverPart, ...]:
+    """A silver part per feature set of ``data_type`` (``base`` excepted: the main table holds it)."""
+    parts = []
+    for fs in sets_of(data_type).values():
+        if fs.is_base:
+            continue
+        texts = " ".join(f.expression or "" for f in fs.features)
+        float_type = pa.float32() if fs.precision == 32 else pa.float64()
+        parts.append(
+            SilverPart(
+                name=fs.table(),
+                transform=Ref(f"quantmini.features.silver:{fs.name}"),
+                lookback=fs.history,
+                schema=pa.schema(
+                    [
+                        pa.field("ticker", pa.string()),
+                        pa.field("session_date", pa.date32()),
+                        *(pa.field(name, float_type) for name in fs.names),
+                    ]
+                ),
+                factors="window",
+                version=fs.version,
+                row_bytes=fs.row_bytes,
+                lookback_columns=("ticker", "session_date", "open", "high", "low", "close", "volume"),
+                lookback_row_bytes=200,
+                # $vwap is the Qlib root's: the minute roll-ups' VWAP where the lake has minute bars.
+                inputs=(
+                    (SilverInput("stocks_minute_rollups", "silver", ("ticker", "session_date", "vwap"), window=True),)
+                    if "$vwap" in texts
+                    else ()
+                ),
+                settings=("features.market_proxy",) if "$mkt_close" in texts else (),
+                feature_set=fs.name,
+            )
+        )
+    return tuple(parts)
 
 #: Findings of the split/price reconciliation (``silver/corporate_action_checks``).
 CHECKS_SCHEMA = pa.schema(
@@ -75,6 +115,7 @@ SPEC = DatasetSpec(
             factors="history",
             references=("financials",),
         ),
+        *feature_parts("stocks_daily"),
     ),
     gold=(
         QlibTarget(

@@ -42,6 +42,7 @@ from quantmini.pipeline.progress import NullProgress, ProgressListener
 from quantmini.pipeline.reference import import_reference_dir
 from quantmini.pipeline.silver import (
     SilverPlan,
+    active_parts,
     plan_silver,
     remove_orphans,
     run_silver_task,
@@ -322,12 +323,21 @@ class PipelineRunner:
                 "(is its landed file missing?); silver treats that session as having no data"
             )
         calendar = self._calendar(bronze)
+        active = active_parts(self.spec, self.settings)
+        for part in self.spec.silver:
+            table = part.table(self.spec.name)
+            if part.feature_set and part.feature_set not in self.settings.features.of(self.spec.name):
+                if self.lake.silver_dir(table).is_dir():
+                    report.notes.append(
+                        f"silver {table}: feature set {part.feature_set} is not configured "
+                        f"(features.{self.spec.name}); the table is kept but no longer updated"
+                    )
         usable = [
             i
-            for i, part in enumerate(self.spec.silver)
-            if part.factors == "none" or factors is not None or not self.spec.adjustable
+            for i in active
+            if self.spec.silver[i].factors == "none" or factors is not None or not self.spec.adjustable
         ]
-        if len(usable) < len(self.spec.silver):
+        if len(usable) < len(active):
             report.failures.append("silver: skipped the tables that need adjustment factors (see above)")
         written: Counter[str] = Counter()
         rows: Counter[str] = Counter()

@@ -109,6 +109,12 @@ def plan_silver(
     return plans
 
 
+def active_parts(spec: DatasetSpec, settings: Settings) -> list[int]:
+    """The parts of ``spec`` a run builds: all but the feature sets not configured."""
+    configured = settings.features.of(spec.name)
+    return [i for i, part in enumerate(spec.silver) if part.feature_set is None or part.feature_set in configured]
+
+
 def silver_waves(spec: DatasetSpec) -> list[list[int]]:
     """The parts of ``spec`` in build order: a part reading another silver table of ``spec`` comes in a
     wave after that table's part (its inputs' checksums are then final when it is planned)."""
@@ -185,7 +191,10 @@ def _plan_part(
     for session in bronze.sessions:
         i = position[session]
         window = calendar[max(0, i - part.lookback) : i + 1]
-        read = [f"{src.layer}:{src.source}:{_sha(found, session)}" for src, found in inputs]
+        read = [
+            f"{src.layer}:{src.source}:" + ";".join(_sha(found, s) for s in (window if src.window else [session]))
+            for src, found in inputs
+        ]
         identity = _identity(part, fixed, window, shas, factors, read)
         recorded = existing.partitions.get(session)
         if recorded is None or recorded.identity != identity:
@@ -336,7 +345,10 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
         frame = load_reference(lake, name)
         if frame is not None:
             references[name] = frame
-    inputs = {source.source: _read_input(lake, source, task.outputs) for source in part.inputs}
+    inputs = {
+        source.source: _read_input(lake, source, task.sessions if source.window else task.outputs)
+        for source in part.inputs
+    }
     context = None
     if part.factors != "none":
         events, spans, _ = load_factor_tables(lake)
