@@ -47,7 +47,11 @@ def feature_parts(data_type: str) -> tuple[SilverPart, ...]:
                 lookback_row_bytes=200,
                 # $vwap is the Qlib root's: the minute roll-ups' VWAP where the lake has minute bars.
                 inputs=(
-                    (SilverInput("stocks_minute_rollups", "silver", ("ticker", "session_date", "vwap"), window=True),)
+                    (
+                        SilverInput(
+                            "stocks_minute_rollups", "silver", ("ticker", "session_date", "vwap"), window=True
+                        ),
+                    )
                     if "$vwap" in texts
                     else ()
                 ),
@@ -56,6 +60,7 @@ def feature_parts(data_type: str) -> tuple[SilverPart, ...]:
             )
         )
     return tuple(parts)
+
 
 #: Findings of the split/price reconciliation (``silver/corporate_action_checks``).
 CHECKS_SCHEMA = pa.schema(

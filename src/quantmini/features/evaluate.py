@@ -63,7 +63,7 @@ def evaluate(node: Node, frame: Frame, width: int = 1) -> np.ndarray | float:
     """Values of ``node`` at lags ``0..width-1`` (``rows × width``), or a scalar for a constant."""
     if isinstance(node, Const):
         return node.value
-    cached = frame.cache.get((node.key, width))
+    cached: np.ndarray | None = frame.cache.get((node.key, width))
     if cached is not None:
         return cached
     value = _evaluate(node, frame, width)
@@ -160,6 +160,8 @@ def _rolling_now(node: Roll, frame: Frame) -> np.ndarray:
         inputs = [
             np.ascontiguousarray(_matrix(evaluate(a, frame, longest), frame, longest)) for a in node.args
         ]
-        table = kernels.rolling(node.op, inputs, np.array(windows, dtype=np.int64), frame.span, frame.strict, node.q)
+        table = kernels.rolling(
+            node.op, inputs, np.array(windows, dtype=np.int64), frame.span, frame.strict, node.q
+        )
         frame.cache[key] = table
     return table[:, windows.index(node.n)][:, None]

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from quantmini._exceptions import ConfigurationError
 
 #: Rolling operators over one input.
-ROLLING = ("Mean", "Sum", "Std", "StdP", "Var", "Max", "Min", "Quantile", "Rank", "IdxMax", "IdxMin")
-ROLLING += ("Slope", "Rsquare", "Resi")
+ROLLING: tuple[str, ...] = ("Mean", "Sum", "Std", "StdP", "Var", "Max", "Min", "Quantile", "Rank")
+ROLLING += ("IdxMax", "IdxMin", "Slope", "Rsquare", "Resi")
 #: Rolling operators over two inputs.
 PAIR = ("Corr", "Cov")
 #: Recursive smoothers over every lag of the window (oldest first).
@@ -126,7 +126,9 @@ class Roll(Node):
 
     def __post_init__(self) -> None:
         inner = ",".join(a.key for a in self.args)
-        object.__setattr__(self, "key", f"{self.op}({inner},{self.n}{'' if self.q is None else f',{self.q}'})")
+        object.__setattr__(
+            self, "key", f"{self.op}({inner},{self.n}{'' if self.q is None else f',{self.q}'})"
+        )
 
     def lookback(self) -> int | None:
         if self.op in RECURSIVE:
@@ -207,5 +209,3 @@ def _call(name: str, args: list[ast.expr]) -> Node:
         arity(3)
         return Roll(name, (_build(args[0]), _build(args[1])), _int(args[2], "the window"))
     raise ConfigurationError(f"unknown operator {name}")
-
-

@@ -9,10 +9,19 @@ rows were grouped into a computation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
 import numba
 import numpy as np
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def jit(fn: F) -> F:
+    """Compile ``fn`` with numba (cached on disk beside the module; float errors give NaN/inf as numpy)."""
+    return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy")(fn))
+
 
 SUM, MEAN, STD, VAR, STDP = 0, 1, 2, 3, 4
 MAX, MIN = 0, 1
@@ -23,7 +32,7 @@ CORR, COV = 0, 1
 FLAT = 2e-5
 
 
-@numba.njit(**_JIT)
+@jit
 def _moments(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool, kind: int) -> np.ndarray:
     rows, width = x.shape
     out = np.full((rows, windows.shape[0]), np.nan)
@@ -58,7 +67,7 @@ def _moments(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool,
     return out
 
 
-@numba.njit(**_JIT)
+@jit
 def _extreme(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool, kind: int) -> np.ndarray:
     rows, width = x.shape
     out = np.full((rows, windows.shape[0]), np.nan)
@@ -81,7 +90,7 @@ def _extreme(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool,
     return out
 
 
-@numba.njit(**_JIT)
+@jit
 def _index_of_extreme(
     x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool, kind: int
 ) -> np.ndarray:
@@ -115,7 +124,7 @@ def _index_of_extreme(
     return out
 
 
-@numba.njit(**_JIT)
+@jit
 def _quantile(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool, q: float) -> np.ndarray:
     rows, width = x.shape
     out = np.full((rows, windows.shape[0]), np.nan)
@@ -148,7 +157,7 @@ def _quantile(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool
     return out
 
 
-@numba.njit(**_JIT)
+@jit
 def _rank(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool) -> np.ndarray:
     """Average percentile rank of the current value among the window's values (pandas ``rank(pct=True)``)."""
     rows, width = x.shape
@@ -176,7 +185,7 @@ def _rank(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool) ->
     return out
 
 
-@numba.njit(**_JIT)
+@jit
 def _trend(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool, kind: int) -> np.ndarray:
     """Least-squares line of the window's values against their positions (Qlib's ``Slope``, ``Rsquare``,
     ``Resi``): positions run 1..N oldest to newest, missing values are left out of the fit."""
@@ -228,7 +237,7 @@ def _trend(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool, k
     return out
 
 
-@numba.njit(**_JIT)
+@jit
 def _pair(
     x: np.ndarray, y: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool, kind: int
 ) -> np.ndarray:
@@ -293,7 +302,7 @@ def _pair(
     return out
 
 
-@numba.njit(**_JIT)
+@jit
 def _smooth(x: np.ndarray, n: int, span: np.ndarray, wilder: bool) -> np.ndarray:
     """Exponential smoothing from the oldest lag of the window to the newest, NaN inputs skipped.
 

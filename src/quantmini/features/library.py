@@ -94,7 +94,11 @@ def _kbar() -> list[Feature]:
         ("KLOW", "(Less($open, $close)-$low)/$open", "lower shadow relative to the open"),
         ("KLOW2", "(Less($open, $close)-$low)/($high-$low+1e-12)", "lower shadow relative to the range"),
         ("KSFT", "(2*$close-$high-$low)/$open", "close's position in the range, relative to the open"),
-        ("KSFT2", "(2*$close-$high-$low)/($high-$low+1e-12)", "close's position in the range, relative to it"),
+        (
+            "KSFT2",
+            "(2*$close-$high-$low)/($high-$low+1e-12)",
+            "close's position in the range, relative to it",
+        ),
     ]
     return [Feature(*row) for row in rows]
 
@@ -153,7 +157,8 @@ _ROLLING: tuple[tuple[str, str, str], ...] = (
     ("VSTD", "Std($volume, {d})/($volume+1e-12)", "{d}-session volume deviation over today's volume"),
     (
         "WVMA",
-        "Std(Abs($close/Ref($close, 1)-1)*$volume, {d})/(Mean(Abs($close/Ref($close, 1)-1)*$volume, {d})+1e-12)",
+        "Std(Abs($close/Ref($close, 1)-1)*$volume, {d})"
+        "/(Mean(Abs($close/Ref($close, 1)-1)*$volume, {d})+1e-12)",
         "variation of volume-weighted absolute returns over {d} sessions",
     ),
     (
@@ -190,7 +195,9 @@ def _alpha360() -> tuple[Feature, ...]:
     for field in ("close", "open", "high", "low", "vwap"):
         for i in range(ALPHA360_DAYS - 1, 0, -1):
             features.append(
-                Feature(f"{field.upper()}{i}", f"Ref(${field}, {i})/$close", f"{field} {i} sessions ago / close")
+                Feature(
+                    f"{field.upper()}{i}", f"Ref(${field}, {i})/$close", f"{field} {i} sessions ago / close"
+                )
             )
         features.append(Feature(f"{field.upper()}0", f"${field}/$close", f"today's {field} over the close"))
     for i in range(ALPHA360_DAYS - 1, 0, -1):
@@ -211,7 +218,8 @@ def _ta() -> tuple[Feature, ...]:
     rows = [
         (
             "RSI14",
-            "100-100/(1+RMA(Greater($close-Ref($close, 1), 0), 14)/RMA(Greater(Ref($close, 1)-$close, 0), 14))",
+            "100-100/(1+RMA(Greater($close-Ref($close, 1), 0), 14)"
+            "/RMA(Greater(Ref($close, 1)-$close, 0), 14))",
             "relative strength index, 14 bars, Wilder smoothing",
         ),
         ("MACD", _MACD, "EMA(12) − EMA(26) of the close, in the session's price units"),
@@ -223,7 +231,11 @@ def _ta() -> tuple[Feature, ...]:
             "($close-Mean($close, 20)+2*StdP($close, 20))/(4*StdP($close, 20))",
             "Bollinger %B: the close's position between the (20, 2) bands",
         ),
-        ("BB_WIDTH20", "4*StdP($close, 20)/Mean($close, 20)", "Bollinger band width (20, 2) over the middle band"),
+        (
+            "BB_WIDTH20",
+            "4*StdP($close, 20)/Mean($close, 20)",
+            "Bollinger band width (20, 2) over the middle band",
+        ),
         (
             "OBV",
             "Sum(Sign($close-Ref($close, 1))*$volume, 252)",
@@ -242,7 +254,11 @@ def _ta() -> tuple[Feature, ...]:
             f"Cov({_RETURN}, {_MARKET_RETURN}, 60)/Var({_MARKET_RETURN}, 60)",
             "beta of daily returns to the market proxy's, 60 bars",
         ),
-        ("MKT_CORR60", f"Corr({_RETURN}, {_MARKET_RETURN}, 60)", "correlation of daily returns to the proxy's, 60 bars"),
+        (
+            "MKT_CORR60",
+            f"Corr({_RETURN}, {_MARKET_RETURN}, 60)",
+            "correlation of daily returns to the proxy's, 60 bars",
+        ),
     ]
     return tuple(Feature(*row) for row in rows)
 

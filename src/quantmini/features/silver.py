@@ -17,13 +17,15 @@ it starts) or the ticker's own bars (``bars`` sets). Rows are evaluated in block
 
 from __future__ import annotations
 
-import numba
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 
 from quantmini.core.window import SessionWindow
 from quantmini.features.evaluate import Frame, evaluate, windows_of
 from quantmini.features.expression import Node, parse
+from quantmini.features.kernels import jit
 from quantmini.features.library import FeatureSet, feature_set
 
 #: Output rows evaluated at once (bounds the lag matrices: rows × lags × 8 bytes each).
@@ -33,10 +35,8 @@ MARKET_PROXY = "features.market_proxy"
 #: Input series that are volumes (divided, not multiplied, by the multipliers).
 VOLUME_SERIES = frozenset({"volume"})
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
-
-@numba.njit(**_JIT)
+@jit
 def _session_lags(
     values: np.ndarray, mult: np.ndarray, rt: np.ndarray, rs: np.ndarray, width: int, divide: bool
 ) -> np.ndarray:
@@ -54,7 +54,7 @@ def _session_lags(
     return out
 
 
-@numba.njit(**_JIT)
+@jit
 def _bar_lags(
     values: np.ndarray,
     mult: np.ndarray,
@@ -88,7 +88,7 @@ def _bar_lags(
     return out
 
 
-@numba.njit(**_JIT)
+@jit
 def _spans(present: np.ndarray, rt: np.ndarray, rs: np.ndarray, history: int, bars: bool) -> np.ndarray:
     """Per row, the lags inside the series: sessions since the ticker's first bar within ``history``
     sessions (``bars``: the number of bars there)."""
@@ -110,7 +110,7 @@ def _spans(present: np.ndarray, rt: np.ndarray, rs: np.ndarray, history: int, ba
 class _Grid:
     """The window's bars as ``ticker × session`` arrays (NaN where a ticker has no bar)."""
 
-    def __init__(self, window: SessionWindow, columns: list[str]) -> None:
+    def __init__(self, window: SessionWindow, columns: Sequence[str]) -> None:
         bars = window.bars.filter(pl.col("session_date").is_in(list(window.sessions)))
         self.tickers = bars["ticker"].unique().sort()
         codes = {t: i for i, t in enumerate(self.tickers.to_list())}
@@ -185,7 +185,9 @@ def compute(fs: FeatureSet, window: SessionWindow) -> pl.DataFrame:
         leaves = _leaves(fs, grid, inputs, bt, bs, width, proxy)
         span = _spans(grid.present, bt, bs, fs.history, fs.mode == "bars")
         frame = Frame(leaves, span, strict=fs.strict, windows=windows)
-        blocks.append({name: _column(evaluate(node, frame), frame) for name, node in zip(names, nodes, strict=True)})
+        blocks.append(
+            {name: _column(evaluate(node, frame), frame) for name, node in zip(names, nodes, strict=True)}
+        )
     sessions = list(window.sessions)
     result = pl.DataFrame(
         {
@@ -224,10 +226,14 @@ def _leaves(
         else:
             source, values = own, grid.values[name]
         if fs.mode == "bars":
-            leaves[name] = _bar_lags(values, grid.mult, grid.present, rt, rs, width, fs.history, divide, source)
+            leaves[name] = _bar_lags(
+                values, grid.mult, grid.present, rt, rs, width, fs.history, divide, source
+            )
         elif name == "mkt_close":
-            leaves[name] = _session_lags(values, grid.mult, source, rs, width, divide) if proxy is not None else (
-                np.full((rt.shape[0], width), np.nan)
+            leaves[name] = (
+                _session_lags(values, grid.mult, source, rs, width, divide)
+                if proxy is not None
+                else (np.full((rt.shape[0], width), np.nan))
             )
         else:
             leaves[name] = _session_lags(values, grid.mult, rt, rs, width, divide)

@@ -295,7 +295,8 @@ class PipelineRunner:
         """The lake's adjustment factors (when this data type's silver or gold uses them, or a Qlib root
         of another type that this run updates does: options update the stocks daily root); ``prices`` is
         the stocks_daily bronze index when the caller already read it."""
-        if not any(spec.adjustable for spec in (self.spec, *(s for s, _ in self._gold_targets()))):
+        others = [s for s, _ in (*self._gold_targets(), *self._dependent_silver())]
+        if not any(spec.adjustable for spec in (self.spec, *others)):
             return None
         t0 = time.perf_counter()
         prices = prices or self._bronze_index(get_spec(PRICE_SOURCE))
@@ -322,16 +323,8 @@ class PipelineRunner:
                 f"bronze {damaged.session}: {damaged.path}: {damaged.reason} and it could not be re-derived "
                 "(is its landed file missing?); silver treats that session as having no data"
             )
-        calendar = self._calendar(bronze)
+        self._note_unconfigured(report)
         active = active_parts(self.spec, self.settings)
-        for part in self.spec.silver:
-            table = part.table(self.spec.name)
-            if part.feature_set and part.feature_set not in self.settings.features.of(self.spec.name):
-                if self.lake.silver_dir(table).is_dir():
-                    report.notes.append(
-                        f"silver {table}: feature set {part.feature_set} is not configured "
-                        f"(features.{self.spec.name}); the table is kept but no longer updated"
-                    )
         usable = [
             i
             for i in active
@@ -339,23 +332,71 @@ class PipelineRunner:
         ]
         if len(usable) < len(active):
             report.failures.append("silver: skipped the tables that need adjustment factors (see above)")
+        self._build_silver(self.spec, bronze, usable, factors, report)
+        for spec, parts in self._dependent_silver():
+            if factors is not None or not spec.adjustable:
+                self._build_silver(spec, self._bronze_index(spec), parts, factors, report)
+        report.timings["silver"] = time.perf_counter() - t0
+
+    def _note_unconfigured(self, report: PipelineReport) -> None:
+        """Say which feature tables exist although their set is no longer configured."""
+        configured = self.settings.features.of(self.spec.name)
+        for part in self.spec.silver:
+            table = part.table(self.spec.name)
+            if (
+                part.feature_set
+                and part.feature_set not in configured
+                and self.lake.silver_dir(table).is_dir()
+            ):
+                report.notes.append(
+                    f"silver {table}: feature set {part.feature_set} is not configured "
+                    f"(features.{self.spec.name}); the table is kept but no longer updated"
+                )
+
+    def _dependent_silver(self) -> list[tuple[DatasetSpec, list[int]]]:
+        """Silver parts of other data types (already built in this lake) that read a silver table of this
+        one — the daily feature sets read the minute roll-ups' VWAP — so that they follow its changes."""
+        tables = {part.table(self.spec.name) for part in self.spec.silver}
+        found = []
+        for name in DATASETS:
+            other = get_spec(name)
+            if other.name == self.spec.name or not self.lake.silver_dir(other).is_dir():
+                continue
+            parts = [i for i in active_parts(other, self.settings) if other.silver[i].reads_silver() & tables]
+            if parts:
+                found.append((other, parts))
+        return found
+
+    def _build_silver(
+        self,
+        spec: DatasetSpec,
+        bronze: PartitionIndex,
+        usable: list[int],
+        factors: FactorState | None,
+        report: PipelineReport,
+    ) -> None:
+        """Plan and run the ``usable`` silver parts of ``spec``, wave by wave."""
+        calendar = self._calendar(bronze, spec)
         written: Counter[str] = Counter()
         rows: Counter[str] = Counter()
         tallies: dict[str, Counter[str]] = {}
         plans: list[SilverPlan] = []
         # A part reading another silver table of this type is planned once that table is final.
-        waves = silver_waves(self.spec)
+        waves = [[i for i in wave if i in usable] for wave in silver_waves(spec)]
+        waves = [wave for wave in waves if wave]
         for k, wave in enumerate(waves):
             stage = "silver" if len(waves) == 1 else f"silver {k + 1}/{len(waves)}"
+            if spec.name != self.spec.name:
+                stage = f"{stage} ({spec.name})"
             wave_plans = plan_silver(
                 self.lake,
-                self.spec,
+                spec,
                 bronze,
                 calendar,
                 factors,
                 budget_bytes=self.budget_bytes,
                 concurrency=self._executor.concurrency,
-                parts=[i for i in wave if i in usable],
+                parts=wave,
                 settings=self.settings,
             )
             plans.extend(wave_plans)
@@ -379,7 +420,6 @@ class PipelineRunner:
                 )
             tally = dict(tallies.get(plan.table, Counter()).most_common())
             report.silver.append(_silver_outcome(plan, written, rows, tally))
-        report.timings["silver"] = time.perf_counter() - t0
 
     def convert(self, report: PipelineReport, factors: FactorState | None) -> None:
         """Gold stage: every declared Qlib root, incrementally, then the DuckDB catalog."""
@@ -437,11 +477,13 @@ class PipelineRunner:
                     targets.append((other, i))
         return targets
 
-    def _calendar(self, bronze: PartitionIndex) -> list[dt.date]:
+    def _calendar(self, bronze: PartitionIndex, spec: DatasetSpec | None = None) -> list[dt.date]:
         sessions = bronze.sessions
         if not sessions:
             return []
-        return exchange_sessions(sessions[0] - dt.timedelta(days=60), sessions[-1], self.spec.calendar)
+        return exchange_sessions(
+            sessions[0] - dt.timedelta(days=60), sessions[-1], (spec or self.spec).calendar
+        )
 
     def build(self, report: PipelineReport, last_stage: Stage = "gold") -> None:
         """Silver (and gold up to ``last_stage``) over the whole lake of this data type."""

@@ -112,7 +112,9 @@ def plan_silver(
 def active_parts(spec: DatasetSpec, settings: Settings) -> list[int]:
     """The parts of ``spec`` a run builds: all but the feature sets not configured."""
     configured = settings.features.of(spec.name)
-    return [i for i, part in enumerate(spec.silver) if part.feature_set is None or part.feature_set in configured]
+    return [
+        i for i, part in enumerate(spec.silver) if part.feature_set is None or part.feature_set in configured
+    ]
 
 
 def silver_waves(spec: DatasetSpec) -> list[list[int]]:
@@ -192,7 +194,8 @@ def _plan_part(
         i = position[session]
         window = calendar[max(0, i - part.lookback) : i + 1]
         read = [
-            f"{src.layer}:{src.source}:" + ";".join(_sha(found, s) for s in (window if src.window else [session]))
+            f"{src.layer}:{src.source}:"
+            + ";".join(_sha(found, s) for s in (window if src.window else [session]))
             for src, found in inputs
         ]
         identity = _identity(part, fixed, window, shas, factors, read)
