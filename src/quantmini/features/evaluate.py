@@ -1,4 +1,10 @@
-"""Evaluation of parsed feature expressions over a block of output rows (see :mod:`.expression`)."""
+"""Evaluation of parsed feature expressions over series (see :mod:`.expression`).
+
+A :class:`Frame` holds each input series as a ``rows × positions`` array (one row per ticker, oldest
+position first) and which positions lie before a ticker's series starts. Element-wise operators are numpy
+on whole arrays, ``Ref`` shifts along a row, and rolling operators run the compiled kernels of
+:mod:`.kernels`, every window of one operator and input in one call (``MA5``..``MA60`` share it).
+"""
 
 from __future__ import annotations
 
@@ -10,39 +16,45 @@ import numpy as np
 
 from quantmini._exceptions import ConfigurationError
 from quantmini.features import kernels
-from quantmini.features.expression import BINARY, ELEMENTWISE, RECURSIVE, Apply, Const, Leaf, Node, Roll
+from quantmini.features.expression import RECURSIVE, Apply, Const, Leaf, Node, Roll
 
 _ELEMENTWISE: dict[str, Callable[[Any], Any]] = {"Log": np.log, "Abs": np.abs, "Sign": np.sign}
-_BINARY: dict[str, Callable[[Any, Any], Any]] = {"Greater": np.maximum, "Less": np.minimum}
+_BINARY: dict[str, Callable[[Any, Any], Any]] = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.divide,
+    "Greater": np.maximum,
+    "Less": np.minimum,
+}
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "gt": np.greater,
+    "lt": np.less,
+    "ge": np.greater_equal,
+    "le": np.less_equal,
+}
+
+Group = tuple[str, str, float | None]
 
 
 @dataclass
 class Frame:
-    """What a block of output rows is evaluated on.
-
-    ``leaves``: name → ``rows × width`` float64 (lag 0 first, NaN where missing); ``span``: per row, the
-    lags that lie inside the series; ``strict``: rolling windows must be full (else one value suffices).
-    """
+    """Input series (name → ``rows × positions`` float64, NaN where missing), ``absent`` (positions before
+    the series starts) and ``strict`` (rolling windows must be full, else one value suffices)."""
 
     leaves: Mapping[str, np.ndarray]
-    span: np.ndarray
+    absent: np.ndarray
     strict: bool = False
-    cache: dict[tuple[str, int], Any] = field(default_factory=dict)
-    #: Per (operator, input keys, q): every window the features of the set ask for (computed in one pass).
-    windows: Mapping[tuple[str, str, float | None], tuple[int, ...]] = field(default_factory=dict)
-
-    @property
-    def rows(self) -> int:
-        return int(self.span.shape[0])
-
-    @property
-    def width(self) -> int:
-        return min(int(a.shape[1]) for a in self.leaves.values())
+    #: Per (operator, input keys, q): every window the features ask for (computed in one kernel call).
+    windows: Mapping[Group, tuple[int, ...]] = field(default_factory=dict)
+    #: Sub-expressions that several features share: kept once computed (the others are not).
+    shared: frozenset[str] = frozenset()
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
-def windows_of(nodes: list[Node]) -> dict[tuple[str, str, float | None], tuple[int, ...]]:
-    """Rolling windows grouped by operator and input, so one kernel pass serves ``MA5``..``MA60``."""
-    found: dict[tuple[str, str, float | None], set[int]] = {}
+def windows_of(nodes: list[Node]) -> dict[Group, tuple[int, ...]]:
+    """Rolling windows grouped by operator and input, so one kernel call serves ``MA5``..``MA60``."""
+    found: dict[Group, set[int]] = {}
 
     def walk(node: Node) -> None:
         if isinstance(node, Roll) and node.op not in RECURSIVE:
@@ -55,113 +67,82 @@ def windows_of(nodes: list[Node]) -> dict[tuple[str, str, float | None], tuple[i
     return {k: tuple(sorted(v)) for k, v in found.items()}
 
 
-def _group(node: Roll) -> tuple[str, str, float | None]:
+def shared_of(nodes: list[Node]) -> frozenset[str]:
+    """Keys of the sub-expressions that occur more than once among ``nodes``."""
+    seen: dict[str, int] = {}
+
+    def walk(node: Node) -> None:
+        seen[node.key] = seen.get(node.key, 0) + 1
+        if seen[node.key] == 1:
+            for child in getattr(node, "args", ()):
+                walk(child)
+
+    for node in nodes:
+        walk(node)
+    return frozenset(k for k, n in seen.items() if n > 1)
+
+
+def _group(node: Roll) -> Group:
     return node.op, ",".join(a.key for a in node.args), node.q
 
 
-def evaluate(node: Node, frame: Frame, width: int = 1) -> np.ndarray | float:
-    """Values of ``node`` at lags ``0..width-1`` (``rows × width``), or a scalar for a constant."""
+def evaluate(node: Node, frame: Frame) -> np.ndarray | float:
+    """Values of ``node`` at every position of every row, or a scalar for a constant."""
     if isinstance(node, Const):
         return node.value
-    cached: np.ndarray | None = frame.cache.get((node.key, width))
-    if cached is not None:
-        return cached
-    value = _evaluate(node, frame, width)
-    frame.cache[(node.key, width)] = value
-    return value
+    cached: np.ndarray | None = frame.cache.get(node.key)
+    if cached is None:
+        cached = _evaluate(node, frame)
+        if node.key in frame.shared:
+            frame.cache[node.key] = cached
+    return cached
 
 
-def _matrix(value: np.ndarray | float, frame: Frame, width: int) -> np.ndarray:
-    if isinstance(value, np.ndarray):
-        return value
-    return np.full((frame.rows, width), value)
+def _array(value: np.ndarray | float, frame: Frame) -> np.ndarray:
+    return value if isinstance(value, np.ndarray) else np.full(frame.absent.shape, value)
 
 
-def _leaf(frame: Frame, name: str, width: int) -> np.ndarray:
-    data = frame.leaves.get(name)
-    if data is None:
-        raise ConfigurationError(f"no input series ${name} (inputs: {', '.join(sorted(frame.leaves))})")
-    if width <= data.shape[1]:
-        return data[:, :width]
-    pad = np.full((data.shape[0], width - data.shape[1]), np.nan)
-    return np.hstack([data, pad])
-
-
-def _absent(frame: Frame, width: int) -> np.ndarray:
-    """``rows × width``: True where a lag lies before the series starts."""
-    return np.arange(width)[None, :] >= frame.span[:, None]
-
-
-def _evaluate(node: Node, frame: Frame, width: int) -> np.ndarray:
+def _evaluate(node: Node, frame: Frame) -> np.ndarray:
     if isinstance(node, Leaf):
-        return _leaf(frame, node.name, width)
+        data = frame.leaves.get(node.name)
+        if data is None:
+            known = ", ".join(f"${name}" for name in sorted(frame.leaves))
+            raise ConfigurationError(f"no input series ${node.name} (inputs: {known})")
+        return data
     if isinstance(node, Apply):
-        return _apply(node, frame, width)
+        return _apply(node, frame)
     assert isinstance(node, Roll)
     if node.op in RECURSIVE:
-        full = max(width, frame.width)
-        x = np.ascontiguousarray(_matrix(evaluate(node.args[0], frame, full), frame, full))
-        smooth = kernels.ema if node.op == "EMA" else kernels.rma
-        return smooth(x, node.n, frame.span, frame.strict)[:, :width]
-    if width == 1:
-        return _rolling_now(node, frame)
-    columns = []
-    for lag in range(width):  # a rolling value of an earlier lag: the same window, shifted
-        shifted = Frame({k: v[:, lag:] for k, v in frame.leaves.items()}, np.maximum(frame.span - lag, 0))
-        shifted.strict = frame.strict
-        columns.append(_rolling_now(node, shifted)[:, 0])
-    return np.stack(columns, axis=1)
-
-
-def _apply(node: Apply, frame: Frame, width: int) -> np.ndarray:
-    op = node.op
-    if op == "Ref":
-        x = _matrix(evaluate(node.args[0], frame, width + node.shift), frame, width + node.shift)
-        return x[:, node.shift : node.shift + width]
-    values = [evaluate(a, frame, width) for a in node.args]
-    if op in ELEMENTWISE:
-        with np.errstate(all="ignore"):
-            return _matrix(_ELEMENTWISE[op](values[0]), frame, width)
-    with np.errstate(all="ignore"):
-        a, b = values
-        if op in ("add", "sub", "mul", "div"):
-            result = _ARITH_FN[op](a, b)
-        elif op in BINARY:
-            result = _BINARY[op](a, b)
-        else:  # comparisons: 0/1 inside the series (NaN compares false), absent before it
-            result = np.where(_absent(frame, width), np.nan, _COMPARE_FN[op](a, b).astype(np.float64))
-    return _matrix(result, frame, width)
-
-
-_ARITH_FN: dict[str, Callable[[Any, Any], Any]] = {
-    "add": np.add,
-    "sub": np.subtract,
-    "mul": np.multiply,
-    "div": np.divide,
-}
-_COMPARE_FN: dict[str, Callable[[Any, Any], Any]] = {
-    "gt": np.greater,
-    "lt": np.less,
-    "ge": np.greater_equal,
-    "le": np.less_equal,
-}
-
-
-def _rolling_now(node: Roll, frame: Frame) -> np.ndarray:
-    """``rows × 1``: the rolling value at the current lag, every window of its group in one pass."""
+        return kernels.smooth(node.op, _array(evaluate(node.args[0], frame), frame), node.n)
     group = _group(node)
     windows = frame.windows.get(group, (node.n,))
     if node.n not in windows:
         windows = (node.n,)
-    key = ("|".join(map(str, group)) + f"@{windows}", -1)
+    key = f"{group}@{windows}"
     table = frame.cache.get(key)
     if table is None:
-        longest = max(windows)
-        inputs = [
-            np.ascontiguousarray(_matrix(evaluate(a, frame, longest), frame, longest)) for a in node.args
-        ]
+        inputs = [_array(evaluate(a, frame), frame) for a in node.args]
         table = kernels.rolling(
-            node.op, inputs, np.array(windows, dtype=np.int64), frame.span, frame.strict, node.q
+            node.op, inputs, frame.absent, np.array(windows, dtype=np.int64), frame.strict, node.q
         )
         frame.cache[key] = table
-    return table[:, windows.index(node.n)][:, None]
+    result: np.ndarray = table[windows.index(node.n)]
+    return result
+
+
+def _apply(node: Apply, frame: Frame) -> np.ndarray:
+    op = node.op
+    if op == "Ref":
+        x = _array(evaluate(node.args[0], frame), frame)
+        shifted = np.full_like(x, np.nan)
+        shifted[:, node.shift :] = x[:, : x.shape[1] - node.shift]
+        return shifted
+    values = [evaluate(a, frame) for a in node.args]
+    with np.errstate(all="ignore"):
+        if op in _ELEMENTWISE:
+            return _array(_ELEMENTWISE[op](values[0]), frame)
+        if op in _BINARY:
+            return _array(_BINARY[op](*values), frame)
+        # comparisons: 0/1 inside the series (NaN compares false), absent before it
+        compared = _COMPARE[op](*values).astype(np.float64)
+        return np.where(frame.absent, np.nan, compared)

@@ -209,3 +209,62 @@ def _call(name: str, args: list[ast.expr]) -> Node:
         arity(3)
         return Roll(name, (_build(args[0]), _build(args[1])), _int(args[2], "the window"))
     raise ConfigurationError(f"unknown operator {name}")
+
+
+#: Input series that are prices (scale with a split as a price does) and volumes (inversely).
+PRICE_SERIES = frozenset({"open", "high", "low", "close", "vwap"})
+VOLUME_SERIES = frozenset({"volume"})
+#: The market proxy's series: in the proxy's own share basis.
+MARKET_SERIES = frozenset({"mkt_close"})
+
+_SAME = frozenset({"Abs", "Ref", "Mean", "Sum", "Max", "Min", "Quantile", "Std", "StdP", "Slope", "Resi"})
+_SAME |= set(RECURSIVE)
+_FREE = frozenset({"Rank", "IdxMax", "IdxMin", "Rsquare", "Corr", "Sign", "gt", "lt", "ge", "le"})
+
+
+@dataclass(frozen=True, slots=True)
+class Degree:
+    """How a value scales when the share basis changes: ``price`` powers of the ticker's price scale
+    (a volume is -1), ``market`` of the proxy's; ``exact`` is False when a term breaks the homogeneity
+    (``Log($volume+1)``: the +1 does not scale), so the value depends slightly on the basis."""
+
+    price: int
+    market: int
+    exact: bool = True
+
+
+_ANY: Degree | None = None  # a constant takes the degree its context needs
+
+
+def degree(node: Node) -> Degree | None:
+    """The scaling of ``node`` (``None`` for a constant)."""
+    if isinstance(node, Const):
+        return _ANY
+    if isinstance(node, Leaf):
+        if node.name in VOLUME_SERIES:
+            return Degree(-1, 0)
+        return (
+            Degree(0, 1) if node.name in MARKET_SERIES else Degree(1 if node.name in PRICE_SERIES else 0, 0)
+        )
+    assert isinstance(node, Apply | Roll)
+    parts = [degree(a) for a in node.args]
+    exact = all(p is None or p.exact for p in parts)
+    known = [p for p in parts if p is not None]
+    op = node.op
+    if op in ("mul", "Cov", "div"):
+        a, b = (part or Degree(0, 0) for part in parts)
+        sign = -1 if op == "div" else 1
+        return Degree(a.price + sign * b.price, a.market + sign * b.market, exact)
+    if op == "Var":
+        a = known[0] if known else Degree(0, 0)
+        return Degree(2 * a.price, 2 * a.market, exact)
+    if op == "Log":
+        scale_free = not known or (known[0].price == 0 and known[0].market == 0)
+        return Degree(0, 0, exact and scale_free)
+    same = len({(p.price, p.market) for p in known}) <= 1
+    if op in _FREE:
+        return Degree(0, 0, exact and same)
+    base = known[0] if known else Degree(0, 0)
+    if op in _SAME and not same:
+        return Degree(base.price, base.market, False)
+    return Degree(base.price, base.market, exact and same)

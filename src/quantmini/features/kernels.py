@@ -1,10 +1,11 @@
-"""Compiled window kernels: one pass per row over its lags (0 = current) serves every window of a group.
+"""Compiled rolling kernels over series: ``rows × positions`` arrays, one row per ticker, oldest first.
 
-Each kernel walks a row's lags newest to oldest, accumulates what its statistic needs over the values
-present (NaN skipped; lags at or beyond the row's ``span`` lie before the series and are never read) and
-emits the statistic whenever the walk has covered one of the requested windows. A window needs one value,
-or — ``strict`` — all of its values. Accumulation order is fixed per row, so results never depend on how
-rows were grouped into a computation.
+Every kernel walks each row once, keeping the state of each requested window as it slides (running sums,
+monotonic queues, a sorted copy of the window), so a window costs O(1) or O(log n) per position whatever
+its length. Missing values (NaN) are skipped; positions flagged ``absent`` lie before the series starts
+(Qlib: rows that do not exist) and are skipped too, and they cut the window for ``IdxMax``/``IdxMin``. A
+window's statistic needs one value, or — ``strict`` — every value of the window. The output holds the
+statistic at every position for every window (``windows × rows × positions``).
 """
 
 from __future__ import annotations
@@ -33,292 +34,322 @@ FLAT = 2e-5
 
 
 @jit
-def _moments(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool, kind: int) -> np.ndarray:
-    rows, width = x.shape
-    out = np.full((rows, windows.shape[0]), np.nan)
-    for i in range(rows):
-        limit = min(span[i], width)
-        n = 0
-        total = 0.0
-        mean = 0.0
-        m2 = 0.0
-        w = 0
-        for j in range(windows[-1]):
-            if j < limit:
-                v = x[i, j]
-                if not np.isnan(v):
+def _needed(n: int, d: int, strict: bool) -> bool:
+    return n >= d if strict else n >= 1
+
+
+@jit
+def _first_value(row: np.ndarray) -> float:
+    """A row's first finite value (the centre its sums are taken around, for precision)."""
+    for v in row:
+        if np.isfinite(v):
+            return float(v)
+    return 0.0
+
+
+@jit
+def _moments(x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, kind: int) -> np.ndarray:
+    rows, size = x.shape
+    out = np.full((windows.shape[0], rows, size), np.nan)
+    for w in range(windows.shape[0]):
+        d = windows[w]
+        for i in range(rows):
+            c = _first_value(x[i])
+            n = 0
+            s1 = 0.0
+            s2 = 0.0
+            for p in range(size):
+                v = x[i, p]
+                if not absent[i, p] and not np.isnan(v):
                     n += 1
-                    total += v
-                    delta = v - mean
-                    mean += delta / n
-                    m2 += delta * (v - mean)
-            if j + 1 == windows[w]:
-                if n >= (windows[w] if strict else 1):
-                    if kind == SUM:
-                        out[i, w] = total
-                    elif kind == MEAN:
-                        out[i, w] = total / n
-                    elif kind == STDP:
-                        out[i, w] = np.sqrt(max(m2, 0.0) / n)
+                    s1 += v - c
+                    s2 += (v - c) * (v - c)
+                if p >= d:
+                    u = x[i, p - d]
+                    if not absent[i, p - d] and not np.isnan(u):
+                        n -= 1
+                        s1 -= u - c
+                        s2 -= (u - c) * (u - c)
+                if n == 0:
+                    s1 = 0.0  # no drift carried across an empty window
+                    s2 = 0.0
+                if not _needed(n, d, strict):
+                    continue
+                if kind == SUM:
+                    out[w, i, p] = s1 + n * c
+                elif kind == MEAN:
+                    out[w, i, p] = c + s1 / n
+                else:
+                    m2 = max(s2 - s1 * s1 / n, 0.0)
+                    if kind == STDP:
+                        out[w, i, p] = np.sqrt(m2 / n)
                     elif n >= 2:
-                        var = max(m2, 0.0) / (n - 1)
-                        out[i, w] = np.sqrt(var) if kind == STD else var
-                w += 1
+                        out[w, i, p] = np.sqrt(m2 / (n - 1)) if kind == STD else m2 / (n - 1)
     return out
 
 
 @jit
-def _extreme(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool, kind: int) -> np.ndarray:
-    rows, width = x.shape
-    out = np.full((rows, windows.shape[0]), np.nan)
-    for i in range(rows):
-        limit = min(span[i], width)
-        n = 0
-        best = 0.0
-        w = 0
-        for j in range(windows[-1]):
-            if j < limit:
-                v = x[i, j]
-                if not np.isnan(v):
-                    if n == 0 or (v > best if kind == MAX else v < best):
-                        best = v
-                    n += 1
-            if j + 1 == windows[w]:
-                if n >= (windows[w] if strict else 1):
-                    out[i, w] = best
-                w += 1
-    return out
+def _extreme(x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, kind: int) -> np.ndarray:
+    """Rolling max/min (``kind``), and — for ``IdxMax``/``IdxMin`` (``index``) — numpy's ``argmax + 1`` over
+    the window taken oldest first: the oldest NaN wins, then the oldest of equal extremes; the window is
+    cut at the last absent position."""
+    return _extremes(x, absent, windows, strict, kind, False)
 
 
 @jit
 def _index_of_extreme(
-    x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool, kind: int
+    x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, kind: int
 ) -> np.ndarray:
-    """numpy's ``argmax + 1`` (or argmin) over the window taken oldest first: the first NaN wins, then the
-    oldest of equal extremes; the window is cut where the series starts."""
-    rows, width = x.shape
-    out = np.full((rows, windows.shape[0]), np.nan)
-    for i in range(rows):
-        limit = min(span[i], width)
-        n = 0
-        best = 0.0
-        best_lag = -1
-        nan_lag = -1
-        w = 0
-        for j in range(windows[-1]):
-            if j < limit:
-                v = x[i, j]
-                if np.isnan(v):
-                    nan_lag = j
+    return _extremes(x, absent, windows, strict, kind, True)
+
+
+@jit
+def _extremes(
+    x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, kind: int, index: bool
+) -> np.ndarray:
+    rows, size = x.shape
+    out = np.full((windows.shape[0], rows, size), np.nan)
+    for w in range(windows.shape[0]):
+        d = windows[w]
+        for i in range(rows):
+            queue = np.empty(size, dtype=np.int64)  # positions of candidate extremes, oldest first
+            nans = np.empty(size, dtype=np.int64)  # positions of NaN inside the series, oldest first
+            head = 0
+            tail = 0
+            nan_head = 0
+            nan_tail = 0
+            n = 0
+            cut = -1  # the last absent position
+            for p in range(size):
+                v = x[i, p]
+                if absent[i, p]:
+                    cut = p
+                elif np.isnan(v):
+                    nans[nan_tail] = p
+                    nan_tail += 1
                 else:
-                    if n == 0 or (v >= best if kind == MAX else v <= best):
-                        best = v
-                        best_lag = j
                     n += 1
-            if j + 1 == windows[w]:
-                if n >= (windows[w] if strict else 1):
-                    length = min(windows[w], limit)
-                    lag = nan_lag if nan_lag >= 0 else best_lag
-                    out[i, w] = length - lag
-                w += 1
+                    if kind == MAX:
+                        while tail > head and x[i, queue[tail - 1]] < v:
+                            tail -= 1
+                    else:
+                        while tail > head and x[i, queue[tail - 1]] > v:
+                            tail -= 1
+                    queue[tail] = p
+                    tail += 1
+                if p >= d:
+                    u = x[i, p - d]
+                    if not absent[i, p - d] and not np.isnan(u):
+                        n -= 1
+                start = max(p - d + 1, cut + 1)
+                while tail > head and queue[head] < start:
+                    head += 1
+                while nan_tail > nan_head and nans[nan_head] < start:
+                    nan_head += 1
+                if not _needed(n, d, strict):
+                    continue
+                if not index:
+                    out[w, i, p] = x[i, queue[head]]
+                elif nan_tail > nan_head:
+                    out[w, i, p] = nans[nan_head] - start + 1
+                else:
+                    out[w, i, p] = queue[head] - start + 1
     return out
 
 
 @jit
-def _quantile(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool, q: float) -> np.ndarray:
-    rows, width = x.shape
-    out = np.full((rows, windows.shape[0]), np.nan)
-    buffer = np.empty(windows[-1])
-    for i in range(rows):
-        limit = min(span[i], width)
-        n = 0
-        w = 0
-        for j in range(windows[-1]):
-            if j < limit:
-                v = x[i, j]
-                if not np.isnan(v):
-                    k = n  # insertion into the sorted buffer
-                    while k > 0 and buffer[k - 1] > v:
-                        buffer[k] = buffer[k - 1]
-                        k -= 1
-                    buffer[k] = v
+def _insert(buffer: np.ndarray, n: int, v: float) -> None:
+    """Insert ``v`` into the sorted ``buffer[:n]``."""
+    k = n
+    while k > 0 and buffer[k - 1] > v:
+        buffer[k] = buffer[k - 1]
+        k -= 1
+    buffer[k] = v
+
+
+@jit
+def _remove(buffer: np.ndarray, n: int, v: float) -> None:
+    """Remove one ``v`` from the sorted ``buffer[:n]``."""
+    k = np.searchsorted(buffer[:n], v)
+    for j in range(k, n - 1):
+        buffer[j] = buffer[j + 1]
+
+
+@jit
+def _ordered(
+    x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, q: float, rank: bool
+) -> np.ndarray:
+    """Rolling linear-interpolated quantile ``q`` (pandas), or the average percentile rank of the current
+    value (``rank``: pandas ``rank(pct=True)``), from a sorted copy of each window."""
+    rows, size = x.shape
+    out = np.full((windows.shape[0], rows, size), np.nan)
+    for w in range(windows.shape[0]):
+        d = windows[w]
+        for i in range(rows):
+            buffer = np.empty(d + 1)
+            n = 0
+            for p in range(size):
+                v = x[i, p]
+                if not absent[i, p] and not np.isnan(v):
+                    _insert(buffer, n, v)
                     n += 1
-            if j + 1 == windows[w]:
-                if n >= (windows[w] if strict else 1):
+                if p >= d:
+                    u = x[i, p - d]
+                    if not absent[i, p - d] and not np.isnan(u):
+                        _remove(buffer, n, u)
+                        n -= 1
+                if not _needed(n, d, strict):
+                    continue
+                if rank:
+                    if np.isnan(v) or absent[i, p]:
+                        continue
+                    less = np.searchsorted(buffer[:n], v)
+                    equal = np.searchsorted(buffer[:n], v, side="right") - less
+                    out[w, i, p] = (less + (equal + 1) / 2.0) / n
+                else:
                     position = q * (n - 1)
                     low = int(np.floor(position))
                     high = min(low + 1, n - 1)
                     fraction = position - low
-                    if fraction == 0.0:
-                        out[i, w] = buffer[low]
-                    else:
-                        out[i, w] = buffer[low] + (buffer[high] - buffer[low]) * fraction
-                w += 1
+                    value = buffer[low]
+                    if fraction != 0.0:
+                        value = value + (buffer[high] - buffer[low]) * fraction
+                    out[w, i, p] = value
     return out
 
 
 @jit
-def _rank(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool) -> np.ndarray:
-    """Average percentile rank of the current value among the window's values (pandas ``rank(pct=True)``)."""
-    rows, width = x.shape
-    out = np.full((rows, windows.shape[0]), np.nan)
-    for i in range(rows):
-        limit = min(span[i], width)
-        current = x[i, 0] if limit > 0 else np.nan
-        n = 0
-        less = 0
-        equal = 0
-        w = 0
-        for j in range(windows[-1]):
-            if j < limit:
-                v = x[i, j]
-                if not np.isnan(v):
-                    n += 1
-                    if v < current:
-                        less += 1
-                    elif v == current:
-                        equal += 1
-            if j + 1 == windows[w]:
-                if not np.isnan(current) and n >= (windows[w] if strict else 1):
-                    out[i, w] = (less + (equal + 1) / 2.0) / n
-                w += 1
-    return out
-
-
-@jit
-def _trend(x: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool, kind: int) -> np.ndarray:
+def _trend(x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, kind: int) -> np.ndarray:
     """Least-squares line of the window's values against their positions (Qlib's ``Slope``, ``Rsquare``,
-    ``Resi``): positions run 1..N oldest to newest, missing values are left out of the fit."""
-    rows, width = x.shape
-    out = np.full((rows, windows.shape[0]), np.nan)
-    for i in range(rows):
-        limit = min(span[i], width)
-        current = x[i, 0] if limit > 0 else np.nan
-        n = 0
-        center = 0.0
-        sj = 0.0
-        sjj = 0.0
-        sy = 0.0
-        syy = 0.0
-        sjy = 0.0
-        mean = 0.0
-        m2 = 0.0
-        w = 0
-        for j in range(windows[-1]):
-            if j < limit:
-                v = x[i, j]
-                if not np.isnan(v):
-                    if n == 0:
-                        center = v
-                    y = v - center
+    ``Resi``), missing values left out of the fit."""
+    rows, size = x.shape
+    out = np.full((windows.shape[0], rows, size), np.nan)
+    for w in range(windows.shape[0]):
+        d = windows[w]
+        for i in range(rows):
+            c = _first_value(x[i])
+            n = 0
+            sq = 0.0
+            sqq = 0.0
+            sy = 0.0
+            syy = 0.0
+            sqy = 0.0
+            for p in range(size):
+                v = x[i, p]
+                if not absent[i, p] and not np.isnan(v):
+                    y = v - c
                     n += 1
-                    sj += j
-                    sjj += j * j
+                    sq += p
+                    sqq += p * p
                     sy += y
                     syy += y * y
-                    sjy += j * y
-                    delta = v - mean
-                    mean += delta / n
-                    m2 += delta * (v - mean)
-            if j + 1 == windows[w]:
-                if n >= (windows[w] if strict else 1):
-                    var_j = sjj - sj * sj / n
-                    cov = sjy - sj * sy / n
-                    slope = -cov / var_j  # positions count oldest to newest: the lag axis reversed
-                    if kind == SLOPE:
-                        out[i, w] = slope
-                    elif kind == RSQUARE:
-                        var_y = syy - sy * sy / n
-                        flat = n >= 2 and np.sqrt(max(m2, 0.0) / (n - 1)) <= FLAT
-                        out[i, w] = np.nan if flat else cov * cov / (var_j * var_y)
-                    else:
-                        out[i, w] = current - (center + sy / n + slope * (sj / n))
-                w += 1
+                    sqy += p * y
+                if p >= d:
+                    u = x[i, p - d]
+                    if not absent[i, p - d] and not np.isnan(u):
+                        y = u - c
+                        o = p - d
+                        n -= 1
+                        sq -= o
+                        sqq -= o * o
+                        sy -= y
+                        syy -= y * y
+                        sqy -= o * y
+                if n == 0:
+                    sy = 0.0
+                    syy = 0.0
+                    sqy = 0.0
+                if not _needed(n, d, strict):
+                    continue
+                var_q = sqq - sq * sq / n
+                cov = sqy - sq * sy / n
+                slope = cov / var_q
+                if kind == SLOPE:
+                    out[w, i, p] = slope
+                elif kind == RSQUARE:
+                    var_y = max(syy - sy * sy / n, 0.0)
+                    flat = n >= 2 and np.sqrt(var_y / (n - 1)) <= FLAT
+                    out[w, i, p] = np.nan if flat else cov * cov / (var_q * var_y)
+                else:
+                    out[w, i, p] = (v - c) - (sy / n + slope * (p - sq / n))
     return out
 
 
 @jit
 def _pair(
-    x: np.ndarray, y: np.ndarray, windows: np.ndarray, span: np.ndarray, strict: bool, kind: int
+    x: np.ndarray, y: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, kind: int
 ) -> np.ndarray:
     """Correlation (Qlib: NaN where either input's own rolling deviation is flat) or sample covariance,
-    over the lags where both inputs have a value."""
-    rows, width = x.shape
-    out = np.full((rows, windows.shape[0]), np.nan)
-    for i in range(rows):
-        limit = min(span[i], width)
-        n = 0
-        cx = 0.0
-        cy = 0.0
-        sx = 0.0
-        sy = 0.0
-        sxx = 0.0
-        syy = 0.0
-        sxy = 0.0
-        nx = 0
-        mx = 0.0
-        m2x = 0.0
-        ny = 0
-        my = 0.0
-        m2y = 0.0
-        w = 0
-        for j in range(windows[-1]):
-            if j < limit:
-                a = x[i, j]
-                b = y[i, j]
-                if not np.isnan(a):
-                    nx += 1
-                    d = a - mx
-                    mx += d / nx
-                    m2x += d * (a - mx)
-                if not np.isnan(b):
-                    ny += 1
-                    d = b - my
-                    my += d / ny
-                    m2y += d * (b - my)
-                if not np.isnan(a) and not np.isnan(b):
-                    if n == 0:
-                        cx = a
-                        cy = b
-                    u = a - cx
-                    v = b - cy
-                    n += 1
-                    sx += u
-                    sy += v
-                    sxx += u * u
-                    syy += v * v
-                    sxy += u * v
-            if j + 1 == windows[w]:
-                if n >= 2 and n >= (windows[w] if strict else 1):
-                    cov = sxy - sx * sy / n
-                    if kind == COV:
-                        out[i, w] = cov / (n - 1)
-                    else:
-                        flat_x = nx >= 2 and np.sqrt(max(m2x, 0.0) / (nx - 1)) <= FLAT
-                        flat_y = ny >= 2 and np.sqrt(max(m2y, 0.0) / (ny - 1)) <= FLAT
-                        if not (flat_x or flat_y):
-                            out[i, w] = cov / np.sqrt((sxx - sx * sx / n) * (syy - sy * sy / n))
-                w += 1
+    over the positions where both inputs have a value."""
+    rows, size = x.shape
+    out = np.full((windows.shape[0], rows, size), np.nan)
+    for w in range(windows.shape[0]):
+        d = windows[w]
+        for i in range(rows):
+            cx = _first_value(x[i])
+            cy = _first_value(y[i])
+            n = 0
+            sx = 0.0
+            sy = 0.0
+            sxx = 0.0
+            syy = 0.0
+            sxy = 0.0
+            nx = 0
+            ox = 0.0
+            oxx = 0.0
+            ny = 0
+            oy = 0.0
+            oyy = 0.0
+            for p in range(size):
+                for sign, o in ((1, p), (-1, p - d)):
+                    if o < 0 or (sign < 0 and p < d) or absent[i, o]:
+                        continue
+                    a = x[i, o] - cx
+                    b = y[i, o] - cy
+                    if not np.isnan(a):
+                        nx += sign
+                        ox += sign * a
+                        oxx += sign * a * a
+                    if not np.isnan(b):
+                        ny += sign
+                        oy += sign * b
+                        oyy += sign * b * b
+                    if not np.isnan(a) and not np.isnan(b):
+                        n += sign
+                        sx += sign * a
+                        sy += sign * b
+                        sxx += sign * a * a
+                        syy += sign * b * b
+                        sxy += sign * a * b
+                if n < 2 or not _needed(n, d, strict):
+                    continue
+                cov = sxy - sx * sy / n
+                if kind == COV:
+                    out[w, i, p] = cov / (n - 1)
+                    continue
+                flat_x = nx >= 2 and np.sqrt(max(oxx - ox * ox / nx, 0.0) / (nx - 1)) <= FLAT
+                flat_y = ny >= 2 and np.sqrt(max(oyy - oy * oy / ny, 0.0) / (ny - 1)) <= FLAT
+                if not (flat_x or flat_y):
+                    out[w, i, p] = cov / np.sqrt(max(sxx - sx * sx / n, 0.0) * max(syy - sy * sy / n, 0.0))
     return out
 
 
 @jit
-def _smooth(x: np.ndarray, n: int, span: np.ndarray, wilder: bool) -> np.ndarray:
-    """Exponential smoothing from the oldest lag of the window to the newest, NaN inputs skipped.
+def _smooth(x: np.ndarray, n: int, wilder: bool) -> np.ndarray:
+    """Exponential smoothing along each row, NaN inputs skipped (the state carries over them).
 
     ``wilder``: Wilder's average (seed: the mean of the first ``n`` values, then ``(prev·(n-1) + x)/n``);
     else the EMA with ``α = 2/(n+1)`` seeded with the first value (pandas ``ewm(span=n, adjust=False)``).
     A value exists once ``n`` inputs have been seen.
     """
-    rows, width = x.shape
-    out = np.full((rows, width), np.nan)
+    rows, size = x.shape
+    out = np.full((rows, size), np.nan)
     alpha = 2.0 / (n + 1.0)
     for i in range(rows):
-        limit = min(span[i], width)
         count = 0
         state = 0.0
-        for j in range(limit - 1, -1, -1):
-            v = x[i, j]
+        for p in range(size):
+            v = x[i, p]
             if np.isnan(v):
                 continue
             count += 1
@@ -334,20 +365,13 @@ def _smooth(x: np.ndarray, n: int, span: np.ndarray, wilder: bool) -> np.ndarray
             else:
                 state = alpha * v + (1.0 - alpha) * state
             if count >= n:
-                out[i, j] = state
+                out[i, p] = state
     return out
 
 
-def ema(x: np.ndarray, n: int, span: np.ndarray, strict: bool) -> np.ndarray:
-    """EMA over each row's lags (see :func:`_smooth`)."""
-    del strict
-    return _smooth(x, n, span, False)
-
-
-def rma(x: np.ndarray, n: int, span: np.ndarray, strict: bool) -> np.ndarray:
-    """Wilder's moving average over each row's lags (see :func:`_smooth`)."""
-    del strict
-    return _smooth(x, n, span, True)
+def smooth(op: str, x: np.ndarray, n: int) -> np.ndarray:
+    """``EMA`` or ``RMA`` (Wilder) of each row (see :func:`_smooth`)."""
+    return _smooth(np.ascontiguousarray(x), n, op == "RMA")
 
 
 _MOMENTS = {"Sum": SUM, "Mean": MEAN, "Std": STD, "Var": VAR, "StdP": STDP}
@@ -355,22 +379,19 @@ _TRENDS = {"Slope": SLOPE, "Rsquare": RSQUARE, "Resi": RESI}
 
 
 def rolling(
-    op: str, inputs: list[np.ndarray], windows: np.ndarray, span: np.ndarray, strict: bool, q: float | None
+    op: str, inputs: list[np.ndarray], absent: np.ndarray, windows: np.ndarray, strict: bool, q: float | None
 ) -> np.ndarray:
-    """``rows × len(windows)``: ``op`` over each window (ascending) of each row's lags."""
-    x = inputs[0]
-    span = span.astype(np.int64, copy=False)
+    """``windows × rows × positions``: ``op`` over each window of each row."""
+    x = np.ascontiguousarray(inputs[0])
     if op in _MOMENTS:
-        return _moments(x, windows, span, strict, _MOMENTS[op])
+        return _moments(x, absent, windows, strict, _MOMENTS[op])
     if op in ("Max", "Min"):
-        return _extreme(x, windows, span, strict, MAX if op == "Max" else MIN)
+        return _extreme(x, absent, windows, strict, MAX if op == "Max" else MIN)
     if op in ("IdxMax", "IdxMin"):
-        return _index_of_extreme(x, windows, span, strict, MAX if op == "IdxMax" else MIN)
-    if op == "Quantile":
-        assert q is not None
-        return _quantile(x, windows, span, strict, q)
-    if op == "Rank":
-        return _rank(x, windows, span, strict)
+        return _index_of_extreme(x, absent, windows, strict, MAX if op == "IdxMax" else MIN)
+    if op in ("Quantile", "Rank"):
+        return _ordered(x, absent, windows, strict, 0.0 if q is None else q, op == "Rank")
     if op in _TRENDS:
-        return _trend(x, windows, span, strict, _TRENDS[op])
-    return _pair(x, inputs[1], windows, span, strict, CORR if op == "Corr" else COV)
+        return _trend(x, absent, windows, strict, _TRENDS[op])
+    y = np.ascontiguousarray(inputs[1])
+    return _pair(x, y, absent, windows, strict, CORR if op == "Corr" else COV)

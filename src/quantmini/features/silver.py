@@ -1,18 +1,20 @@
 """A feature set's silver transform: a session window → the set's columns for the output sessions.
 
-The window's bars become dense ``ticker × session`` grids. Each output row (a ticker with a bar on an
-output session D) gets its input series as ``rows × lags`` matrices in **D's share basis**: a price ``k``
-lags back is multiplied by the total-return multipliers of the corporate actions between it and D (a
-volume divided by them), exactly the ratio between the two sessions' prices in a total-return adjusted
-Qlib root. Ratios of prices — what Qlib's factors are — therefore equal the root's, and no later action
-ever changes a stored value (the partition depends on the multipliers inside its window only).
+The window's bars become dense ``ticker × session`` arrays, one row per ticker: each ticker's series. A
+series is held in the share basis of the window's first session (prices divided, volumes multiplied, by
+the total-return multipliers of the corporate actions since), so ratios of prices — what Qlib's factors
+are — equal those of a total-return adjusted Qlib root; a feature measured in prices or shares (MACD,
+ATR, OBV) is brought back into its own session's basis by its degree
+(:func:`quantmini.features.expression.degree`). No later action changes a stored value: a partition
+depends on the multipliers inside its window only.
 
 ``$vwap`` is the root's: the volume-weighted price of the session's regular-hours minute bars where the
 lake has them (``stocks_minute_rollups``), else the typical price (high + low + close) / 3.
 
-Lags count exchange sessions (``sessions`` sets, Qlib's global calendar: a session without a bar is a
-missing value once the ticker's series has started, the first bar within the set's history being where
-it starts) or the ticker's own bars (``bars`` sets). Rows are evaluated in blocks to bound memory.
+Positions count exchange sessions (``sessions`` sets: Qlib's global calendar, a session without a bar is
+a missing value once the ticker's series has started) or the ticker's own bars (``bars`` sets). Values
+computed in a daily update and in a full rebuild agree to the last few bits (running sums start where
+the window does), not bit for bit.
 """
 
 from __future__ import annotations
@@ -22,89 +24,17 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from quantmini._exceptions import ConfigurationError
 from quantmini.core.window import SessionWindow
-from quantmini.features.evaluate import Frame, evaluate, windows_of
-from quantmini.features.expression import Node, parse
-from quantmini.features.kernels import jit
+from quantmini.features.evaluate import Frame, evaluate, shared_of, windows_of
+from quantmini.features.expression import VOLUME_SERIES, Node, degree, parse
 from quantmini.features.library import FeatureSet, feature_set
 
-#: Output rows evaluated at once (bounds the lag matrices: rows × lags × 8 bytes each).
-BLOCK_ROWS = 32_768
+#: Bytes of one series array of a block of tickers (rows × positions × 8): a block's intermediate arrays
+#: stay in memory together, and small ones stay in the processor's caches.
+BLOCK_BYTES = 2_000_000
 #: Settings key naming the market proxy of ``$mkt_close``.
 MARKET_PROXY = "features.market_proxy"
-#: Input series that are volumes (divided, not multiplied, by the multipliers).
-VOLUME_SERIES = frozenset({"volume"})
-
-
-@jit
-def _session_lags(
-    values: np.ndarray, mult: np.ndarray, rt: np.ndarray, rs: np.ndarray, width: int, divide: bool
-) -> np.ndarray:
-    """``rows × width``: the value ``k`` sessions before each row's session, in that session's basis."""
-    out = np.full((rt.shape[0], width), np.nan)
-    for r in range(rt.shape[0]):
-        t = rt[r]
-        s = rs[r]
-        rel = 1.0
-        for k in range(min(width, s + 1)):
-            p = s - k
-            if k > 0:
-                rel = rel * mult[t, p + 1]
-            out[r, k] = values[t, p] / rel if divide else values[t, p] * rel
-    return out
-
-
-@jit
-def _bar_lags(
-    values: np.ndarray,
-    mult: np.ndarray,
-    present: np.ndarray,
-    rt: np.ndarray,
-    rs: np.ndarray,
-    width: int,
-    history: int,
-    divide: bool,
-    source: np.ndarray,
-) -> np.ndarray:
-    """``rows × width``: the value at each row ticker's ``k``-th previous bar within ``history`` sessions,
-    read from ticker row ``source[r]`` of ``values``/``mult`` (the market proxy's, or the ticker's own)."""
-    out = np.full((rt.shape[0], width), np.nan)
-    for r in range(rt.shape[0]):
-        t = rt[r]
-        s = rs[r]
-        u = source[r]
-        if u < 0:
-            continue
-        rel = 1.0
-        k = 0
-        for p in range(s, max(-1, s - history - 1), -1):
-            if p < s:
-                rel = rel * mult[u, p + 1]
-            if present[t, p]:
-                out[r, k] = values[u, p] / rel if divide else values[u, p] * rel
-                k += 1
-                if k == width:
-                    break
-    return out
-
-
-@jit
-def _spans(present: np.ndarray, rt: np.ndarray, rs: np.ndarray, history: int, bars: bool) -> np.ndarray:
-    """Per row, the lags inside the series: sessions since the ticker's first bar within ``history``
-    sessions (``bars``: the number of bars there)."""
-    out = np.zeros(rt.shape[0], dtype=np.int64)
-    for r in range(rt.shape[0]):
-        t = rt[r]
-        s = rs[r]
-        first = s
-        count = 0
-        for p in range(max(0, s - history), s + 1):
-            if present[t, p]:
-                if count == 0:
-                    first = p
-                count += 1
-        out[r] = count if bars else s - first + 1
-    return out
 
 
 class _Grid:
@@ -166,84 +96,110 @@ def compute(fs: FeatureSet, window: SessionWindow) -> pl.DataFrame:
     grid = _Grid(window, columns)
     if "vwap" in inputs:
         grid.set_vwap(window)
-    outputs = np.array(sorted(grid.position[s] for s in window.outputs if s in grid.position), dtype=np.int64)
-    rt, rs = np.nonzero(grid.present[:, outputs])
-    rs = outputs[rs]
-    order = np.lexsort((rs, rt))
-    rt, rs = rt[order].astype(np.int64), rs[order].astype(np.int64)
     dtype = pl.Float32 if fs.precision == 32 else pl.Float64
+    outputs = np.zeros(len(window.sessions), dtype=np.bool_)
+    outputs[[grid.position[s] for s in window.outputs if s in grid.position]] = True
+    rt, rs = np.nonzero(grid.present & outputs[None, :])
     if rt.size == 0:
         return pl.DataFrame(
             schema={"ticker": pl.String(), "session_date": pl.Date(), **dict.fromkeys(names, dtype)}
         )
-    width = _width(nodes, fs)
-    windows = windows_of(nodes)
+    # Each ticker's series in the basis of the window's first session; an output is brought back into
+    # its own session's basis by its degree (prices × scale, volumes ÷ scale): ratios need nothing.
+    ones = np.ones((grid.mult.shape[0], 1))
+    scale = np.cumprod(np.hstack([ones, grid.mult[:, 1:]]), axis=1)
     proxy = grid.codes.get(str(window.settings.get(MARKET_PROXY, "SPY"))) if "mkt_close" in inputs else None
-    blocks: list[dict[str, np.ndarray]] = []
-    for start in range(0, rt.size, BLOCK_ROWS):
-        bt, bs = rt[start : start + BLOCK_ROWS], rs[start : start + BLOCK_ROWS]
-        leaves = _leaves(fs, grid, inputs, bt, bs, width, proxy)
-        span = _spans(grid.present, bt, bs, fs.history, fs.mode == "bars")
-        frame = Frame(leaves, span, strict=fs.strict, windows=windows)
-        blocks.append(
-            {name: _column(evaluate(node, frame), frame) for name, node in zip(names, nodes, strict=True)}
-        )
-    sessions = list(window.sessions)
-    result = pl.DataFrame(
-        {
-            "ticker": grid.tickers.gather(rt),
-            "session_date": pl.Series([sessions[i] for i in rs], dtype=pl.Date()),
-            **{name: np.concatenate([b[name] for b in blocks]) for name in names},
-        }
-    )
-    return result.with_columns(
-        pl.when(pl.col(n).is_finite()).then(pl.col(n)).cast(dtype).alias(n) for n in names
-    )
-
-
-def _width(nodes: list[Node], fs: FeatureSet) -> int:
-    """Lags the leaves need: the longest definition's, or the whole history for recursions."""
-    backs = [n.lookback() for n in nodes]
-    return (fs.history if any(b is None for b in backs) else max(b for b in backs if b is not None)) + 1
-
-
-def _leaves(
-    fs: FeatureSet,
-    grid: _Grid,
-    inputs: tuple[str, ...],
-    rt: np.ndarray,
-    rs: np.ndarray,
-    width: int,
-    proxy: int | None,
-) -> dict[str, np.ndarray]:
-    leaves = {}
-    own = rt
-    for name in inputs:
-        divide = name in VOLUME_SERIES
-        if name == "mkt_close":
-            source = np.full(rt.shape, -1 if proxy is None else proxy, dtype=np.int64)
-            values = grid.values["close"]
-        else:
-            source, values = own, grid.values[name]
-        if fs.mode == "bars":
-            leaves[name] = _bar_lags(
-                values, grid.mult, grid.present, rt, rs, width, fs.history, divide, source
+    series = {name: _series(grid, scale, name, proxy) for name in inputs}
+    if fs.mode == "bars":
+        frame, position = _bars_frame(grid, series, rt, rs)
+    else:
+        gap = fs.history - max(_lookbacks(nodes), default=0)
+        frame, position = Frame(series, _before_series(grid.present, gap)), rs
+    frame.strict = fs.strict
+    frame.windows = windows_of(nodes)
+    frame.shared = shared_of(nodes)
+    values = {name: np.empty(rt.size) for name in names}
+    size = frame.absent.shape[1]
+    step = max(1, BLOCK_BYTES // (8 * size))
+    bounds = np.searchsorted(rt, np.arange(0, grid.present.shape[0] + step, step))
+    for k, first in enumerate(range(0, grid.present.shape[0], step)):  # blocks of tickers: bounded memory
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        if lo == hi:
+            continue
+        block = _block(frame, first, first + step)
+        flat = (rt[lo:hi] - first) * size + position[lo:hi]
+        for name, node in zip(names, nodes, strict=True):
+            value = evaluate(node, block)
+            values[name][lo:hi] = value if isinstance(value, float) else value.ravel().take(flat)
+    for name, node in zip(names, nodes, strict=True):
+        d = degree(node)
+        if d is not None and d.market:
+            raise ConfigurationError(
+                f"feature {name}: a value in the market proxy's price units has no basis"
             )
-        elif name == "mkt_close":
-            leaves[name] = (
-                _session_lags(values, grid.mult, source, rs, width, divide)
-                if proxy is not None
-                else (np.full((rt.shape[0], width), np.nan))
-            )
-        else:
-            leaves[name] = _session_lags(values, grid.mult, rt, rs, width, divide)
-    return leaves
+        if d is not None and d.price:
+            values[name] = values[name] * scale[rt, rs] ** d.price
+        values[name][~np.isfinite(values[name])] = np.nan  # silver stores no inf: null instead
+    sessions = np.array(window.sessions, dtype="datetime64[D]")
+    numpy_type = np.float32 if fs.precision == 32 else np.float64
+    return pl.DataFrame(
+        [
+            grid.tickers.gather(rt).alias("ticker"),
+            pl.Series("session_date", sessions[rs], dtype=pl.Date()),
+            *(pl.Series(name, values[name].astype(numpy_type), nan_to_null=True) for name in names),
+        ]
+    )
 
 
-def _column(value: np.ndarray | float, frame: Frame) -> np.ndarray:
-    if isinstance(value, np.ndarray):
-        return np.ascontiguousarray(value[:, 0])
-    return np.full(frame.rows, value)
+def _block(frame: Frame, first: int, last: int) -> Frame:
+    """The rows ``first..last`` of ``frame`` (tickers), with an empty cache."""
+    leaves = {name: values[first:last] for name, values in frame.leaves.items()}
+    return Frame(leaves, frame.absent[first:last], frame.strict, frame.windows, frame.shared)
+
+
+def _lookbacks(nodes: list[Node]) -> list[int]:
+    return [b for b in (n.lookback() for n in nodes) if b is not None]
+
+
+def _series(grid: _Grid, scale: np.ndarray, name: str, proxy: int | None) -> np.ndarray:
+    """``tickers × sessions``: input ``name`` in each ticker's window-start basis."""
+    if name == "mkt_close":
+        if proxy is None:
+            return np.full(grid.present.shape, np.nan)
+        row = grid.values["close"][proxy] / scale[proxy]
+        return np.broadcast_to(row, grid.present.shape).copy()
+    values = grid.values[name]
+    converted: np.ndarray = values * scale if name in VOLUME_SERIES else values / scale
+    return converted
+
+
+def _before_series(present: np.ndarray, gap: int) -> np.ndarray:
+    """Sessions with no bar in them nor in the ``gap`` sessions before: before the ticker's series.
+
+    Qlib's instrument starts at its first bar and a session without a bar after that is a NaN row; a
+    window only sees ``gap`` sessions before its first, so a halt longer than that reads as a new start.
+    """
+    seen = np.cumsum(present, axis=1)
+    before = np.zeros_like(seen)
+    before[:, gap + 1 :] = seen[:, : seen.shape[1] - gap - 1]
+    return np.asarray((seen - before) == 0)
+
+
+def _bars_frame(
+    grid: _Grid, series: dict[str, np.ndarray], rt: np.ndarray, rs: np.ndarray
+) -> tuple[Frame, np.ndarray]:
+    """Each ticker's bars packed to the front of its row (lags count bars); where the outputs sit."""
+    counts = grid.present.sum(axis=1)
+    width = int(counts.max())
+    index = np.cumsum(grid.present, axis=1) - 1  # a bar's position among its ticker's bars
+    t, s = np.nonzero(grid.present)
+    packed = {}
+    for name, values in series.items():
+        array = np.full((grid.present.shape[0], width), np.nan)
+        array[t, index[t, s]] = values[t, s]
+        packed[name] = array
+    absent = np.arange(width)[None, :] >= counts[:, None]
+    return Frame(packed, absent), index[rt, rs]
 
 
 def alpha158(window: SessionWindow) -> pl.DataFrame:
