@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 DEMO_DATA_TYPE = "stocks_daily"
 MINUTE_DATA_TYPE = "stocks_minute"
 OPTIONS_DATA_TYPE = "options_daily"
+#: Feature sets the demo computes unless the configuration names some, and the features it shows.
+DEMO_FEATURE_SETS = ("base", "alpha158", "ta")
+DEMO_FEATURES = ("KMID", "ROC5", "MA20", "RSQR20", "CORD20", "RSI14", "MACD", "ATR14", "BB_PCTB20")
 #: Underlyings with options in the sample (a class share, an adjusted root, the index SPX among them).
 OPTION_UNDERLYINGS = 4
 #: Tickers with minute bars, and the last sessions that have them (20 are the baseline of volume_rel_20d).
@@ -51,6 +54,9 @@ def demo(data_root: Path, tickers: int, start_date: str, end_date: str, seed: in
 
     start, end = parse_range(start_date, end_date)
     settings = settings_from(data_root=data_root / "lake")
+    if settings.features.stocks_daily == ("base",):  # unless configured, show the feature library too
+        features = settings.features.model_copy(update={"stocks_daily": DEMO_FEATURE_SETS})
+        settings = settings.model_copy(update={"features": features})
     # The lake's lock also covers the sample beside it: two demos on one root would write both.
     with lake_writer(settings.data_root, wait=wait):
         _demo(data_root, settings, start, end, tickers, seed)
@@ -95,6 +101,7 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
     _example_query(lake, start, end)
     _minute_read(lake)
     _option_fields(lake)
+    _features(lake, settings)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     console.print(
         f"demo finished in {time.perf_counter() - t0:.1f}s (peak memory {peak_mb:,.0f} MB); "
@@ -262,13 +269,62 @@ def _option_fields(lake: Lake) -> None:
     console.print(table)
 
 
+def _features(lake: Lake, settings: Settings) -> None:
+    """A few features of the configured sets for the most traded stock, over its last five sessions."""
+    import polars as pl
+    from rich.table import Table
+
+    from quantmini.cli.common import console
+    from quantmini.features.library import sets_of
+
+    configured = [s for s in settings.features.of(DEMO_DATA_TYPE) if s != "base"]
+    frames = []
+    for name in configured:
+        fs = sets_of(DEMO_DATA_TYPE)[name]
+        directory = lake.silver_dir(fs.table())
+        if not directory.is_dir():
+            continue
+        shown = [f for f in DEMO_FEATURES if f in fs.names]
+        frames.append(
+            pl.scan_parquet(directory / "*" / "part.parquet").select("ticker", "session_date", *shown)
+        )
+    if not frames:
+        return
+    frame = frames[0]
+    for other in frames[1:]:
+        frame = frame.join(other, on=["ticker", "session_date"], how="left")
+    rows = frame.collect()
+    if rows.is_empty():
+        return
+    symbol = rows.drop_nulls().group_by("ticker").len().sort("len", descending=True)["ticker"][0]
+    last = rows.filter(pl.col("ticker") == symbol).sort("session_date").tail(5)
+    names = [c for c in last.columns if c not in ("ticker", "session_date")]
+    table = Table(title=f"features in silver ({', '.join(configured)}): {symbol}")
+    table.add_column("session", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for row in last.iter_rows(named=True):
+        table.add_row(
+            str(row["session_date"]), *(f"{row[n]:,.4f}" if row[n] is not None else "—" for n in names)
+        )
+    console.print(table)
+    query = [*_launcher(), "quantmini", "data", "query", "--data-root", str(lake.root), "--data-type"]
+    query += [DEMO_DATA_TYPE, "--symbols", symbol, "--fields", "session_date", *names[:4]]
+    console.print("every feature, with its definition: quantmini features list; query some:", markup=False)
+    console.print(f"  {shlex.join(query)}", soft_wrap=True, markup=False, highlight=False)
+
+
+def _launcher() -> list[str]:
+    """How the user starts ``quantmini``: through ``uv run`` when the demo was (the script is then not on
+    the user's PATH)."""
+    return ["uv", "run", "--no-dev"] if "UV_RUN_RECURSION_DEPTH" in os.environ else []
+
+
 def _example_query_command(root: Path, ticker: str, start: dt.date, end: dt.date) -> str:
-    """The ``quantmini data query`` command line showing the raw bars of ``ticker``, ready to paste: run
-    through ``uv run`` when the demo was (the ``quantmini`` script is then not on the user's PATH)."""
-    launcher = ["uv", "run", "--no-dev"] if "UV_RUN_RECURSION_DEPTH" in os.environ else []
+    """The ``quantmini data query`` command line showing the raw bars of ``ticker``, ready to paste."""
     return shlex.join(
         [
-            *launcher,
+            *_launcher(),
             "quantmini",
             "data",
             "query",
