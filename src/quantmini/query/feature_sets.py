@@ -47,7 +47,8 @@ def feature_reads(spec: QuerySpec, configured: Sequence[str]) -> tuple[FeatureRe
     ordered = sorted(spec.feature_fields, key=lambda name: len(holders[name]))
     for name in ordered:
         candidates = holders[name]
-        pick = next((s for s in candidates if s.name in chosen), None)
+        reading = {s.name for s in chosen.values()}
+        pick = next((s for s in candidates if s.name in reading), None)
         pick = pick or next((s for s in candidates if s.name in configured), None)
         if pick is None:
             raise QueryError(_not_configured(spec.data_type, name, candidates, configured))
