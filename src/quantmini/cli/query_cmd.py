@@ -119,8 +119,8 @@ def split_values(values: Iterable[str]) -> tuple[str, ...]:
 @click.option(
     "--adjusted/--raw",
     default=None,
-    help="Split- and dividend-adjusted prices (silver) or raw bars as traded [default: adjusted where "
-    "splits and dividends apply (stocks), raw for options].",
+    help="Split- and dividend-adjusted prices and volumes (silver) or raw bars as traded [default: "
+    "adjusted where splits and dividends apply (stocks), raw for options]. Features are never adjusted.",
 )
 @click.option(
     "--session",

@@ -316,7 +316,8 @@ class QuerySpec:
         if not fields:
             raise QueryError("fields, when given, must name at least one column")
         valid = self.field_types
-        features = [f for f in fields if f in silver_only_columns(self.dataset)]
+        silver_only = set(silver_only_columns(self.dataset))
+        features = [f for f in fields if f in silver_only]
         if features and self.bar is not None:
             raise QueryError(
                 f"features ({', '.join(features)}) are computed on 1-minute bars and are not resampled: "

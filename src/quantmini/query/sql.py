@@ -128,7 +128,8 @@ def select_items(spec: QuerySpec) -> list[tuple[str, str]]:
 def select_clause(spec: QuerySpec, factors: bool = True, features: Sequence[FeatureJoin] = ()) -> str:
     """The ``SELECT`` list: raw columns of ``b``, adjustment columns computed from ``f`` and features of
     the joined feature tables ``x0``, ``x1`` …"""
-    allowed = {**column_types(spec.dataset), **feature_types(spec.dataset)}
+    features_of_sets = feature_types(spec.dataset)
+    allowed = {**column_types(spec.dataset), **features_of_sets}
     computed = factor_expressions("b", "f" if factors else None)
     joined = {name: f"x{i}" for i, join in enumerate(features) for name in join.fields}
     parts: list[str] = []
@@ -136,7 +137,7 @@ def select_clause(spec: QuerySpec, factors: bool = True, features: Sequence[Feat
         quoted = quote_identifier(output, allowed)
         if source in joined:
             parts.append(f"{joined[source]}.{quoted}")
-        elif source in feature_types(spec.dataset):
+        elif source in features_of_sets:
             raise QueryError(f"feature {source!r} is read from its feature set's table, which was not given")
         elif source in ADJUSTMENT_COLUMNS:
             quote_identifier(source, allowed)
