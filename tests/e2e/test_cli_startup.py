@@ -30,6 +30,7 @@ COMMANDS = {
     "config": "Show and change settings",
     "data": "Run single stages and query the lake.",
     "demo": "Generate sample data and run landing",
+    "features": "List the feature library: sets, features and their definitions.",
     "pipeline": "Run the whole pipeline.",
     "polygon": "Pull reference data from the vendor's REST API",
     "sample": "Generate realistic sample data",
@@ -41,6 +42,7 @@ GROUPS = {
     "api": ("bars",),
     "config": ("get", "init", "profile", "set", "show", "unset"),
     "data": ("catalog", "convert", "download", "enrich", "ingest", "query"),
+    "features": ("list",),
     "pipeline": ("run",),
     "polygon": (
         "bars",

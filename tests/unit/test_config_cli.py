@@ -114,6 +114,16 @@ def test_set_round_trip(env: dict[str, str | None], tmp_path: Path) -> None:
     assert ok(env, "get", "pipeline.mode") == "streaming\n"
 
 
+def test_lists_print_as_set_takes_them(env: dict[str, str | None], tmp_path: Path) -> None:
+    assert ok(env, "get", "features.stocks_daily") == "base\n"
+    assert "set features.stocks_daily = base,alpha158,ta" in ok(
+        env, "set", "features.stocks_daily", "base,alpha158,ta"
+    )
+    assert ok(env, "get", "features.stocks_daily") == "base,alpha158,ta\n"
+    data = tomllib.loads((tmp_path / "cfg" / "config.toml").read_text())
+    assert data["features"] == {"stocks_daily": ["base", "alpha158", "ta"]}
+
+
 def test_set_notes_an_environment_override(env: dict[str, str | None]) -> None:
     result = CliRunner().invoke(
         config, ["set", "pipeline.mode", "batch"], env={**env, "PIPELINE_MODE": "parallel"}

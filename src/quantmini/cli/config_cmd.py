@@ -31,6 +31,8 @@ def _plain(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | tuple):  # as `config set` takes it: base,alpha158
+        return ",".join(_plain(item) for item in value)
     return str(value)
 
 

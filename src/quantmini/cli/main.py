@@ -86,12 +86,13 @@ def _register() -> None:
     from quantmini.cli.config_cmd import config
     from quantmini.cli.data_cmd import data
     from quantmini.cli.demo_cmd import demo
+    from quantmini.cli.features_cmd import features
     from quantmini.cli.pipeline_cmd import pipeline
     from quantmini.cli.polygon_cmd import polygon
     from quantmini.cli.sample_cmd import sample
     from quantmini.cli.validate_cmd import validate
 
-    for command in (api, config, data, demo, pipeline, polygon, sample, validate):
+    for command in (api, config, data, demo, features, pipeline, polygon, sample, validate):
         cli.add_command(command)
 
 

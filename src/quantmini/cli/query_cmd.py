@@ -3,7 +3,8 @@
 ``--symbols`` and ``--fields`` take several values after one flag (``--symbols AAPL MSFT``), repeated
 flags (``--symbols AAPL --symbols MSFT``) or comma-separated lists (``--symbols AAPL,MSFT``). Minute data
 types also take ``--session`` (time of day) and ``--bar`` (resampling); both are validated by
-:class:`~quantmini.query.QuerySpec`, so the CLI and the Python API refuse the same things.
+:class:`~quantmini.query.QuerySpec`, so the CLI and the Python API refuse the same things. Features of
+the feature sets are read from the sets configured in ``features.<data type>``.
 """
 
 from __future__ import annotations
@@ -86,13 +87,6 @@ def split_values(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
 
 
-def resolve_data_root(option: Path | None) -> Path:
-    """``--data-root`` over the configured lake root (config file, ``$DATA_ROOT``, default ``./data``)."""
-    from quantmini.config import load_settings
-
-    return load_settings({"data_root": option}).data_root
-
-
 @click.command("query", cls=MultiValueCommand)
 @click.option(
     "--data-type",
@@ -119,13 +113,14 @@ def resolve_data_root(option: Path | None) -> Path:
     "--fields",
     cls=MultiValueOption,
     help="Columns to return (default: ticker, session_date, [ts,] open, high, low, close, volume, "
-    "transactions). Same value styles as --symbols.",
+    "transactions), features of the configured feature sets included (KMID ROC5 RSI14 …: see "
+    "`quantmini features list`; never adjusted). Same value styles as --symbols.",
 )
 @click.option(
     "--adjusted/--raw",
     default=None,
-    help="Split- and dividend-adjusted prices (silver) or raw bars as traded [default: adjusted where "
-    "splits and dividends apply (stocks), raw for options].",
+    help="Split- and dividend-adjusted prices and volumes (silver) or raw bars as traded [default: "
+    "adjusted where splits and dividends apply (stocks), raw for options]. Features are never adjusted.",
 )
 @click.option(
     "--session",
@@ -183,6 +178,7 @@ def query(
         raise click.UsageError("--output is for csv, json and parquet; the table format prints only")
     from rich.console import Console
 
+    from quantmini.config import load_settings
     from quantmini.core.calendar import parse_date
     from quantmini.io.atomic import atomic_path, write_text_atomic
     from quantmini.query import QueryEngine, QuerySpec
@@ -199,7 +195,8 @@ def query(
         underlying=underlying,
         expiration=None if expiration is None else parse_date(expiration, "--expiration"),
     )
-    engine = QueryEngine(resolve_data_root(data_root))
+    settings = load_settings({"data_root": data_root})
+    engine = QueryEngine(settings.data_root, features=settings.features)
     frame = engine.query(spec)
     if output_format == "table":
         _print_table(frame, engine, spec, Console(highlight=False, soft_wrap=False))

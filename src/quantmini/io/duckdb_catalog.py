@@ -5,6 +5,9 @@ Views (only for layers that have at least one partition or file), for every regi
     bronze_<type>, quarantine_<type>     over <layer>/<type>/date=*/part.parquet
     silver_<type>                        the data type's main silver table (raw bars + features)
     <table>                              its other silver tables (corporate_action_checks, daily_ratios …)
+    <type>_<set>                         a feature set's table (stocks_daily_alpha158, stocks_daily_ta …):
+                                         ticker, session_date and the set's features, as stored (never
+                                         adjusted); join it to silver_<type> or adjusted_<type> on both
     adjusted_<type>                      silver (else bronze) bars with split/dividend-adjusted prices and
                                          volumes, computed from the compact factor table when read
     ref_<table>                          over bronze/reference/<table>.parquet

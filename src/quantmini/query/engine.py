@@ -1,10 +1,12 @@
 """The query engine: partition pruning by path, DuckDB in-process, Polars out, an LRU result cache.
 
 Only the partitions of sessions inside the query's range are handed to DuckDB, which then prunes row
-groups on the ticker/date statistics; adjusted prices join the compact factor table. Minute bars are
-filtered by time of day and resampled in DuckDB too, so only the answer reaches Python. Results are cached
-under the query spec *and* the identity (path, size, mtime) of every file read (the factor table
-included), so a re-ingested partition or a new corporate action is never answered from the cache.
+groups on the ticker/date statistics; adjusted prices join the compact factor table, and features of a
+feature set join that set's partitions of the same sessions (:mod:`quantmini.query.feature_sets`). Minute
+bars are filtered by time of day and resampled in DuckDB too, so only the answer reaches Python. Results
+are cached under the query spec *and* the identity (path, size, mtime) of every file read (the factor
+table and feature partitions included), so a re-ingested partition, a rebuilt feature set or a new
+corporate action is never answered from the cache.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
@@ -26,8 +29,12 @@ import pyarrow as pa
 from quantmini._exceptions import QueryError
 from quantmini.io.lake import PARTITION_FILE, Lake
 from quantmini.io.parquet import empty_table
+from quantmini.query.feature_sets import feature_reads, not_built_message
 from quantmini.query.spec import QuerySpec, has_silver
-from quantmini.query.sql import build_coverage_query, build_query, needs_factors, select_items
+from quantmini.query.sql import FeatureJoin, build_coverage_query, build_query, needs_factors, select_items
+
+if TYPE_CHECKING:
+    from quantmini.config.settings import FeatureSettings
 
 logger = logging.getLogger(__name__)
 
@@ -96,14 +103,19 @@ class QueryEngine:
     """Answers :class:`QuerySpec` questions from the lake below ``data_root``.
 
     ``cache_size`` results are kept (least recently used evicted first); ``0`` disables the cache.
-    Returned frames are independent copies, so callers may modify them freely.
+    Returned frames are independent copies, so callers may modify them freely. ``features`` says which
+    feature sets the lake is configured to build (``features.<data type>``); ``None`` reads them from the
+    configuration (config file and environment) when a query first asks for a feature of a set.
     """
 
-    def __init__(self, data_root: Path, cache_size: int = 32) -> None:
+    def __init__(
+        self, data_root: Path, cache_size: int = 32, *, features: FeatureSettings | None = None
+    ) -> None:
         if cache_size < 0:
             raise QueryError(f"cache_size must be >= 0, got {cache_size}")
         self.lake = Lake(Path(data_root))
         self.cache_size = cache_size
+        self._features = features
         self._cache: OrderedDict[_CacheKey, pl.DataFrame] = OrderedDict()
         self._lock = threading.Lock()
         # One in-process database for the engine's life: Parquet footers read once are reused by later
@@ -114,16 +126,18 @@ class QueryEngine:
     def query(self, spec: QuerySpec) -> pl.DataFrame:
         """The bars ``spec`` asks for, sorted by (ticker, window_start); empty when none match."""
         files = self.files_for(spec)
+        joins = self.feature_joins(spec, files)
         schema = output_schema(spec)
         if not files:
             return pl.DataFrame(schema=schema)
         factors = self._factors(spec)
-        read = [*files, *([factors] if factors is not None else [])]
+        features = [Path(f) for join in joins for f in join.files]
+        read = [*files, *features, *([factors] if factors is not None else [])]
         key: _CacheKey = (spec, tuple(_identity(f) for f in read))
         cached = self._cache_get(key)
         if cached is not None:
             return cached.clone()
-        frame = conform(self._run(spec, files, factors), schema)
+        frame = conform(self._run(spec, files, factors, joins), schema)
         self._cache_put(key, frame)
         return frame.clone()
 
@@ -156,6 +170,34 @@ class QueryEngine:
             else self.lake.bronze_partition(dataset, d)
             for d in sessions
         ]
+
+    def feature_joins(self, spec: QuerySpec, files: list[Path]) -> list[FeatureJoin]:
+        """The feature set tables ``spec`` reads besides the bars in ``files`` (:meth:`files_for`): per
+        set, its fields and its partitions of the same sessions.
+
+        :class:`QueryError` when a field's set is not configured, not built yet, or lacks a session of
+        ``files`` (each with the command that fixes it).
+        """
+        if not spec.feature_fields:
+            return []
+        configured = self._configured_features().of(spec.data_type)
+        sessions = [_session_of(f) for f in files]
+        joins = []
+        for read in feature_reads(spec, configured):
+            held = set(partition_sessions(self.lake.silver_dir(read.table)))
+            missing = [d for d in sessions if d not in held]
+            if not held or missing:
+                raise QueryError(not_built_message(read, spec.data_type, missing if held else ()))
+            paths = tuple(str(self.lake.silver_partition(read.table, d)) for d in sessions)
+            joins.append(FeatureJoin(read.fields, paths))
+        return joins
+
+    def _configured_features(self) -> FeatureSettings:
+        if self._features is None:
+            from quantmini.config import load_settings
+
+            self._features = load_settings().features
+        return self._features
 
     def coverage(self, spec: QuerySpec) -> Coverage:
         """What the lake holds for ``spec``'s symbols over every stored session (the layer the query
@@ -192,9 +234,13 @@ class QueryEngine:
         path = self.lake.adjustment_factors()
         return path if spec.dataset.adjustable and needs_factors(spec) and path.exists() else None
 
-    def _run(self, spec: QuerySpec, files: list[Path], factors: Path | None) -> pl.DataFrame:
-        sql, params = build_query(spec, files, factors)
-        logger.debug("query %s over %d partition(s)", spec.data_type, len(files))
+    def _run(
+        self, spec: QuerySpec, files: list[Path], factors: Path | None, joins: list[FeatureJoin]
+    ) -> pl.DataFrame:
+        sql, params = build_query(spec, files, factors, joins)
+        logger.debug(
+            "query %s over %d partition(s), %d feature table(s)", spec.data_type, len(files), len(joins)
+        )
         try:
             with self._db.cursor() as con:
                 frame: pl.DataFrame = con.sql(sql, params=params).pl()
@@ -223,6 +269,11 @@ def _between(sessions: Iterable[dt.date], spec: QuerySpec) -> list[dt.date]:
     return [d for d in sessions if spec.start <= d <= spec.end]
 
 
+def _session_of(partition: Path) -> dt.date:
+    """The session of a ``date=YYYY-MM-DD/part.parquet`` file."""
+    return dt.date.fromisoformat(partition.parent.name.removeprefix("date="))
+
+
 def _identity(path: Path) -> FileIdentity:
     try:
         stat = path.stat()
@@ -244,6 +295,7 @@ def query(
     bar: str | None = None,
     underlying: str | None = None,
     expiration: dt.date | None = None,
+    features: FeatureSettings | None = None,
 ) -> pl.DataFrame:
     """One-shot query (no cache kept between calls): see :class:`QuerySpec` and :class:`QueryEngine`.
 
@@ -252,6 +304,10 @@ def query(
     ``bar_count``). ``adjusted=None`` means adjusted where splits and dividends apply (stocks), raw
     otherwise. Options take ``underlying`` (the delivered stock: that underlying's chain, ``symbols``
     may then be empty) and ``expiration``.
+
+    ``fields`` may name features of the data type's feature sets (``KMID``, ``ROC5``, ``RSI14``: see
+    ``quantmini features list``), read as stored (never adjusted) from the tables of the sets configured
+    in ``features`` (default: the configuration's ``features.<data type>``).
     """
     spec = QuerySpec(
         data_type=data_type,
@@ -265,4 +321,4 @@ def query(
         underlying=underlying,
         expiration=expiration,
     )
-    return QueryEngine(Path(data_root), cache_size=0).query(spec)
+    return QueryEngine(Path(data_root), cache_size=0, features=features).query(spec)

@@ -7,12 +7,16 @@ minute data types.
 
 Which columns a data type offers is derived from its :class:`~quantmini.datasets.DatasetSpec`: the silver
 schema (the bronze columns plus features), plus — for adjustable data types — the adjustment columns
-(``split_factor``, ``adj_factor``, ``adj_open`` …), which are computed from the factor table when read.
+(``split_factor``, ``adj_factor``, ``adj_open`` …), which are computed from the factor table when read, plus
+the features of the data type's feature sets (``KMID``, ``ROC5``, ``RSI14`` …, see
+:mod:`quantmini.features.library`), which live in silver tables of their own and are never adjusted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,6 +25,7 @@ import pyarrow as pa
 
 from quantmini._exceptions import QuantminiError, QueryError
 from quantmini.datasets import DATASETS, DatasetSpec, get_spec
+from quantmini.features.library import sets_of
 
 #: Columns computed from the factor table when an adjustable data type is read.
 ADJUSTMENT_COLUMNS: tuple[str, ...] = (
@@ -87,13 +92,34 @@ def has_silver(dataset: DatasetSpec) -> bool:
 
 
 def silver_only_columns(dataset: DatasetSpec) -> tuple[str, ...]:
-    """Columns only silver answers: those bronze lacks (features, option greeks …) and, for options,
-    ``underlying``, which silver resolves to the delivered stock (bronze holds the OCC root)."""
+    """Columns only silver answers: those bronze lacks (features, option greeks …), for options
+    ``underlying``, which silver resolves to the delivered stock (bronze holds the OCC root), and the
+    features of the data type's feature sets (:func:`feature_types`)."""
     if dataset.main_silver is None:
         return ()
     bronze = set(dataset.bronze_schema.names)
     extra = tuple(n for n in dataset.silver_schema.names if n not in bronze)
-    return (*extra, *(_RESOLVED_OPTION_COLUMNS if dataset.is_option else ()))
+    return (*extra, *(_RESOLVED_OPTION_COLUMNS if dataset.is_option else ()), *feature_types(dataset))
+
+
+def feature_types(dataset: DatasetSpec) -> dict[str, pa.DataType]:
+    """The features of ``dataset``'s feature sets that live in tables of their own (every set but
+    ``base``, whose features are columns of the main silver table), mapped to their stored Arrow type.
+
+    Their values are scale-free or in the session's own share basis, so they are read as stored: never
+    adjusted, whatever ``adjusted`` says. Empty for a data type without a main silver table.
+    """
+    return dict(_feature_types(dataset.name)) if dataset.main_silver is not None else {}
+
+
+@functools.cache
+def _feature_types(data_type: str) -> tuple[tuple[str, pa.DataType], ...]:
+    found: dict[str, pa.DataType] = {}
+    for feature_set in sets_of(data_type).values():
+        if not feature_set.is_base:
+            stored = pa.float32() if feature_set.precision == 32 else pa.float64()
+            found.update(dict.fromkeys(feature_set.names, stored))
+    return tuple(found.items())
 
 
 def column_types(dataset: DatasetSpec) -> dict[str, pa.DataType]:
@@ -107,11 +133,12 @@ def column_types(dataset: DatasetSpec) -> dict[str, pa.DataType]:
 
 
 def field_types(dataset: DatasetSpec, resampled: bool = False) -> dict[str, pa.DataType]:
-    """Every field a query of ``dataset`` may ask for, mapped to its Arrow type: :func:`column_types`, or
-    for ``resampled`` bars those without the features (they are not resampled) plus :data:`BAR_COLUMNS`."""
+    """Every field a query of ``dataset`` may ask for, mapped to its Arrow type: :func:`column_types` and
+    :func:`feature_types`, or for ``resampled`` bars :func:`column_types` without the features (they are
+    not resampled) plus :data:`BAR_COLUMNS`."""
     types = column_types(dataset)
     if not resampled:
-        return types
+        return {**types, **feature_types(dataset)}
     features = set(silver_only_columns(dataset))
     return {**{n: t for n, t in types.items() if n not in features}, **BAR_COLUMNS}
 
@@ -144,6 +171,28 @@ def parse_bar(value: str) -> int:
             f"their minutes divide 30, or are 60 (choose one of: {choices})"
         )
     return minutes
+
+
+def unknown_field_message(dataset: DatasetSpec, name: str, valid: Iterable[str]) -> str:
+    """Why ``name`` is not a field of ``dataset``: the valid columns (the feature sets by name only: they
+    hold hundreds of features) and the closest names, features included (``kmid`` → ``KMID``)."""
+    valid = tuple(valid)
+    features = feature_types(dataset)
+    columns = [v for v in valid if v not in features]
+    message = f"unknown field {name!r} for {dataset.name} (valid fields: {', '.join(columns)}"
+    sets = [s.name for s in sets_of(dataset.name).values() if not s.is_base]
+    if features and sets:
+        message += (
+            f"; and the features of the sets {', '.join(sets)}: "
+            f"`quantmini features list --data-type {dataset.name}` names them"
+        )
+    message += ")"
+    folded = {v.casefold(): v for v in valid}
+    close = [folded[name.casefold()]] if name.casefold() in folded else []
+    close += [c for c in difflib.get_close_matches(name, valid, n=3, cutoff=0.75) if c not in close]
+    if close:
+        message += f"; did you mean {' or '.join(close)}?"
+    return message
 
 
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
@@ -267,7 +316,8 @@ class QuerySpec:
         if not fields:
             raise QueryError("fields, when given, must name at least one column")
         valid = self.field_types
-        features = [f for f in fields if f in silver_only_columns(self.dataset)]
+        silver_only = set(silver_only_columns(self.dataset))
+        features = [f for f in fields if f in silver_only]
         if features and self.bar is not None:
             raise QueryError(
                 f"features ({', '.join(features)}) are computed on 1-minute bars and are not resampled: "
@@ -279,9 +329,7 @@ class QuerySpec:
                     f"field {name!r} belongs to resampled bars: add --bar (bar=), e.g. --bar 1min"
                 )
             if name not in valid:
-                raise QueryError(
-                    f"unknown field {name!r} for {self.data_type} (valid fields: {', '.join(valid)})"
-                )
+                raise QueryError(unknown_field_message(self.dataset, name, valid))
         object.__setattr__(self, "fields", fields)
 
     @property
@@ -317,6 +365,12 @@ class QuerySpec:
         if self.underlying is not None:
             return "underlying", (self.underlying,)
         return "ticker", self.symbols
+
+    @property
+    def feature_fields(self) -> tuple[str, ...]:
+        """The selected fields read from feature set tables (joined to the bars on ticker and session)."""
+        features = feature_types(self.dataset)
+        return tuple(f for f in self.selected_fields if f in features)
 
     @property
     def needs_silver(self) -> bool:

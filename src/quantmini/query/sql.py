@@ -1,7 +1,8 @@
 """Pure SQL builders: a :class:`~quantmini.query.spec.QuerySpec` and a file list in, ``(sql, params)`` out.
 
 Values (the file lists, symbols, dates) are always bound as parameters. Identifiers come only from a
-whitelist derived from the data type's schema, must look like plain snake_case names, and are quoted.
+whitelist derived from the data type's schema, must look like plain identifiers (letters, digits and
+underscores: ``close``, ``ret_1d``, ``ROC5``), and are quoted.
 Adjusted prices are computed when read, from the compact factor table (spans of constant factors per
 ticker); the query has this shape::
 
@@ -13,6 +14,13 @@ ticker); the query has this shape::
     ORDER BY b."ticker", b."window_start"
 
 Without a factor table (no corporate action applies) the join is left out and every factor is 1.
+Features of a feature set's own table (:class:`FeatureJoin`) are joined on ticker and session, from the
+partitions of the query's sessions filtered by the same tickers and dates, and read as stored::
+
+    LEFT JOIN (SELECT "ticker", "session_date", "KMID" FROM read_parquet(?, …)
+               WHERE "ticker" IN (?, ?) AND "session_date" BETWEEN ? AND ?) AS x0
+      ON x0."ticker" = b."ticker" AND x0."session_date" = b."session_date"
+
 ``session="regular"`` adds ``AND b."regular_session"`` to the filter, ``"extended"`` its negation.
 
 Resampled minute bars (``bar``) aggregate those rows per ticker, session, ``regular_session`` and bucket
@@ -30,13 +38,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from quantmini._exceptions import QueryError
 from quantmini.core.calendar import EXCHANGE_TZ, EXTENDED_OPEN, REGULAR_OPEN
-from quantmini.query.spec import ADJUSTED_PRICE_COLUMNS, ADJUSTMENT_COLUMNS, QuerySpec, column_types
+from quantmini.query.spec import (
+    ADJUSTED_PRICE_COLUMNS,
+    ADJUSTMENT_COLUMNS,
+    QuerySpec,
+    column_types,
+    feature_types,
+)
 
+#: View names: lower-case snake_case.
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+#: Column names: snake_case, or upper case for the feature library's (``ROC5``, ``MACD_SIGNAL``).
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 #: Columns every query filters or sorts on.
 ORDER_COLUMNS: tuple[str, ...] = ("ticker", "window_start")
@@ -66,12 +84,21 @@ _VWAP_INPUTS = ("high", "low", "close", "volume")
 _MINUTE_NS = 60_000_000_000
 
 
+@dataclass(frozen=True, slots=True)
+class FeatureJoin:
+    """Features read from a feature set's own silver table: the fields, and the partition files of the
+    query's sessions (joined to the bars on ticker and session date)."""
+
+    fields: tuple[str, ...]
+    files: tuple[str, ...]
+
+
 def quote_identifier(name: str, allowed: Collection[str]) -> str:
-    """``name`` double-quoted, after checking it is in ``allowed`` and a plain snake_case identifier."""
+    """``name`` double-quoted, after checking it is in ``allowed`` and a plain identifier."""
     if name not in allowed:
         raise QueryError(f"column {name!r} is not allowed here (allowed: {', '.join(sorted(allowed))})")
-    if not _IDENTIFIER.match(name):
-        raise QueryError(f"{name!r} is not a valid identifier (expected lower-case snake_case)")
+    if not _COLUMN.match(name):
+        raise QueryError(f"{name!r} is not a valid identifier (expected letters, digits and underscores)")
     return f'"{name}"'
 
 
@@ -98,14 +125,21 @@ def select_items(spec: QuerySpec) -> list[tuple[str, str]]:
     return items
 
 
-def select_clause(spec: QuerySpec, factors: bool = True) -> str:
-    """The ``SELECT`` list: raw columns of ``b`` and adjustment columns computed from ``f``."""
-    allowed = column_types(spec.dataset)
+def select_clause(spec: QuerySpec, factors: bool = True, features: Sequence[FeatureJoin] = ()) -> str:
+    """The ``SELECT`` list: raw columns of ``b``, adjustment columns computed from ``f`` and features of
+    the joined feature tables ``x0``, ``x1`` …"""
+    features_of_sets = feature_types(spec.dataset)
+    allowed = {**column_types(spec.dataset), **features_of_sets}
     computed = factor_expressions("b", "f" if factors else None)
+    joined = {name: f"x{i}" for i, join in enumerate(features) for name in join.fields}
     parts: list[str] = []
     for source, output in select_items(spec):
         quoted = quote_identifier(output, allowed)
-        if source in ADJUSTMENT_COLUMNS:
+        if source in joined:
+            parts.append(f"{joined[source]}.{quoted}")
+        elif source in features_of_sets:
+            raise QueryError(f"feature {source!r} is read from its feature set's table, which was not given")
+        elif source in ADJUSTMENT_COLUMNS:
             quote_identifier(source, allowed)
             parts.append(f"{computed[source]} AS {quoted}")
         else:
@@ -134,20 +168,26 @@ def minute_sources(spec: QuerySpec) -> tuple[str, ...]:
 
 
 def build_query(
-    spec: QuerySpec, files: Sequence[Path | str], factors: Path | str | None = None
+    spec: QuerySpec,
+    files: Sequence[Path | str],
+    factors: Path | str | None = None,
+    features: Sequence[FeatureJoin] = (),
 ) -> tuple[str, list[object]]:
-    """SQL and parameters answering ``spec`` from the Parquet ``files`` (which must not be empty) and the
-    compact factor table ``factors`` (``None``: no factor applies)."""
+    """SQL and parameters answering ``spec`` from the Parquet ``files`` (which must not be empty), the
+    compact factor table ``factors`` (``None``: no factor applies) and the feature set tables
+    ``features`` (which must give every feature field of ``spec``)."""
     if not files:
         raise QueryError("a query needs at least one partition file")
     if spec.bar is not None:
+        if features:
+            raise QueryError("features are not resampled")
         return build_resample_query(spec, files, factors)
     allowed = column_types(spec.dataset)
     columns = CHAIN_ORDER_COLUMNS if spec.is_chain else ORDER_COLUMNS
     order = ", ".join(f"b.{quote_identifier(c, allowed)}" for c in columns)
-    rows, params = _filtered_rows(spec, files, factors)
+    rows, params = _filtered_rows(spec, files, factors, features)
     join = _joins_factors(spec, factors)
-    return f"SELECT {select_clause(spec, factors=join)}\n{rows}\nORDER BY {order}", params
+    return f"SELECT {select_clause(spec, factors=join, features=features)}\n{rows}\nORDER BY {order}", params
 
 
 def _joins_factors(spec: QuerySpec, factors: Path | str | None) -> bool:
@@ -155,9 +195,13 @@ def _joins_factors(spec: QuerySpec, factors: Path | str | None) -> bool:
 
 
 def _filtered_rows(
-    spec: QuerySpec, files: Sequence[Path | str], factors: Path | str | None
+    spec: QuerySpec,
+    files: Sequence[Path | str],
+    factors: Path | str | None,
+    features: Sequence[FeatureJoin] = (),
 ) -> tuple[str, list[object]]:
-    """``FROM`` (bars ``b``, joined to the factor table ``f`` when the query needs it) and ``WHERE``."""
+    """``FROM`` (bars ``b``, joined to the factor table ``f`` when the query needs it and to the feature
+    tables ``x0``, ``x1`` …) and ``WHERE``."""
     allowed = column_types(spec.dataset)
     ticker, session_date = (quote_identifier(c, allowed) for c in ("ticker", "session_date"))
     column, values = spec.match
@@ -171,6 +215,10 @@ def _filtered_rows(
             f'AND b.{session_date} < f."valid_to"\n'
         )
         params.append(str(factors))
+    for index, join in enumerate(features):
+        feature_sql, feature_params = _feature_join(spec, join, f"x{index}")
+        sql += feature_sql
+        params += feature_params
     key = quote_identifier(column, allowed)
     sql += f"WHERE b.{key} IN ({placeholders}) AND b.{session_date} BETWEEN ? AND ?"
     params += [*values, spec.start, spec.end]
@@ -183,6 +231,28 @@ def _filtered_rows(
     if spec.session != "all":
         regular = f"b.{quote_identifier('regular_session', allowed)}"
         sql += f" AND {regular}" if spec.session == "regular" else f" AND NOT {regular}"
+    return sql, params
+
+
+def _feature_join(spec: QuerySpec, join: FeatureJoin, alias: str) -> tuple[str, list[object]]:
+    """``LEFT JOIN`` of one feature table as ``alias``: its rows of the query's tickers and sessions."""
+    if not join.files or not join.fields:
+        raise QueryError("a feature join needs partition files and fields")
+    allowed = {"ticker", "session_date", *feature_types(spec.dataset)}
+    ticker, session_date = (quote_identifier(c, allowed) for c in ("ticker", "session_date"))
+    columns = ", ".join(quote_identifier(c, allowed) for c in ("ticker", "session_date", *join.fields))
+    where = f"{session_date} BETWEEN ? AND ?"
+    params: list[object] = [list(join.files)]
+    if spec.symbols:
+        where = f"{ticker} IN ({', '.join('?' for _ in spec.symbols)}) AND {where}"
+        params += list(spec.symbols)
+    params += [spec.start, spec.end]
+    sql = (
+        f"LEFT JOIN (SELECT {columns} "
+        "FROM read_parquet(?, hive_partitioning = false, union_by_name = true)\n"
+        f"  WHERE {where}) AS {alias}\n"
+        f"  ON {alias}.{ticker} = b.{ticker} AND {alias}.{session_date} = b.{session_date}\n"
+    )
     return sql, params
 
 
