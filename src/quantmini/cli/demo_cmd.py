@@ -24,7 +24,7 @@ MINUTE_DATA_TYPE = "stocks_minute"
 OPTIONS_DATA_TYPE = "options_daily"
 #: Feature sets the demo computes unless the configuration names some, and the features it shows.
 DEMO_FEATURE_SETS = ("base", "alpha158", "ta")
-DEMO_FEATURES = ("KMID", "ROC5", "MA20", "RSQR20", "CORD20", "RSI14", "MACD", "ATR14", "BB_PCTB20")
+DEMO_FEATURES = ("KMID", "ROC5", "MA20", "CORD20", "RSI14", "MACD", "ATR14")
 #: Underlyings with options in the sample (a class share, an adjusted root, the index SPX among them).
 OPTION_UNDERLYINGS = 4
 #: Tickers with minute bars, and the last sessions that have them (20 are the baseline of volume_rel_20d).
