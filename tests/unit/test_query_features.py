@@ -157,3 +157,8 @@ def test_other_data_types_have_no_feature_fields() -> None:
         QuerySpec("stocks_minute", ("AAPL",), START, END, fields=("KMID",))
     with pytest.raises(QueryError, match="unknown field 'RSI14' for options_daily"):
         QuerySpec("options_daily", ("X",), START, END, fields=("RSI14",), adjusted=False)
+
+
+def test_a_set_built_but_no_longer_configured_is_read_as_it_stands() -> None:
+    reads = feature_reads(daily("RSI14", "OPEN0"), ("base", "alpha360"), built=("alpha158", "ta"))
+    assert [(r.feature_set, r.fields) for r in reads] == [("ta", ("RSI14",)), ("alpha360", ("OPEN0",))]

@@ -309,7 +309,8 @@ def _features(lake: Lake, settings: Settings) -> None:
         )
     console.print(table)
     query = [*_launcher(), "quantmini", "data", "query", "--data-root", str(lake.root), "--data-type"]
-    query += [DEMO_DATA_TYPE, "--symbols", symbol, "--fields", "session_date", *names[:4]]
+    query += [DEMO_DATA_TYPE, "--symbols", symbol, "--start-date", str(last["session_date"][0])]
+    query += ["--end-date", str(last["session_date"][-1]), "--fields", "session_date", *names[:4]]
     console.print("every feature, with its definition: quantmini features list; query some:", markup=False)
     console.print(f"  {shlex.join(query)}", soft_wrap=True, markup=False, highlight=False)
 

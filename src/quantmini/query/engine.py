@@ -27,6 +27,7 @@ import polars as pl
 import pyarrow as pa
 
 from quantmini._exceptions import QueryError
+from quantmini.features.library import sets_of
 from quantmini.io.lake import PARTITION_FILE, Lake
 from quantmini.io.parquet import empty_table
 from quantmini.query.feature_sets import feature_reads, not_built_message
@@ -181,9 +182,10 @@ class QueryEngine:
         if not spec.feature_fields:
             return []
         configured = self._configured_features().of(spec.data_type)
+        built = [s.name for s in sets_of(spec.data_type).values() if self.lake.silver_dir(s.table()).is_dir()]
         sessions = [_session_of(f) for f in files]
         joins = []
-        for read in feature_reads(spec, configured):
+        for read in feature_reads(spec, configured, built):
             held = set(partition_sessions(self.lake.silver_dir(read.table)))
             missing = [d for d in sessions if d not in held]
             if not held or missing:

@@ -5,7 +5,8 @@ The features of a data type's ``base`` set are columns of its main silver table.
 of its own, ``silver/<data type>_<set>/date=…/part.parquet`` with ``ticker``, ``session_date`` and the
 set's features; a query reads its partitions of the sessions asked for and joins them to the bars on
 ``(ticker, session_date)``. A set is built only when listed in the ``features.<data type>`` setting, so
-a feature of a set that is not listed is an error saying how to list and build it.
+a feature of a set that is neither listed nor built is an error saying how to list and build it (a set
+taken off the list keeps its table, read as it is but no longer updated).
 
 A name two sets hold (``OPEN0``: alpha158 and alpha360, one definition) is read from a set the query
 reads anyway, else from a configured one. Feature values are scale-free or in the session's own share
@@ -34,12 +35,15 @@ class FeatureRead:
     """The set's features the query asks for, in the order asked."""
 
 
-def feature_reads(spec: QuerySpec, configured: Sequence[str]) -> tuple[FeatureRead, ...]:
+def feature_reads(
+    spec: QuerySpec, configured: Sequence[str], built: Sequence[str] = ()
+) -> tuple[FeatureRead, ...]:
     """The feature set tables answering ``spec``'s :attr:`~QuerySpec.feature_fields`, given the sets
-    ``configured`` for its data type (``features.<data type>``), in the order their fields are asked.
+    ``configured`` for its data type (``features.<data type>``) and those ``built`` in the lake (a set no
+    longer configured keeps its table, no longer updated), in the order their fields are asked.
 
     Raises :class:`QueryError` naming the set, the setting and the command that builds it when a field
-    belongs only to sets that are not configured.
+    belongs only to sets that are neither configured nor built.
     """
     holders = _holders(spec.data_type)
     chosen: dict[str, FeatureSet] = {}
@@ -50,6 +54,7 @@ def feature_reads(spec: QuerySpec, configured: Sequence[str]) -> tuple[FeatureRe
         reading = {s.name for s in chosen.values()}
         pick = next((s for s in candidates if s.name in reading), None)
         pick = pick or next((s for s in candidates if s.name in configured), None)
+        pick = pick or next((s for s in candidates if s.name in built), None)
         if pick is None:
             raise QueryError(_not_configured(spec.data_type, name, candidates, configured))
         chosen[name] = pick
