@@ -49,6 +49,8 @@ class Frame:
     windows: Mapping[Group, tuple[int, ...]] = field(default_factory=dict)
     #: Sub-expressions that several features share: kept once computed (the others are not).
     shared: frozenset[str] = frozenset()
+    #: Per input, the quantile levels asked for (see :func:`levels_of`).
+    levels: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,8 +84,28 @@ def shared_of(nodes: list[Node]) -> frozenset[str]:
     return frozenset(k for k, n in seen.items() if n > 1)
 
 
+#: Rolling operators read from one sorted copy of each window, in one kernel call per input.
+ORDERED = ("Quantile", "Rank")
+
+
 def _group(node: Roll) -> Group:
-    return node.op, ",".join(a.key for a in node.args), node.q
+    inputs = ",".join(a.key for a in node.args)
+    return ("Ordered", inputs, None) if node.op in ORDERED else (node.op, inputs, node.q)
+
+
+def levels_of(nodes: list[Node]) -> dict[str, tuple[float, ...]]:
+    """Per input, the quantile levels the features ask for (one ordered pass serves them all)."""
+    found: dict[str, set[float]] = {}
+
+    def walk(node: Node) -> None:
+        if isinstance(node, Roll) and node.op == "Quantile" and node.q is not None:
+            found.setdefault(",".join(a.key for a in node.args), set()).add(node.q)
+        for child in getattr(node, "args", ()):
+            walk(child)
+
+    for node in nodes:
+        walk(node)
+    return {k: tuple(sorted(v)) for k, v in found.items()}
 
 
 def evaluate(node: Node, frame: Frame) -> np.ndarray | float:
@@ -119,14 +141,19 @@ def _evaluate(node: Node, frame: Frame) -> np.ndarray:
     if node.n not in windows:
         windows = (node.n,)
     key = f"{group}@{windows}"
+    levels = frame.levels.get(group[1], ()) if group[0] == "Ordered" else ()
+    if node.q is not None and node.q not in levels:  # a level the set's declarations did not list
+        levels, key = (*levels, node.q), f"{key}@{node.q}"
     table = frame.cache.get(key)
     if table is None:
         inputs = [_array(evaluate(a, frame), frame) for a in node.args]
         table = kernels.rolling(
-            node.op, inputs, frame.absent, np.array(windows, dtype=np.int64), frame.strict, node.q
+            group[0], inputs, frame.absent, np.array(windows, dtype=np.int64), frame.strict, levels
         )
         frame.cache[key] = table
     result: np.ndarray = table[windows.index(node.n)]
+    if group[0] == "Ordered":
+        result = result[0 if node.op == "Rank" else 1 + levels.index(node.q)]
     return result
 
 

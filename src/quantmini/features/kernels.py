@@ -177,20 +177,21 @@ def _remove(buffer: np.ndarray, n: int, v: float) -> None:
 
 @jit
 def _ordered(
-    x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, q: float, rank: bool
+    x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, qs: np.ndarray
 ) -> np.ndarray:
-    """Rolling linear-interpolated quantile ``q`` (pandas), or the average percentile rank of the current
-    value (``rank``: pandas ``rank(pct=True)``), from a sorted copy of each window."""
+    """From a sorted copy of each window: the average percentile rank of the current value (pandas
+    ``rank(pct=True)``) at statistic 0, then the linear-interpolated quantiles ``qs`` (pandas)."""
     rows, size = x.shape
-    out = np.full((windows.shape[0], rows, size), np.nan)
+    out = np.full((windows.shape[0], 1 + qs.shape[0], rows, size), np.nan)
     for w in range(windows.shape[0]):
         d = windows[w]
+        buffer = np.empty(d + 1)
         for i in range(rows):
-            buffer = np.empty(d + 1)
             n = 0
             for p in range(size):
                 v = x[i, p]
-                if not absent[i, p] and not np.isnan(v):
+                here = not absent[i, p] and not np.isnan(v)
+                if here:
                     _insert(buffer, n, v)
                     n += 1
                 if p >= d:
@@ -200,21 +201,19 @@ def _ordered(
                         n -= 1
                 if not _needed(n, d, strict):
                     continue
-                if rank:
-                    if np.isnan(v) or absent[i, p]:
-                        continue
+                if here:
                     less = np.searchsorted(buffer[:n], v)
                     equal = np.searchsorted(buffer[:n], v, side="right") - less
-                    out[w, i, p] = (less + (equal + 1) / 2.0) / n
-                else:
-                    position = q * (n - 1)
+                    out[w, 0, i, p] = (less + (equal + 1) / 2.0) / n
+                for k in range(qs.shape[0]):
+                    position = qs[k] * (n - 1)
                     low = int(np.floor(position))
                     high = min(low + 1, n - 1)
                     fraction = position - low
                     value = buffer[low]
                     if fraction != 0.0:
                         value = value + (buffer[high] - buffer[low]) * fraction
-                    out[w, i, p] = value
+                    out[w, 1 + k, i, p] = value
     return out
 
 
@@ -379,9 +378,15 @@ _TRENDS = {"Slope": SLOPE, "Rsquare": RSQUARE, "Resi": RESI}
 
 
 def rolling(
-    op: str, inputs: list[np.ndarray], absent: np.ndarray, windows: np.ndarray, strict: bool, q: float | None
+    op: str,
+    inputs: list[np.ndarray],
+    absent: np.ndarray,
+    windows: np.ndarray,
+    strict: bool,
+    levels: tuple[float, ...] = (),
 ) -> np.ndarray:
-    """``windows × rows × positions``: ``op`` over each window of each row."""
+    """``windows × rows × positions``: ``op`` over each window of each row (``Ordered``: ``windows ×
+    statistics × rows × positions``, the rank then the quantiles at ``levels``)."""
     x = np.ascontiguousarray(inputs[0])
     if op in _MOMENTS:
         return _moments(x, absent, windows, strict, _MOMENTS[op])
@@ -389,8 +394,8 @@ def rolling(
         return _extreme(x, absent, windows, strict, MAX if op == "Max" else MIN)
     if op in ("IdxMax", "IdxMin"):
         return _index_of_extreme(x, absent, windows, strict, MAX if op == "IdxMax" else MIN)
-    if op in ("Quantile", "Rank"):
-        return _ordered(x, absent, windows, strict, 0.0 if q is None else q, op == "Rank")
+    if op == "Ordered":
+        return _ordered(x, absent, windows, strict, np.array(levels, dtype=np.float64))
     if op in _TRENDS:
         return _trend(x, absent, windows, strict, _TRENDS[op])
     y = np.ascontiguousarray(inputs[1])

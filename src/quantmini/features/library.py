@@ -294,7 +294,7 @@ def feature_sets() -> dict[str, dict[str, FeatureSet]]:
             # counts sessions without a bar inside an instrument's span, not before it).
             history=120,
             precision=32,
-            row_bytes=9000,
+            row_bytes=3500,
         ),
         FeatureSet(
             "alpha360",
@@ -303,7 +303,7 @@ def feature_sets() -> dict[str, dict[str, FeatureSet]]:
             _alpha360(),
             history=ALPHA360_DAYS - 1,
             precision=32,
-            row_bytes=9000,
+            row_bytes=6000,
         ),
         FeatureSet(
             "ta",
@@ -313,7 +313,7 @@ def feature_sets() -> dict[str, dict[str, FeatureSet]]:
             history=252,
             mode="bars",
             strict=True,
-            row_bytes=40000,
+            row_bytes=1500,
         ),
         FeatureSet(
             "base",

@@ -26,7 +26,7 @@ import polars as pl
 
 from quantmini._exceptions import ConfigurationError
 from quantmini.core.window import SessionWindow
-from quantmini.features.evaluate import Frame, evaluate, shared_of, windows_of
+from quantmini.features.evaluate import Frame, evaluate, levels_of, shared_of, windows_of
 from quantmini.features.expression import VOLUME_SERIES, Node, degree, parse
 from quantmini.features.library import FeatureSet, feature_set
 
@@ -118,6 +118,7 @@ def compute(fs: FeatureSet, window: SessionWindow) -> pl.DataFrame:
     frame.strict = fs.strict
     frame.windows = windows_of(nodes)
     frame.shared = shared_of(nodes)
+    frame.levels = levels_of(nodes)
     values = {name: np.empty(rt.size) for name in names}
     size = frame.absent.shape[1]
     step = max(1, BLOCK_BYTES // (8 * size))
@@ -154,7 +155,8 @@ def compute(fs: FeatureSet, window: SessionWindow) -> pl.DataFrame:
 def _block(frame: Frame, first: int, last: int) -> Frame:
     """The rows ``first..last`` of ``frame`` (tickers), with an empty cache."""
     leaves = {name: values[first:last] for name, values in frame.leaves.items()}
-    return Frame(leaves, frame.absent[first:last], frame.strict, frame.windows, frame.shared)
+    absent = frame.absent[first:last]
+    return Frame(leaves, absent, frame.strict, frame.windows, frame.shared, frame.levels)
 
 
 def _lookbacks(nodes: list[Node]) -> list[int]:
