@@ -56,6 +56,8 @@ def feature_parts(data_type: str) -> tuple[SilverPart, ...]:
                     else ()
                 ),
                 settings=("features.market_proxy",) if "$mkt_close" in texts else (),
+                # Each ticker alone, unless the market proxy's bars are read beside it.
+                per_ticker="$mkt_close" not in texts,
                 feature_set=fs.name,
             )
         )
