@@ -9,6 +9,10 @@
 * ``reference_<name>.csv``: an optional reference table, when the fixture has one;
 * ``settings.json``: the values of the parts' settings keys (dotted keys, every key a part reads);
 * ``multipliers.csv``: corporate-action multipliers, for parts that use factors;
+* ``windows.json``: optional, per silver table, how its window differs from the default one (every
+  session of ``bars.csv``, each an output): ``bars`` and ``multipliers`` name other files beside (a table
+  that needs a longer history than the others reads its own rows), ``outputs`` lists the output sessions
+  (the others are the lookback, as in a pipeline run);
 * ``expected_<table>.csv``: the answers, written by the plain-pandas ``make_answers.py`` beside them.
 
 Every CSV is parsed to the types its table declares, so a date, a boolean or an integer column compares
@@ -17,6 +21,7 @@ as such.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -82,15 +87,14 @@ def expected_rows(table: str) -> pl.DataFrame:
     return read_typed_csv(path, polars_types(part.output_schema(spec.bronze_schema)))
 
 
-def _input_rows(directory: Path, source: SilverInput, outputs: tuple[Any, ...]) -> pl.DataFrame:
+def _input_rows(directory: Path, source: SilverInput, sessions: tuple[Any, ...]) -> pl.DataFrame:
     if source.layer == "bronze":
         rows = bronze_rows(directory / f"inputs_{source.source}.csv", get_spec(source.source))
     else:
         rows = expected_rows(source.source)
     if source.columns:
         rows = rows.select(source.columns)
-    # As the pipeline reads them: the input's partitions of the output sessions only.
-    return rows.filter(pl.col("session_date").is_in(list(outputs)))
+    return rows.filter(pl.col("session_date").is_in(list(sessions)))
 
 
 def fixture_settings(directory: Path) -> dict[str, Any]:
@@ -105,13 +109,30 @@ def fixture_settings(directory: Path) -> dict[str, Any]:
     return values
 
 
+def window_layout(directory: Path, table: str) -> dict[str, Any]:
+    """The ``windows.json`` entry of ``table`` (empty: the default window)."""
+    path = directory / "windows.json"
+    if not path.exists():
+        return {}
+    layouts: dict[str, dict[str, Any]] = json.loads(path.read_text())
+    layout = layouts.get(table, {})
+    unknown = set(layout) - {"bars", "multipliers", "outputs"}
+    assert not unknown, f"{path}: {table} has unknown keys {sorted(unknown)}"
+    return layout
+
+
 def answers_window(
     spec: DatasetSpec, part: SilverPart, settings: Mapping[str, Any] | None = None
 ) -> SessionWindow:
     """The window ``part`` reads from its fixture directory (``settings`` overrides ``settings.json``)."""
     directory = ANSWERS / spec.name
-    bars = bronze_rows(directory / "bars.csv", spec)
+    layout = window_layout(directory, part.table(spec.name))
+    bars = bronze_rows(directory / layout.get("bars", "bars.csv"), spec)
     sessions = tuple(bars["session_date"].unique().sort().to_list())
+    outputs = sessions
+    if "outputs" in layout:
+        outputs = tuple(dt.date.fromisoformat(day) for day in layout["outputs"])
+        assert set(outputs) <= set(sessions), f"{directory / 'windows.json'}: outputs outside the bars"
     values = fixture_settings(directory) | dict(settings or {})
     missing = [key for key in part.settings if key not in values]
     assert not missing, f"{directory / 'settings.json'} lacks {missing}, which {part.table(spec.name)} reads"
@@ -122,15 +143,22 @@ def answers_window(
             references[name] = read_typed_csv(path, REFERENCE_TYPES.get(name, {}))
     factors = None
     if part.factors != "none":
-        multipliers = pl.read_csv(directory / "multipliers.csv", try_parse_dates=True)
+        multipliers = pl.read_csv(
+            directory / layout.get("multipliers", "multipliers.csv"), try_parse_dates=True
+        )
         factors = FactorContext(multipliers, pl.DataFrame(), pl.DataFrame())
     return SessionWindow(
         bars=bars,
         sessions=sessions,
-        outputs=sessions,
+        outputs=outputs,
         references=references,
         factors=factors,
-        inputs={source.source: _input_rows(directory, source, sessions) for source in part.inputs},
+        # As the pipeline reads them: an input's partitions of the output sessions, or of the whole
+        # window for a ``window`` input.
+        inputs={
+            source.source: _input_rows(directory, source, sessions if source.window else outputs)
+            for source in part.inputs
+        },
         settings={key: values[key] for key in part.settings},
     )
 
