@@ -45,6 +45,8 @@ class Frame:
     leaves: Mapping[str, np.ndarray]
     absent: np.ndarray
     strict: bool = False
+    #: Per row and position, the earliest position a window may reach (``None``: the row's start).
+    lo: np.ndarray | None = None
     #: Per (operator, input keys, q): every window the features ask for (computed in one kernel call).
     windows: Mapping[Group, tuple[int, ...]] = field(default_factory=dict)
     #: Sub-expressions that several features share: kept once computed (the others are not).
@@ -147,9 +149,9 @@ def _evaluate(node: Node, frame: Frame) -> np.ndarray:
     table = frame.cache.get(key)
     if table is None:
         inputs = [_array(evaluate(a, frame), frame) for a in node.args]
-        table = kernels.rolling(
-            group[0], inputs, frame.absent, np.array(windows, dtype=np.int64), frame.strict, levels
-        )
+        lo = frame.lo if frame.lo is not None else np.zeros(frame.absent.shape, dtype=np.int64)
+        windows_array = np.array(windows, dtype=np.int64)
+        table = kernels.rolling(group[0], inputs, frame.absent, lo, windows_array, frame.strict, levels)
         frame.cache[key] = table
     result: np.ndarray = table[windows.index(node.n)]
     if group[0] == "Ordered":

@@ -48,7 +48,11 @@ def _first_value(row: np.ndarray) -> float:
 
 
 @jit
-def _moments(x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, kind: int) -> np.ndarray:
+def _moments(
+    x: np.ndarray, absent: np.ndarray, lo: np.ndarray, windows: np.ndarray, strict: bool, kind: int
+) -> np.ndarray:
+    """Sum, mean, sample or population deviation, variance; exact (deviation 0) over a run of equal
+    values, where running sums would leave a residue."""
     rows, size = x.shape
     out = np.full((windows.shape[0], rows, size), np.nan)
     for w in range(windows.shape[0]):
@@ -58,29 +62,38 @@ def _moments(x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: boo
             n = 0
             s1 = 0.0
             s2 = 0.0
+            start = 0
+            run_value = np.nan
+            run_start = 0
             for p in range(size):
                 v = x[i, p]
                 if not absent[i, p] and not np.isnan(v):
                     n += 1
                     s1 += v - c
                     s2 += (v - c) * (v - c)
-                if p >= d:
-                    u = x[i, p - d]
-                    if not absent[i, p - d] and not np.isnan(u):
+                    if v != run_value:
+                        run_value = v
+                        run_start = p
+                target = max(p - d + 1, lo[i, p])
+                while start < target:
+                    u = x[i, start]
+                    if not absent[i, start] and not np.isnan(u):
                         n -= 1
                         s1 -= u - c
                         s2 -= (u - c) * (u - c)
+                    start += 1
                 if n == 0:
                     s1 = 0.0  # no drift carried across an empty window
                     s2 = 0.0
                 if not _needed(n, d, strict):
                     continue
+                flat = run_start <= start
                 if kind == SUM:
-                    out[w, i, p] = s1 + n * c
+                    out[w, i, p] = n * run_value if flat else s1 + n * c
                 elif kind == MEAN:
-                    out[w, i, p] = c + s1 / n
+                    out[w, i, p] = run_value if flat else c + s1 / n
                 else:
-                    m2 = max(s2 - s1 * s1 / n, 0.0)
+                    m2 = 0.0 if flat else max(s2 - s1 * s1 / n, 0.0)
                     if kind == STDP:
                         out[w, i, p] = np.sqrt(m2 / n)
                     elif n >= 2:
@@ -89,36 +102,31 @@ def _moments(x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: boo
 
 
 @jit
-def _extreme(x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, kind: int) -> np.ndarray:
-    """Rolling max/min (``kind``), and — for ``IdxMax``/``IdxMin`` (``index``) — numpy's ``argmax + 1`` over
-    the window taken oldest first: the oldest NaN wins, then the oldest of equal extremes; the window is
-    cut at the last absent position."""
-    return _extremes(x, absent, windows, strict, kind, False)
-
-
-@jit
-def _index_of_extreme(
-    x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, kind: int
-) -> np.ndarray:
-    return _extremes(x, absent, windows, strict, kind, True)
-
-
-@jit
 def _extremes(
-    x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, kind: int, index: bool
+    x: np.ndarray,
+    absent: np.ndarray,
+    lo: np.ndarray,
+    windows: np.ndarray,
+    strict: bool,
+    kind: int,
+    index: bool,
 ) -> np.ndarray:
+    """Rolling max/min (``kind``), or — ``index`` — numpy's ``argmax + 1`` (``argmin``) over the window taken
+    oldest first: the oldest NaN wins, then the oldest of equal extremes; the window is cut after the last
+    absent position."""
     rows, size = x.shape
     out = np.full((windows.shape[0], rows, size), np.nan)
+    queue = np.empty(size, dtype=np.int64)  # positions of candidate extremes, oldest first
+    nans = np.empty(size, dtype=np.int64)  # positions of NaN inside the series, oldest first
     for w in range(windows.shape[0]):
         d = windows[w]
         for i in range(rows):
-            queue = np.empty(size, dtype=np.int64)  # positions of candidate extremes, oldest first
-            nans = np.empty(size, dtype=np.int64)  # positions of NaN inside the series, oldest first
             head = 0
             tail = 0
             nan_head = 0
             nan_tail = 0
             n = 0
+            start = 0
             cut = -1  # the last absent position
             for p in range(size):
                 v = x[i, p]
@@ -137,23 +145,25 @@ def _extremes(
                             tail -= 1
                     queue[tail] = p
                     tail += 1
-                if p >= d:
-                    u = x[i, p - d]
-                    if not absent[i, p - d] and not np.isnan(u):
+                target = max(p - d + 1, lo[i, p])
+                while start < target:
+                    u = x[i, start]
+                    if not absent[i, start] and not np.isnan(u):
                         n -= 1
-                start = max(p - d + 1, cut + 1)
-                while tail > head and queue[head] < start:
+                    start += 1
+                first = max(start, cut + 1)
+                while tail > head and queue[head] < first:
                     head += 1
-                while nan_tail > nan_head and nans[nan_head] < start:
+                while nan_tail > nan_head and nans[nan_head] < first:
                     nan_head += 1
                 if not _needed(n, d, strict):
                     continue
                 if not index:
                     out[w, i, p] = x[i, queue[head]]
                 elif nan_tail > nan_head:
-                    out[w, i, p] = nans[nan_head] - start + 1
+                    out[w, i, p] = nans[nan_head] - first + 1
                 else:
-                    out[w, i, p] = queue[head] - start + 1
+                    out[w, i, p] = queue[head] - first + 1
     return out
 
 
@@ -177,7 +187,7 @@ def _remove(buffer: np.ndarray, n: int, v: float) -> None:
 
 @jit
 def _ordered(
-    x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, qs: np.ndarray
+    x: np.ndarray, absent: np.ndarray, lo: np.ndarray, windows: np.ndarray, strict: bool, qs: np.ndarray
 ) -> np.ndarray:
     """From a sorted copy of each window: the average percentile rank of the current value (pandas
     ``rank(pct=True)``) at statistic 0, then the linear-interpolated quantiles ``qs`` (pandas)."""
@@ -185,20 +195,23 @@ def _ordered(
     out = np.full((windows.shape[0], 1 + qs.shape[0], rows, size), np.nan)
     for w in range(windows.shape[0]):
         d = windows[w]
-        buffer = np.empty(d + 1)
+        buffer = np.empty(size + 1)
         for i in range(rows):
             n = 0
+            start = 0
             for p in range(size):
                 v = x[i, p]
                 here = not absent[i, p] and not np.isnan(v)
                 if here:
                     _insert(buffer, n, v)
                     n += 1
-                if p >= d:
-                    u = x[i, p - d]
-                    if not absent[i, p - d] and not np.isnan(u):
+                target = max(p - d + 1, lo[i, p])
+                while start < target:
+                    u = x[i, start]
+                    if not absent[i, start] and not np.isnan(u):
                         _remove(buffer, n, u)
                         n -= 1
+                    start += 1
                 if not _needed(n, d, strict):
                     continue
                 if here:
@@ -218,7 +231,9 @@ def _ordered(
 
 
 @jit
-def _trend(x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, kind: int) -> np.ndarray:
+def _trend(
+    x: np.ndarray, absent: np.ndarray, lo: np.ndarray, windows: np.ndarray, strict: bool, kind: int
+) -> np.ndarray:
     """Least-squares line of the window's values against their positions (Qlib's ``Slope``, ``Rsquare``,
     ``Resi``), missing values left out of the fit."""
     rows, size = x.shape
@@ -233,6 +248,7 @@ def _trend(x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool,
             sy = 0.0
             syy = 0.0
             sqy = 0.0
+            start = 0
             for p in range(size):
                 v = x[i, p]
                 if not absent[i, p] and not np.isnan(v):
@@ -243,17 +259,18 @@ def _trend(x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool,
                     sy += y
                     syy += y * y
                     sqy += p * y
-                if p >= d:
-                    u = x[i, p - d]
-                    if not absent[i, p - d] and not np.isnan(u):
+                target = max(p - d + 1, lo[i, p])
+                while start < target:
+                    u = x[i, start]
+                    if not absent[i, start] and not np.isnan(u):
                         y = u - c
-                        o = p - d
                         n -= 1
-                        sq -= o
-                        sqq -= o * o
+                        sq -= start
+                        sqq -= start * start
                         sy -= y
                         syy -= y * y
-                        sqy -= o * y
+                        sqy -= start * y
+                    start += 1
                 if n == 0:
                     sy = 0.0
                     syy = 0.0
@@ -275,61 +292,76 @@ def _trend(x: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool,
 
 
 @jit
+def _pair_step(
+    x: np.ndarray, y: np.ndarray, i: int, o: int, sign: int, cx: float, cy: float, sums: np.ndarray
+) -> None:
+    """Add (``sign`` 1) or remove (-1) position ``o`` of row ``i``: ``n sx sy sxx syy sxy`` over complete
+    pairs, then each input's own ``n s ss``."""
+    a = x[i, o] - cx
+    b = y[i, o] - cy
+    if not np.isnan(a):
+        sums[6] += sign
+        sums[7] += sign * a
+        sums[8] += sign * a * a
+    if not np.isnan(b):
+        sums[9] += sign
+        sums[10] += sign * b
+        sums[11] += sign * b * b
+    if not np.isnan(a) and not np.isnan(b):
+        sums[0] += sign
+        sums[1] += sign * a
+        sums[2] += sign * b
+        sums[3] += sign * a * a
+        sums[4] += sign * b * b
+        sums[5] += sign * a * b
+
+
+@jit
+def _flat(n: float, s: float, ss: float) -> bool:
+    """Whether a rolling sample deviation is within :data:`FLAT` of 0 (Qlib's ``np.isclose`` mask)."""
+    return n >= 2 and np.sqrt(max(ss - s * s / n, 0.0) / (n - 1)) <= FLAT
+
+
+@jit
 def _pair(
-    x: np.ndarray, y: np.ndarray, absent: np.ndarray, windows: np.ndarray, strict: bool, kind: int
+    x: np.ndarray,
+    y: np.ndarray,
+    absent: np.ndarray,
+    lo: np.ndarray,
+    windows: np.ndarray,
+    strict: bool,
+    kind: int,
 ) -> np.ndarray:
     """Correlation (Qlib: NaN where either input's own rolling deviation is flat) or sample covariance,
     over the positions where both inputs have a value."""
     rows, size = x.shape
     out = np.full((windows.shape[0], rows, size), np.nan)
+    sums = np.zeros(12)
     for w in range(windows.shape[0]):
         d = windows[w]
         for i in range(rows):
             cx = _first_value(x[i])
             cy = _first_value(y[i])
-            n = 0
-            sx = 0.0
-            sy = 0.0
-            sxx = 0.0
-            syy = 0.0
-            sxy = 0.0
-            nx = 0
-            ox = 0.0
-            oxx = 0.0
-            ny = 0
-            oy = 0.0
-            oyy = 0.0
+            sums[:] = 0.0
+            start = 0
             for p in range(size):
-                for sign, o in ((1, p), (-1, p - d)):
-                    if o < 0 or (sign < 0 and p < d) or absent[i, o]:
-                        continue
-                    a = x[i, o] - cx
-                    b = y[i, o] - cy
-                    if not np.isnan(a):
-                        nx += sign
-                        ox += sign * a
-                        oxx += sign * a * a
-                    if not np.isnan(b):
-                        ny += sign
-                        oy += sign * b
-                        oyy += sign * b * b
-                    if not np.isnan(a) and not np.isnan(b):
-                        n += sign
-                        sx += sign * a
-                        sy += sign * b
-                        sxx += sign * a * a
-                        syy += sign * b * b
-                        sxy += sign * a * b
-                if n < 2 or not _needed(n, d, strict):
+                if not absent[i, p]:
+                    _pair_step(x, y, i, p, 1, cx, cy, sums)
+                target = max(p - d + 1, lo[i, p])
+                while start < target:
+                    if not absent[i, start]:
+                        _pair_step(x, y, i, start, -1, cx, cy, sums)
+                    start += 1
+                n = sums[0]
+                if n < 2 or not _needed(int(n), d, strict):
                     continue
-                cov = sxy - sx * sy / n
+                cov = sums[5] - sums[1] * sums[2] / n
                 if kind == COV:
                     out[w, i, p] = cov / (n - 1)
-                    continue
-                flat_x = nx >= 2 and np.sqrt(max(oxx - ox * ox / nx, 0.0) / (nx - 1)) <= FLAT
-                flat_y = ny >= 2 and np.sqrt(max(oyy - oy * oy / ny, 0.0) / (ny - 1)) <= FLAT
-                if not (flat_x or flat_y):
-                    out[w, i, p] = cov / np.sqrt(max(sxx - sx * sx / n, 0.0) * max(syy - sy * sy / n, 0.0))
+                elif not (_flat(sums[6], sums[7], sums[8]) or _flat(sums[9], sums[10], sums[11])):
+                    var_x = max(sums[3] - sums[1] * sums[1] / n, 0.0)
+                    var_y = max(sums[4] - sums[2] * sums[2] / n, 0.0)
+                    out[w, i, p] = cov / np.sqrt(var_x * var_y)
     return out
 
 
@@ -381,22 +413,24 @@ def rolling(
     op: str,
     inputs: list[np.ndarray],
     absent: np.ndarray,
+    lo: np.ndarray,
     windows: np.ndarray,
     strict: bool,
     levels: tuple[float, ...] = (),
 ) -> np.ndarray:
-    """``windows × rows × positions``: ``op`` over each window of each row (``Ordered``: ``windows ×
-    statistics × rows × positions``, the rank then the quantiles at ``levels``)."""
+    """``windows × rows × positions``: ``op`` over each window of each row, a window never reaching before
+    ``lo`` (``Ordered``: ``windows × statistics × rows × positions``, the rank then the quantiles at
+    ``levels``)."""
     x = np.ascontiguousarray(inputs[0])
     if op in _MOMENTS:
-        return _moments(x, absent, windows, strict, _MOMENTS[op])
-    if op in ("Max", "Min"):
-        return _extreme(x, absent, windows, strict, MAX if op == "Max" else MIN)
-    if op in ("IdxMax", "IdxMin"):
-        return _index_of_extreme(x, absent, windows, strict, MAX if op == "IdxMax" else MIN)
+        return _moments(x, absent, lo, windows, strict, _MOMENTS[op])
+    if op in ("Max", "Min", "IdxMax", "IdxMin"):
+        return _extremes(
+            x, absent, lo, windows, strict, MAX if op in ("Max", "IdxMax") else MIN, op.startswith("Idx")
+        )
     if op == "Ordered":
-        return _ordered(x, absent, windows, strict, np.array(levels, dtype=np.float64))
+        return _ordered(x, absent, lo, windows, strict, np.array(levels, dtype=np.float64))
     if op in _TRENDS:
-        return _trend(x, absent, windows, strict, _TRENDS[op])
+        return _trend(x, absent, lo, windows, strict, _TRENDS[op])
     y = np.ascontiguousarray(inputs[1])
-    return _pair(x, y, absent, windows, strict, CORR if op == "Corr" else COV)
+    return _pair(x, y, absent, lo, windows, strict, CORR if op == "Corr" else COV)

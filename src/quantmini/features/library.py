@@ -290,9 +290,9 @@ def feature_sets() -> dict[str, dict[str, FeatureSet]]:
             "stocks_daily",
             "Qlib's Alpha158 factors, computed exactly as qlib's Alpha158 handler does",
             _alpha158(),
-            # 60 sessions for the longest window; 60 more to tell a ticker's listing from a halt (qlib
+            # 60 sessions for the longest window; 120 more to tell a ticker's listing from a halt (qlib
             # counts sessions without a bar inside an instrument's span, not before it).
-            history=120,
+            history=180,
             precision=32,
             row_bytes=3500,
         ),

@@ -81,7 +81,8 @@ class _Grid:
             s = known["session_date"].replace_strict(self.position, return_dtype=pl.Int64).to_numpy()
             minute = np.full_like(typical, np.nan)
             minute[t, s] = known["vwap"].to_numpy()
-            typical = np.where(np.isnan(minute), typical, minute)
+            # As the Qlib root: a roll-up counts on sessions with a daily bar only.
+            typical = np.where(np.isnan(minute) | ~self.present, typical, minute)
         self.values["vwap"] = typical
 
 
@@ -111,7 +112,7 @@ def compute(fs: FeatureSet, window: SessionWindow) -> pl.DataFrame:
     proxy = grid.codes.get(str(window.settings.get(MARKET_PROXY, "SPY"))) if "mkt_close" in inputs else None
     series = {name: _series(grid, scale, name, proxy) for name in inputs}
     if fs.mode == "bars":
-        frame, position = _bars_frame(grid, series, rt, rs)
+        frame, position = _bars_frame(grid, series, rt, rs, fs.history)
     else:
         gap = fs.history - max(_lookbacks(nodes), default=0)
         frame, position = Frame(series, _before_series(grid.present, gap)), rs
@@ -156,7 +157,10 @@ def _block(frame: Frame, first: int, last: int) -> Frame:
     """The rows ``first..last`` of ``frame`` (tickers), with an empty cache."""
     leaves = {name: values[first:last] for name, values in frame.leaves.items()}
     absent = frame.absent[first:last]
-    return Frame(leaves, absent, frame.strict, frame.windows, frame.shared, frame.levels)
+    lo = None if frame.lo is None else frame.lo[first:last]
+    return Frame(
+        leaves, absent, frame.strict, lo=lo, windows=frame.windows, shared=frame.shared, levels=frame.levels
+    )
 
 
 def _lookbacks(nodes: list[Node]) -> list[int]:
@@ -188,20 +192,28 @@ def _before_series(present: np.ndarray, gap: int) -> np.ndarray:
 
 
 def _bars_frame(
-    grid: _Grid, series: dict[str, np.ndarray], rt: np.ndarray, rs: np.ndarray
+    grid: _Grid, series: dict[str, np.ndarray], rt: np.ndarray, rs: np.ndarray, history: int
 ) -> tuple[Frame, np.ndarray]:
-    """Each ticker's bars packed to the front of its row (lags count bars); where the outputs sit."""
+    """Each ticker's bars packed to the front of its row (positions count bars), each window kept within
+    ``history`` sessions of its last bar; and where the outputs sit."""
     counts = grid.present.sum(axis=1)
     width = int(counts.max())
     index = np.cumsum(grid.present, axis=1) - 1  # a bar's position among its ticker's bars
-    t, s = np.nonzero(grid.present)
+    t, s = np.nonzero(grid.present)  # row-major: by ticker, then session
     packed = {}
     for name, values in series.items():
         array = np.full((grid.present.shape[0], width), np.nan)
         array[t, index[t, s]] = values[t, s]
         packed[name] = array
     absent = np.arange(width)[None, :] >= counts[:, None]
-    return Frame(packed, absent), index[rt, rs]
+    # The first bar of the ticker within `history` sessions of each bar: its key (ticker, session) sorted.
+    span = grid.present.shape[1] + history + 1
+    keys = t * span + s
+    first = np.searchsorted(keys, keys - history) - np.searchsorted(keys, t * span)
+    lo = np.zeros((grid.present.shape[0], width), dtype=np.int64)
+    lo[t, index[t, s]] = first
+    lo = np.maximum.accumulate(lo, axis=1)  # padding after a row's last bar keeps its last bound
+    return Frame(packed, absent, lo=lo), index[rt, rs]
 
 
 def alpha158(window: SessionWindow) -> pl.DataFrame:
