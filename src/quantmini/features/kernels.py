@@ -2,10 +2,12 @@
 
 Every kernel walks each row once, keeping the state of each requested window as it slides (running sums,
 monotonic queues, a sorted copy of the window), so a window costs O(1) or O(log n) per position whatever
-its length. Missing values (NaN) are skipped; positions flagged ``absent`` lie before the series starts
-(Qlib: rows that do not exist) and are skipped too, and they cut the window for ``IdxMax``/``IdxMin``. A
-window's statistic needs one value, or — ``strict`` — every value of the window. The output holds the
-statistic at every position for every window (``windows × rows × positions``).
+its length. Missing values (NaN, and infinities: pandas reads them as missing) are skipped; positions
+flagged ``absent`` lie before the series starts (Qlib: rows that do not exist) and are skipped too, and
+they cut the window for ``IdxMax``/``IdxMin``. A window never reaches before ``lo`` (the earliest
+position of a row's window at each position). A window's statistic needs one value, or — ``strict`` —
+every value of the window. The output holds the statistic at every position for every window
+(``windows × rows × positions``).
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def _moments(
             run_start = 0
             for p in range(size):
                 v = x[i, p]
-                if not absent[i, p] and not np.isnan(v):
+                if not absent[i, p] and np.isfinite(v):
                     n += 1
                     s1 += v - c
                     s2 += (v - c) * (v - c)
@@ -77,7 +79,7 @@ def _moments(
                 target = max(p - d + 1, lo[i, p])
                 while start < target:
                     u = x[i, start]
-                    if not absent[i, start] and not np.isnan(u):
+                    if not absent[i, start] and np.isfinite(u):
                         n -= 1
                         s1 -= u - c
                         s2 -= (u - c) * (u - c)
@@ -132,7 +134,7 @@ def _extremes(
                 v = x[i, p]
                 if absent[i, p]:
                     cut = p
-                elif np.isnan(v):
+                elif not np.isfinite(v):  # pandas reads an infinity as missing
                     nans[nan_tail] = p
                     nan_tail += 1
                 else:
@@ -148,7 +150,7 @@ def _extremes(
                 target = max(p - d + 1, lo[i, p])
                 while start < target:
                     u = x[i, start]
-                    if not absent[i, start] and not np.isnan(u):
+                    if not absent[i, start] and np.isfinite(u):
                         n -= 1
                     start += 1
                 first = max(start, cut + 1)
@@ -201,14 +203,14 @@ def _ordered(
             start = 0
             for p in range(size):
                 v = x[i, p]
-                here = not absent[i, p] and not np.isnan(v)
+                here = not absent[i, p] and np.isfinite(v)
                 if here:
                     _insert(buffer, n, v)
                     n += 1
                 target = max(p - d + 1, lo[i, p])
                 while start < target:
                     u = x[i, start]
-                    if not absent[i, start] and not np.isnan(u):
+                    if not absent[i, start] and np.isfinite(u):
                         _remove(buffer, n, u)
                         n -= 1
                     start += 1
@@ -251,7 +253,7 @@ def _trend(
             start = 0
             for p in range(size):
                 v = x[i, p]
-                if not absent[i, p] and not np.isnan(v):
+                if not absent[i, p] and np.isfinite(v):
                     y = v - c
                     n += 1
                     sq += p
@@ -262,7 +264,7 @@ def _trend(
                 target = max(p - d + 1, lo[i, p])
                 while start < target:
                     u = x[i, start]
-                    if not absent[i, start] and not np.isnan(u):
+                    if not absent[i, start] and np.isfinite(u):
                         y = u - c
                         n -= 1
                         sq -= start
@@ -299,15 +301,15 @@ def _pair_step(
     pairs, then each input's own ``n s ss``."""
     a = x[i, o] - cx
     b = y[i, o] - cy
-    if not np.isnan(a):
+    if np.isfinite(a):
         sums[6] += sign
         sums[7] += sign * a
         sums[8] += sign * a * a
-    if not np.isnan(b):
+    if np.isfinite(b):
         sums[9] += sign
         sums[10] += sign * b
         sums[11] += sign * b * b
-    if not np.isnan(a) and not np.isnan(b):
+    if np.isfinite(a) and np.isfinite(b):
         sums[0] += sign
         sums[1] += sign * a
         sums[2] += sign * b
@@ -381,7 +383,7 @@ def _smooth(x: np.ndarray, n: int, wilder: bool) -> np.ndarray:
         state = 0.0
         for p in range(size):
             v = x[i, p]
-            if np.isnan(v):
+            if not np.isfinite(v):
                 continue
             count += 1
             if wilder:

@@ -187,7 +187,8 @@ def _before_series(present: np.ndarray, gap: int) -> np.ndarray:
     """
     seen = np.cumsum(present, axis=1)
     before = np.zeros_like(seen)
-    before[:, gap + 1 :] = seen[:, : seen.shape[1] - gap - 1]
+    if gap + 1 < seen.shape[1]:
+        before[:, gap + 1 :] = seen[:, : seen.shape[1] - gap - 1]
     return np.asarray((seen - before) == 0)
 
 
