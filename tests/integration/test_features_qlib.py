@@ -508,8 +508,8 @@ def test_the_hard_cases_reach_the_features(
     assert (flat[["STD5", "STD20", "KLEN", "ROC20"]] == [0, 0, 0, 1]).all().all()
     volume = compared["alpha360"].ours.loc[scenario.quiet, "VOLUME0"]
     assert (volume.loc[[pd.Timestamp(scenario.sessions[i]) for i in ZERO]] == 0).all()
-    split = ours.loc[scenario.split]
-    assert (split["ROC5"].dropna() == 1).sum() >= 8
+    roc = ours.loc[scenario.split, "ROC5"].to_numpy()
+    assert (np.abs(roc - 1) < 1e-6).sum() >= 11  # the 11 windows inside the 16 flat sessions
 
 
 @pytest.mark.parametrize("name", SETS)
