@@ -1,8 +1,9 @@
 """Run real pyqlib on a provider root in a fresh interpreter and hand back what it read.
 
 qlib keeps its provider in process-global state, so every root is read in its own child process. The
-child writes calendar, instrument spans and a features frame to files; tests compare them against
-expectations built independently with pandas/numpy.
+child writes calendar, instrument spans and a features frame — or the Alpha158 and Alpha360 feature sets
+with their inputs (:func:`read_alphas_with_qlib`) — to files; tests compare them against expectations
+built independently with pandas/numpy, or against silver.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +99,90 @@ def read_with_qlib(
     features = pd.read_parquet(workdir / "features.parquet")
     features.columns = ["instrument", "datetime", *expressions]
     return meta, features
+
+
+_ALPHAS = textwrap.dedent(
+    """
+    import json
+    import sys
+    from pathlib import Path
+
+    import qlib
+    from qlib.contrib.data.handler import Alpha158
+    from qlib.contrib.data.loader import Alpha158DL, Alpha360DL
+    from qlib.data import D
+
+    INPUTS = ["$open", "$high", "$low", "$close", "$volume", "$vwap", "$factor"]
+
+
+    def frame(data, names, path):
+        data.columns = names
+        data.reset_index()[["instrument", "datetime", *names]].to_parquet(path)
+
+
+    def main(root, out):
+        out = Path(out)
+        qlib.init(provider_uri=root, region="us", kernels=1)
+        calendar = D.calendar(freq="day")
+        start, end = calendar[0], calendar[-1]
+        handler = Alpha158(
+            instruments="all", start_time=start, end_time=end, infer_processors=[], learn_processors=[]
+        )
+        alpha158 = handler.fetch(col_set="feature")
+        frame(alpha158, list(alpha158.columns), out / "alpha158.parquet")
+        fields, names = Alpha360DL.get_feature_config()
+        frame(D.features(D.instruments("all"), fields, start_time=start, end_time=end), names,
+              out / "alpha360.parquet")
+        frame(D.features(D.instruments("all"), INPUTS, start_time=start, end_time=end),
+              [f[1:] for f in INPUTS], out / "inputs.parquet")
+        expressions = {}
+        for loader in (Alpha158DL, Alpha360DL):
+            fields, names = loader.get_feature_config()
+            expressions[loader.__name__] = dict(zip(names, fields))
+        (out / "expressions.json").write_text(json.dumps(expressions))
+
+
+    if __name__ == "__main__":
+        main(*sys.argv[1:])
+    """
+)
+
+
+@dataclass(frozen=True)
+class QlibAlphas:
+    """What real qlib computes from a daily root: the Alpha158 handler's features, Alpha360's (its
+    loader's expressions through ``D.features``), the root's inputs (``open high low close volume vwap
+    factor``) and each feature's expression, by set. Frames are indexed by (instrument, datetime) and hold
+    a row for every calendar session inside each instrument's span (NaN where it has no bar)."""
+
+    alpha158: pd.DataFrame
+    alpha360: pd.DataFrame
+    inputs: pd.DataFrame
+    expressions: dict[str, dict[str, str]]
+
+
+def read_alphas_with_qlib(root: Path, workdir: Path) -> QlibAlphas:
+    """Alpha158 and Alpha360 as real qlib computes them from the daily provider ``root``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    script = workdir / "qlib_alphas.py"
+    script.write_text(_ALPHAS)
+    done = subprocess.run(
+        [sys.executable, str(script), str(root), str(workdir)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"qlib reader failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+    def read(name: str) -> pd.DataFrame:
+        return pd.read_parquet(workdir / f"{name}.parquet").set_index(["instrument", "datetime"]).sort_index()
+
+    loaders = json.loads((workdir / "expressions.json").read_text())
+    return QlibAlphas(
+        read("alpha158"),
+        read("alpha360"),
+        read("inputs"),
+        {"alpha158": loaders["Alpha158DL"], "alpha360": loaders["Alpha360DL"]},
+    )
