@@ -164,7 +164,8 @@ def _apply(node: Apply, frame: Frame) -> np.ndarray:
     if op == "Ref":
         x = _array(evaluate(node.args[0], frame), frame)
         shifted = np.full_like(x, np.nan)
-        shifted[:, node.shift :] = x[:, : x.shape[1] - node.shift]
+        if node.shift < x.shape[1]:
+            shifted[:, node.shift :] = x[:, : x.shape[1] - node.shift]
         return shifted
     values = [evaluate(a, frame) for a in node.args]
     with np.errstate(all="ignore"):

@@ -50,11 +50,24 @@ def _first_value(row: np.ndarray) -> float:
 
 
 @jit
+def _plus(total: float, carry: float, x: float) -> tuple[float, float]:
+    """Neumaier's compensated addition: ``total + carry`` keeps what plain sums lose, so a window that
+    held millions of shares and now holds a few has the deviation of the few (pandas' running sums
+    keep a residue of the millions there)."""
+    t = total + x
+    if abs(total) >= abs(x):
+        carry += (total - t) + x
+    else:
+        carry += (x - t) + total
+    return t, carry
+
+
+@jit
 def _moments(
     x: np.ndarray, absent: np.ndarray, lo: np.ndarray, windows: np.ndarray, strict: bool, kind: int
 ) -> np.ndarray:
-    """Sum, mean, sample or population deviation, variance; exact (deviation 0) over a run of equal
-    values, where running sums would leave a residue."""
+    """Sum, mean, sample or population deviation, variance, from compensated running sums; exact
+    (deviation 0) over a run of equal values."""
     rows, size = x.shape
     out = np.full((windows.shape[0], rows, size), np.nan)
     for w in range(windows.shape[0]):
@@ -63,16 +76,19 @@ def _moments(
             c = _first_value(x[i])
             n = 0
             s1 = 0.0
+            k1 = 0.0
             s2 = 0.0
+            k2 = 0.0
             start = 0
             run_value = np.nan
             run_start = 0
+            since = 0
             for p in range(size):
                 v = x[i, p]
                 if not absent[i, p] and np.isfinite(v):
                     n += 1
-                    s1 += v - c
-                    s2 += (v - c) * (v - c)
+                    s1, k1 = _plus(s1, k1, v - c)
+                    s2, k2 = _plus(s2, k2, (v - c) * (v - c))
                     if v != run_value:
                         run_value = v
                         run_start = p
@@ -81,21 +97,33 @@ def _moments(
                     u = x[i, start]
                     if not absent[i, start] and np.isfinite(u):
                         n -= 1
-                        s1 -= u - c
-                        s2 -= (u - c) * (u - c)
+                        s1, k1 = _plus(s1, k1, -(u - c))
+                        s2, k2 = _plus(s2, k2, -((u - c) * (u - c)))
                     start += 1
                 if n == 0:
-                    s1 = 0.0  # no drift carried across an empty window
-                    s2 = 0.0
+                    s1 = k1 = s2 = k2 = 0.0  # no drift carried across an empty window
+                since += 1
+                if since >= d and np.isfinite(v) and not absent[i, p]:
+                    # Once a window has turned over, sum it again around its newest value: deviations
+                    # are then never taken around a value far from the window's (shares after millions).
+                    since = 0
+                    c = v
+                    s1 = k1 = s2 = k2 = 0.0
+                    for o in range(start, p + 1):
+                        u = x[i, o]
+                        if not absent[i, o] and np.isfinite(u):
+                            s1, k1 = _plus(s1, k1, u - c)
+                            s2, k2 = _plus(s2, k2, (u - c) * (u - c))
                 if not _needed(n, d, strict):
                     continue
                 flat = run_start <= start
+                a1 = s1 + k1
                 if kind == SUM:
-                    out[w, i, p] = n * run_value if flat else s1 + n * c
+                    out[w, i, p] = n * run_value if flat else a1 + n * c
                 elif kind == MEAN:
-                    out[w, i, p] = run_value if flat else c + s1 / n
+                    out[w, i, p] = run_value if flat else c + a1 / n
                 else:
-                    m2 = 0.0 if flat else max(s2 - s1 * s1 / n, 0.0)
+                    m2 = 0.0 if flat else max((s2 + k2) - a1 * a1 / n, 0.0)
                     if kind == STDP:
                         out[w, i, p] = np.sqrt(m2 / n)
                     elif n >= 2:
