@@ -102,6 +102,9 @@ class SilverPart:
     #: Dotted settings keys the transform reads (``"options.risk_free_rate"``); their values are part of
     #: every partition's identity and reach the transform as ``window.settings``.
     settings: tuple[str, ...] = ()
+    #: Parquet compression of the table's files (floats that barely compress: ``snappy``, 3× faster
+    #: to write than ``zstd`` for a fifth more bytes).
+    compression: str = "zstd"
     #: The feature set the table holds (:mod:`quantmini.features.library`): built only when the set is
     #: configured (``features.<data type>``).
     feature_set: str | None = None

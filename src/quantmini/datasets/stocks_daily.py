@@ -59,6 +59,7 @@ def feature_parts(data_type: str) -> tuple[SilverPart, ...]:
                 # Each ticker alone, unless the market proxy's bars are read beside it.
                 per_ticker="$mkt_close" not in texts,
                 feature_set=fs.name,
+                compression="snappy",
             )
         )
     return tuple(parts)

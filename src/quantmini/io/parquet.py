@@ -50,11 +50,19 @@ class PieceFile:
     records their size, so a torn file is found and rebuilt.
     """
 
-    def __init__(self, target: Path, schema: pa.Schema, *, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+    def __init__(
+        self,
+        target: Path,
+        schema: pa.Schema,
+        *,
+        row_group_rows: int = ROW_GROUP_ROWS,
+        compression: str = "zstd",
+    ) -> None:
         self.target = target
         self.rows = 0
         self._schema = schema
         self._row_group_rows = row_group_rows
+        self._compression = compression
         self._tmp: Path | None = None
         self._writer: pq.ParquetWriter | None = None
 
@@ -65,7 +73,7 @@ class PieceFile:
                 self._writer = pq.ParquetWriter(
                     self._temporary(),
                     self._schema,
-                    compression="zstd",
+                    compression=self._compression,
                     write_statistics=True,
                     use_dictionary=_dictionary_columns(table, self._row_group_rows),
                 )
@@ -79,7 +87,7 @@ class PieceFile:
         """Finish the file (one without rows when nothing was written) and put it in place."""
         try:
             if self._writer is None:
-                pq.write_table(empty_table(self._schema), self._temporary(), compression="zstd")
+                pq.write_table(empty_table(self._schema), self._temporary(), compression=self._compression)
             else:
                 self._writer.close()
                 self._writer = None

@@ -20,11 +20,12 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -367,7 +368,10 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
     outputs = set(task.outputs)
     paths = [lake.bronze_partition(spec, s) for s in task.present if s in outputs]
     lookback = [lake.bronze_partition(spec, s) for s in task.present if s not in outputs]
-    files = {s: PieceFile(lake.silver_partition(table, s), schema) for s in task.outputs}
+    files = {
+        s: PieceFile(lake.silver_partition(table, s), schema, compression=part.compression)
+        for s in task.outputs
+    }
     failed: dict[dt.date, StorageError] = {}
     tally: Counter[str] = Counter()
     try:
@@ -382,12 +386,11 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
             rows = part.transform(window)
             if part.summary is not None and rows.height:
                 tally.update(part.summary(rows))
-            for key, frame in rows.partition_by("session_date", as_dict=True).items() if rows.height else ():
-                session = key[0]
+            for session, piece in _by_session(rows, order, schema):
                 if session not in files or session in failed:
                     continue
                 try:
-                    files[session].write(frame.sort(order).select(schema.names).to_arrow().cast(schema))
+                    files[session].write(piece)
                 except StorageError as exc:  # one session's file: the others are still written
                     failed[session] = exc
     except BaseException:
@@ -422,6 +425,20 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
         more = f" (and {len(failed) - 1} more session(s))" if len(failed) > 1 else ""
         raise StorageError(f"{failed[first]}{more}; {len(written)} other session(s) written")
     return SilverTaskResult(table, written, dict(tally))
+
+
+def _by_session(
+    rows: pl.DataFrame, order: list[str], schema: pa.Schema
+) -> Iterator[tuple[dt.date, pa.Table]]:
+    """``rows`` as one Arrow table in the file schema, sorted by session then ``order``, cut into each
+    session's slice (one conversion for the whole task, not one per session)."""
+    if not rows.height:
+        return
+    table = rows.sort("session_date", *order).select(schema.names).to_arrow().cast(schema)
+    days = rows["session_date"].sort().to_numpy()
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
+    for start, end in zip(starts, [*starts[1:], len(days)], strict=True):
+        yield days[start].item(), table.slice(int(start), int(end - start))
 
 
 def _read_input(lake: Lake, source: SilverInput, sessions: Sequence[dt.date]) -> pl.DataFrame:
