@@ -1,20 +1,27 @@
 """Feature expressions: the parser, lookbacks and the window kernels against hand-worked or numpy answers.
 
-A frame here is built from rows written oldest first (the last value is the current session, lag 0); a
-row shorter than the others starts later (its ``span`` is its length), so the lags before it are absent.
+A frame here is built from rows written oldest first that all end at the same, current position (the
+last); a row shorter than the others starts later, so the positions before its first value are absent.
+Expected values are computed window by window: the window of ``n`` ending at a position reaches back
+``n - 1`` positions, never before the row's bound ``lo``, absent positions left out.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pytest
 
 from quantmini import ConfigurationError
-from quantmini.features.evaluate import Frame, evaluate, windows_of
+from quantmini.features.evaluate import Frame, evaluate, levels_of, shared_of, windows_of
 from quantmini.features.expression import (
     BINARY,
     ELEMENTWISE,
@@ -32,28 +39,49 @@ from quantmini.features.library import sets_of
 NAN = np.nan
 
 
-def frame(rows: list[list[float]], strict: bool = False, **more: list[list[float]]) -> Frame:
-    """``$close`` (and the series of ``more``) from rows written oldest first; span = a row's length."""
+def frame(
+    rows: list[list[float]],
+    strict: bool = False,
+    lo: list[list[int]] | None = None,
+    **more: list[list[float]],
+) -> Frame:
+    """``$close`` (and the series of ``more``) from rows written oldest first, each ending at the current
+    (last) position; a shorter row starts later, the positions before it absent."""
     width = max(len(r) for r in rows)
+    starts = np.array([width - len(r) for r in rows])
 
     def matrix(values: list[list[float]]) -> np.ndarray:
         out = np.full((len(values), width), NAN)
         for i, row in enumerate(values):
-            out[i, : len(row)] = row[::-1]
+            out[i, width - len(row) :] = row
         return out
 
     leaves = {"close": matrix(rows), **{name: matrix(values) for name, values in more.items()}}
-    return Frame(leaves, np.array([len(r) for r in rows], dtype=np.int64), strict=strict)
+    absent = np.arange(width)[None, :] < starts[:, None]
+    bounds = None if lo is None else np.asarray(lo, dtype=np.int64)
+    return Frame(leaves, absent, strict=strict, lo=bounds)
 
 
 def values(text: str, f: Frame) -> np.ndarray:
+    """``text`` at every position of every row."""
     result = evaluate(parse(text), f)
     assert isinstance(result, np.ndarray)
-    return result[:, 0]
+    assert result.shape == f.absent.shape
+    return result
 
 
-def close(got: np.ndarray, expected: list[float] | np.ndarray, rtol: float = 1e-12) -> None:
-    np.testing.assert_allclose(got, np.asarray(expected, dtype=float), rtol=rtol, atol=1e-14, equal_nan=True)
+def current(text: str, f: Frame) -> np.ndarray:
+    """``text`` at the current (last) position of every row."""
+    return values(text, f)[:, -1]
+
+
+def close(
+    got: np.ndarray,
+    expected: npt.ArrayLike,
+    rtol: float = 1e-12,
+    atol: float = 1e-14,
+) -> None:
+    np.testing.assert_allclose(got, np.asarray(expected, dtype=float), rtol=rtol, atol=atol, equal_nan=True)
 
 
 # ---------------------------------------------------------------------------------------------- parser
@@ -145,7 +173,7 @@ def test_errors_name_the_expression_and_what_is_wrong(text: str, message: str) -
 
 
 def test_an_unknown_input_series_is_an_error_naming_the_inputs() -> None:
-    with pytest.raises(ConfigurationError, match=re.escape("no input series $foo (inputs: close)")):
+    with pytest.raises(ConfigurationError, match=re.escape("no input series $foo (inputs: $close)")):
         evaluate(parse("$foo/$close"), frame([[1.0, 2.0]]))
 
 
@@ -170,7 +198,7 @@ def test_an_unknown_input_series_is_an_error_naming_the_inputs() -> None:
         ("EMA($close, 12)-Ref($close, 5)", None),
     ],
 )
-def test_lookback_counts_the_lags_before_the_current_one(text: str, lookback: int | None) -> None:
+def test_lookback_counts_the_positions_before_the_current_one(text: str, lookback: int | None) -> None:
     assert parse(text).lookback() == lookback
 
 
@@ -190,42 +218,62 @@ def test_every_library_definition_parses_and_fits_its_sets_history() -> None:
 
 # ---------------------------------------------------------------------------- kernels against numpy
 
+#: Operators whose window is cut after its last absent position (numpy's argmax over what exists).
+EXTREMES = ("Max", "Min", "IdxMax", "IdxMin")
 
-def window_of(row: list[float], n: int) -> np.ndarray:
-    """The last ``n`` values of a row (fewer where it starts later), NaN included, oldest first."""
-    return np.asarray(row[-n:], dtype=float)
+
+def window_of(
+    f: Frame, name: str, i: int, p: int, n: int, cut: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Values (NaN included) and positions of the window of ``n`` ending at position ``p`` of row ``i``,
+    oldest first: from ``p - n + 1`` or the row's bound ``lo``, whichever is later, absent positions left
+    out (``cut``: only the positions after the window's last absent one)."""
+    start = max(p - n + 1, 0 if f.lo is None else int(f.lo[i, p]))
+    positions = np.arange(start, p + 1)
+    gone = f.absent[i, start : p + 1]
+    last = np.flatnonzero(gone)[-1] if cut and gone.any() else None
+    positions = positions[~gone] if last is None else positions[last + 1 :]
+    return f.leaves[name][i, positions], positions
 
 
 def _present(w: np.ndarray) -> np.ndarray:
-    return w[~np.isnan(w)]
+    present: np.ndarray = w[~np.isnan(w)]
+    return present
 
 
-def _fit(w: np.ndarray) -> tuple[float, float, float]:
-    position = np.arange(len(w), dtype=float)
+def _fit(w: np.ndarray, q: np.ndarray, v: float) -> tuple[float, float, float]:
+    """Slope, R² and the current value's residual of the least-squares line through the window's values
+    against their positions."""
     ok = ~np.isnan(w)
     if ok.sum() < 2:
         return NAN, NAN, NAN
-    slope, intercept = np.polyfit(position[ok], w[ok], 1)
-    rsquare = np.corrcoef(position[ok], w[ok])[0, 1] ** 2
-    return slope, rsquare, w[-1] - (intercept + slope * position[-1])
+    slope, intercept = np.polyfit(q[ok].astype(float), w[ok], 1)
+    flat = np.std(w[ok], ddof=1) <= 2e-5  # Qlib masks R² where the values' deviation is within 2e-5 of 0
+    rsquare = NAN if flat else np.corrcoef(q[ok], w[ok])[0, 1] ** 2
+    return slope, rsquare, v - (intercept + slope * q[-1])
 
 
-#: Independent answers: the operator over a window (oldest first, NaN included) of at least one value.
-NUMPY: dict[str, Callable[[np.ndarray], float]] = {
-    "Mean": lambda w: np.mean(_present(w)),
-    "Sum": lambda w: np.sum(_present(w)),
-    "Std": lambda w: np.std(_present(w), ddof=1) if len(_present(w)) > 1 else NAN,
-    "StdP": lambda w: np.std(_present(w)),
-    "Var": lambda w: np.var(_present(w), ddof=1) if len(_present(w)) > 1 else NAN,
-    "Max": lambda w: np.max(_present(w)),
-    "Min": lambda w: np.min(_present(w)),
-    "Quantile": lambda w: np.quantile(_present(w), 0.3),
-    "Rank": lambda w: NAN if np.isnan(w[-1]) else pd.Series(_present(w)).rank(pct=True).iloc[-1],
-    "IdxMax": lambda w: np.argmax(w) + 1,
-    "IdxMin": lambda w: np.argmin(w) + 1,
-    "Slope": lambda w: _fit(w)[0],
-    "Rsquare": lambda w: _fit(w)[1],
-    "Resi": lambda w: _fit(w)[2],
+def _rank(w: np.ndarray, v: float) -> float:
+    return NAN if np.isnan(v) else float(pd.Series(_present(w)).rank(pct=True).iloc[-1])
+
+
+#: Independent answers: the operator over a window (values oldest first, NaN included; their positions;
+#: the current value) that holds at least one value.
+NUMPY: dict[str, Callable[[np.ndarray, np.ndarray, float], float]] = {
+    "Mean": lambda w, q, v: np.mean(_present(w)),
+    "Sum": lambda w, q, v: math.fsum(_present(w)),
+    "Std": lambda w, q, v: np.std(_present(w), ddof=1) if len(_present(w)) > 1 else NAN,
+    "StdP": lambda w, q, v: np.std(_present(w)),
+    "Var": lambda w, q, v: np.var(_present(w), ddof=1) if len(_present(w)) > 1 else NAN,
+    "Max": lambda w, q, v: np.max(_present(w)),
+    "Min": lambda w, q, v: np.min(_present(w)),
+    "Quantile": lambda w, q, v: np.quantile(_present(w), 0.3),
+    "Rank": lambda w, q, v: _rank(w, v),
+    "IdxMax": lambda w, q, v: float(np.argmax(w) + 1),
+    "IdxMin": lambda w, q, v: float(np.argmin(w) + 1),
+    "Slope": lambda w, q, v: _fit(w, q, v)[0],
+    "Rsquare": lambda w, q, v: _fit(w, q, v)[1],
+    "Resi": lambda w, q, v: _fit(w, q, v)[2],
 }
 
 #: Rows of different lengths (later starts), with missing values inside, ties and a flat stretch.
@@ -239,63 +287,275 @@ ROWS = [
     [2.0, 3.0, NAN],
 ]
 
+#: Per row of ``ROWS`` and position, the earliest position a window may reach (non-decreasing, at most
+#: the position itself): blocks of three or four positions, shifted per row.
+LO = [[max(0, p - (p + i) % (3 + i % 2)) for p in range(12)] for i in range(len(ROWS))]
 
-def expected(op: str, n: int, strict: bool) -> list[float]:
-    out = []
-    for row in ROWS:
-        w = window_of(row, n)
+
+def expected(op: str, n: int, f: Frame) -> np.ndarray:
+    """``op`` over every window of ``$close`` in ``f``, computed window by window."""
+    out = np.full(f.absent.shape, NAN)
+    for i, p in np.ndindex(*f.absent.shape):
+        w, q = window_of(f, "close", i, p, n, cut=op in EXTREMES)
         count = len(_present(w))
-        out.append(NAN if count == 0 or (strict and count < n) else float(NUMPY[op](w)))
+        if count and not (f.strict and count < n):
+            v = NAN if f.absent[i, p] else float(f.leaves["close"][i, p])
+            out[i, p] = NUMPY[op](w, q, v)
     return out
+
+
+def _text(op: str, n: int) -> str:
+    return f"{op}($close, {n}, 0.3)" if op == "Quantile" else f"{op}($close, {n})"
 
 
 @pytest.mark.parametrize("strict", [False, True])
 @pytest.mark.parametrize("op", NUMPY)
 def test_rolling_operators_match_numpy_on_every_window(op: str, strict: bool) -> None:
     for n in (1, 2, 3, 5, 12):
-        text = f"{op}($close, {n}, 0.3)" if op == "Quantile" else f"{op}($close, {n})"
+        f = frame(ROWS, strict)
         with np.errstate(all="ignore"):
-            close(values(text, frame(ROWS, strict)), expected(op, n, strict), rtol=1e-10)
+            close(values(_text(op, n), f), expected(op, n, f), rtol=1e-10, atol=1e-12)
 
 
-def test_windows_of_a_group_computed_in_one_pass_equal_each_alone() -> None:
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("op", NUMPY)
+def test_lo_bounds_every_window(op: str, strict: bool) -> None:
+    for n in (2, 3, 5, 12):
+        f = frame(ROWS, strict, lo=LO)
+        with np.errstate(all="ignore"):
+            answer = expected(op, n, f)
+            close(values(_text(op, n), f), answer, rtol=1e-10, atol=1e-12)
+        if n == 5:  # the bound binds: windows differ from the unbounded ones
+            with np.errstate(all="ignore"):
+                unbounded = expected(op, n, frame(ROWS, strict))
+            assert not np.allclose(answer, unbounded, equal_nan=True), (op, n)
+
+
+def test_lo_makes_a_window_start_at_its_bound() -> None:
+    f = frame([[1.0, 2.0, 4.0, 8.0, 16.0, 32.0]], lo=[[0, 0, 0, 2, 2, 4]])
+    # Window of 3 ending at 3: from max(1, 2) = 2 -> (4, 8); at 4: from 2 -> (4, 8, 16); at 5: from 4.
+    close(values("Mean($close, 3)", f), [[1.0, 1.5, 7 / 3, 6.0, 28 / 3, 24.0]])
+    close(
+        values("Max($close, 3)", frame([[9.0, 2.0, 4.0, 8.0, 1.0, 3.0]], lo=[[0, 0, 0, 2, 2, 4]])),
+        [[9, 9, 9, 8, 8, 3]],
+    )
+
+
+def test_windows_levels_and_shared_parts_computed_once_equal_each_alone() -> None:
     texts = [f"{op}($close, {n})" for op in ("Mean", "Std", "IdxMax", "Slope", "Rank") for n in (2, 3, 5, 12)]
+    texts += [f"Quantile($close, {n}, {q})" for n in (3, 5) for q in (0.1, 0.5, 0.9)]
+    texts += [
+        "Mean($close/Ref($close, 1), 3)",
+        "Std($close/Ref($close, 1), 5)",
+        "Quantile($close/Ref($close, 1), 5, 0.5)",
+    ]
     nodes = [parse(t) for t in texts]
-    grouped = Frame(frame(ROWS).leaves, frame(ROWS).span, windows=windows_of(nodes))
     assert windows_of(nodes)[("Mean", "$close", None)] == (2, 3, 5, 12)
-    for text, node in zip(texts, nodes, strict=True):
-        alone = evaluate(node, frame(ROWS))
-        assert isinstance(alone, np.ndarray)
-        np.testing.assert_array_equal(evaluate(node, grouped), alone, err_msg=text)
+    assert windows_of(nodes)[("Ordered", "$close", None)] == (2, 3, 5, 12)
+    assert levels_of(nodes)["$close"] == (0.1, 0.5, 0.9)
+    assert "div($close,Ref($close,1))" in shared_of(nodes)
+    for strict in (False, True):
+        plain = frame(ROWS, strict, lo=LO)
+        grouped = Frame(
+            plain.leaves,
+            plain.absent,
+            strict,
+            lo=plain.lo,
+            windows=windows_of(nodes),
+            shared=shared_of(nodes),
+            levels=levels_of(nodes),
+        )
+        for text, node in zip(texts, nodes, strict=True):
+            alone = evaluate(node, frame(ROWS, strict, lo=LO))
+            assert isinstance(alone, np.ndarray)
+            np.testing.assert_array_equal(evaluate(node, grouped), alone, err_msg=text)
 
 
-def pair_expected(xs: list[list[float]], ys: list[list[float]], n: int, op: str) -> list[float]:
-    out = []
-    for x, y in zip(xs, ys, strict=True):
-        wx, wy = window_of(x, n), window_of(y, n)
+def pair_expected(f: Frame, n: int, op: str) -> np.ndarray:
+    out = np.full(f.absent.shape, NAN)
+    for i, p in np.ndindex(*f.absent.shape):
+        wx, _ = window_of(f, "close", i, p, n)
+        wy, _ = window_of(f, "other", i, p, n)
         both = ~np.isnan(wx) & ~np.isnan(wy)
-        if both.sum() < 2:
-            out.append(NAN)
-        elif op == "Cov":
-            out.append(float(np.cov(wx[both], wy[both], ddof=1)[0, 1]))
+        if both.sum() < 2 or (f.strict and both.sum() < n):
+            continue
+        if op == "Cov":
+            out[i, p] = np.cov(wx[both], wy[both], ddof=1)[0, 1]
         else:
             flat = any(len(_present(w)) > 1 and np.std(_present(w), ddof=1) <= 2e-5 for w in (wx, wy))
-            out.append(NAN if flat else float(np.corrcoef(wx[both], wy[both])[0, 1]))
+            out[i, p] = NAN if flat else np.corrcoef(wx[both], wy[both])[0, 1]
     return out
 
 
+PAIR_X = [[1.0, 2.0, NAN, 4.0, 3.0, 5.0], [2.0, 1.0, 3.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [7.0, 7.0]]
+PAIR_Y = [
+    [2.0, NAN, 1.0, 3.0, 2.5, 4.0],
+    [1.0, 1.5, 0.5],
+    [1.0, 1.000001, 1.0, 1.000001, 1.0, 1.0],
+    [1.0, 3.0],
+]
+
+
+@pytest.mark.parametrize("strict", [False, True])
 @pytest.mark.parametrize("op", PAIR)
-def test_pair_operators_use_the_lags_where_both_have_a_value(op: str) -> None:
-    xs = [[1.0, 2.0, NAN, 4.0, 3.0, 5.0], [2.0, 1.0, 3.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [7.0, 7.0]]
-    ys = [
-        [2.0, NAN, 1.0, 3.0, 2.5, 4.0],
-        [1.0, 1.5, 0.5],
-        [1.0, 1.000001, 1.0, 1.000001, 1.0, 1.0],
-        [1.0, 3.0],
-    ]
-    f = Frame(frame(xs).leaves | {"other": frame(ys).leaves["close"]}, frame(xs).span)
-    for n in (2, 3, 6):
-        close(values(f"{op}($close, $other, {n})", f), pair_expected(xs, ys, n, op))
+def test_pair_operators_use_the_positions_where_both_have_a_value(op: str, strict: bool) -> None:
+    for lo in (None, [[0, 0, 1, 1, 3, 3]] * 4):
+        f = frame(PAIR_X, strict, lo=lo, other=PAIR_Y)
+        for n in (2, 3, 6):
+            with np.errstate(all="ignore"):
+                answer = pair_expected(f, n, op)
+            assert n == 6 or np.isfinite(answer).any()
+            close(values(f"{op}($close, $other, {n})", f), answer)
+
+
+# ------------------------------------------------------------------------- positions and precision
+
+
+def _random_rows(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A price-like random walk and a volume-like series, each with a few missing values."""
+    rng = np.random.default_rng(seed)
+    price = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, size)))
+    volume = rng.lognormal(13, 0.5, size)
+    price[rng.random(size) < 0.05] = NAN
+    volume[rng.random(size) < 0.05] = NAN
+    return price, volume
+
+
+ALL_ROLLING = [_text(op, 0).replace("0", "{n}", 1) for op in NUMPY]
+ALL_ROLLING += ["Corr($close, $other, {n})", "Cov($close, $other, {n})"]
+
+#: Operators from running sums of squares and products, centred on the row's first value and never
+#: re-based: on a random walk their values drift from the same window's in a later row by up to ~1e-9.
+IMPRECISE = ("Std", "StdP", "Var", "Slope", "Rsquare", "Resi", "Corr", "Cov")
+_DRIFT = pytest.mark.xfail(
+    strict=True,
+    reason="kernels running sums (_moments, _trend, _pair) centred on the row's first value lose precision "
+    "(s2 - s1²/n over values far from it, accumulated over the row): up to 6e-10 relative (Std), "
+    "1.5e-9 (Rsquare) between a 400-position row and one starting 150 later",
+)
+
+
+@pytest.mark.parametrize(
+    "text", [pytest.param(t, marks=_DRIFT) if t.split("(")[0] in IMPRECISE else t for t in ALL_ROLLING]
+)
+def test_a_long_row_equals_the_same_positions_of_a_row_that_starts_later(text: str) -> None:
+    size, later = 400, 150
+    price, volume = _random_rows(size, 7)
+    # Row 0: the whole series. Row 1: starts at `later` (NaN and absent before). Row 2: the same values
+    # before `later` but absent. Row 3: every value, windows bounded at `later`.
+    absent = np.zeros((4, size), dtype=np.bool_)
+    absent[1:3, :later] = True
+    leaves = {"close": np.tile(price, (4, 1)), "other": np.tile(volume, (4, 1))}
+    for series in leaves.values():
+        series[1, :later] = NAN
+    lo = np.zeros((4, size), dtype=np.int64)
+    lo[3] = np.minimum(np.arange(size), later)
+    f = Frame(leaves, absent, lo=lo)
+    for n in (5, 20, 60):
+        got = values(text.format(n=n), f)
+        assert np.isfinite(got[0, later:]).sum() > (size - later) // 2
+        # Windows inside the later row: as those of the whole series (running sums start elsewhere).
+        for row in (1, 2, 3):
+            close(got[row, later + n - 1 :], got[0, later + n - 1 :])
+        # Windows that reach the later start: the same in the three later rows.
+        for row in (2, 3):
+            close(got[row, later:], got[1, later:])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *ALL_ROLLING,
+        "EMA($close, {n})",
+        "RMA($close, {n})",
+        "Ref(Mean($close, {n}), 3)",
+        "$close>Ref($close, {n})",
+    ],
+)
+def test_a_value_never_depends_on_later_positions(text: str) -> None:
+    price, volume = _random_rows(300, 11)
+    earlier, later = 200, 300
+    for n in (5, 20, 60):
+        node = parse(text.format(n=n))
+        results = []
+        for size in (earlier, later):
+            leaves = {"close": price[None, :size].copy(), "other": volume[None, :size].copy()}
+            absent = np.zeros((1, size), dtype=np.bool_)
+            absent[0, :10] = True
+            result = evaluate(node, Frame(leaves, absent))
+            assert isinstance(result, np.ndarray)
+            results.append(result)
+        assert np.isfinite(results[0]).sum() > earlier // 2
+        np.testing.assert_array_equal(results[1][:, :earlier], results[0], err_msg=text)
+
+
+RUN = [144.86, 6.92, 85.24, 85.24, 85.24, 85.24]
+
+
+def test_a_run_of_equal_values_has_no_deviation_and_an_exact_mean_and_sum() -> None:
+    # Running sums over (144.86, 6.92, 85.24, ...) leave a residue; a window inside the run must not.
+    rows = [RUN, [1e6, 3.7, 0.1, 0.1, NAN, 0.1], [0.1, 0.1, 0.1, 0.1], [2.5, 2.5]]
+    f = frame(rows)
+    checked = 0
+    for n in (1, 2, 3, 4):
+        got = {op: values(f"{op}($close, {n})", f) for op in ("Std", "StdP", "Var", "Mean", "Sum")}
+        for i, p in np.ndindex(*f.absent.shape):
+            w, _ = window_of(f, "close", i, p, n)
+            run = _present(w)
+            if len(run) == 0 or np.any(run != run[0]):
+                continue
+            checked += len(run) > 1
+            where = f"row {i} position {p} window {n}"
+            assert got["Mean"][i, p] == run[0], where
+            assert got["Sum"][i, p] == math.fsum(run), where
+            assert got["StdP"][i, p] == 0.0, where
+            if len(run) > 1:
+                assert got["Std"][i, p] == 0.0, where
+                assert got["Var"][i, p] == 0.0, where
+    assert checked == 22  # windows of two values or more inside a run
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="kernels._moments: a window that opens on a missing value before a run of equal values is "
+    "not recognised as flat (run_start > start), so running sums leave a residue",
+)
+def test_a_run_of_equal_values_after_a_missing_value_has_no_deviation() -> None:
+    f = frame([[144.86, 6.92, NAN, 85.24, 85.24, 85.24]])
+    got = {op: current(f"{op}($close, 4)", f)[0] for op in ("Std", "StdP", "Var", "Mean", "Sum")}
+    assert got == {"Std": 0.0, "StdP": 0.0, "Var": 0.0, "Mean": 85.24, "Sum": math.fsum([85.24] * 3)}
+
+
+_CUT_SCRIPT = """
+import json
+import numpy as np
+from quantmini.features.evaluate import Frame, evaluate
+from quantmini.features.expression import parse
+x = np.array([[1.0, 3.0, 2.0, 4.0], [4.0, 5.0, np.nan, np.nan], [5.0, np.nan, 3.0, 1.0]])
+absent = np.array([[False] * 4, [False, False, True, True], [False, True, False, False]])
+out = {op: evaluate(parse(op + "($close, 2)"), Frame({"close": x}, absent)).tolist()
+       for op in ("Max", "Min", "IdxMax", "IdxMin")}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="kernels._extremes: when the cut after an absent position leaves no value in a window that "
+    "still counts one before it, Max/Min read past the queue (garbage or a crash) and IdxMax/IdxMin "
+    "return garbage instead of NaN",
+)
+def test_a_window_whose_values_all_lie_before_an_absent_position_is_missing() -> None:
+    # Run apart: the faulty read can crash the interpreter. Row 1 ends in absent positions (as a bars
+    # frame pads a ticker with fewer bars); row 2 has one inside.
+    ran = subprocess.run([sys.executable, "-c", _CUT_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, f"exit {ran.returncode}: {ran.stderr[-500:]}"
+    got = json.loads(ran.stdout)
+    x = np.array([[1.0, 3.0, 2.0, 4.0], [4.0, 5.0, NAN, NAN], [5.0, NAN, 3.0, 1.0]])
+    absent = np.array([[False] * 4, [False, False, True, True], [False, True, False, False]])
+    f = Frame({"close": x}, absent)
+    for op in EXTREMES:
+        close(np.array(got[op]), expected(op, 2, f))
 
 
 # ------------------------------------------------------------------------------------------ edge cases
@@ -309,118 +569,162 @@ def test_an_all_missing_window_is_missing(op: str) -> None:
         "Corr": "Corr($close, $other, 3)",
         "Cov": "Cov($close, $other, 3)",
     }
-    assert np.isnan(values(text.get(op, f"{op}($close, 3)"), f)[0])
+    assert np.isnan(current(text.get(op, f"{op}($close, 3)"), f)[0])
 
 
 def test_a_window_of_one_value() -> None:
     f = frame([[NAN, 7.0, NAN]])
-    got = {op: values(f"{op}($close, 3)", f)[0] for op in ("Mean", "Sum", "Max", "StdP", "IdxMax", "IdxMin")}
+    got = {op: current(f"{op}($close, 3)", f)[0] for op in ("Mean", "Sum", "Max", "StdP", "IdxMax", "IdxMin")}
     # IdxMax: numpy returns the first NaN of the window (oldest first: NaN, 7, NaN), the oldest value.
     assert got == {"Mean": 7.0, "Sum": 7.0, "Max": 7.0, "StdP": 0.0, "IdxMax": 1.0, "IdxMin": 1.0}
     for op in ("Std", "Var", "Slope", "Rsquare", "Resi", "Rank"):  # Rank: the current value is missing
-        assert np.isnan(values(f"{op}($close, 3)", f)[0]), op
+        assert np.isnan(current(f"{op}($close, 3)", f)[0]), op
     one = frame([[2.0, NAN, 5.0]])
-    assert values("Rank($close, 2)", one)[0] == 1.0
-    assert values("IdxMax($close, 2)", one)[0] == 1.0  # oldest first: NaN, 5 -> the NaN
-    assert np.isnan(values("Slope($close, 2)", one)[0])
-    assert np.isnan(values("Std($close, 2)", one)[0])
+    assert current("Rank($close, 2)", one)[0] == 1.0
+    assert current("IdxMax($close, 2)", one)[0] == 1.0  # oldest first: NaN, 5 -> the NaN
+    assert np.isnan(current("Slope($close, 2)", one)[0])
+    assert np.isnan(current("Std($close, 2)", one)[0])
 
 
 def test_ties_go_to_the_oldest_for_idxmax_and_average_for_rank() -> None:
     f = frame([[1.0, 3.0, 3.0, 2.0], [3.0, 1.0, 3.0]])
-    close(values("IdxMax($close, 4)", f), [2.0, 1.0])
-    close(values("IdxMin($close, 4)", frame([[2.0, 1.0, 1.0, 3.0]])), [2.0])
+    close(current("IdxMax($close, 4)", f), [2.0, 1.0])
+    close(current("IdxMin($close, 4)", frame([[2.0, 1.0, 1.0, 3.0]])), [2.0])
     # 3 among (1, 3, 3, 2): 2 below, 2 equal -> (2 + 1.5) / 4; among (3, 1, 3): (1 + 1.5) / 3.
-    close(values("Rank($close, 4)", frame([[1.0, 3.0, 2.0, 3.0], [3.0, 1.0, 3.0]])), [0.875, 2.5 / 3])
+    close(current("Rank($close, 4)", frame([[1.0, 3.0, 2.0, 3.0], [3.0, 1.0, 3.0]])), [0.875, 2.5 / 3])
 
 
-def test_idxmax_returns_the_first_missing_value_inside_the_series_but_ignores_lags_before_it() -> None:
+def test_idxmax_returns_the_first_missing_value_inside_the_series_but_ignores_positions_before_it() -> None:
     # Oldest first: 1, NaN, 5, 2 -> numpy's argmax is the NaN (position 2), not the 5 (position 3).
     f = frame([[1.0, NAN, 5.0, 2.0], [NAN, 4.0, NAN, 9.0, 2.0]])
-    close(values("IdxMax($close, 4)", f), [2.0, 2.0])
-    close(values("IdxMin($close, 4)", f), [2.0, 2.0])
-    # A row that starts two lags back: its window holds its own two values only (no missing value).
+    close(current("IdxMax($close, 4)", f), [2.0, 2.0])
+    close(current("IdxMin($close, 4)", f), [2.0, 2.0])
+    # A row that starts two positions later: its window holds its own two values only (no missing value).
     late = frame([[1.0, NAN, 5.0, 2.0], [5.0, 2.0]])
-    close(values("IdxMax($close, 4)", late), [2.0, 1.0])
-    close(values("IdxMin($close, 4)", late), [2.0, 2.0])
+    close(values("IdxMax($close, 4)", late), [[1.0, 2.0, 2.0, 2.0], [NAN, NAN, 1.0, 1.0]])
+    close(values("IdxMin($close, 4)", late), [[1.0, 2.0, 2.0, 2.0], [NAN, NAN, 1.0, 2.0]])
 
 
 def test_strict_windows_need_every_value() -> None:
     rows = [[1.0, 2.0, 3.0], [1.0, NAN, 3.0], [2.0, 3.0]]
-    close(values("Mean($close, 3)", frame(rows)), [2.0, 2.0, 2.5])
-    close(values("Mean($close, 3)", frame(rows, strict=True)), [2.0, NAN, NAN])
-    close(values("Max($close, 2)", frame(rows, strict=True)), [3.0, NAN, 3.0])
+    close(values("Mean($close, 3)", frame(rows)), [[1.0, 1.5, 2.0], [1.0, 1.0, 2.0], [NAN, 2.0, 2.5]])
+    close(values("Mean($close, 3)", frame(rows, strict=True)), [[NAN, NAN, 2.0], [NAN] * 3, [NAN] * 3])
+    close(values("Max($close, 2)", frame(rows, strict=True)), [[NAN, 2.0, 3.0], [NAN] * 3, [NAN, NAN, 3.0]])
+
+
+def _ema(row: list[float], n: int) -> np.ndarray:
+    """pandas' ``ewm(span=n, adjust=False)`` over a row's values (missing ones left out), a value once
+    ``n`` were seen."""
+    series = pd.Series(row)
+    known = series.dropna()
+    smoothed = known.ewm(span=n, adjust=False).mean()
+    smoothed.iloc[: n - 1] = NAN
+    out: np.ndarray = smoothed.reindex(series.index).to_numpy()
+    return out
+
+
+def _wilder(row: list[float] | np.ndarray, n: int) -> np.ndarray:
+    """Wilder's average over a row's values (missing ones left out): the mean of the first ``n``, then
+    ``(previous·(n-1) + x)/n``."""
+    out = np.full(len(row), NAN)
+    seen: list[float] = []
+    state = NAN
+    for p, v in enumerate(row):
+        if np.isnan(v):
+            continue
+        seen.append(float(v))
+        if len(seen) == n:
+            state = sum(seen) / n
+        elif len(seen) > n:
+            state = (state * (n - 1) + v) / n
+        out[p] = state
+    return out
 
 
 def test_ema_is_pandas_ewm_seeded_with_the_first_value() -> None:
     rows = [[1.0, 2.0, 3.0, 4.0, 5.0], [1.0, NAN, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0]]
     # α = 0.5: 1, 1.5, 2.25, 3.125, 4.0625; a missing input is skipped (the state carries over).
-    close(values("EMA($close, 3)", frame(rows)), [4.0625, 4.0625, NAN])
-    series = pd.Series([5.0, 3.0, 8.0, 1.0, 4.0, 6.0, 2.0])
-    answer = series.ewm(span=4, adjust=False).mean().iloc[-1]
-    close(values("EMA($close, 4)", frame([series.tolist()])), [answer])
+    answer = [[NAN, NAN, NAN, 2.25, 3.125, 4.0625], [NAN, NAN, NAN, 2.25, 3.125, 4.0625], [NAN] * 6]
+    close(values("EMA($close, 3)", frame(rows)), answer)
+    series = [5.0, 3.0, 8.0, NAN, 1.0, 4.0, 6.0, NAN, 2.0, 7.0, 3.0]
+    got = values("EMA($close, 4)", frame([series, series[2:]]))  # the second row starts two positions later
+    close(got, [_ema(series, 4), np.concatenate([[NAN, NAN], _ema(series[2:], 4)])])
+    assert list(np.isfinite(got).sum(axis=1)) == [6, 4]
     # Strictness does not apply: a value exists once n inputs were seen.
-    close(values("EMA($close, 3)", frame(rows, strict=True)), [4.0625, 4.0625, NAN])
+    close(values("EMA($close, 3)", frame(rows, strict=True)), answer)
 
 
 def test_rma_is_wilders_average_seeded_with_the_mean_of_the_first_n() -> None:
     # Seed mean(1, 2, 3) = 2, then (2·2 + 4)/3 = 8/3, then (8/3·2 + 5)/3 = 31/9.
     rows = [[1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, NAN, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0], [1.0, 2.0]]
-    close(values("RMA($close, 3)", frame(rows)), [31 / 9, 31 / 9, 2.0, NAN])
+    close(current("RMA($close, 3)", frame(rows)), [31 / 9, 31 / 9, 2.0, NAN])
+    answer = [
+        [NAN, NAN, NAN, 2.0, 8 / 3, 31 / 9],
+        [NAN, NAN, NAN, 2.0, 8 / 3, 31 / 9],
+        [NAN] * 5 + [2.0],
+        [NAN] * 6,
+    ]
+    close(values("RMA($close, 3)", frame(rows)), answer)
+    close(values("RMA($close, 3)", frame(rows)), [_wilder([NAN] * (6 - len(r)) + r, 3) for r in rows])
 
 
-def test_the_rsi_of_a_row_is_seeded_at_the_first_lag_of_its_window() -> None:
+def test_the_rsi_of_a_row_is_seeded_at_the_first_position_of_its_row() -> None:
     closes = [44.0, 44.3, 44.1, 44.5, 43.9, 44.6, 45.2, 45.0, 45.6, 46.1]
-    change = np.diff(closes)
-    gain, loss = np.maximum(change, 0), np.maximum(-change, 0)
 
-    def wilder(x: np.ndarray, n: int) -> float:
-        state = x[:n].mean()
-        for v in x[n:]:
-            state = (state * (n - 1) + v) / n
-        return float(state)
+    def rsi(row: list[float]) -> np.ndarray:
+        change = np.diff(row)
+        gain, loss = np.maximum(change, 0), np.maximum(-change, 0)
+        return np.concatenate([[NAN], 100 - 100 / (1 + _wilder(gain, 4) / _wilder(loss, 4))])
 
-    answer = 100 - 100 / (1 + wilder(gain, 4) / wilder(loss, 4))
+    answer, late = rsi(closes), rsi(closes[3:])
+    assert (np.isfinite(answer).sum(), np.isfinite(late).sum()) == (6, 3)
     text = "100-100/(1+RMA(Greater($close-Ref($close, 1), 0), 4)/RMA(Greater(Ref($close, 1)-$close, 0), 4))"
-    close(values(text, frame([closes])), [answer])
+    # A row that starts three positions later is seeded at its own first position.
+    close(values(text, frame([closes, closes[3:]])), [answer, np.concatenate([[NAN] * 3, late])])
+    assert not np.isclose(answer[-1], late[-1])
 
 
-def test_a_rolling_value_at_an_earlier_lag_uses_that_lags_window() -> None:
+def test_a_rolling_value_at_an_earlier_position_uses_that_positions_window() -> None:
     rows = [[1.0, 2.0, 4.0, 8.0, 16.0, 32.0], [1.0, 2.0, 4.0], [5.0]]
     # Mean of 3 two sessions back: (2, 4, 8); the second row starts at its 1 -> (1); the third: nothing.
-    close(values("Ref(Mean($close, 3), 2)", frame(rows)), [14 / 3, 1.0, NAN])
-    close(values("Ref(Mean($close, 3), 2)", frame(rows, strict=True)), [14 / 3, NAN, NAN])
-    # A rolling statistic of a rolling statistic: Mean of the 2-session means at lags 0, 1, 2.
-    close(values("Mean(Mean($close, 2), 3)", frame(rows)), [(48 + 24 + 12) / 2 / 3, (3 + 1.5 + 1) / 3, 5.0])
-    close(values("Max($close - Ref(Mean($close, 2), 1), 2)", frame(rows)), [32 - 12, 4 - 1.5, NAN])
+    close(current("Ref(Mean($close, 3), 2)", frame(rows)), [14 / 3, 1.0, NAN])
+    close(current("Ref(Mean($close, 3), 2)", frame(rows, strict=True)), [14 / 3, NAN, NAN])
+    close(values("Ref(Mean($close, 3), 2)", frame(rows))[0], [NAN, NAN, 1.0, 1.5, 7 / 3, 14 / 3])
+    # A rolling statistic of a rolling statistic: Mean of the 2-session means at the last three positions.
+    close(current("Mean(Mean($close, 2), 3)", frame(rows)), [(48 + 24 + 12) / 2 / 3, (3 + 1.5 + 1) / 3, 5.0])
+    close(current("Max($close - Ref(Mean($close, 2), 1), 2)", frame(rows)), [32 - 12, 4 - 1.5, NAN])
 
 
 def test_comparisons_are_zero_on_a_missing_operand_and_absent_before_the_series() -> None:
     rows = [[1.0, 2.0, NAN, 3.0, 2.0], [4.0, 5.0]]
     # Row 1, oldest first: (1>NaN)=0, 2>1=1, NaN>2=0, 3>NaN=0, 2>3=0 -> 1 up in 5; row 2: 0, 1 -> 1 in 2.
-    close(values("Mean($close>Ref($close, 1), 5)", frame(rows)), [0.2, 0.5])
-    close(values("Sum($close<Ref($close, 1), 5)", frame(rows)), [1.0, 0.0])
-    close(values("$close>=Ref($close, 1)", frame([[2.0, 2.0], [3.0, 2.0]])), [1.0, 0.0])
-    close(values("$close<=Ref($close, 1)", frame([[2.0, 2.0], [3.0]])), [1.0, 0.0])
+    close(
+        values("$close>Ref($close, 1)", frame(rows)), [[0.0, 1.0, 0.0, 0.0, 0.0], [NAN, NAN, NAN, 0.0, 1.0]]
+    )
+    close(current("Mean($close>Ref($close, 1), 5)", frame(rows)), [0.2, 0.5])
+    close(current("Sum($close<Ref($close, 1), 5)", frame(rows)), [1.0, 0.0])
+    close(values("$close>=Ref($close, 1)", frame([[2.0, 2.0], [3.0, 2.0]])), [[0.0, 1.0], [0.0, 0.0]])
+    close(values("$close<=Ref($close, 1)", frame([[2.0, 2.0], [3.0]])), [[0.0, 1.0], [NAN, 0.0]])
 
 
 def test_elementwise_operators_propagate_missing_values() -> None:
     f = frame([[4.0, -2.0], [NAN, 3.0], [1.0, NAN]])
-    close(values("Greater($close, Ref($close, 1))", f), [4.0, NAN, NAN])
-    close(values("Less($close, Ref($close, 1))", f), [-2.0, NAN, NAN])
-    close(values("Abs($close)", f), [2.0, 3.0, NAN])
-    close(values("Sign($close)", f), [-1.0, 1.0, NAN])
-    close(values("Log(Abs($close))", f), [np.log(2.0), np.log(3.0), NAN])
-    close(values("Greater($close, 0)+1", f), [1.0, 4.0, NAN])
+    close(current("Greater($close, Ref($close, 1))", f), [4.0, NAN, NAN])
+    close(current("Less($close, Ref($close, 1))", f), [-2.0, NAN, NAN])
+    close(values("Abs($close)", f), [[4.0, 2.0], [NAN, 3.0], [1.0, NAN]])
+    close(values("Sign($close)", f), [[1.0, -1.0], [NAN, 1.0], [1.0, NAN]])
+    close(current("Log(Abs($close))", f), [np.log(2.0), np.log(3.0), NAN])
+    close(values("Greater($close, 0)+1", f), [[5.0, 1.0], [NAN, 4.0], [2.0, NAN]])
+    assert evaluate(parse("3"), f) == 3.0  # a constant stays a number
 
 
 def test_rsquare_and_corr_are_missing_on_a_flat_window() -> None:
     flat = [10.0, 10.00001, 10.0, 10.00001, 10.0]  # std ~5.5e-6, within Qlib's 2e-5 of 0
-    assert np.isnan(values("Rsquare($close, 5)", frame([flat]))[0])
+    assert np.isnan(current("Rsquare($close, 5)", frame([flat]))[0])
     f = frame([flat], other=[[1.0, 2.0, 3.0, 5.0, 4.0]])
-    assert np.isnan(values("Corr($close, $other, 5)", f)[0])
-    assert np.isnan(values("Corr($other, $close, 5)", f)[0])
+    assert np.isnan(current("Corr($close, $other, 5)", f)[0])
+    assert np.isnan(current("Corr($other, $close, 5)", f)[0])
     # Cov is not masked: its sample value.
-    close(values("Cov($close, $other, 5)", f), [np.cov(flat, [1.0, 2.0, 3.0, 5.0, 4.0])[0, 1]])
+    close(current("Cov($close, $other, 5)", f), [np.cov(flat, [1.0, 2.0, 3.0, 5.0, 4.0])[0, 1]])
     steep = [10.0, 10.1, 10.0, 10.1, 10.0]
-    close(values("Rsquare($close, 5)", frame([steep])), [_fit(np.array(steep))[1]])
+    close(current("Rsquare($close, 5)", frame([steep])), [np.corrcoef(np.arange(5), steep)[0, 1] ** 2])
