@@ -81,18 +81,22 @@ def _moments(
             k2 = 0.0
             start = 0
             run_value = np.nan
-            run_start = 0
+            run_count = 0  # values since the current run of equal values began
             since = 0
+            cut = -1
             for p in range(size):
                 v = x[i, p]
-                if not absent[i, p] and np.isfinite(v):
+                if absent[i, p]:
+                    cut = p
+                elif np.isfinite(v):
                     n += 1
                     s1, k1 = _plus(s1, k1, v - c)
                     s2, k2 = _plus(s2, k2, (v - c) * (v - c))
                     if v != run_value:
                         run_value = v
-                        run_start = p
-                target = max(p - d + 1, lo[i, p])
+                        run_count = 0
+                    run_count += 1
+                target = max(p - d + 1, lo[i, p], cut + 1)
                 while start < target:
                     u = x[i, start]
                     if not absent[i, start] and np.isfinite(u):
@@ -116,7 +120,7 @@ def _moments(
                             s2, k2 = _plus(s2, k2, (u - c) * (u - c))
                 if not _needed(n, d, strict):
                     continue
-                flat = run_start <= start
+                flat = run_count >= n  # every value of the window is in the run
                 a1 = s1 + k1
                 if kind == SUM:
                     out[w, i, p] = n * run_value if flat else a1 + n * c
@@ -175,13 +179,13 @@ def _extremes(
                             tail -= 1
                     queue[tail] = p
                     tail += 1
-                target = max(p - d + 1, lo[i, p])
+                target = max(p - d + 1, lo[i, p], cut + 1)
                 while start < target:
                     u = x[i, start]
                     if not absent[i, start] and np.isfinite(u):
                         n -= 1
                     start += 1
-                first = max(start, cut + 1)
+                first = start
                 while tail > head and queue[head] < first:
                     head += 1
                 while nan_tail > nan_head and nans[nan_head] < first:
@@ -229,13 +233,16 @@ def _ordered(
         for i in range(rows):
             n = 0
             start = 0
+            cut = -1
             for p in range(size):
                 v = x[i, p]
                 here = not absent[i, p] and np.isfinite(v)
+                if absent[i, p]:
+                    cut = p
                 if here:
                     _insert(buffer, n, v)
                     n += 1
-                target = max(p - d + 1, lo[i, p])
+                target = max(p - d + 1, lo[i, p], cut + 1)
                 while start < target:
                     u = x[i, start]
                     if not absent[i, start] and np.isfinite(u):
@@ -272,6 +279,7 @@ def _trend(
         d = windows[w]
         for i in range(rows):
             c = _first_value(x[i])
+            q0 = 0  # positions are counted from q0, values from c
             n = 0
             sq = 0.0
             sqq = 0.0
@@ -279,45 +287,62 @@ def _trend(
             syy = 0.0
             sqy = 0.0
             start = 0
+            since = 0
+            cut = -1
             for p in range(size):
                 v = x[i, p]
-                if not absent[i, p] and np.isfinite(v):
-                    y = v - c
+                if absent[i, p]:
+                    cut = p
+                elif np.isfinite(v):
+                    q, y = p - q0, v - c
                     n += 1
-                    sq += p
-                    sqq += p * p
+                    sq += q
+                    sqq += q * q
                     sy += y
                     syy += y * y
-                    sqy += p * y
-                target = max(p - d + 1, lo[i, p])
+                    sqy += q * y
+                target = max(p - d + 1, lo[i, p], cut + 1)
                 while start < target:
                     u = x[i, start]
                     if not absent[i, start] and np.isfinite(u):
-                        y = u - c
+                        q, y = start - q0, u - c
                         n -= 1
-                        sq -= start
-                        sqq -= start * start
+                        sq -= q
+                        sqq -= q * q
                         sy -= y
                         syy -= y * y
-                        sqy -= start * y
+                        sqy -= q * y
                     start += 1
-                if n == 0:
-                    sy = 0.0
-                    syy = 0.0
-                    sqy = 0.0
+                since += 1
+                if n == 0 or (since >= d and np.isfinite(v) and not absent[i, p]):
+                    # Sum the window again around its newest value and position once it has turned
+                    # over: running sums then carry no round-off from values that left long ago.
+                    since = 0
+                    q0 = p
+                    c = v if np.isfinite(v) else c
+                    sq = sqq = sy = syy = sqy = 0.0
+                    for o in range(start, p + 1):
+                        u = x[i, o]
+                        if not absent[i, o] and np.isfinite(u):
+                            q, y = o - q0, u - c
+                            sq += q
+                            sqq += q * q
+                            sy += y
+                            syy += y * y
+                            sqy += q * y
                 if not _needed(n, d, strict):
                     continue
                 var_q = sqq - sq * sq / n
                 cov = sqy - sq * sy / n
-                slope = cov / var_q
+                slope = cov / var_q if n >= 2 else np.nan  # one point: 0/0 in Qlib, whatever the residue
                 if kind == SLOPE:
                     out[w, i, p] = slope
                 elif kind == RSQUARE:
                     var_y = max(syy - sy * sy / n, 0.0)
                     flat = n >= 2 and np.sqrt(var_y / (n - 1)) <= FLAT
-                    out[w, i, p] = np.nan if flat else cov * cov / (var_q * var_y)
+                    out[w, i, p] = np.nan if flat or n < 2 else cov * cov / (var_q * var_y)
                 else:
-                    out[w, i, p] = (v - c) - (sy / n + slope * (p - sq / n))
+                    out[w, i, p] = (v - c) - (sy / n + slope * ((p - q0) - sq / n))
     return out
 
 
@@ -374,14 +399,26 @@ def _pair(
             cy = _first_value(y[i])
             sums[:] = 0.0
             start = 0
+            since = 0
+            cut = -1
             for p in range(size):
-                if not absent[i, p]:
+                if absent[i, p]:
+                    cut = p
+                else:
                     _pair_step(x, y, i, p, 1, cx, cy, sums)
-                target = max(p - d + 1, lo[i, p])
+                target = max(p - d + 1, lo[i, p], cut + 1)
                 while start < target:
                     if not absent[i, start]:
                         _pair_step(x, y, i, start, -1, cx, cy, sums)
                     start += 1
+                since += 1
+                if since >= d and np.isfinite(x[i, p]) and np.isfinite(y[i, p]) and not absent[i, p]:
+                    since = 0  # sum the turned-over window again around its newest values
+                    cx, cy = x[i, p], y[i, p]
+                    sums[:] = 0.0
+                    for o in range(start, p + 1):
+                        if not absent[i, o]:
+                            _pair_step(x, y, i, o, 1, cx, cy, sums)
                 n = sums[0]
                 if n < 2 or not _needed(int(n), d, strict):
                     continue
