@@ -1,11 +1,8 @@
-"""Feature expressions in Qlib's syntax, evaluated per row over a window of lagged values.
+"""Feature expressions in Qlib's syntax: parsed (never ``eval``-ed) into a small tree.
 
 A feature is written as Qlib writes it — ``Mean($close, 5)/$close``, ``Corr($close, Log($volume+1), 20)`` —
-and parsed (never ``eval``-ed) into a small tree. Each output row (one ticker, one session D) is evaluated
-from its own window: a leaf such as ``$close`` is a matrix ``rows × lags`` whose column ``k`` holds the value
-``k`` steps before D, already brought into D's share basis (see :mod:`quantmini.features.silver`). A row's
-value depends only on its own window, in a fixed order, so a session computed alone in a daily update is
-bit-identical to the same session computed inside a full rebuild.
+over input series such as ``$close`` (see :mod:`quantmini.features.silver` for the series and their
+share basis, :mod:`quantmini.features.evaluate` for the evaluation).
 
 Window semantics follow Qlib's operators (``qlib/data/ops.py``) exactly:
 
@@ -20,8 +17,8 @@ Window semantics follow Qlib's operators (``qlib/data/ops.py``) exactly:
 * comparisons (``$close>Ref($close, 1)``) are 0 or 1 — a missing operand compares false — inside the
   series, and absent before it starts.
 
-A frame's ``span`` says, per row, how many lags lie inside the series (Qlib: since the instrument's first
-bar, missing sessions inside it being NaN; ``bars`` frames: the bars available).
+A frame's ``absent`` positions lie before a series starts (Qlib: rows that do not exist); everything
+before the last of them is outside every window.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ lake has them (``stocks_minute_rollups``), else the typical price (high + low + 
 
 Positions count exchange sessions (``sessions`` sets: Qlib's global calendar, a session without a bar is
 a missing value once the ticker's series has started) or the ticker's own bars (``bars`` sets). Values
-computed in a daily update and in a full rebuild agree to the last few bits (running sums start where
+computed in a daily update and in a full rebuild agree to about 1e-9 relative (running sums start where
 the window does), not bit for bit.
 """
 
