@@ -466,14 +466,9 @@ class KernelClock:
 
     def install(self) -> None:
         import quantmini.features.kernels as kernels
-        import quantmini.features.silver as silver
 
         kernels.rolling = self._wrap(kernels.rolling, lambda op, *_: f"rolling {op}")
-        kernels.ema = self._wrap(kernels.ema, lambda *_: "EMA")
-        kernels.rma = self._wrap(kernels.rma, lambda *_: "RMA")
-        for name in ("_session_lags", "_bar_lags", "_spans"):
-            if hasattr(silver, name):
-                setattr(silver, name, self._wrap(getattr(silver, name), lambda *_, n=name: n))
+        kernels.smooth = self._wrap(kernels.smooth, lambda op, *_: op)
 
 
 #: (path suffix, function) → key: cumulative seconds of these in the profile.
@@ -487,9 +482,8 @@ PROFILED = {
     ("features/silver.py", "compute"): "compute",
     ("features/silver.py", "__init__"): "grid",
     ("features/silver.py", "set_vwap"): "grid",
-    ("features/silver.py", "_leaves"): "leaves",
+    ("features/silver.py", "_series"): "series",
     ("features/evaluate.py", "evaluate"): "evaluate",
-    ("dataframe/frame.py", "partition_by"): "partition_by",
     ("dataframe/frame.py", "sort"): "to_arrow",
     ("dataframe/frame.py", "select"): "to_arrow",
     ("dataframe/frame.py", "to_arrow"): "to_arrow",

@@ -24,6 +24,7 @@ before the last of them is outside every window.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -140,8 +141,10 @@ class Roll(Node):
             yield from a.leaves()
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> Node:
-    """The expression tree of ``text`` (Qlib syntax); :class:`ConfigurationError` naming what is wrong."""
+    """The expression tree of ``text`` (Qlib syntax); :class:`ConfigurationError` naming what is wrong.
+    Trees are immutable, so each text is parsed once per process."""
     source = _LEAF.sub(r"__leaf_\1", text)
     try:
         tree = ast.parse(source, mode="eval").body

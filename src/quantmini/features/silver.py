@@ -87,7 +87,8 @@ class _Grid:
 
 
 def compute(fs: FeatureSet, window: SessionWindow) -> pl.DataFrame:
-    """``ticker, session_date`` and the set's features for every bar of the output sessions."""
+    """``ticker, session_date`` and the set's features for every bar of the output sessions, ordered by
+    session then ticker."""
     nodes = [parse(f.expression) for f in fs.features if f.expression is not None]
     names = [f.name for f in fs.features if f.expression is not None]
     inputs = fs.inputs
@@ -133,22 +134,28 @@ def compute(fs: FeatureSet, window: SessionWindow) -> pl.DataFrame:
         for name, node in zip(names, nodes, strict=True):
             value = evaluate(node, block)
             values[name][lo:hi] = value if isinstance(value, float) else value.ravel().take(flat)
+    # Rows go out by session, then ticker (the order silver stores them in: nothing to sort later), each
+    # value in its own session's basis by its degree, non-finite values as nulls (silver stores no inf).
+    by_session = np.lexsort((rt, rs))
+    numpy_type = np.float32 if fs.precision == 32 else np.float64
+    out: list[pl.Series] = []
     for name, node in zip(names, nodes, strict=True):
         d = degree(node)
         if d is not None and d.market:
             raise ConfigurationError(
                 f"feature {name}: a value in the market proxy's price units has no basis"
             )
+        column = values.pop(name).take(by_session)
         if d is not None and d.price:
-            values[name] = values[name] * scale[rt, rs] ** d.price
-        values[name][~np.isfinite(values[name])] = np.nan  # silver stores no inf: null instead
+            column *= scale[rt, rs].take(by_session) ** d.price
+        np.copyto(column, np.nan, where=~np.isfinite(column))
+        out.append(pl.Series(name, column.astype(numpy_type), nan_to_null=True))
     sessions = np.array(window.sessions, dtype="datetime64[D]")
-    numpy_type = np.float32 if fs.precision == 32 else np.float64
     return pl.DataFrame(
         [
-            grid.tickers.gather(rt).alias("ticker"),
-            pl.Series("session_date", sessions[rs], dtype=pl.Date()),
-            *(pl.Series(name, values[name].astype(numpy_type), nan_to_null=True) for name in names),
+            grid.tickers.gather(rt[by_session]).alias("ticker"),
+            pl.Series("session_date", sessions[rs[by_session]], dtype=pl.Date()),
+            *out,
         ]
     )
 

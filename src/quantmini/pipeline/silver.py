@@ -434,11 +434,23 @@ def _by_session(
     session's slice (one conversion for the whole task, not one per session)."""
     if not rows.height:
         return
-    table = rows.sort("session_date", *order).select(schema.names).to_arrow().cast(schema)
+    if not _in_order(rows, ["session_date", *order]):
+        rows = rows.sort("session_date", *order)
+    table = rows.select(schema.names).to_arrow().cast(schema)
     days = rows["session_date"].sort().to_numpy()
     starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
     for start, end in zip(starts, [*starts[1:], len(days)], strict=True):
         yield days[start].item(), table.slice(int(start), int(end - start))
+
+
+def _in_order(rows: pl.DataFrame, keys: list[str]) -> bool:
+    """Whether ``rows`` are already sorted by ``keys`` (a check of a few columns is far cheaper than
+    sorting a wide table)."""
+    greater, equal = pl.lit(False), pl.lit(True)
+    for key in keys:
+        greater = greater | (equal & (pl.col(key) > pl.col(key).shift()))
+        equal = equal & (pl.col(key) == pl.col(key).shift())
+    return bool(rows.select((greater | equal).fill_null(True).all()).item())
 
 
 def _read_input(lake: Lake, source: SilverInput, sessions: Sequence[dt.date]) -> pl.DataFrame:
