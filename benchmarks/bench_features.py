@@ -402,6 +402,19 @@ def child_transform(p: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": seconds, "rows": rows, "tasks": len(tasks), "warm_s": warm_s, "peak_mb": peak}
 
 
+def child_read(p: dict[str, Any]) -> dict[str, Any]:
+    """What a researcher does once silver holds the set: read every session of its table (Polars)."""
+    import polars as pl
+
+    lake, name = Lake(Path(p["lake"])), p["set"]
+    files = sorted(lake.silver_dir(f"{SPEC.name}_{name}").glob("date=*/part.parquet"))
+    t0 = time.perf_counter()
+    frame = pl.read_parquet(files)
+    seconds = time.perf_counter() - t0
+    peak = _status("self", "VmHWM")["VmHWM"] / 1e6
+    return {"seconds": seconds, "rows": frame.height, "files": len(files), "peak_mb": peak}
+
+
 def child_qlib(p: dict[str, Any]) -> dict[str, Any]:
     """qlib's Alpha158 handler on the root; optionally the sample instruments' values to a file."""
     import logging
@@ -541,6 +554,7 @@ CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "engine": child_engine,
     "transform": child_transform,
     "qlib": child_qlib,
+    "read": child_read,
     "profile": child_profile,
     "warm": lambda p: {"seconds": sum(warm(name) for name in SETS)},
 }
@@ -717,6 +731,7 @@ def main() -> int:
                 forget(lake, "alpha158")
                 kind = "transform" if mode == "transform" else "engine"
                 measure("alpha158", mode, kind, mode=mode, workers=args.workers, **common)
+            measure("alpha158", "read", "read", **common)
         for name in others if r < args.info_repeat else []:
             forget(lake, name)
             measure(name, "streaming", "engine", mode="streaming", workers=1, **common)
@@ -753,13 +768,14 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, list[dict[str,
         "streaming": "quantmini silver stage, streaming",
         "parallel": f"quantmini silver stage, parallel ({workers} processes)",
         "transform": "quantmini transform alone (same windows, summed)",
+        "read": "quantmini: read the stored set, every session (Polars)",
     }
     rows = []
     for name in args.sets:
         found = results[name]
         base = med(found["qlib"]) if found.get("qlib") else math.nan
         first = True
-        for key in ("qlib", "streaming", "parallel", "transform"):
+        for key in ("qlib", "streaming", "parallel", "transform", "read"):
             runs = found.get(key)
             if not runs:
                 continue
@@ -768,6 +784,8 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, list[dict[str,
             notes = f"{med(runs, 'peak_mb'):,.0f} MB"
             if key == "qlib":
                 notes += f"; `qlib.init` {med(runs, 'init_s'):.1f} s before"
+            elif key == "read":
+                notes += f"; {runs[0]['files']:,} files"
             elif key != "transform":
                 notes += f"; plan {med(runs, 'plan_s'):.2f} s, {runs[0]['tasks']} tasks"
             timing = f"{seconds:.2f} s ({spread(runs)})"
