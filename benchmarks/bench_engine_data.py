@@ -48,6 +48,36 @@ LAST_DAY = dt.date(2025, 12, 31)
 DIVIDEND_EVERY = 63  # sessions between a payer's ex-dates (quarterly)
 
 
+def bar_table(
+    names: Any,
+    session: dt.date,
+    open_: Any,
+    high: Any,
+    low: Any,
+    close: Any,
+    volume: Any,
+    transactions: Any,
+) -> pa.Table:
+    """One session's daily bars in the stocks_daily bronze schema (bars start at midnight, as the
+    vendor's day bars do)."""
+    start = midnight_ns(session)
+    count = len(names)
+    return pa.table(
+        {
+            "ticker": pa.array(names, pa.string()),
+            "session_date": pa.array(np.full(count, session), pa.date32()),
+            "ts": pa.array(np.full(count, start), pa.int64()).cast(pa.timestamp("ns", tz="America/New_York")),
+            "window_start": pa.array(np.full(count, start), pa.int64()),
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+            "transactions": transactions,
+        }
+    ).cast(SPEC.bronze_schema)
+
+
 def ticker_names(count: int, rng: np.random.Generator) -> list[str]:
     """``count`` distinct upper-case tickers of 1–5 letters (1 % class shares like ``BRK.B``), sorted."""
     names: set[str] = set()
@@ -143,23 +173,7 @@ def generate(out: Path, tickers: int, sessions: int, extra: int, seed: int = 7) 
         volume = volume.clip(min=100)
         transactions = np.maximum(1, volume / rng.uniform(60, 300, len(idx))).astype(np.int64)
         last_close[idx] = close
-        start = midnight_ns(session)
-        table = pa.table(
-            {
-                "ticker": pa.array(names[idx], pa.string()),
-                "session_date": pa.array(np.full(len(idx), session), pa.date32()),
-                "ts": pa.array(np.full(len(idx), start), pa.int64()).cast(
-                    pa.timestamp("ns", tz="America/New_York")
-                ),
-                "window_start": pa.array(np.full(len(idx), start), pa.int64()),
-                "open": open_,
-                "high": high,
-                "low": low,
-                "close": close,
-                "volume": volume,
-                "transactions": transactions,
-            }
-        ).cast(SPEC.bronze_schema)
+        table = bar_table(names[idx], session, open_, high, low, close, volume, transactions)
         write_bronze(lake, session, table)
         rows += len(idx)
     actions = out / "_actions"

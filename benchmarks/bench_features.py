@@ -57,7 +57,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from bench_engine_data import (
     SPEC,
@@ -66,6 +65,7 @@ from bench_engine_data import (
     _id,
     _status,
     add_sessions,
+    bar_table,
     discard,
     history_sessions,
     run_child,
@@ -77,7 +77,6 @@ from quantmini.core.qlib_encoding import stored_symbol
 from quantmini.core.reference import DIVIDENDS_SCHEMA, SPLITS_SCHEMA
 from quantmini.io.lake import Lake
 from quantmini.io.reference_store import store_reference
-from quantmini.sample.timeline import midnight_ns
 
 FETCHED = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
 SETS = ("alpha158", "alpha360", "ta")
@@ -173,23 +172,7 @@ def generate(master: Path, tickers: int, sessions: int, seed: int) -> dict[str, 
         volume = np.round(volume).clip(min=100)
         transactions = np.maximum(1, volume / rng.uniform(60, 300, len(idx))).astype(np.int64)
         last_close[idx] = close
-        start = midnight_ns(session)
-        table = pa.table(
-            {
-                "ticker": pa.array(names[idx], pa.string()),
-                "session_date": pa.array(np.full(len(idx), session), pa.date32()),
-                "ts": pa.array(np.full(len(idx), start), pa.int64()).cast(
-                    pa.timestamp("ns", tz="America/New_York")
-                ),
-                "window_start": pa.array(np.full(len(idx), start), pa.int64()),
-                "open": open_,
-                "high": high,
-                "low": low,
-                "close": close,
-                "volume": volume,
-                "transactions": transactions,
-            }
-        ).cast(SPEC.bronze_schema)
+        table = bar_table(names[idx], session, open_, high, low, close, volume, transactions)
         write_bronze(lake, session, table)
         rows += len(idx)
     actions = master / "_actions"

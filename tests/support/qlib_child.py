@@ -62,6 +62,22 @@ _READER = textwrap.dedent(
 )
 
 
+def _run(source: str, workdir: Path, *args: str) -> None:
+    """Run the reader script ``source`` in a fresh interpreter in ``workdir`` (created), bounded in time."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    script = workdir / "qlib_reader.py"
+    script.write_text(source)
+    done = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"qlib reader failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
 def read_with_qlib(
     root: Path | Mapping[str, Path],
     freq: str,
@@ -75,26 +91,7 @@ def read_with_qlib(
     ``root`` is one provider root, or a root per frequency (``{"day": …, "1min": …}``) as qlib takes it.
     """
     provider = str(root) if isinstance(root, Path) else json.dumps({k: str(v) for k, v in root.items()})
-    workdir.mkdir(parents=True, exist_ok=True)
-    script = workdir / "qlib_reader.py"
-    script.write_text(_READER)
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            provider,
-            freq,
-            str(workdir),
-            json.dumps(expressions),
-            "1" if alpha158 else "0",
-        ],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, f"qlib reader failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    _run(_READER, workdir, provider, freq, str(workdir), json.dumps(expressions), "1" if alpha158 else "0")
     meta = json.loads((workdir / "meta.json").read_text())
     features = pd.read_parquet(workdir / "features.parquet")
     features.columns = ["instrument", "datetime", *expressions]
@@ -163,18 +160,7 @@ class QlibAlphas:
 
 def read_alphas_with_qlib(root: Path, workdir: Path) -> QlibAlphas:
     """Alpha158 and Alpha360 as real qlib computes them from the daily provider ``root``."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    script = workdir / "qlib_alphas.py"
-    script.write_text(_ALPHAS)
-    done = subprocess.run(
-        [sys.executable, str(script), str(root), str(workdir)],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, f"qlib reader failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    _run(_ALPHAS, workdir, str(root), str(workdir))
 
     def read(name: str) -> pd.DataFrame:
         return pd.read_parquet(workdir / f"{name}.parquet").set_index(["instrument", "datetime"]).sort_index()
