@@ -539,9 +539,9 @@ def test_an_infinite_input_is_skipped_as_qlib_skips_it(classified: dict[str, dic
 
 @pytest.mark.xfail(
     strict=True,
-    reason="volumes are offset by absolute constants ($volume+1e-12, Log($volume+1)) in the row's own share "
-    "basis in silver, in the basis of the root's last session in qlib (which changes with later actions): "
-    "at zero or few-share volumes the features differ",
+    reason="volumes are offset by absolute constants ($volume+1e-12, Log($volume+1)) in the basis of the "
+    "computation's first session in silver, in the basis of the root's last session in qlib (which changes "
+    "with later actions): at zero or few-share volumes the features differ",
 )
 def test_volume_offsets_equal_qlib(classified: dict[str, dict[Cell, str | None]]) -> None:
     cells = {

@@ -64,6 +64,12 @@ _CLOSE_CACHE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+def digest_of(session_digests: list[str]) -> str:
+    """Digest of the multipliers of consecutive sessions, from their :attr:`FactorState.session_digests`
+    (what a window-scoped silver part depends on)."""
+    return hashlib.sha256("|".join(session_digests).encode()).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class FactorState:
     """The factors of this run, as tables and as digests the planners compare with manifests."""
@@ -78,11 +84,6 @@ class FactorState:
     #: Per ticker: a digest of its rows of the compact factor table.
     ticker_digests: dict[str, str] = field(default_factory=dict)
     as_of: dt.date | None = None
-
-    def window_digest(self, sessions: list[dt.date]) -> str:
-        """Digest of the multipliers on ``sessions`` (what a window-scoped feature depends on)."""
-        text = "|".join(self.session_digests.get(s, "") for s in sessions)
-        return hashlib.sha256(text.encode()).hexdigest()
 
     def history_digest(self, session: dt.date) -> str:
         """Digest of every split up to ``session`` (what a history-scoped value depends on)."""

@@ -39,7 +39,7 @@ from quantmini.io.lake import Lake
 from quantmini.io.manifest import sha256_file, write_manifest
 from quantmini.io.parquet import PieceFile, empty_table, read_parquet_files
 from quantmini.io.reference_store import load_reference
-from quantmini.pipeline.factors import FactorState, load_factor_tables
+from quantmini.pipeline.factors import FactorState, digest_of, load_factor_tables
 from quantmini.pipeline.partitions import PartitionIndex, index_partitions
 
 #: Longest chunk, in output sessions.
@@ -189,17 +189,27 @@ def _plan_part(
     fixed = _fixed_identity(part, references, settings)
     existing = index_partitions(lake.manifest_dir("silver", table), lake.silver_dir(table))
     position = {s: i for i, s in enumerate(calendar)}
-    shas = {s: p.sha256 for s, p in bronze.partitions.items()}
+    # Each session's piece of an identity, formatted once (a window joins a slice of them).
+    bronze_entries = [f"{s}:{_sha(bronze.partitions, s)}" for s in calendar]
+    input_entries = [[_sha(found, s) for s in calendar] for _, found in inputs]
+    digests = [factors.session_digests.get(s, "") for s in calendar] if factors is not None else []
     stale: list[tuple[dt.date, str]] = []
     for session in bronze.sessions:
         i = position[session]
-        window = calendar[max(0, i - part.lookback) : i + 1]
+        lo = max(0, i - part.lookback)
         read = [
-            f"{src.layer}:{src.source}:"
-            + ";".join(_sha(found, s) for s in (window if src.window else [session]))
-            for src, found in inputs
+            f"{src.layer}:{src.source}:" + ";".join(entries[lo : i + 1] if src.window else entries[i : i + 1])
+            for (src, _), entries in zip(inputs, input_entries, strict=True)
         ]
-        identity = _identity(part, fixed, window, shas, factors, read)
+        lines = [*fixed, "bronze=" + ";".join(bronze_entries[lo : i + 1])]
+        if read:
+            lines.append("inputs=" + ";".join(read))
+        if factors is not None and part.factors == "window":
+            # Actions on the window's first session only concern the move into it, which no output uses.
+            lines.append("factors=" + digest_of(digests[lo + 1 : i + 1]))
+        elif factors is not None and part.factors == "history":
+            lines.append("factors=" + factors.history_digest(session))
+        identity = hashlib.sha256("\n".join(lines).encode()).hexdigest()
         recorded = existing.partitions.get(session)
         if recorded is None or recorded.identity != identity:
             stale.append((session, identity))
@@ -248,25 +258,6 @@ def _fixed_identity(
     if settings:  # only parts with settings: the identities of the others stay as they were
         lines.append("settings=" + json.dumps(dict(settings), sort_keys=True))
     return lines
-
-
-def _identity(
-    part: SilverPart,
-    fixed: list[str],
-    window: list[dt.date],
-    shas: dict[dt.date, str],
-    factors: FactorState | None,
-    inputs: list[str],
-) -> str:
-    parts = [*fixed, "bronze=" + ";".join(f"{s}:{shas.get(s, '-')}" for s in window)]
-    if inputs:
-        parts.append("inputs=" + ";".join(inputs))
-    if factors is not None and part.factors == "window":
-        # Actions on the window's first session only concern the move into it, which no output uses.
-        parts.append("factors=" + factors.window_digest(window[1:]))
-    elif factors is not None and part.factors == "history":
-        parts.append("factors=" + factors.history_digest(window[-1]))
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def _chunks(
