@@ -17,7 +17,7 @@ from quantmini.datasets.base import (
     SilverPart,
     aggregate_schema,
 )
-from quantmini.features.library import sets_of
+from quantmini.features.library import MARKET_PROXY, sets_of
 
 
 def feature_parts(data_type: str) -> tuple[SilverPart, ...]:
@@ -26,6 +26,7 @@ def feature_parts(data_type: str) -> tuple[SilverPart, ...]:
     for fs in sets_of(data_type).values():
         if fs.is_base:
             continue
+        # The inputs a set reads, from its texts: parsing (``fs.inputs``) would cost every start-up.
         texts = " ".join(f.expression or "" for f in fs.features)
         float_type = pa.float32() if fs.precision == 32 else pa.float64()
         parts.append(
@@ -55,7 +56,7 @@ def feature_parts(data_type: str) -> tuple[SilverPart, ...]:
                     if "$vwap" in texts
                     else ()
                 ),
-                settings=("features.market_proxy",) if "$mkt_close" in texts else (),
+                settings=(MARKET_PROXY,) if "$mkt_close" in texts else (),
                 # Each ticker alone, unless the market proxy's bars are read beside it.
                 per_ticker="$mkt_close" not in texts,
                 feature_set=fs.name,

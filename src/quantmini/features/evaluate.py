@@ -8,7 +8,7 @@ on whole arrays, ``Ref`` shifts along a row, and rolling operators run the compi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,19 +55,28 @@ class Frame:
     levels: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
 
+    def bounds(self) -> np.ndarray:
+        """:attr:`lo`, or zeros (each window may reach its row's start), made once."""
+        if self.lo is None:
+            self.lo = np.zeros(self.absent.shape, dtype=np.int64)
+        return self.lo
+
+
+def _every_node(nodes: list[Node]) -> Iterator[Node]:
+    """Every node of every tree, each occurrence."""
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(getattr(node, "args", ()))
+
 
 def windows_of(nodes: list[Node]) -> dict[Group, tuple[int, ...]]:
     """Rolling windows grouped by operator and input, so one kernel call serves ``MA5``..``MA60``."""
     found: dict[Group, set[int]] = {}
-
-    def walk(node: Node) -> None:
+    for node in _every_node(nodes):
         if isinstance(node, Roll) and node.op not in RECURSIVE:
             found.setdefault(_group(node), set()).add(node.n)
-        for child in getattr(node, "args", ()):
-            walk(child)
-
-    for node in nodes:
-        walk(node)
     return {k: tuple(sorted(v)) for k, v in found.items()}
 
 
@@ -98,15 +107,9 @@ def _group(node: Roll) -> Group:
 def levels_of(nodes: list[Node]) -> dict[str, tuple[float, ...]]:
     """Per input, the quantile levels the features ask for (one ordered pass serves them all)."""
     found: dict[str, set[float]] = {}
-
-    def walk(node: Node) -> None:
+    for node in _every_node(nodes):
         if isinstance(node, Roll) and node.op == "Quantile" and node.q is not None:
             found.setdefault(",".join(a.key for a in node.args), set()).add(node.q)
-        for child in getattr(node, "args", ()):
-            walk(child)
-
-    for node in nodes:
-        walk(node)
     return {k: tuple(sorted(v)) for k, v in found.items()}
 
 
@@ -149,9 +152,10 @@ def _evaluate(node: Node, frame: Frame) -> np.ndarray:
     table = frame.cache.get(key)
     if table is None:
         inputs = [_array(evaluate(a, frame), frame) for a in node.args]
-        lo = frame.lo if frame.lo is not None else np.zeros(frame.absent.shape, dtype=np.int64)
         windows_array = np.array(windows, dtype=np.int64)
-        table = kernels.rolling(group[0], inputs, frame.absent, lo, windows_array, frame.strict, levels)
+        table = kernels.rolling(
+            group[0], inputs, frame.absent, frame.bounds(), windows_array, frame.strict, levels
+        )
         frame.cache[key] = table
     result: np.ndarray = table[windows.index(node.n)]
     if group[0] == "Ordered":

@@ -63,6 +63,14 @@ def _plus(total: float, carry: float, x: float) -> tuple[float, float]:
 
 
 @jit
+def _moment_step(u: float, sign: float, c: float, sums: np.ndarray) -> None:
+    """Add (``sign`` 1) or remove (-1) value ``u`` to compensated sums ``s1 k1 s2 k2`` around ``c``."""
+    y = sign * (u - c)
+    sums[0], sums[1] = _plus(sums[0], sums[1], y)
+    sums[2], sums[3] = _plus(sums[2], sums[3], sign * (u - c) * (u - c))
+
+
+@jit
 def _moments(
     x: np.ndarray, absent: np.ndarray, lo: np.ndarray, windows: np.ndarray, strict: bool, kind: int
 ) -> np.ndarray:
@@ -70,15 +78,13 @@ def _moments(
     (deviation 0) over a run of equal values."""
     rows, size = x.shape
     out = np.full((windows.shape[0], rows, size), np.nan)
+    sums = np.zeros(4)  # s1, its carry, s2, its carry
     for w in range(windows.shape[0]):
         d = windows[w]
         for i in range(rows):
             c = _first_value(x[i])
             n = 0
-            s1 = 0.0
-            k1 = 0.0
-            s2 = 0.0
-            k2 = 0.0
+            sums[:] = 0.0
             start = 0
             run_value = np.nan
             run_count = 0  # values since the current run of equal values began
@@ -90,8 +96,7 @@ def _moments(
                     cut = p
                 elif np.isfinite(v):
                     n += 1
-                    s1, k1 = _plus(s1, k1, v - c)
-                    s2, k2 = _plus(s2, k2, (v - c) * (v - c))
+                    _moment_step(v, 1.0, c, sums)
                     if v != run_value:
                         run_value = v
                         run_count = 0
@@ -101,33 +106,30 @@ def _moments(
                     u = x[i, start]
                     if not absent[i, start] and np.isfinite(u):
                         n -= 1
-                        s1, k1 = _plus(s1, k1, -(u - c))
-                        s2, k2 = _plus(s2, k2, -((u - c) * (u - c)))
+                        _moment_step(u, -1.0, c, sums)
                     start += 1
                 if n == 0:
-                    s1 = k1 = s2 = k2 = 0.0  # no drift carried across an empty window
+                    sums[:] = 0.0  # no drift carried across an empty window
                 since += 1
                 if since >= d and np.isfinite(v) and not absent[i, p]:
                     # Once a window has turned over, sum it again around its newest value: deviations
                     # are then never taken around a value far from the window's (shares after millions).
                     since = 0
                     c = v
-                    s1 = k1 = s2 = k2 = 0.0
+                    sums[:] = 0.0
                     for o in range(start, p + 1):
-                        u = x[i, o]
-                        if not absent[i, o] and np.isfinite(u):
-                            s1, k1 = _plus(s1, k1, u - c)
-                            s2, k2 = _plus(s2, k2, (u - c) * (u - c))
+                        if not absent[i, o] and np.isfinite(x[i, o]):
+                            _moment_step(x[i, o], 1.0, c, sums)
                 if not _needed(n, d, strict):
                     continue
                 flat = run_count >= n  # every value of the window is in the run
-                a1 = s1 + k1
+                a1 = sums[0] + sums[1]
                 if kind == SUM:
                     out[w, i, p] = n * run_value if flat else a1 + n * c
                 elif kind == MEAN:
                     out[w, i, p] = run_value if flat else c + a1 / n
                 else:
-                    m2 = 0.0 if flat else max((s2 + k2) - a1 * a1 / n, 0.0)
+                    m2 = 0.0 if flat else max((sums[2] + sums[3]) - a1 * a1 / n, 0.0)
                     if kind == STDP:
                         out[w, i, p] = np.sqrt(m2 / n)
                     elif n >= 2:
@@ -268,6 +270,18 @@ def _ordered(
 
 
 @jit
+def _trend_step(u: float, q: float, sign: float, c: float, sums: np.ndarray) -> None:
+    """Add (``sign`` 1) or remove (-1) value ``u`` at position ``q``: ``n sq sqq sy syy sqy`` around ``c``."""
+    y = u - c
+    sums[0] += sign
+    sums[1] += sign * q
+    sums[2] += sign * q * q
+    sums[3] += sign * y
+    sums[4] += sign * y * y
+    sums[5] += sign * q * y
+
+
+@jit
 def _trend(
     x: np.ndarray, absent: np.ndarray, lo: np.ndarray, windows: np.ndarray, strict: bool, kind: int
 ) -> np.ndarray:
@@ -275,17 +289,13 @@ def _trend(
     ``Resi``), missing values left out of the fit."""
     rows, size = x.shape
     out = np.full((windows.shape[0], rows, size), np.nan)
+    sums = np.zeros(6)
     for w in range(windows.shape[0]):
         d = windows[w]
         for i in range(rows):
             c = _first_value(x[i])
             q0 = 0  # positions are counted from q0, values from c
-            n = 0
-            sq = 0.0
-            sqq = 0.0
-            sy = 0.0
-            syy = 0.0
-            sqy = 0.0
+            sums[:] = 0.0
             start = 0
             since = 0
             cut = -1
@@ -294,44 +304,27 @@ def _trend(
                 if absent[i, p]:
                     cut = p
                 elif np.isfinite(v):
-                    q, y = p - q0, v - c
-                    n += 1
-                    sq += q
-                    sqq += q * q
-                    sy += y
-                    syy += y * y
-                    sqy += q * y
+                    _trend_step(v, p - q0, 1.0, c, sums)
                 target = max(p - d + 1, lo[i, p], cut + 1)
                 while start < target:
-                    u = x[i, start]
-                    if not absent[i, start] and np.isfinite(u):
-                        q, y = start - q0, u - c
-                        n -= 1
-                        sq -= q
-                        sqq -= q * q
-                        sy -= y
-                        syy -= y * y
-                        sqy -= q * y
+                    if not absent[i, start] and np.isfinite(x[i, start]):
+                        _trend_step(x[i, start], start - q0, -1.0, c, sums)
                     start += 1
                 since += 1
-                if n == 0 or (since >= d and np.isfinite(v) and not absent[i, p]):
+                if sums[0] == 0 or (since >= d and np.isfinite(v) and not absent[i, p]):
                     # Sum the window again around its newest value and position once it has turned
                     # over: running sums then carry no round-off from values that left long ago.
                     since = 0
                     q0 = p
                     c = v if np.isfinite(v) else c
-                    sq = sqq = sy = syy = sqy = 0.0
+                    sums[:] = 0.0
                     for o in range(start, p + 1):
-                        u = x[i, o]
-                        if not absent[i, o] and np.isfinite(u):
-                            q, y = o - q0, u - c
-                            sq += q
-                            sqq += q * q
-                            sy += y
-                            syy += y * y
-                            sqy += q * y
+                        if not absent[i, o] and np.isfinite(x[i, o]):
+                            _trend_step(x[i, o], o - q0, 1.0, c, sums)
+                n = int(sums[0])
                 if not _needed(n, d, strict):
                     continue
+                sq, sqq, sy, syy, sqy = sums[1], sums[2], sums[3], sums[4], sums[5]
                 var_q = sqq - sq * sq / n
                 cov = sqy - sq * sy / n
                 slope = cov / var_q if n >= 2 else np.nan  # one point: 0/0 in Qlib, whatever the residue

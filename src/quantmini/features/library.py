@@ -25,6 +25,8 @@ ALPHA158_WINDOWS = (5, 10, 20, 30, 60)
 ALPHA360_DAYS = 60
 
 Mode = Literal["sessions", "bars"]
+#: Settings key naming the market proxy whose close is ``$mkt_close``.
+MARKET_PROXY = "features.market_proxy"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,13 +28,11 @@ from quantmini._exceptions import ConfigurationError
 from quantmini.core.window import SessionWindow
 from quantmini.features.evaluate import Frame, evaluate, levels_of, shared_of, windows_of
 from quantmini.features.expression import VOLUME_SERIES, Node, degree, parse
-from quantmini.features.library import FeatureSet, feature_set
+from quantmini.features.library import MARKET_PROXY, FeatureSet, feature_set
 
 #: Bytes of one series array of a block of tickers (rows × positions × 8): a block's intermediate arrays
 #: stay in memory together, and small ones stay in the processor's caches.
 BLOCK_BYTES = 2_000_000
-#: Settings key naming the market proxy of ``$mkt_close``.
-MARKET_PROXY = "features.market_proxy"
 
 
 class _Grid:
