@@ -168,7 +168,8 @@ def test_rename_links_the_company_history_and_checks_are_clean(
     source, root, report = built
     change = _record(source)["corporate_actions"]["ticker_changes"][0]
     assert report.factors is not None
-    assert report.factors.renames == 1
+    assert report.factors.entities.renamed == 1
+    assert report.factors.entities.reused == 0
     tables = {o.table: o for o in report.silver}
     # Generated prices are consistent with their split records: no mismatch to report.
     assert tables["corporate_action_checks"].rows == 0
@@ -182,9 +183,19 @@ def test_rename_links_the_company_history_and_checks_are_clean(
     old = silver[silver.ticker == change["old_ticker"]]
     new = silver[silver.ticker == change["new_ticker"]]
     assert old.session_date.max() < dt.date.fromisoformat(change["date"]) <= new.session_date.min()
+    # One series across the rename: the new ticker's first return is against the old ticker's last close.
+    adjusted = _adjusted(root)
+    last_old = adjusted[adjusted.ticker == change["old_ticker"]].sort_values("session_date").iloc[-1]
+    first_new = adjusted[adjusted.ticker == change["new_ticker"]].sort_values("session_date").iloc[0]
+    first_silver = new.sort_values("session_date").iloc[0]
+    assert first_silver.ret_1d == pytest.approx(first_new.adj_close / last_old.adj_close - 1, rel=1e-9)
+    entities = pl.read_parquet(Lake(root).silver_reference("entities"))
+    company = entities.filter(pl.col("ticker").is_in([change["old_ticker"], change["new_ticker"]]))
+    assert company["entity"].n_unique() == 1
+    assert set(company["instrument"]) == {change["new_ticker"]}
 
 
-def _calendar_reference(adjusted: pd.DataFrame) -> pd.DataFrame:
+def _calendar_reference(adjusted: pd.DataFrame, renames: list[dict[str, str]]) -> pd.DataFrame:
     """ret_1d/ret_5d/ret_20d/vol_20d on the XNYS calendar from DuckDB's adjusted closes (pandas only)."""
     import exchange_calendars as xcals
 
@@ -192,12 +203,16 @@ def _calendar_reference(adjusted: pd.DataFrame) -> pd.DataFrame:
         [ts.date() for ts in xcals.get_calendar("XNYS").sessions_in_range(START, END)], name="session_date"
     )
     out = []
-    for ticker, bars in adjusted.groupby("ticker"):
-        g = bars.set_index("session_date").reindex(calendar)
+    # A renamed company is one series: its bars under both tickers, in date order.
+    companies = {c["old_ticker"]: c["new_ticker"] for c in renames}
+    adjusted = adjusted.assign(company=adjusted.ticker.map(lambda t: companies.get(t, t)))
+    for _, bars in adjusted.groupby("company"):
+        tickers = bars.set_index("session_date").ticker
+        g = bars.drop(columns="ticker").set_index("session_date").reindex(calendar)
         for h in (1, 5, 20):
             g[f"ref_ret_{h}d"] = g.adj_close / g.adj_close.shift(h) - 1
         g["ref_vol_20d"] = g.ref_ret_1d.rolling(20, min_periods=20).std(ddof=1)
-        g["ticker"] = ticker
+        g["ticker"] = tickers.reindex(calendar)
         out.append(
             g[g.close.notna()].reset_index()[
                 ["ticker", "session_date", *(c for c in g if c.startswith("ref_"))]
@@ -207,9 +222,10 @@ def _calendar_reference(adjusted: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_features_follow_the_session_calendar(built: tuple[Path, Path, PipelineReport]) -> None:
-    _, root, _ = built
+    source, root, _ = built
     silver = _silver(root)
-    reference = _calendar_reference(_adjusted(root))
+    renames = _record(source)["corporate_actions"]["ticker_changes"]
+    reference = _calendar_reference(_adjusted(root), renames)
     joined = silver.merge(reference, on=["ticker", "session_date"], validate="one_to_one")
     assert len(joined) == len(silver)
     for column in ("ret_1d", "ret_5d", "ret_20d", "vol_20d"):
@@ -365,7 +381,7 @@ def test_new_split_rewrites_only_what_depends_on_it(
     assert report.factors is not None
     assert report.factors.pending == 1
     changed = {p.relative_to(root).as_posix() for p, data in before.items() if p.read_bytes() != data}
-    sessions = [s for s in _calendar_reference(_adjusted(root)).session_date.unique() if s >= day]
+    sessions = [s for s in _calendar_reference(_adjusted(root), []).session_date.unique() if s >= day]
     window = {f"date={s}" for s in sorted(sessions)[:20]}
     bronze = {c for c in changed if c.startswith(("bronze/", "landing/", "quarantine/"))}
     assert bronze == {"bronze/reference/splits.parquet"}

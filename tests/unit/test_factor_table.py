@@ -109,7 +109,7 @@ def test_renamed_ticker_spans_carry_the_company_factors() -> None:
         ("OLD", D(2024, 4, 1), END_OF_TIME, "OLD"),  # the name reused later is another company
     ]
     events, _ = corporate_events(
-        _splits([("NEW", D(2024, 6, 3), 1, 4)]), _dividends([]), _closes([]), renames
+        _splits([("NEW", D(2024, 6, 3), 1, 4)]), _dividends([]), _closes([]), spans
     )
     intervals = factor_intervals(events, spans)
     assert intervals.rows() == [
@@ -127,6 +127,6 @@ def test_session_multipliers_put_an_event_on_the_next_session() -> None:
     sessions = [D(2024, 3, 1), D(2024, 3, 4), D(2024, 3, 5), D(2024, 3, 6)]
     got = session_multipliers(events, ticker_spans(pl.Series(["XYZ"]), None), sessions)
     assert got.rows() == [
-        ("XYZ", D(2024, 3, 4), 0.5, pytest.approx(0.5 * 0.98)),
-        ("XYZ", D(2024, 3, 6), 1.0, pytest.approx(0.95)),
+        ("XYZ", "XYZ", D(2024, 3, 4), 0.5, pytest.approx(0.5 * 0.98)),
+        ("XYZ", "XYZ", D(2024, 3, 6), 1.0, pytest.approx(0.95)),
     ]

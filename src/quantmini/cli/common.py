@@ -262,8 +262,13 @@ def render_report(report: PipelineReport) -> None:
         table.add_row(
             "factors",
             f"{f.splits_used} splits + {f.dividends_used} dividends applied, {f.rejected} rejected, "
-            f"{f.pending} pending (dated after the last session), {f.renames} renames followed; "
-            f"{f.intervals} factor spans",
+            f"{f.pending} pending (dated after the last session); {f.intervals} factor spans",
+        )
+        e = f.entities
+        table.add_row(
+            "entities",
+            f"{e.entities:,} companies traded: {e.renamed} renamed (one series each), {e.reused} tickers "
+            f"reused by another company ({e.inferred} inferred from bars)",
         )
     for outcome in report.silver:
         if outcome.skipped:

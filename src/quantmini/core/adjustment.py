@@ -69,8 +69,31 @@ END_OF_TIME = dt.date(9999, 12, 31)
 MAX_RENAME_CHAIN = 16
 
 
-def entity_of(frame: pl.DataFrame, date_column: str, renames: pl.DataFrame | None) -> pl.Series:
-    """The entity (latest name) of each row's ``ticker`` as of ``date_column``."""
+def span_value(frame: pl.DataFrame, date_column: str, spans: pl.DataFrame | None, value: str) -> pl.Series:
+    """``value`` of the span (``ticker, valid_from, valid_to, <value>``) covering each row's (``ticker``,
+    ``date_column``); the row's ticker where none does. Row order is kept."""
+    keys = frame.select("ticker", pl.col(date_column).alias("_d")).with_row_index("_row")
+    if spans is None or spans.is_empty():
+        return keys["ticker"].alias(value)
+    table = spans.select("ticker", pl.col("valid_from").alias("_d"), "valid_to", value).sort("_d")
+    joined = keys.sort("_d").join_asof(table, on="_d", by="ticker", strategy="backward", check_sortedness=False)
+    found = pl.when(pl.col("_d") < pl.col("valid_to")).then(pl.col(value))
+    return joined.sort("_row").select(pl.coalesce(found, pl.col("ticker")).alias(value))[value]
+
+
+def entity_of(frame: pl.DataFrame, date_column: str, spans: pl.DataFrame | None) -> pl.Series:
+    """The entity of each row's ``ticker`` as of ``date_column``, from ticker ``spans``
+    (:func:`ticker_spans`, or the lake's entities); the ticker itself where no span covers it."""
+    return span_value(frame, date_column, spans, "entity")
+
+
+def with_entity(frame: pl.DataFrame, date_column: str, spans: pl.DataFrame | None) -> pl.DataFrame:
+    """``frame`` with an ``entity`` column (see :func:`entity_of`)."""
+    return frame.with_columns(entity_of(frame, date_column, spans).alias("entity"))
+
+
+def _latest_name(frame: pl.DataFrame, date_column: str, renames: pl.DataFrame | None) -> pl.Series:
+    """The latest name of each row's ``ticker`` as of ``date_column``, following ``renames``."""
     entity = frame.select(pl.col("ticker").alias("entity"), pl.col(date_column).alias("_d"))
     if renames is None or renames.is_empty():
         return entity["entity"]
@@ -93,11 +116,6 @@ def entity_of(frame: pl.DataFrame, date_column: str, renames: pl.DataFrame | Non
             break
         entity = stepped.select("_row", pl.coalesce("_next", "entity").alias("entity"), "_d")
     return entity.sort("_row")["entity"]
-
-
-def with_entity(frame: pl.DataFrame, date_column: str, renames: pl.DataFrame | None) -> pl.DataFrame:
-    """``frame`` with an ``entity`` column (see :func:`entity_of`)."""
-    return frame.with_columns(entity_of(frame, date_column, renames).alias("entity"))
 
 
 def ticker_spans(tickers: pl.Series, renames: pl.DataFrame | None) -> pl.DataFrame:
@@ -123,24 +141,24 @@ def ticker_spans(tickers: pl.Series, renames: pl.DataFrame | None) -> pl.DataFra
     spans = starts.with_columns(
         pl.col("valid_from").shift(-1).over("ticker").fill_null(END_OF_TIME).alias("valid_to")
     )
-    return spans.with_columns(entity_of(spans, "valid_from", renames).alias("entity"))
+    return spans.with_columns(_latest_name(spans, "valid_from", renames).alias("entity"))
 
 
 def dividend_closes_from_bars(
-    closes: pl.DataFrame, dividends: pl.DataFrame, renames: pl.DataFrame | None = None
+    closes: pl.DataFrame, dividends: pl.DataFrame, spans: pl.DataFrame | None = None
 ) -> pl.DataFrame:
     """For each dividend, the raw close of its company's last bar before the ex-date (null if none).
 
     ``closes``: ticker, session_date, close (raw); ``dividends``: ticker, ex_dividend_date, ….
     """
     events = (
-        with_entity(dividends, "ex_dividend_date", renames)
+        with_entity(dividends, "ex_dividend_date", spans)
         .select("entity", "ex_dividend_date")
         .unique()
         .sort("entity", "ex_dividend_date")
     )
     prior = (
-        with_entity(closes, "session_date", renames)
+        with_entity(closes, "session_date", spans)
         .select(
             "entity",
             # Shift by one day so the backward as-of match finds the last bar strictly before the ex-date.
@@ -160,7 +178,7 @@ def corporate_events(
     splits: pl.DataFrame,
     dividends: pl.DataFrame,
     dividend_closes: pl.DataFrame,
-    renames: pl.DataFrame | None = None,
+    spans: pl.DataFrame | None = None,
     as_of: dt.date | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per company and date, the multipliers of cleaned actions dated on or before ``as_of``.
@@ -169,13 +187,13 @@ def corporate_events(
     (``ticker, ex_dividend_date, cash_amount, reason``): no close before the ex-date, or a multiplier that
     is not a finite number in (0, 1).
     """
-    split_events = with_entity(splits, "execution_date", renames).select(
+    split_events = with_entity(splits, "execution_date", spans).select(
         "entity",
         pl.col("execution_date").alias("event_date"),
         (pl.col("split_from") / pl.col("split_to")).alias("split_multiplier"),
         (pl.col("split_from") / pl.col("split_to")).alias("total_multiplier"),
     )
-    divs = with_entity(dividends, "ex_dividend_date", renames).join(
+    divs = with_entity(dividends, "ex_dividend_date", spans).join(
         dividend_closes, on=["entity", "ex_dividend_date"], how="left"
     )
     multiplier = 1 - pl.col("cash_amount") / pl.col("close_before")
@@ -291,13 +309,14 @@ def factors_on(
 def session_multipliers(events: pl.DataFrame, spans: pl.DataFrame, sessions: list[dt.date]) -> pl.DataFrame:
     """Per ticker and session, the multipliers of the events between the previous session and it.
 
-    ``ticker, session_date, split_multiplier, total_multiplier``: an event dated E belongs to the first
-    session on or after E, under the name its company had on that session. Sessions without events are
+    ``ticker, entity, session_date, split_multiplier, total_multiplier``: an event dated E belongs to the
+    first session on or after E, under the name its company had on that session. Sessions without events are
     left out (multiplier 1). Scale-free features use these to compare prices of different sessions in the
     same share basis, without the factors of later actions.
     """
     schema = {
         "ticker": pl.String(),
+        "entity": pl.String(),
         "session_date": pl.Date(),
         "split_multiplier": pl.Float64(),
         "total_multiplier": pl.Float64(),
@@ -322,7 +341,7 @@ def session_multipliers(events: pl.DataFrame, spans: pl.DataFrame, sessions: lis
     )
     return (
         named.sort("ticker", "session_date", "event_date")
-        .group_by("ticker", "session_date", maintain_order=True)
+        .group_by("ticker", "entity", "session_date", maintain_order=True)
         .agg(pl.col("split_multiplier").product(), pl.col("total_multiplier").product())
         .select([pl.col(n).cast(t) for n, t in schema.items()])
     )
@@ -341,9 +360,9 @@ def adjustment_factors(
     ``renames`` (old_ticker, new_ticker, change_date) link a company's bars across ticker changes. The
     per-bar expansion of :func:`factor_intervals`; the dividend closes come from ``closes`` itself.
     """
-    dividend_closes = dividend_closes_from_bars(closes, dividends, renames)
-    events, _ = corporate_events(splits, dividends, dividend_closes, renames, as_of)
     spans = ticker_spans(closes["ticker"].unique(), renames)
+    dividend_closes = dividend_closes_from_bars(closes, dividends, spans)
+    events, _ = corporate_events(splits, dividends, dividend_closes, spans, as_of)
     intervals = factor_intervals(events, spans)
     keys = closes.select("ticker", "session_date")
     return factors_on(keys, intervals).select([pl.col(n).cast(t) for n, t in FACTOR_SCHEMA.items()])
@@ -351,9 +370,7 @@ def adjustment_factors(
 
 def split_factors_on(keys: pl.DataFrame, splits: pl.DataFrame) -> pl.DataFrame:
     """``split_factor`` of (ticker, date) pairs that need not be sessions (e.g. filing dates)."""
-    events, _ = corporate_events(
-        splits, _NO_DIVIDENDS, pl.DataFrame(schema=DIVIDEND_CLOSE_SCHEMA), renames=None
-    )
+    events, _ = corporate_events(splits, _NO_DIVIDENDS, pl.DataFrame(schema=DIVIDEND_CLOSE_SCHEMA))
     spans = ticker_spans(keys["ticker"].unique(), None)
     dated = keys.select("ticker", "date").unique()
     factors = factors_on(dated, factor_intervals(events, spans), date_column="date")

@@ -25,6 +25,8 @@ from typing import Any
 
 import polars as pl
 
+from quantmini.core.adjustment import entity_of
+
 #: Multiplier columns joined to aligned rows (1.0 on sessions without corporate actions).
 MULTIPLIER_COLUMNS = ("split_multiplier", "total_multiplier")
 
@@ -65,40 +67,54 @@ class SessionWindow:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 
-def align(window: SessionWindow, columns: Sequence[str]) -> pl.DataFrame:
-    """Every ticker of the window × every session of the window, sorted by (ticker, session_date).
+def series_of(window: SessionWindow, bars: pl.DataFrame | None = None) -> pl.Series:
+    """The series (entity) each of ``bars`` (default: the window's) belongs to: a renamed company's bars
+    under its old and new tickers are one series, a reused ticker's two companies are two. Without
+    corporate-action context, each ticker is a series."""
+    frame = window.bars if bars is None else bars
+    spans = window.factors.spans if window.factors is not None else None
+    if spans is None or spans.is_empty() or "entity" not in spans.columns:
+        return frame["ticker"].alias("_series")
+    return entity_of(frame, "session_date", spans).alias("_series")
 
-    Holds ``columns`` of the bars (null where the ticker has no bar that session), ``_pos`` (the
-    session's index in the window), ``_present`` (a bar exists) and the corporate-action multipliers.
+
+def align(window: SessionWindow, columns: Sequence[str]) -> pl.DataFrame:
+    """Every series of the window × every session of the window, sorted by (series, session_date).
+
+    A series is a company (:func:`series_of`): its rows hold the bars of whichever ticker it traded under.
+    Holds ``columns`` of the bars (null where the series has no bar that session; ``ticker`` too),
+    ``_series``, ``_pos`` (the session's index in the window), ``_present`` (a bar exists) and the
+    corporate-action multipliers.
     """
     calendar = pl.DataFrame(
         {"session_date": list(window.sessions), "_pos": list(range(len(window.sessions)))},
         schema={"session_date": pl.Date(), "_pos": pl.Int32()},
     )
-    tickers = window.bars.select("ticker").unique().sort("ticker")
-    grid = tickers.join(calendar, how="cross")
     bars = window.bars.select(
         "ticker", "session_date", *[c for c in columns if c not in ("ticker", "session_date")]
-    )
+    ).with_columns(series_of(window))
+    grid = bars.select("_series").unique().sort("_series").join(calendar, how="cross")
     frame = grid.join(
-        bars.with_columns(pl.lit(True).alias("_present")), on=["ticker", "session_date"], how="left"
+        bars.with_columns(pl.lit(True).alias("_present")), on=["_series", "session_date"], how="left"
     ).with_columns(pl.col("_present").fill_null(False))
     if window.factors is not None and not window.factors.multipliers.is_empty():
         frame = frame.join(
-            window.factors.multipliers.select("ticker", "session_date", *MULTIPLIER_COLUMNS),
-            on=["ticker", "session_date"],
+            window.factors.multipliers.select(
+                pl.col("entity").alias("_series"), "session_date", *MULTIPLIER_COLUMNS
+            ),
+            on=["_series", "session_date"],
             how="left",
         )
     else:
         frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in MULTIPLIER_COLUMNS)
-    return frame.with_columns(pl.col(c).fill_null(1.0) for c in MULTIPLIER_COLUMNS).sort("ticker", "_pos")
+    return frame.with_columns(pl.col(c).fill_null(1.0) for c in MULTIPLIER_COLUMNS).sort("_series", "_pos")
 
 
 def lag(expr: pl.Expr, k: int) -> pl.Expr:
     """``expr`` ``k`` sessions back on an :func:`align`-ed frame (null before the window starts).
 
-    Aligned frames hold the same sessions for every ticker, so a plain shift never crosses into another
-    ticker once the rows before position ``k`` are masked.
+    Aligned frames hold the same sessions for every series, so a plain shift never crosses into another
+    series once the rows before position ``k`` are masked.
     """
     if k == 0:
         return expr

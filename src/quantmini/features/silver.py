@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from quantmini._exceptions import ConfigurationError
-from quantmini.core.window import SessionWindow
+from quantmini.core.window import SessionWindow, series_of
 from quantmini.features.evaluate import Frame, evaluate, levels_of, shared_of, windows_of
 from quantmini.features.expression import VOLUME_SERIES, Node, degree, parse
 from quantmini.features.library import MARKET_PROXY, FeatureSet, feature_set
@@ -36,18 +36,27 @@ BLOCK_BYTES = 2_000_000
 
 
 class _Grid:
-    """The window's bars as ``ticker × session`` arrays (NaN where a ticker has no bar)."""
+    """The window's bars as ``series × session`` arrays (NaN where a series has no bar): a series is a
+    company (:func:`~quantmini.core.window.series_of`), whichever ticker it traded under."""
 
     def __init__(self, window: SessionWindow, columns: Sequence[str]) -> None:
         bars = window.bars.filter(pl.col("session_date").is_in(list(window.sessions)))
-        self.tickers = bars["ticker"].unique().sort()
-        codes = {t: i for i, t in enumerate(self.tickers.to_list())}
+        bars = bars.with_columns(series_of(window, bars))
+        self.series = bars["_series"].unique().sort()
+        codes = {t: i for i, t in enumerate(self.series.to_list())}
         position = {s: i for i, s in enumerate(window.sessions)}
         shape = (len(codes), len(window.sessions))
-        t = bars["ticker"].replace_strict(codes, return_dtype=pl.Int64).to_numpy()
+        t = bars["_series"].replace_strict(codes, return_dtype=pl.Int64).to_numpy()
         s = bars["session_date"].replace_strict(position, return_dtype=pl.Int64).to_numpy()
         self.present = np.zeros(shape, dtype=np.bool_)
         self.present[t, s] = True
+        # The ticker of each bar (an index into ``tickers``): what an output row is named.
+        self.tickers = bars["ticker"].unique().sort()
+        self.names = np.zeros(shape, dtype=np.int64)
+        self.names[t, s] = bars["ticker"].replace_strict(
+            {n: i for i, n in enumerate(self.tickers.to_list())}, return_dtype=pl.Int64
+        ).to_numpy()
+        self.bars = bars.select("ticker", "session_date", "_series")
         self.values: dict[str, np.ndarray] = {}
         for column in columns:
             grid = np.full(shape, np.nan)
@@ -57,25 +66,30 @@ class _Grid:
         multipliers = window.factors.multipliers if window.factors is not None else pl.DataFrame()
         if not multipliers.is_empty():
             known = multipliers.filter(
-                pl.col("ticker").is_in(self.tickers.implode()) & pl.col("session_date").is_in(list(position))
+                pl.col("entity").is_in(self.series.implode()) & pl.col("session_date").is_in(list(position))
             )
-            mt = known["ticker"].replace_strict(codes, return_dtype=pl.Int64).to_numpy()
+            mt = known["entity"].replace_strict(codes, return_dtype=pl.Int64).to_numpy()
             ms = known["session_date"].replace_strict(position, return_dtype=pl.Int64).to_numpy()
             self.mult[mt, ms] = known["total_multiplier"].to_numpy()
         self.codes = codes
         self.position = position
+
+    def row_of(self, ticker: str) -> int | None:
+        """The row of the series that last traded as ``ticker`` in the window (``None``: none did)."""
+        named = self.bars.filter(pl.col("ticker") == ticker)
+        if named.is_empty():
+            return None
+        return self.codes[named.sort("session_date")["_series"][-1]]
 
     def set_vwap(self, window: SessionWindow) -> None:
         """``vwap``: the minute roll-ups' VWAP where present, else the typical price."""
         typical = (self.values["high"] + self.values["low"] + self.values["close"]) / 3
         rollups = window.inputs.get("stocks_minute_rollups")
         if rollups is not None and not rollups.is_empty():
-            known = rollups.filter(
-                pl.col("ticker").is_in(self.tickers.implode())
-                & pl.col("session_date").is_in(list(self.position))
-                & pl.col("vwap").is_not_null()
+            known = rollups.filter(pl.col("vwap").is_not_null()).join(
+                self.bars, on=["ticker", "session_date"], how="inner"
             )
-            t = known["ticker"].replace_strict(self.codes, return_dtype=pl.Int64).to_numpy()
+            t = known["_series"].replace_strict(self.codes, return_dtype=pl.Int64).to_numpy()
             s = known["session_date"].replace_strict(self.position, return_dtype=pl.Int64).to_numpy()
             minute = np.full_like(typical, np.nan)
             minute[t, s] = known["vwap"].to_numpy()
@@ -108,7 +122,7 @@ def compute(fs: FeatureSet, window: SessionWindow) -> pl.DataFrame:
     # its own session's basis by its degree (prices × scale, volumes ÷ scale): ratios need nothing.
     ones = np.ones((grid.mult.shape[0], 1))
     scale = np.cumprod(np.hstack([ones, grid.mult[:, 1:]]), axis=1)
-    proxy = grid.codes.get(str(window.settings.get(MARKET_PROXY, "SPY"))) if "mkt_close" in inputs else None
+    proxy = grid.row_of(str(window.settings.get(MARKET_PROXY, "SPY"))) if "mkt_close" in inputs else None
     series = {name: _series(grid, scale, name, proxy) for name in inputs}
     if fs.mode == "bars":
         frame, position = _bars_frame(grid, series, rt, rs, fs.history)
@@ -134,7 +148,7 @@ def compute(fs: FeatureSet, window: SessionWindow) -> pl.DataFrame:
             values[name][lo:hi] = value if isinstance(value, float) else value.ravel().take(flat)
     # Rows go out by session, then ticker (the order silver stores them in: nothing to sort later), each
     # value in its own session's basis by its degree, non-finite values as nulls (silver stores no inf).
-    by_session = np.lexsort((rt, rs))
+    by_session = np.lexsort((grid.names[rt, rs], rs))
     numpy_type = np.float32 if fs.precision == 32 else np.float64
     out: list[pl.Series] = []
     for name, node in zip(names, nodes, strict=True):
@@ -151,7 +165,7 @@ def compute(fs: FeatureSet, window: SessionWindow) -> pl.DataFrame:
     sessions = np.array(window.sessions, dtype="datetime64[D]")
     return pl.DataFrame(
         [
-            grid.tickers.gather(rt[by_session]).alias("ticker"),
+            grid.tickers.gather(grid.names[rt, rs][by_session]).alias("ticker"),
             pl.Series("session_date", sessions[rs[by_session]], dtype=pl.Date()),
             *out,
         ]

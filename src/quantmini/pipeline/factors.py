@@ -33,17 +33,18 @@ from quantmini.core.adjustment import (
     corporate_events,
     factor_intervals,
     session_multipliers,
-    ticker_spans,
     with_entity,
 )
 from quantmini.core.calendar import sessions as exchange_sessions
-from quantmini.core.corporate_actions import clean_dividends, clean_splits, renames_from_events
+from quantmini.core.corporate_actions import clean_dividends, clean_splits
+from quantmini.core.entities import INSTRUMENT_SPANS_SCHEMA, SPANS_SCHEMA, instrument_spans, series_boundaries
 from quantmini.core.ratios import statement_items, statement_ratios
 from quantmini.core.reference import DIVIDENDS_SCHEMA, SPLITS_SCHEMA
 from quantmini.datasets import get_spec
 from quantmini.io.lake import Lake
 from quantmini.io.parquet import read_parquet_files, write_parquet_atomic
 from quantmini.io.reference_store import load_reference
+from quantmini.pipeline.entities import EntityOutcome, refresh_entities
 from quantmini.pipeline.fingerprint import table_digest
 from quantmini.pipeline.partitions import PartitionIndex
 
@@ -77,6 +78,8 @@ class FactorState:
     events: pl.DataFrame
     spans: pl.DataFrame
     intervals: pl.DataFrame
+    #: ``ticker, valid_from, valid_to, instrument``: the Qlib instrument of a ticker's bars over time.
+    instruments: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=INSTRUMENT_SPANS_SCHEMA))
     #: Per session: a digest of the corporate-action multipliers of every ticker on that session.
     session_digests: dict[dt.date, str] = field(default_factory=dict)
     #: Per session: a digest of every split up to that session.
@@ -99,7 +102,7 @@ class FactorOutcome:
     splits_used: int = 0
     dividends_used: int = 0
     rejected: int = 0
-    renames: int = 0
+    entities: EntityOutcome = field(default_factory=EntityOutcome)
     pending: int = 0
     intervals: int = 0
     closes_read: int = 0
@@ -111,16 +114,15 @@ def refresh_factors(lake: Lake, prices: PartitionIndex) -> tuple[FactorState, Fa
     calendar_name = get_spec(PRICE_SOURCE).calendar
     splits = clean_splits(_reference(lake, "splits", SPLITS_SCHEMA))
     dividends = clean_dividends(_reference(lake, "dividends", DIVIDENDS_SCHEMA))
-    events_table = load_reference(lake, "ticker_events")
-    renames = renames_from_events(events_table) if events_table is not None else None
-    tickers = pl.concat([splits.accepted["ticker"], dividends.accepted["ticker"]]).unique()
-    spans = ticker_spans(tickers, renames)
     sessions = prices.sessions
     if not sessions:
+        spans = pl.DataFrame(schema=SPANS_SCHEMA)
         empty = FactorState(events=pl.DataFrame(), spans=spans, intervals=pl.DataFrame())
         return empty, FactorOutcome()
     first, as_of = sessions[0], sessions[-1]
     calendar = exchange_sessions(first - dt.timedelta(days=3 * DIVIDEND_CLOSE_LOOKBACK), as_of, calendar_name)
+    entities, entity_outcome = refresh_entities(lake, prices, calendar, splits.accepted)
+    spans = entities.select(list(SPANS_SCHEMA))
     # Actions on or before the first session adjust no stored bar; actions after the last are pending.
     relevant_splits = splits.accepted.filter(pl.col("execution_date") > first)
     relevant_divs = dividends.accepted.filter(pl.col("ex_dividend_date") > first)
@@ -129,15 +131,16 @@ def refresh_factors(lake: Lake, prices: PartitionIndex) -> tuple[FactorState, Fa
         + relevant_divs.filter(pl.col("ex_dividend_date") > as_of).height
     )
     due_divs = relevant_divs.filter(pl.col("ex_dividend_date") <= as_of)
-    closes, closes_read = _dividend_closes(lake, due_divs, renames, spans, prices, calendar)
-    events, unapplied = corporate_events(relevant_splits, due_divs, closes, renames, as_of)
+    closes, closes_read = _dividend_closes(lake, due_divs, spans, prices, calendar)
+    events, unapplied = corporate_events(relevant_splits, due_divs, closes, spans, as_of)
     intervals = factor_intervals(events, spans)
     multipliers = session_multipliers(events, spans, calendar)
     state = FactorState(
         events=events,
         spans=spans,
         intervals=intervals,
-        session_digests=_per_session(multipliers),
+        instruments=instrument_spans(entities),
+        session_digests=_per_session(multipliers, series_boundaries(spans, calendar)),
         split_history=_split_history(events, calendar),
         ticker_digests=_per_ticker(intervals),
         as_of=as_of,
@@ -163,7 +166,7 @@ def refresh_factors(lake: Lake, prices: PartitionIndex) -> tuple[FactorState, Fa
         splits_used=relevant_splits.filter(pl.col("execution_date") <= as_of).height,
         dividends_used=due_divs.height - unapplied.height,
         rejected=rejected.height,
-        renames=0 if renames is None else renames.height,
+        entities=entity_outcome,
         pending=pending,
         intervals=intervals.height,
         closes_read=closes_read,
@@ -184,14 +187,13 @@ def load_factor_tables(lake: Lake) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataF
 def _dividend_closes(
     lake: Lake,
     dividends: pl.DataFrame,
-    renames: pl.DataFrame | None,
     spans: pl.DataFrame,
     prices: PartitionIndex,
     calendar: list[dt.date],
 ) -> tuple[pl.DataFrame, int]:
     """(entity, ex_dividend_date, close_before) for ``dividends``, from the cache or the bronze partitions
     of the sessions before each ex-date; also how many partitions were read."""
-    wanted = with_entity(dividends, "ex_dividend_date", renames).select("entity", "ex_dividend_date").unique()
+    wanted = with_entity(dividends, "ex_dividend_date", spans).select("entity", "ex_dividend_date").unique()
     cache_path = lake.silver_reference("dividend_closes")
     cached = (
         read_parquet_files([cache_path]) if cache_path.exists() else pl.DataFrame(schema=_CLOSE_CACHE_SCHEMA)
@@ -283,8 +285,13 @@ def _look_up_closes(
     return found, len(sessions)
 
 
-def _per_session(multipliers: pl.DataFrame) -> dict[dt.date, str]:
-    return _digests_by(multipliers, "session_date", ["ticker", "split_multiplier", "total_multiplier"])
+def _per_session(multipliers: pl.DataFrame, boundaries: pl.DataFrame) -> dict[dt.date, str]:
+    """Per session, a digest of its corporate-action multipliers and of the series that start or change
+    ticker on it (a window crossing either computes differently)."""
+    digests = _digests_by(multipliers, "session_date", ["ticker", "split_multiplier", "total_multiplier"])
+    for session, digest in _digests_by(boundaries, "session_date", ["ticker", "previous"]).items():
+        digests[session] = _digest([digests.get(session, ""), digest])
+    return digests
 
 
 def _split_history(events: pl.DataFrame, calendar: list[dt.date]) -> dict[dt.date, str]:
