@@ -2,7 +2,8 @@
 
 A lake is updated run after run while the source changes under it — new sessions, republished days
 (a corrected price, a dropped row, a new ticker), new splits and dividends (inside the history and
-pending after it), a deleted gold instrument folder — and after each step every file of its Qlib root,
+pending after it), renames and reused tickers learned from the reference, a deleted gold instrument
+folder — and after each step every file of its Qlib root,
 every silver table and the factor table must equal what one run over the same source builds in a new
 lake. Random sequences of those steps are tried for several seeds.
 """
@@ -102,8 +103,18 @@ def _assert_same(incremental: Path, mirror: Path, end: dt.date, scratch: Path, s
             assert got[name] == value, f"{step}: {name} differs"
 
 
+def _edit_tickers(mirror: Path, edit: object) -> None:
+    path = mirror / "rest" / "v3" / "reference" / "tickers.json"
+    payload = json.loads(path.read_text())
+    assert callable(edit)
+    payload["results"] = edit(payload["results"])
+    path.write_text(json.dumps(payload))
+
+
 KINDS = (
     "append",
+    "rename",
+    "reuse",
     "republish",
     "drop_row",
     "new_ticker",
@@ -160,6 +171,36 @@ def _step(
                 "frequency": 4,
             },
         )
+    elif kind == "rename":
+        # From ``session`` on, a company trades as NEWCO (the reference says so): one instrument.
+        old = rng.choice(["PRN", "BRK.B", "UMWS"])
+        for day, path in files.items():
+            if day >= session:
+                _rewrite(
+                    path,
+                    lambda rows: [
+                        r.replace(f"{old},", "NEWCO,", 1) if r.startswith(f"{old},") else r for r in rows
+                    ],
+                )
+
+        def rename(records: list[dict[str, object]]) -> list[dict[str, object]]:
+            first = next(r for r in records if r["ticker"] == old)
+            first["delisted_utc"], first["active"] = f"{session - dt.timedelta(days=1)}T00:00:00Z", False
+            return [*records, {**first, "ticker": "NEWCO", "active": True, "delisted_utc": None}]
+
+        _edit_tickers(mirror, rename)
+    elif kind == "reuse":
+        # Another company takes over the ticker from ``session`` on: two instruments.
+        ticker = rng.choice(["PRN", "BApA", "VNON"])
+
+        def reuse(records: list[dict[str, object]]) -> list[dict[str, object]]:
+            first = next(r for r in records if r["ticker"] == ticker)
+            first["delisted_utc"], first["active"] = f"{session - dt.timedelta(days=1)}T00:00:00Z", False
+            second = {**first, "active": True, "list_date": str(session), "delisted_utc": None}
+            second["composite_figi"] = f"BBGNEW{rng.randrange(10**5):05d}"
+            return [*records, second]
+
+        _edit_tickers(mirror, reuse)
     elif kind == "delete":
         features = Lake(lake).qlib_root(SPEC.name, "day") / "features"
         victims = sorted(p for p in features.iterdir() if p.is_dir())

@@ -265,12 +265,18 @@ def test_gold_read_back_with_real_qlib(built: tuple[Path, Path, PipelineReport],
     spans = {sym: [(a[:10], b[:10]) for a, b in v] for sym, v in meta["spans"].items()}
     # Lower-case letters are stored as "_" + the upper-case letter (BApA → BA_PA): qlib is case-blind.
     stored = {t: re.sub("[a-z]", lambda m: "_" + m.group().upper(), t) for t in record["tickers"]}
-    assert spans == {
-        stored[t]: [(info["first_session"], info["last_session"])] for t, info in record["tickers"].items()
-    }
+    # A renamed company is one instrument under its new ticker, from its first bar under the old one.
+    renamed = {c["old_ticker"]: c["new_ticker"] for c in record["corporate_actions"]["ticker_changes"]}
+    assert renamed
+    expected: dict[str, list[tuple[str, str]]] = {}
+    for t, info in record["tickers"].items():
+        name = stored[renamed.get(t, t)]
+        first, last = expected.get(name, [(info["first_session"], info["last_session"])])[0]
+        expected[name] = [(min(first, info["first_session"]), max(last, info["last_session"]))]
+    assert spans == expected
 
     silver = _adjusted(root)
-    silver["ticker"] = silver["ticker"].map(stored)
+    silver["ticker"] = silver["ticker"].map(lambda t: stored[renamed.get(t, t)])
     silver = (
         silver.rename(columns={"ticker": "instrument"}).set_index(["instrument", "session_date"]).sort_index()
     )

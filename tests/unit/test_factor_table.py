@@ -108,9 +108,7 @@ def test_renamed_ticker_spans_carry_the_company_factors() -> None:
         ("OLD", BEGINNING, D(2024, 4, 1), "NEW"),
         ("OLD", D(2024, 4, 1), END_OF_TIME, "OLD"),  # the name reused later is another company
     ]
-    events, _ = corporate_events(
-        _splits([("NEW", D(2024, 6, 3), 1, 4)]), _dividends([]), _closes([]), spans
-    )
+    events, _ = corporate_events(_splits([("NEW", D(2024, 6, 3), 1, 4)]), _dividends([]), _closes([]), spans)
     intervals = factor_intervals(events, spans)
     assert intervals.rows() == [
         ("NEW", BEGINNING, D(2024, 6, 3), 0.25, 0.25),

@@ -76,7 +76,9 @@ def span_value(frame: pl.DataFrame, date_column: str, spans: pl.DataFrame | None
     if spans is None or spans.is_empty():
         return keys["ticker"].alias(value)
     table = spans.select("ticker", pl.col("valid_from").alias("_d"), "valid_to", value).sort("_d")
-    joined = keys.sort("_d").join_asof(table, on="_d", by="ticker", strategy="backward", check_sortedness=False)
+    joined = keys.sort("_d").join_asof(
+        table, on="_d", by="ticker", strategy="backward", check_sortedness=False
+    )
     found = pl.when(pl.col("_d") < pl.col("valid_to")).then(pl.col(value))
     return joined.sort("_row").select(pl.coalesce(found, pl.col("ticker")).alias(value))[value]
 

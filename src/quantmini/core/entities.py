@@ -97,6 +97,11 @@ def _claims(tickers: pl.DataFrame | None, events: pl.DataFrame | None) -> pl.Dat
         known = tickers.with_columns(
             pl.coalesce("composite_figi", "share_class_figi").alias("entity")
         ).filter(pl.col("entity").is_not_null() & pl.col("ticker").is_not_null())
+        # The reference keeps every version of a record (a listing later marked delisted): the latest
+        # fetched one of each ticker and entity counts.
+        order = [c for c in ("fetched_at", "last_updated_utc") if c in known.columns]
+        known = known.sort([*order, "active"], descending=[*(False for _ in order), True], nulls_last=False)
+        known = known.unique(subset=["ticker", "entity"], keep="last", maintain_order=True)
         attributes = (
             known.sort("active", "list_date", nulls_last=False)
             .group_by("entity")
@@ -158,7 +163,9 @@ def _resolve(claims: pl.DataFrame) -> pl.DataFrame:
     first_of_entity = pl.col("valid_from") == pl.col("valid_from").min().over("entity")
     claims = claims.sort("ticker", "valid_from", "valid_to").with_columns(
         pl.when(first_of_entity)
-        .then(pl.min_horizontal("valid_from", pl.col("valid_to").shift(1).over("ticker").fill_null(BEGINNING)))
+        .then(
+            pl.min_horizontal("valid_from", pl.col("valid_to").shift(1).over("ticker").fill_null(BEGINNING))
+        )
         .otherwise(pl.col("valid_from"))
         .alias("valid_from")
     )
@@ -188,7 +195,8 @@ def reused_runs(runs: pl.DataFrame, splits: pl.DataFrame | None = None) -> pl.Da
             .select("ticker", "first", "_prev_last")
             .join(splits.select("ticker", "execution_date", "split_from", "split_to"), on="ticker")
             .filter(
-                (pl.col("execution_date") > pl.col("_prev_last")) & (pl.col("execution_date") <= pl.col("first"))
+                (pl.col("execution_date") > pl.col("_prev_last"))
+                & (pl.col("execution_date") <= pl.col("first"))
             )
             .group_by("ticker", "first")
             .agg((pl.col("split_from") / pl.col("split_to")).product().alias("_basis"))
@@ -197,7 +205,9 @@ def reused_runs(runs: pl.DataFrame, splits: pl.DataFrame | None = None) -> pl.Da
         basis = pl.col("_basis").fill_null(1.0)
     jump = (pl.col("first_close") / (pl.col("_prev_close") * basis)).log().abs()
     reused = pl.col("_prev_last").is_not_null() & (jump >= math.log(REUSE_JUMP)).fill_null(False)
-    return ordered.with_columns(reused.alias("reused")).drop("_prev_last", "_prev_close", "_basis", strict=False)
+    return ordered.with_columns(reused.alias("reused")).drop(
+        "_prev_last", "_prev_close", "_basis", strict=False
+    )
 
 
 def _from_runs(runs: pl.DataFrame, splits: pl.DataFrame | None) -> pl.DataFrame:
@@ -224,9 +234,9 @@ def _holes(resolved: pl.DataFrame, runs: pl.DataFrame) -> pl.DataFrame:
     ordered = resolved.sort("ticker", "valid_from")
     gaps = pl.concat(
         [
-            ordered.group_by("ticker").agg(pl.col("valid_from").min().alias("valid_to")).select(
-                "ticker", pl.lit(BEGINNING).alias("valid_from"), "valid_to"
-            ),
+            ordered.group_by("ticker")
+            .agg(pl.col("valid_from").min().alias("valid_to"))
+            .select("ticker", pl.lit(BEGINNING).alias("valid_from"), "valid_to"),
             ordered.select(
                 "ticker",
                 pl.col("valid_to").alias("valid_from"),
@@ -334,7 +344,9 @@ def series_boundaries(spans: pl.DataFrame, sessions: list[dt.date]) -> pl.DataFr
     schema = {"session_date": pl.Date(), "ticker": pl.String(), "previous": pl.String()}
     if spans.is_empty() or not sessions:
         return pl.DataFrame(schema=schema)
-    calendar = pl.DataFrame({"session_date": sessions}, schema={"session_date": pl.Date()}).sort("session_date")
+    calendar = pl.DataFrame({"session_date": sessions}, schema={"session_date": pl.Date()}).sort(
+        "session_date"
+    )
     starts = (
         spans.sort("entity", "valid_from")
         .with_columns(pl.col("ticker").shift(1).over("entity").alias("previous"))

@@ -53,9 +53,11 @@ class _Grid:
         # The ticker of each bar (an index into ``tickers``): what an output row is named.
         self.tickers = bars["ticker"].unique().sort()
         self.names = np.zeros(shape, dtype=np.int64)
-        self.names[t, s] = bars["ticker"].replace_strict(
-            {n: i for i, n in enumerate(self.tickers.to_list())}, return_dtype=pl.Int64
-        ).to_numpy()
+        self.names[t, s] = (
+            bars["ticker"]
+            .replace_strict({n: i for i, n in enumerate(self.tickers.to_list())}, return_dtype=pl.Int64)
+            .to_numpy()
+        )
         self.bars = bars.select("ticker", "session_date", "_series")
         self.values: dict[str, np.ndarray] = {}
         for column in columns:

@@ -78,7 +78,11 @@ def _runs(lake: Lake, prices: PartitionIndex, calendar: list[dt.date]) -> tuple[
         state = json.loads(state_path.read_text())
         last = dt.date.fromisoformat(state["last"]) if state.get("last") else None
         held = [s for s in sessions if last is not None and s <= last]
-        if state.get("gap") == REUSE_GAP and last is not None and state.get("digest") == _digest(prices, held):
+        if (
+            state.get("gap") == REUSE_GAP
+            and last is not None
+            and state.get("digest") == _digest(prices, held)
+        ):
             runs = read_parquet_files([path])
             start = len(held)
     new = sessions[start:]

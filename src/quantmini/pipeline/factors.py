@@ -288,8 +288,8 @@ def _look_up_closes(
 def _per_session(multipliers: pl.DataFrame, boundaries: pl.DataFrame) -> dict[dt.date, str]:
     """Per session, a digest of its corporate-action multipliers and of the series that start or change
     ticker on it (a window crossing either computes differently)."""
-    digests = _digests_by(multipliers, "session_date", ["ticker", "split_multiplier", "total_multiplier"])
-    for session, digest in _digests_by(boundaries, "session_date", ["ticker", "previous"]).items():
+    digests = digests_by(multipliers, "session_date", ["ticker", "split_multiplier", "total_multiplier"])
+    for session, digest in digests_by(boundaries, "session_date", ["ticker", "previous"]).items():
         digests[session] = _digest([digests.get(session, ""), digest])
     return digests
 
@@ -312,10 +312,10 @@ def _split_history(events: pl.DataFrame, calendar: list[dt.date]) -> dict[dt.dat
 
 
 def _per_ticker(intervals: pl.DataFrame) -> dict[str, str]:
-    return _digests_by(intervals, "ticker", ["valid_from", "valid_to", "split_factor", "adj_factor"])
+    return digests_by(intervals, "ticker", ["valid_from", "valid_to", "split_factor", "adj_factor"])
 
 
-def _digests_by(frame: pl.DataFrame, key: str, columns: list[str]) -> dict[Any, str]:
+def digests_by(frame: pl.DataFrame, key: str, columns: list[str]) -> dict[Any, str]:
     """Per value of ``key``: a SHA-256 of its rows' ``columns``, floats by their exact bits."""
     if frame.is_empty():
         return {}

@@ -38,6 +38,7 @@ import polars as pl
 from quantmini._exceptions import QuantminiError, ValidationError
 from quantmini.core.calendar import AFTER_HOURS, EXTENDED_OPEN, REGULAR_CLOSE, REGULAR_OPEN, early_closes
 from quantmini.core.calendar import sessions as exchange_sessions
+from quantmini.core.entities import INSTRUMENT_SPANS_SCHEMA, instrument_of
 from quantmini.core.qlib_encoding import Freq, check_freq, qlib_dir_name
 from quantmini.datasets import get_spec
 from quantmini.datasets.base import DatasetSpec, QlibTarget
@@ -56,11 +57,11 @@ from quantmini.io.qlib_writer import (
     write_instruments,
 )
 from quantmini.pipeline.executor import InlineExecutor, TaskExecutor
-from quantmini.pipeline.factors import FactorState
+from quantmini.pipeline.factors import FactorState, digests_by
 from quantmini.pipeline.partitions import PartitionIndex, index_partitions
 
 #: Bump when the stage's on-disk conventions change: every root is rebuilt.
-GOLD_VERSION = 1
+GOLD_VERSION = 2
 #: Estimated peak bytes per silver row while a bucket is converted.
 BYTES_PER_ROW = 400
 #: Partitions read at once when counting rows per ticker for a bucketed full build.
@@ -225,8 +226,10 @@ def _bar_ints(values: pl.Series, freq: Freq) -> npt.NDArray[np.int64]:
 @dataclass(slots=True)
 class _State:
     sessions: dict[dt.date, str]
-    symbols: dict[str, tuple[str, int, int, str]]  # input symbol → (stored, first, last, factor digest)
+    symbols: dict[str, tuple[str, int, int, str]]  # instrument → (stored, first, last, digest)
     skipped: dict[str, str] = field(default_factory=dict)
+    #: The instrument spans the root was written with (:attr:`_Naming.spans`).
+    naming: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=INSTRUMENT_SPANS_SCHEMA))
 
     def spans(self) -> Spans:
         return {stored: (first, last) for stored, first, last, _ in self.symbols.values()}
@@ -263,7 +266,8 @@ def run_gold(
     coverage = tuple(
         (j.label or j.table, sum(s in joined[j.table].partitions for s in sessions)) for j in target.joins
     )
-    digests = {} if factors is None else factors.ticker_digests
+    naming = _naming(lake)
+    digests = naming.digests()
     state_dir = lake.gold_state_dir(spec.name, freq)
     history = state_dir / "history"
     state = _load_state(state_dir, target, sessions[0], cal.hours)
@@ -280,8 +284,18 @@ def run_gold(
     old_last = max(state.sessions) if state.sessions else sessions[0]
     rewind = min((s for s in changed if s <= old_last), default=None)
     rewrite = {
-        symbol for symbol, (_, _, _, digest) in state.symbols.items() if digests.get(symbol, "") != digest
+        symbol for symbol, (_, _, _, digest) in state.symbols.items() if digests.get(symbol, ":") != digest
     }
+    # Instruments whose tickers changed (a rename or a reused ticker became known) are rebuilt from
+    # silver, with every instrument now holding bars of those tickers.
+    recomposed = {
+        symbol for symbol in rewrite if _parts(digests.get(symbol, ":")) != _parts(state.symbols[symbol][3])
+    }
+    if recomposed:
+        before = _Naming(state.naming, naming.intervals)
+        tickers = naming.tickers_of(recomposed) | before.tickers_of(recomposed)
+        rewrite |= naming.instruments_of(tickers) | (before.instruments_of(tickers) & set(state.symbols))
+        recomposed |= rewrite - set(state.symbols)
     appended = [s for s in sessions if (s >= rewind if rewind else s > old_last)]
     if not appended and not rewrite and not changed and not _damaged(root, target, state, exclude=set()):
         return _outcome(root, "unchanged", state, len(exchange_days), holes, joined=coverage)
@@ -339,8 +353,9 @@ def run_gold(
         # read) when it is intact; the re-appended sessions, and symbols without a history, from silver.
         spans = {s: known[s][2] - known[s][1] + 1 for s in known}
         for group in _grouped(sorted(redo), lambda s: spans.get(s, 1), per_chunk):
-            kept, lost = _from_history(history, target, cal, {s: known[s] for s in group if s in known})
-            lost |= {s for s in group if s not in known}
+            intact = {s: known[s] for s in group if s in known and s not in recomposed}
+            kept, lost = _from_history(history, target, cal, intact)
+            lost |= {s for s in group if s not in intact}
             if appended:
                 kept = kept.filter(pl.col("session_date") < appended[0])
             fresh = set(group) - lost
@@ -351,8 +366,13 @@ def run_gold(
                 parts.append(_read_silver(lake, spec, target, cal, joined, sessions, include=lost))
             rows = pl.concat([p.select(kept.columns).cast(kept.schema) for p in parts])
             _write(root, target, rows, cal, state, digests, lake=lake, history=history, replace=True)
+            # An instrument left without bars (its company now trades under another name) is removed.
+            for gone in set(group) - set(rows["ticker"].unique().to_list()):
+                if gone in known:
+                    _remove(root, history, known[gone][0])
     cal.write(root, state.spans())
     state.sessions = dict(shas)
+    state.naming = naming.spans
     _save_state(state_dir, target, sessions[0], state, cal.hours)
     return _outcome(
         root,
@@ -521,17 +541,25 @@ def _read_silver(
     *,
     include: set[str] | None = None,
     exclude: set[str] | None = None,
-    bounds: tuple[str, str] | None = None,
+    bounds: tuple[str | None, str | None] | None = None,
 ) -> pl.DataFrame:
-    """Silver-shaped rows (:func:`_row_schema`) of ``sessions``, filtered by symbol while reading; minute
-    bars outside the calendar's hours are left out."""
+    """Silver-shaped rows (:func:`_row_schema`) of ``sessions``, named by instrument (``ticker`` holds
+    the instrument: a company's bars under all its tickers), filtered by instrument while reading; minute
+    bars outside the calendar's hours are left out. ``bounds``: instruments in ``[lo, hi)`` (``None``:
+    unbounded on that side)."""
+    naming = _naming(lake)
     where: pl.Expr | None = None
+    keep: pl.Expr | None = None
     if include is not None:
-        where = pl.col("ticker").is_in(sorted(include))
+        where = pl.col("ticker").is_in(sorted(naming.tickers_of(include)))
+        keep = pl.col("ticker").is_in(sorted(include))
     elif exclude:
-        where = ~pl.col("ticker").is_in(sorted(exclude))
+        keep = ~pl.col("ticker").is_in(sorted(exclude))
     elif bounds is not None:
-        where = pl.col("ticker").is_between(pl.lit(bounds[0]), pl.lit(bounds[1]))
+        keep = _within(pl.col("ticker"), bounds)
+        where = _within(pl.col("ticker"), bounds) | pl.col("ticker").is_in(
+            sorted(naming.tickers_of_range(bounds))
+        )
     schema = _row_schema(target, cal.freq)
     if not sessions:
         return pl.DataFrame(schema=schema)
@@ -561,7 +589,101 @@ def _read_silver(
             )
         )
         rows = rows.join(found, on=["ticker", "session_date"], how="left", maintain_order="left")
+    if not naming.spans.is_empty():
+        rows = rows.with_columns(instrument_of(rows, naming.spans).alias("ticker"))
+    if keep is not None:
+        rows = rows.filter(keep)
     return rows.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
+
+
+def _parts(digest: str) -> str:
+    """The ticker-spans half of an instrument digest (see :meth:`_Naming.digests`)."""
+    return digest.partition(":")[2]
+
+
+def _remove(root: Path, history: Path, stored: str) -> None:
+    """Delete an instrument's files and raw history."""
+    shutil.rmtree(root / "features" / qlib_dir_name(stored), ignore_errors=True)
+    Path(history_file(history, qlib_dir_name(stored))).unlink(missing_ok=True)
+
+
+def _within(expr: pl.Expr, bounds: tuple[str | None, str | None]) -> pl.Expr:
+    lo, hi = bounds
+    inside = pl.lit(True)
+    if lo is not None:
+        inside = inside & (expr >= pl.lit(lo))
+    if hi is not None:
+        inside = inside & (expr < pl.lit(hi))
+    return inside
+
+
+@dataclass(frozen=True, slots=True)
+class _Naming:
+    """Which instrument a ticker's bars belong to (``spans``), and the factor table keyed by instrument."""
+
+    spans: pl.DataFrame
+    intervals: pl.DataFrame
+
+    def tickers_of(self, instruments: set[str]) -> set[str]:
+        """Every ticker whose bars may belong to ``instruments`` (an unmapped ticker is its own)."""
+        named = self.spans.filter(pl.col("instrument").is_in(sorted(instruments)))["ticker"]
+        return set(named.to_list()) | instruments
+
+    def tickers_of_range(self, bounds: tuple[str | None, str | None]) -> set[str]:
+        """Tickers of instruments within ``bounds`` whose own names are not."""
+        named = self.spans.filter(_within(pl.col("instrument"), bounds) & ~_within(pl.col("ticker"), bounds))
+        return set(named["ticker"].to_list())
+
+    def digests(self) -> dict[str, str]:
+        """Per instrument: ``<factors>:<parts>``, digests of its factor rows and of the ticker spans it is
+        made of. A change of either rewrites its files; a change of its parts rebuilds them from silver."""
+        factors = digests_by(
+            self.intervals, "ticker", ["valid_from", "valid_to", "split_factor", "adj_factor"]
+        )
+        parts = digests_by(
+            self.spans.select(
+                pl.col("instrument").alias("ticker"), pl.col("ticker").alias("_t"), "valid_from", "valid_to"
+            ),
+            "ticker",
+            ["_t", "valid_from", "valid_to"],
+        )
+        return {name: f"{factors.get(name, '')}:{parts.get(name, '')}" for name in {*factors, *parts}}
+
+    def instruments_of(self, tickers: set[str]) -> set[str]:
+        """Every instrument holding bars of ``tickers``."""
+        named = self.spans.filter(pl.col("ticker").is_in(sorted(tickers)))["instrument"]
+        return set(named.to_list())
+
+
+def _naming(lake: Lake) -> _Naming:
+    """The lake's instrument spans (``silver/reference/entities``) and its factors keyed by instrument."""
+    path = lake.silver_reference("entities")
+    spans = (
+        read_parquet_files([path], columns=list(INSTRUMENT_SPANS_SCHEMA))
+        if path.exists()
+        else pl.DataFrame(schema=INSTRUMENT_SPANS_SCHEMA)
+    )
+    intervals = _intervals(lake)
+    if not spans.is_empty() and not intervals.is_empty():
+        # A ticker's factor spans cut at the instrument spans it belongs to (one ticker per instrument at
+        # any date, so the pieces of one instrument never overlap).
+        pieces = intervals.join(spans, on="ticker", suffix="_i").filter(
+            (pl.col("valid_from") < pl.col("valid_to_i")) & (pl.col("valid_from_i") < pl.col("valid_to"))
+        )
+        mapped = intervals.join(spans.select("ticker"), on="ticker", how="anti")
+        intervals = pl.concat(
+            [
+                mapped,
+                pieces.select(
+                    pl.col("instrument").alias("ticker"),
+                    pl.max_horizontal("valid_from", "valid_from_i").alias("valid_from"),
+                    pl.min_horizontal("valid_to", "valid_to_i").alias("valid_to"),
+                    "split_factor",
+                    "adj_factor",
+                ),
+            ]
+        ).sort("ticker", "valid_from")
+    return _Naming(spans, intervals)
 
 
 def _write(
@@ -584,8 +706,7 @@ def _write(
     """
     if rows.is_empty():
         return
-    intervals = _intervals(lake)
-    frame = target.frame(rows, intervals)
+    frame = target.frame(rows, _naming(lake).intervals)
     layout = layout_rows(frame, cal.freq, target.fields, cal.bars)
     known = {stored: (first, last) for stored, first, last, _ in state.symbols.values()} if existing else {}
     broken: set[str] = set()
@@ -639,7 +760,7 @@ class GoldBucketTask:
     exchange_days: tuple[dt.date, ...]
     hours: MinuteSession
     joined: tuple[str, ...]
-    bounds: tuple[str, str] | None
+    bounds: tuple[str | None, str | None] | None
 
 
 def run_gold_bucket(task: GoldBucketTask) -> tuple[dict[str, tuple[str, int, int]], dict[str, str]]:
@@ -656,7 +777,7 @@ def run_gold_bucket(task: GoldBucketTask) -> tuple[dict[str, tuple[str, int, int
     rows = _read_silver(lake, spec, target, cal, joined, list(task.sessions), bounds=task.bounds)
     if rows.is_empty():
         return {}, {}
-    frame = target.frame(rows, _intervals(lake))
+    frame = target.frame(rows, _naming(lake).intervals)
     layout = layout_rows(frame, freq, target.fields, cal.bars)
     spans = write_bins(
         task.build_dir,
@@ -710,7 +831,7 @@ def _build(
         )
         for b in buckets
     ]
-    state = _State(sessions=dict(shas), symbols={})
+    state = _State(sessions=dict(shas), symbols={}, naming=_naming(lake).spans)
     try:
         for _, result in runner.map(run_gold_bucket, tasks):
             if isinstance(result, BaseException):
@@ -733,8 +854,8 @@ def _build(
 
 def _buckets(
     lake: Lake, spec: DatasetSpec, silver: PartitionIndex, budget_bytes: float
-) -> list[tuple[str, str] | None]:
-    """Contiguous ranges of tickers whose rows fit the budget (one unbounded bucket when all fit).
+) -> list[tuple[str | None, str | None] | None]:
+    """Contiguous ranges of names whose rows fit the budget (one unbounded bucket when all fit).
 
     Ranges rather than hashes: partitions are sorted by ticker, so a range filter skips row groups.
     """
@@ -743,18 +864,16 @@ def _buckets(
     if total <= per_bucket:
         return [None]
     counts = _ticker_counts([lake.silver_partition(spec, s) for s in silver.sessions])
-    buckets: list[tuple[str, str] | None] = []
-    start, size = None, 0
+    cuts: list[str] = []
+    size = 0
     for ticker, n in counts.iter_rows():
-        if start is None:
-            start = ticker
-        size += n
         if size >= per_bucket:
-            buckets.append((start, ticker))
-            start, size = None, 0
-    if start is not None:
-        buckets.append((start, counts["ticker"][-1]))
-    return buckets
+            cuts.append(ticker)
+            size = 0
+        size += n
+    # Half-open ranges of instrument names, unbounded at both ends: every name falls in exactly one.
+    edges: list[str | None] = [None, *cuts, None]
+    return [(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
 
 
 def _ticker_counts(paths: list[Path]) -> pl.DataFrame:
@@ -781,14 +900,21 @@ def _load_state(directory: Path, target: QlibTarget, first_session: dt.date, hou
         or not symbols_path.exists()
     ):
         return None
+    naming_path = directory / "instruments.parquet"
     try:
         table = read_parquet_files([symbols_path])
+        naming = (
+            read_parquet_files([naming_path])
+            if naming_path.exists()
+            else pl.DataFrame(schema=INSTRUMENT_SPANS_SCHEMA)
+        )
     except QuantminiError:
         return None
     return _State(
         sessions={dt.date.fromisoformat(k): v for k, v in meta.get("sessions", {}).items()},
         symbols={r[0]: (r[1], r[2], r[3], r[4]) for r in table.iter_rows()},
         skipped=dict(meta.get("skipped", {})),
+        naming=naming,
     )
 
 
@@ -800,6 +926,7 @@ def _save_state(
     columns = [names, *([v[i] for v in values] for i in range(4))]
     table = pl.DataFrame(dict(zip(_SYMBOL_SCHEMA, columns, strict=True)), schema=_SYMBOL_SCHEMA)
     write_parquet_atomic(table.to_arrow(), directory / "symbols.parquet")
+    write_parquet_atomic(state.naming.to_arrow(), directory / "instruments.parquet")
     write_manifest(
         directory / "state.json",
         {
