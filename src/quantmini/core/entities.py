@@ -60,7 +60,7 @@ SPANS_SCHEMA: dict[str, pl.DataType] = {
     "entity": pl.String(),
 }
 
-#: What the gold stage joins on: the Qlib instrument a ticker's bars belong to over ``[valid_from, valid_to)``.
+#: What the gold stage joins on: the Qlib instrument of a ticker's bars over ``[valid_from, valid_to)``.
 INSTRUMENT_SPANS_SCHEMA: dict[str, pl.DataType] = {
     "ticker": pl.String(),
     "valid_from": pl.Date(),
@@ -216,7 +216,7 @@ def _from_runs(runs: pl.DataFrame, splits: pl.DataFrame | None) -> pl.DataFrame:
     judged = reused_runs(runs, splits)
     starts = judged.filter(pl.col("reused") | (pl.col("first") == pl.col("first").min().over("ticker")))
     first = pl.col("first") == pl.col("first").min().over("ticker")
-    spans = starts.sort("ticker", "first").select(
+    return starts.sort("ticker", "first").select(
         "ticker",
         pl.when(first).then(pl.lit(BEGINNING)).otherwise(pl.col("first")).alias("valid_from"),
         pl.col("first").shift(-1).over("ticker").fill_null(END_OF_TIME).alias("valid_to"),
@@ -226,7 +226,6 @@ def _from_runs(runs: pl.DataFrame, splits: pl.DataFrame | None) -> pl.DataFrame:
         .alias("entity"),
         pl.when(first).then(pl.lit("ticker")).otherwise(pl.lit("inferred")).alias("source"),
     )
-    return spans
 
 
 def _holes(resolved: pl.DataFrame, runs: pl.DataFrame) -> pl.DataFrame:
