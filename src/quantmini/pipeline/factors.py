@@ -30,6 +30,7 @@ import polars as pl
 
 from quantmini._exceptions import QuantminiError
 from quantmini.core.adjustment import (
+    DIVIDEND_CLOSE_SCHEMA,
     corporate_events,
     factor_intervals,
     session_multipliers,
@@ -189,8 +190,11 @@ def _dividend_closes(
     prices: PartitionIndex,
     calendar: list[dt.date],
 ) -> tuple[pl.DataFrame, int]:
-    """(entity, ex_dividend_date, close_before) for ``dividends``, from the cache or the bronze partitions
-    of the sessions before each ex-date; also how many partitions were read."""
+    """``dividends``' closes (:data:`DIVIDEND_CLOSE_SCHEMA`), from the cache or the bronze partitions of the
+    sessions before each ex-date; also how many partitions were read.
+
+    A cached row records which of the sessions before the ex-date held the close (``found``), so the
+    close's session is derived from the calendar rather than stored."""
     wanted = with_entity(dividends, "ex_dividend_date", renames).select("entity", "ex_dividend_date").unique()
     cache_path = lake.silver_reference("dividend_closes")
     cached = (
@@ -236,7 +240,15 @@ def _dividend_closes(
     table = pl.DataFrame(rows, schema=_CLOSE_CACHE_SCHEMA).sort("entity", "ex_dividend_date")
     if misses or table.height != cached.height:
         write_parquet_atomic(table.to_arrow(), cache_path)
-    return table.select("entity", "ex_dividend_date", "close_before"), read
+    close_dates = pl.Series(
+        "close_date",
+        [
+            before(ex_date)[k - 1] if k else None
+            for ex_date, k in table.select("ex_dividend_date", "found").iter_rows()
+        ],
+        dtype=pl.Date(),
+    )
+    return table.with_columns(close_dates).select(list(DIVIDEND_CLOSE_SCHEMA)), read
 
 
 def _look_up_closes(
