@@ -1,10 +1,11 @@
 """The lake's adjustment factors, rebuilt on every run from reference data and a few cached prices.
 
-Inputs: the cleaned split and dividend records, the ticker renames, and — for each dividend — the raw
-close its multiplier is measured against. That close is looked up in the stocks_daily bronze partitions of
-the :data:`DIVIDEND_CLOSE_LOOKBACK` sessions before the ex-date and cached with the checksums of the
-partitions it was read from, so a run reads prices only for new dividends or changed partitions: the
-cost follows the new data, not the history.
+Inputs: the cleaned split and dividend records (with the vendor's split-adjusted amount and fetch time
+where the records carry them), the ticker renames, and — for each due dividend — the raw close its
+multiplier is measured against and that close's session. That close is looked up in the stocks_daily
+bronze partitions of the :data:`DIVIDEND_CLOSE_LOOKBACK` sessions before the ex-date and cached with the
+checksums of the partitions it was read from, so a run reads prices only for new dividends or changed
+partitions: the cost follows the new data, not the history.
 
 Outputs (``silver/reference/``): the compact factor table ``adjustment_factors`` (one row per ticker and
 span of constant factors), ``corporate_events`` (per company and date), ``ticker_spans`` (which company a
