@@ -245,17 +245,34 @@ def test_appending_one_session_touches_each_file_once_and_rewrites_none(
     mirror = tmp_path / "mirror"
     shutil.copytree(mirror_template, mirror)
     sessions = list(_files(mirror))
+    # Declared, not yet due: a split two sessions after the appended one and a dividend on its execution
+    # date. Neither may be applied, priced or change anything until its session is in the lake.
+    pending = sessions[33]
+    _add_action(
+        mirror, "splits", {"execution_date": str(pending), "split_from": 1, "split_to": 2, "ticker": "PRN"}
+    )
+    _add_action(
+        mirror,
+        "dividends",
+        {"cash_amount": 0.25, "dividend_type": "CD", "ex_dividend_date": str(pending), "ticker": "PRN"},
+    )
     lake = tmp_path / "lake"
     _run(lake, mirror, sessions[30])
+    closes = pl.read_parquet(Lake(lake).silver_reference("dividend_closes"))
+    assert pending not in closes["ex_dividend_date"].to_list()  # its close was not looked up
     root = Lake(lake).qlib_root(SPEC.name, "day")
     before = {p: (p.stat().st_ino, p.stat().st_size) for p in root.rglob("*.bin")}
     report = PipelineRunner(Lake(lake), SPEC).run(LocalMirrorSource(mirror), START, sessions[31])
+    assert report.factors is not None
+    assert not report.factors.changed
+    assert report.factors.closes_read == 0
     (gold,) = report.gold
     assert gold.status == "updated"
     assert gold.appended == 1
     assert gold.rewritten == gold.repaired == 0
     silver = {o.table: o.written for o in report.silver}
     assert silver["stocks_daily"] == 1
+    assert all(written <= 1 for written in silver.values()), silver  # no earlier partition rewritten
     after = {p: (p.stat().st_ino, p.stat().st_size) for p in root.rglob("*.bin")}
     # Appended in place (same inode), never replaced; symbols trading that day grew by one value.
     assert all(after[p][0] == ino for p, (ino, _) in before.items() if p in after)

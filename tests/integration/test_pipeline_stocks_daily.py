@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from quantmini.core.fundamentals import FINANCIALS_SCHEMA
+from quantmini.core.reference import DIVIDENDS_V1_SCHEMA
 from quantmini.datasets import get_spec
 from quantmini.io.duckdb_catalog import connect_catalog
 from quantmini.io.lake import Lake
@@ -410,6 +411,58 @@ def test_new_split_rewrites_only_what_depends_on_it(
     # Its prices never halved: the reconciliation reports the record.
     checks = pd.read_parquet(root / "silver" / "corporate_action_checks")
     assert checks[["ticker", "check"]].values.tolist() == [[ticker, "split without price jump"]]
+
+
+def test_dividends_on_a_split_day_are_measured_in_post_split_shares(
+    built: tuple[Path, Path, PipelineReport], tmp_path: Path
+) -> None:
+    """Records of the new dividends endpoint beside the legacy ones: the split-adjusted amount reaches the
+    factors, and a dividend on a split's execution date is set against the pre-split close in new shares."""
+    source, root = _copy(built, tmp_path)
+    lake = Lake(root)
+    splits, _, _ = _actions(source)
+    forward = splits[splits.split_to > splits.split_from].iloc[0]  # 1:10
+    reverse = splits[splits.split_to < splits.split_from].iloc[0]  # 10:1
+    records = pl.DataFrame(
+        [
+            # The vendor's amount (no split after the ex-date: in post-split shares) is what counts; the
+            # record's cash amount deliberately disagrees, so only the carried column gives 0.05.
+            {
+                "ticker": forward.ticker,
+                "ex_dividend_date": forward.execution_date,
+                "cash_amount": 0.5,
+                "split_adjusted_cash_amount": 0.05,
+            },
+            # Without it, the cash amount is per post-split share too.
+            {"ticker": reverse.ticker, "ex_dividend_date": reverse.execution_date, "cash_amount": 0.5},
+        ],
+        schema=DIVIDENDS_V1_SCHEMA,
+    )
+    store_reference(lake, "dividends", records, dt.datetime(2026, 1, 5, tzinfo=dt.UTC))
+
+    report = PipelineRunner(lake, SPEC).run(LocalMirrorSource(source), START, END)
+    assert report.failures == []
+    assert report.factors is not None
+    assert report.factors.closes_read > 0
+    events = pl.read_parquet(lake.silver_reference("corporate_events"))
+    entities = pl.read_parquet(lake.silver_reference("entities"))
+    raw = _adjusted(root)
+    for split, amount in ((forward, 0.05), (reverse, 0.5)):
+        ratio = split.split_from / split.split_to
+        bars = raw[raw.ticker == split.ticker]
+        previous = bars[bars.session_date < split.execution_date].close.iloc[-1]
+        expected = 1 - amount / (previous * ratio)
+        (entity,) = entities.filter(pl.col("ticker") == split.ticker)["entity"]
+        (got,) = events.filter(
+            (pl.col("entity") == entity) & (pl.col("event_date") == split.execution_date)
+        ).rows(named=True)
+        assert got["split_multiplier"] == ratio
+        assert got["total_multiplier"] == pytest.approx(ratio * expected, rel=1e-12)
+    # The closes are cached: the next run reads no price and changes nothing.
+    again = PipelineRunner(lake, SPEC).run(LocalMirrorSource(source), START, END)
+    assert again.factors is not None
+    assert again.factors.closes_read == 0
+    assert again.did_nothing
 
 
 def test_financial_statements_give_point_in_time_ratios_in_silver(

@@ -2,10 +2,16 @@
 
 For every bar: product of split_from/split_to over splits executed after the bar's session, times
 product of (1 − cash / previous raw close) over dividends with ex-date after it — all within the bar's
-company, followed across ticker renames.
+company, followed across ticker renames. The previous close (session S) is put in the amount's share basis
+first: × split_from/split_to of each split executed after S and on or before the ex-date for
+``cash_amount``; where ``split_adjusted_cash_amount`` is given and positive, that amount is used instead,
+with the splits executed after S and on or before the later of the ex-date and the New York date of
+``fetched_at`` (every split when there is none).
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import numpy as np
 import pandas as pd
@@ -26,6 +32,13 @@ def _with_entity(frame: pd.DataFrame, date_column: str, renames: pd.DataFrame | 
     return frame.assign(entity=entities)
 
 
+def _vendor_day(fetched_at: object, ex_date: object) -> object:
+    """The later of the ex-date and the New York date of ``fetched_at`` (far future without one)."""
+    if fetched_at is None or pd.isna(fetched_at):
+        return dt.date.max
+    return max(ex_date, pd.Timestamp(fetched_at).tz_convert("America/New_York").date())
+
+
 def reference_factors(
     bars: pd.DataFrame, splits: pd.DataFrame, dividends: pd.DataFrame, renames: pd.DataFrame | None = None
 ) -> pd.DataFrame:
@@ -33,7 +46,8 @@ def reference_factors(
 
     bars: ticker, session_date, close (NaN: a session that needs factors but has no close); splits: ticker,
     execution_date, split_from, split_to;
-    dividends: ticker, ex_dividend_date, cash_amount; renames: old_ticker, new_ticker, change_date.
+    dividends: ticker, ex_dividend_date, cash_amount (optionally split_adjusted_cash_amount, fetched_at);
+    renames: old_ticker, new_ticker, change_date.
     Returns ticker, session_date, split_factor, adj_factor.
     """
     bars = _with_entity(bars, "session_date", renames)
@@ -47,7 +61,16 @@ def reference_factors(
         for _, div in dividends[dividends.entity == entity].iterrows():
             before = group[(group.session_date < div.ex_dividend_date) & group.close.notna()]
             if len(before):
-                multipliers.append((div.ex_dividend_date, 1 - div.cash_amount / before.close.iloc[-1]))
+                close_date, close = before.session_date.iloc[-1], before.close.iloc[-1]
+                amount, basis_end = div.cash_amount, div.ex_dividend_date
+                vendor_amount = div.get("split_adjusted_cash_amount")
+                if vendor_amount is not None and vendor_amount == vendor_amount and vendor_amount > 0:
+                    amount, basis_end = vendor_amount, _vendor_day(div.get("fetched_at"), basis_end)
+                for _, split in own_splits.iterrows():
+                    if close_date < split.execution_date <= basis_end:
+                        close *= split.split_from / split.split_to
+                if amount < close:  # otherwise not applied (reported)
+                    multipliers.append((div.ex_dividend_date, 1 - amount / close))
         for _, bar in group.iterrows():
             split_factor = float(
                 np.prod(

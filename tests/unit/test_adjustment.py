@@ -51,6 +51,27 @@ def test_factors_match_hand_worked_answers() -> None:
     np.testing.assert_allclose(got["adj_factor"].to_numpy(), expected["adj_factor"].to_numpy(), rtol=1e-12)
 
 
+def test_dividends_around_a_split_match_hand_worked_answers() -> None:
+    """Before, on and after a 1:10 and a 10:1 split's execution date, with and without the vendor's
+    split-adjusted amount; later splits stay pending (``dividend_timing/README.md``)."""
+    bars = _load("dividend_timing/bars.csv", ("session_date",))
+    splits = _load("dividend_timing/splits.csv", ("execution_date",))
+    dividends = _load("dividend_timing/dividends.csv", ("ex_dividend_date",)).with_columns(
+        pl.col("fetched_at").str.to_datetime(time_zone="UTC")
+    )
+    expected = _load("dividend_timing/expected_factors.csv", ("session_date",)).sort("ticker", "session_date")
+
+    got = adjustment_factors(bars, splits, dividends, as_of=dt.date(2025, 1, 10)).sort(
+        "ticker", "session_date"
+    )
+
+    assert got.select("ticker", "session_date").equals(expected.select("ticker", "session_date"))
+    np.testing.assert_allclose(
+        got["split_factor"].to_numpy(), expected["split_factor"].to_numpy(), rtol=1e-12
+    )
+    np.testing.assert_allclose(got["adj_factor"].to_numpy(), expected["adj_factor"].to_numpy(), rtol=1e-12)
+
+
 def test_adjusted_prices_are_continuous_across_the_forward_split() -> None:
     bars = _load("bars.csv", ("session_date",)).with_columns(
         pl.col("close").alias("open"),
@@ -112,6 +133,23 @@ def test_factors_match_plain_reference_on_random_histories(
         columns=["ticker", "ex_dividend_date", "cash_amount"],
     )
     dividends = dividends.drop_duplicates(["ticker", "ex_dividend_date"])
+
+    # Half the records carry the vendor's amount in today's basis: × the ratios of the company's later splits.
+    def later_splits(ticker: str, day: dt.date) -> float:
+        ratios = [
+            r.split_from / r.split_to
+            for r in splits.itertuples()
+            if r.ticker == ticker and r.execution_date > day
+        ]
+        return float(np.prod(ratios))
+
+    adjusted = [
+        cash * later_splits(ticker, day) if rng.random() < 0.5 else None
+        for ticker, day, cash in zip(
+            dividends.ticker, dividends.ex_dividend_date, dividends.cash_amount, strict=True
+        )
+    ]
+    dividends["split_adjusted_cash_amount"] = pd.Series(adjusted, index=dividends.index, dtype=object)
     renames = pd.DataFrame(columns=["old_ticker", "new_ticker", "change_date"])
     if rename:  # company A trades as C from day 15 on: its rows from then on carry the new name
         change = days[15]
@@ -137,7 +175,15 @@ def test_factors_match_plain_reference_on_random_histories(
                 "split_to": pl.Float64(),
             },
         ),
-        to_pl(dividends, {"ticker": pl.String(), "ex_dividend_date": pl.Date(), "cash_amount": pl.Float64()}),
+        to_pl(
+            dividends,
+            {
+                "ticker": pl.String(),
+                "ex_dividend_date": pl.Date(),
+                "cash_amount": pl.Float64(),
+                "split_adjusted_cash_amount": pl.Float64(),
+            },
+        ),
         to_pl(renames, {"old_ticker": pl.String(), "new_ticker": pl.String(), "change_date": pl.Date()}),
     ).sort("ticker", "session_date")
     expected = reference_factors(bars, splits, dividends, renames).sort_values(["ticker", "session_date"])

@@ -42,19 +42,18 @@ def _dividends(rows: list[tuple[str, dt.date, float]]) -> pl.DataFrame:
     )
 
 
-def _closes(rows: list[tuple[str, dt.date, float]]) -> pl.DataFrame:
-    return pl.DataFrame(
-        rows,
-        schema={"entity": pl.String, "ex_dividend_date": pl.Date, "close_before": pl.Float64},
-        orient="row",
-    )
+def _closes(rows: list[tuple[str, dt.date, dt.date, float]]) -> pl.DataFrame:
+    """(entity, ex-date, the close's session, close)."""
+    return pl.DataFrame(rows, schema=DIVIDEND_CLOSE_SCHEMA, orient="row")
 
 
 def test_one_row_per_span_of_constant_factors() -> None:
     # XYZ: 2:1 split on 2024-03-04, then a 1.00 dividend on 2024-05-06 measured against a close of 50.
     splits = _splits([("XYZ", D(2024, 3, 4), 1, 2)])
     dividends = _dividends([("XYZ", D(2024, 5, 6), 1.0)])
-    events, unapplied = corporate_events(splits, dividends, _closes([("XYZ", D(2024, 5, 6), 50.0)]))
+    events, unapplied = corporate_events(
+        splits, dividends, _closes([("XYZ", D(2024, 5, 6), D(2024, 5, 3), 50.0)])
+    )
     assert unapplied.is_empty()
     intervals = factor_intervals(events, ticker_spans(pl.Series(["XYZ", "OTHER"]), None))
     assert intervals.rows() == [
@@ -91,10 +90,37 @@ def test_actions_after_as_of_are_pending() -> None:
 def test_dividends_that_cannot_be_applied_are_reported_never_applied(
     close: float | None, reason: str
 ) -> None:
-    closes = pl.DataFrame([("XYZ", D(2024, 5, 6), close)], schema=DIVIDEND_CLOSE_SCHEMA, orient="row")
+    closes = _closes([("XYZ", D(2024, 5, 6), D(2024, 5, 3), close)])
     events, unapplied = corporate_events(_splits([]), _dividends([("XYZ", D(2024, 5, 6), 1.0)]), closes)
     assert events.is_empty()
     assert unapplied["reason"].to_list() == [reason]
+
+
+@pytest.mark.parametrize(("adjusted", "multiplier"), [(0.5, 0.98), (None, 0.96), (0.0, 0.96)])
+def test_the_vendors_split_adjusted_amount_wins_where_positive(
+    adjusted: float | None, multiplier: float
+) -> None:
+    # Ex-date on a 1:2 split's execution date, previous close 50 (25 in post-split shares). The record's
+    # cash_amount of 1.00 disagrees with its split-adjusted 0.50 (no later split): 0.50 is used where given.
+    dividends = _dividends([("XYZ", D(2024, 5, 6), 1.0)]).with_columns(
+        pl.Series("split_adjusted_cash_amount", [adjusted], dtype=pl.Float64)
+    )
+    events, unapplied = corporate_events(
+        _splits([("XYZ", D(2024, 5, 6), 1, 2)]),
+        dividends,
+        _closes([("XYZ", D(2024, 5, 6), D(2024, 5, 3), 50.0)]),
+    )
+    assert unapplied.is_empty()
+    assert events.rows() == [("XYZ", D(2024, 5, 6), 0.5, pytest.approx(0.5 * multiplier))]
+
+
+def test_pending_dividends_are_neither_applied_nor_reported() -> None:
+    # Declared for after the lake's last session: no close was looked up for it, and none is missing yet.
+    dividends = _dividends([("XYZ", D(2024, 5, 6), 1.0), ("XYZ", D(2024, 8, 5), 1.0)])
+    closes = _closes([("XYZ", D(2024, 5, 6), D(2024, 5, 3), 50.0)])
+    events, unapplied = corporate_events(_splits([]), dividends, closes, as_of=D(2024, 6, 28))
+    assert events.rows() == [("XYZ", D(2024, 5, 6), 1.0, pytest.approx(0.98))]
+    assert unapplied.is_empty()
 
 
 def test_renamed_ticker_spans_carry_the_company_factors() -> None:
@@ -118,9 +144,12 @@ def test_renamed_ticker_spans_carry_the_company_factors() -> None:
 
 def test_session_multipliers_put_an_event_on_the_next_session() -> None:
     # A split "executed" on a Saturday belongs to Monday's session: bars from Monday on are post-split.
+    # Monday's dividend is measured against Friday's close of 50, 25 in post-split shares.
     splits = _splits([("XYZ", D(2024, 3, 2), 1, 2)])
     dividends = _dividends([("XYZ", D(2024, 3, 4), 0.5), ("XYZ", D(2024, 3, 6), 1.0)])
-    closes = _closes([("XYZ", D(2024, 3, 4), 25.0), ("XYZ", D(2024, 3, 6), 20.0)])
+    closes = _closes(
+        [("XYZ", D(2024, 3, 4), D(2024, 3, 1), 50.0), ("XYZ", D(2024, 3, 6), D(2024, 3, 5), 20.0)]
+    )
     events, _ = corporate_events(splits, dividends, closes)
     sessions = [D(2024, 3, 1), D(2024, 3, 4), D(2024, 3, 5), D(2024, 3, 6)]
     got = session_multipliers(events, ticker_spans(pl.Series(["XYZ"]), None), sessions)

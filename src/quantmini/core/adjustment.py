@@ -2,8 +2,15 @@
 
 * Bars on a split's execution date are already post-split. A raw price on session D is multiplied by
   the product of ``split_from / split_to`` over every split executed **after** D (``split_factor``).
-* A cash dividend with ex-date E multiplies every price before E by ``1 - cash / close_before_E``
-  (the raw close of the company's last bar before E, in the same share basis as the raw cash amount).
+* A cash dividend with ex-date E multiplies every price before E by ``1 - cash / close``, the close being
+  the raw close of the company's last bar before E (session S), with cash and close in **one share basis**.
+  ``cash_amount`` is per share of the ex-date session, so the close is converted by the company's splits
+  executed after S and on or before E (a dividend whose ex-date is a split's execution date is measured
+  against the pre-split close in post-split shares). Where the vendor's ``split_adjusted_cash_amount`` is
+  present (and positive) it is used instead, against the close converted by the splits executed after S
+  and on or before the later of E and the day the record was fetched (``fetched_at``, New York date; every
+  known split when the column is absent): that amount is expressed after every split the vendor had
+  executed when it sent the record, and a split announced for a later date is not in it.
   ``adj_factor`` = ``split_factor`` × the product of those multipliers over ex-dates after D.
 
 Adjusted price = raw × adj_factor; split-adjusted volume = raw volume / split_factor.
@@ -14,14 +21,15 @@ row has both factors 1. The table has about one row per corporate action, whatev
 and it is applied where prices are read (queries, DuckDB views, Qlib roots), so a new action never
 rewrites stored history.
 
-Renames: a ticker's bars before it was renamed (FB before 2022-06-09) belong to the company that now
-trades under the new ticker (META), so corporate actions of the new ticker after the change adjust them
-too. Factors are computed per *entity* — the last name a bar's company took — found by following
-renames whose change date is after the bar. A ticker reused by another company after a rename keeps its
-own, separate history.
+Companies, not tickers: factors are computed per *entity*, found for each (ticker, date) in a table of
+ticker **spans** (``ticker, valid_from, valid_to, entity``). The lake's spans come from its entities
+(:mod:`quantmini.core.entities`): a ticker's bars before a rename (FB before 2022-06-09) belong to the
+company now trading as META, so its later actions adjust them too, and a reused ticker's two companies
+never share an action. :func:`ticker_spans` builds spans from renames alone (entity = latest name).
 
 Point in time: only actions dated on or before ``as_of`` (the lake's last session) are applied; a
-declared dividend whose ex-date has not come yet changes nothing until it does.
+declared dividend whose ex-date has not come yet changes nothing (nor is it reported) until it does, and
+a split executed later only converts amounts the vendor already expressed after it.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+
+from quantmini.core.calendar import EXCHANGE_TZ
 
 FACTOR_SCHEMA: dict[str, pl.DataType] = {
     "ticker": pl.String(),
@@ -54,11 +64,18 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "total_multiplier": pl.Float64(),
 }
 
-#: Dividend prices: the close each dividend is measured against (null when none was found).
+#: Dividend prices: the close each dividend is measured against and its session (null when none was found).
 DIVIDEND_CLOSE_SCHEMA: dict[str, pl.DataType] = {
     "entity": pl.String(),
     "ex_dividend_date": pl.Date(),
+    "close_date": pl.Date(),
     "close_before": pl.Float64(),
+}
+
+#: Dividend columns only the vendor's newer records carry (null for legacy rows and where absent).
+OPTIONAL_DIVIDEND_COLUMNS: dict[str, pl.DataType] = {
+    "split_adjusted_cash_amount": pl.Float64(),
+    "fetched_at": pl.Datetime("us", "UTC"),
 }
 
 #: Bounds of open-ended spans.
@@ -149,7 +166,8 @@ def ticker_spans(tickers: pl.Series, renames: pl.DataFrame | None) -> pl.DataFra
 def dividend_closes_from_bars(
     closes: pl.DataFrame, dividends: pl.DataFrame, spans: pl.DataFrame | None = None
 ) -> pl.DataFrame:
-    """For each dividend, the raw close of its company's last bar before the ex-date (null if none).
+    """For each dividend, the raw close of its company's last bar before the ex-date and that bar's session
+    (null if none), in :data:`DIVIDEND_CLOSE_SCHEMA`.
 
     ``closes``: ticker, session_date, close (raw); ``dividends``: ticker, ex_dividend_date, ….
     """
@@ -165,6 +183,7 @@ def dividend_closes_from_bars(
             "entity",
             # Shift by one day so the backward as-of match finds the last bar strictly before the ex-date.
             (pl.col("session_date") + dt.timedelta(days=1)).alias("ex_dividend_date"),
+            pl.col("session_date").alias("close_date"),
             pl.col("close").alias("close_before"),
         )
         .unique(subset=["entity", "ex_dividend_date"], keep="first")
@@ -185,9 +204,10 @@ def corporate_events(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per company and date, the multipliers of cleaned actions dated on or before ``as_of``.
 
-    Returns ``(events, unapplied)``: events in :data:`EVENT_SCHEMA`, and dividends that cannot be applied
-    (``ticker, ex_dividend_date, cash_amount, reason``): no close before the ex-date, or a multiplier that
-    is not a finite number in (0, 1).
+    ``dividend_closes`` is in :data:`DIVIDEND_CLOSE_SCHEMA`; ``dividends`` may carry the columns of
+    :data:`OPTIONAL_DIVIDEND_COLUMNS`. Returns ``(events, unapplied)``: events in :data:`EVENT_SCHEMA`, and
+    due dividends that cannot be applied (``ticker, ex_dividend_date, cash_amount, reason``): no close
+    before the ex-date, or a multiplier that is not a finite number in (0, 1).
     """
     split_events = with_entity(splits, "execution_date", spans).select(
         "entity",
@@ -195,12 +215,13 @@ def corporate_events(
         (pl.col("split_from") / pl.col("split_to")).alias("split_multiplier"),
         (pl.col("split_from") / pl.col("split_to")).alias("total_multiplier"),
     )
+    if as_of is not None:
+        dividends = dividends.filter(pl.col("ex_dividend_date") <= as_of)
     divs = with_entity(dividends, "ex_dividend_date", spans).join(
         dividend_closes, on=["entity", "ex_dividend_date"], how="left"
     )
-    multiplier = 1 - pl.col("cash_amount") / pl.col("close_before")
-    judged = divs.with_columns(
-        multiplier.alias("_m"),
+    multiplier = pl.col("_m")
+    judged = _dividend_multipliers(divs, split_events).with_columns(
         pl.when(pl.col("close_before").is_null())
         .then(pl.lit("no close before the ex-dividend date"))
         .when(~multiplier.is_finite())
@@ -232,6 +253,52 @@ def corporate_events(
         "ticker", "ex_dividend_date", "cash_amount", "reason"
     )
     return events, unapplied
+
+
+def _dividend_multipliers(dividends: pl.DataFrame, split_events: pl.DataFrame) -> pl.DataFrame:
+    """``dividends`` (with ``entity`` and their close) plus ``_m``: ``1 - amount / close``, both in one basis.
+
+    The close of session S is brought into the amount's share basis by the company's splits executed
+    after S: up to the ex-date E for ``cash_amount``; up to the later of E and the record's fetch day for
+    ``split_adjusted_cash_amount``, which is used where it is positive (see the module docstring).
+    """
+    frame = dividends.with_columns(
+        pl.lit(None, dtype).alias(name)
+        for name, dtype in OPTIONAL_DIVIDEND_COLUMNS.items()
+        if name not in dividends.columns
+    ).with_row_index("_div")
+    fetched_day = pl.col("fetched_at").dt.convert_time_zone(EXCHANGE_TZ).dt.date()
+    vendor_basis = pl.max_horizontal("ex_dividend_date", fetched_day.fill_null(END_OF_TIME))
+    conversions = (
+        frame.select("_div", "entity", "close_date", "ex_dividend_date", vendor_basis.alias("_vendor_basis"))
+        .join(split_events.select("entity", "event_date", "split_multiplier"), on="entity")
+        .filter(
+            (pl.col("event_date") > pl.col("close_date")) & (pl.col("event_date") <= pl.col("_vendor_basis"))
+        )
+        .sort("_div", "event_date")
+        .group_by("_div", maintain_order=True)
+        .agg(
+            pl.when(pl.col("event_date") <= pl.col("ex_dividend_date"))
+            .then(pl.col("split_multiplier"))
+            .otherwise(1.0)
+            .product()
+            .alias("_to_ex_date"),
+            pl.col("split_multiplier").product().alias("_to_vendor"),
+        )
+    )
+    vendor_amount = pl.col("split_adjusted_cash_amount")
+    close = pl.col("close_before")
+    return (
+        frame.join(conversions, on="_div", how="left")
+        .with_columns(pl.col("_to_ex_date", "_to_vendor").fill_null(1.0))
+        .with_columns(
+            pl.when(vendor_amount > 0)
+            .then(1 - vendor_amount / (close * pl.col("_to_vendor")))
+            .otherwise(1 - pl.col("cash_amount") / (close * pl.col("_to_ex_date")))
+            .alias("_m")
+        )
+        .drop("_div", "_to_ex_date", "_to_vendor")
+    )
 
 
 def factor_intervals(events: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:

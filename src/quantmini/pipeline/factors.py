@@ -1,15 +1,17 @@
 """The lake's adjustment factors, rebuilt on every run from reference data and a few cached prices.
 
-Inputs: the cleaned split and dividend records, the ticker renames, and — for each dividend — the raw
-close its multiplier is measured against. That close is looked up in the stocks_daily bronze partitions of
-the :data:`DIVIDEND_CLOSE_LOOKBACK` sessions before the ex-date and cached with the checksums of the
-partitions it was read from, so a run reads prices only for new dividends or changed partitions: the
-cost follows the new data, not the history.
+Inputs: the cleaned split and dividend records (with the vendor's split-adjusted amount and fetch time
+where the records carry them), the lake's entities (:mod:`quantmini.pipeline.entities`: which company
+each ticker names when), and — for each due dividend — the raw close its
+multiplier is measured against and that close's session. That close is looked up in the stocks_daily
+bronze partitions of the :data:`DIVIDEND_CLOSE_LOOKBACK` sessions before the ex-date and cached with the
+checksums of the partitions it was read from, so a run reads prices only for new dividends or changed
+partitions: the cost follows the new data, not the history.
 
 Outputs (``silver/reference/``): the compact factor table ``adjustment_factors`` (one row per ticker and
-span of constant factors), ``corporate_events`` (per company and date), ``ticker_spans`` (which company a
-ticker names when), ``dividend_closes`` (the cache), ``rejected_actions`` (records not applied, with a
-reason) and, when statements were pulled, ``statement_ratios``. Files are rewritten only when their
+span of constant factors), ``corporate_events`` (per company and date), ``entities`` and ``ticker_spans``
+(which company a ticker names when), ``dividend_closes`` (the cache), ``rejected_actions`` (records not
+applied, with a reason) and, when statements were pulled, ``statement_ratios``. Files are rewritten only when their
 content changed. Actions dated after the lake's last session are *pending*: not applied yet.
 """
 
@@ -30,6 +32,7 @@ import polars as pl
 
 from quantmini._exceptions import QuantminiError
 from quantmini.core.adjustment import (
+    DIVIDEND_CLOSE_SCHEMA,
     corporate_events,
     factor_intervals,
     session_multipliers,
@@ -191,8 +194,11 @@ def _dividend_closes(
     prices: PartitionIndex,
     calendar: list[dt.date],
 ) -> tuple[pl.DataFrame, int]:
-    """(entity, ex_dividend_date, close_before) for ``dividends``, from the cache or the bronze partitions
-    of the sessions before each ex-date; also how many partitions were read."""
+    """``dividends``' closes (:data:`DIVIDEND_CLOSE_SCHEMA`), from the cache or the bronze partitions of the
+    sessions before each ex-date; also how many partitions were read.
+
+    A cached row records which of the sessions before the ex-date held the close (``found``), so the
+    close's session is derived from the calendar rather than stored."""
     wanted = with_entity(dividends, "ex_dividend_date", spans).select("entity", "ex_dividend_date").unique()
     cache_path = lake.silver_reference("dividend_closes")
     cached = (
@@ -238,7 +244,15 @@ def _dividend_closes(
     table = pl.DataFrame(rows, schema=_CLOSE_CACHE_SCHEMA).sort("entity", "ex_dividend_date")
     if misses or table.height != cached.height:
         write_parquet_atomic(table.to_arrow(), cache_path)
-    return table.select("entity", "ex_dividend_date", "close_before"), read
+    close_dates = pl.Series(
+        "close_date",
+        [
+            before(ex_date)[k - 1] if k else None
+            for ex_date, k in table.select("ex_dividend_date", "found").iter_rows()
+        ],
+        dtype=pl.Date(),
+    )
+    return table.with_columns(close_dates).select(list(DIVIDEND_CLOSE_SCHEMA)), read
 
 
 def _look_up_closes(
