@@ -70,7 +70,8 @@ def test_attributes_come_from_the_reference() -> None:
     (hey,) = table.filter(pl.col("ticker") == "HEY").rows(named=True)
     assert (hey["name"], hey["type"], hey["cik"]) == ("Quixcove Inc", "CS", "0000000001")
     (inferred,) = table.filter(pl.col("source") == "inferred").rows(named=True)
-    assert inferred["name"] is None and inferred["composite_figi"] is None
+    assert inferred["name"] is None
+    assert inferred["composite_figi"] is None
 
 
 def test_without_any_reference_only_bars_decide() -> None:

@@ -197,6 +197,9 @@ def query(
     )
     settings = load_settings({"data_root": data_root})
     engine = QueryEngine(settings.data_root, features=settings.features)
+    resolution = engine.resolve(spec)
+    for note in resolution.notes if resolution is not None else ():
+        click.echo(note, err=True)
     frame = engine.query(spec)
     if output_format == "table":
         _print_table(frame, engine, spec, Console(highlight=False, soft_wrap=False))

@@ -11,8 +11,8 @@ partitions: the cost follows the new data, not the history.
 Outputs (``silver/reference/``): the compact factor table ``adjustment_factors`` (one row per ticker and
 span of constant factors), ``corporate_events`` (per company and date), ``entities`` and ``ticker_spans``
 (which company a ticker names when), ``dividend_closes`` (the cache), ``rejected_actions`` (records not
-applied, with a reason) and, when statements were pulled, ``statement_ratios``. Files are rewritten only when their
-content changed. Actions dated after the lake's last session are *pending*: not applied yet.
+applied, with a reason) and, when statements were pulled, ``statement_ratios``. Files are rewritten only
+when their content changed. Actions dated after the lake's last session are *pending*: not applied yet.
 """
 
 from __future__ import annotations

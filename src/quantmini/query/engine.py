@@ -29,8 +29,9 @@ import pyarrow as pa
 from quantmini._exceptions import QueryError
 from quantmini.features.library import sets_of
 from quantmini.io.lake import PARTITION_FILE, Lake
-from quantmini.io.parquet import empty_table
+from quantmini.io.parquet import empty_table, read_parquet_files
 from quantmini.query.feature_sets import feature_reads, not_built_message
+from quantmini.query.identity import Resolution, resolve
 from quantmini.query.spec import QuerySpec, has_silver
 from quantmini.query.sql import FeatureJoin, build_coverage_query, build_query, needs_factors, select_items
 
@@ -124,8 +125,27 @@ class QueryEngine:
         self._db = duckdb.connect()
         self._db.execute("SET parquet_metadata_cache = true")
 
+    def resolve(self, spec: QuerySpec) -> Resolution | None:
+        """Which companies ``spec``'s symbols name (stocks, once the lake has entities); ``None``: the
+        symbols are read as given."""
+        path = self.lake.silver_reference("entities")
+        if not spec.dataset.adjustable or not spec.symbols or not path.exists():
+            return None
+        return resolve(read_parquet_files([path]), spec.symbols, spec.start, spec.end)
+
     def query(self, spec: QuerySpec) -> pl.DataFrame:
-        """The bars ``spec`` asks for, sorted by (ticker, window_start); empty when none match."""
+        """The bars ``spec`` asks for, sorted by (ticker, window_start); empty when none match. A stock
+        symbol names a company: its bars under every ticker it traded as (see :meth:`resolve`)."""
+        resolution = self.resolve(spec)
+        if resolution is None or resolution.tickers == spec.symbols:
+            return self._query(spec)
+        fields = spec.fields
+        if fields is not None:  # the rows are told apart by ticker and session
+            fields = (*(f for f in ("ticker", "session_date") if f not in fields), *fields)
+        frame = self._query(dataclasses.replace(spec, symbols=resolution.tickers, fields=fields))
+        return resolution.keep(frame).select(output_schema(spec).names())
+
+    def _query(self, spec: QuerySpec) -> pl.DataFrame:
         files = self.files_for(spec)
         joins = self.feature_joins(spec, files)
         schema = output_schema(spec)
