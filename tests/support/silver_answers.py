@@ -146,6 +146,8 @@ def answers_window(
         multipliers = pl.read_csv(
             directory / layout.get("multipliers", "multipliers.csv"), try_parse_dates=True
         )
+        if "entity" not in multipliers.columns:  # no renames in the fixture: each ticker is its company
+            multipliers = multipliers.with_columns(pl.col("ticker").alias("entity"))
         factors = FactorContext(multipliers, pl.DataFrame(), pl.DataFrame())
     return SessionWindow(
         bars=bars,

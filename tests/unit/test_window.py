@@ -9,7 +9,14 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quantmini.core.window import SessionWindow, align, lag, with_relative_basis, with_window_stats
+from quantmini.core.window import (
+    FactorContext,
+    SessionWindow,
+    align,
+    lag,
+    with_relative_basis,
+    with_window_stats,
+)
 
 SESSIONS = tuple(dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(8))
 
@@ -26,12 +33,40 @@ def _window(rows: list[tuple[str, int, float]]) -> SessionWindow:
 def test_align_puts_every_ticker_on_every_session_and_lag_never_crosses_tickers() -> None:
     frame = align(_window([("A", 0, 1.0), ("A", 2, 3.0), ("B", 0, 10.0), ("B", 7, 80.0)]), ["value"])
     assert frame.height == 2 * len(SESSIONS)
-    assert frame.filter(pl.col("ticker") == "A")["_present"].to_list() == [True, False, True] + [False] * 5
+    assert frame.filter(pl.col("_series") == "A")["_present"].to_list() == [True, False, True] + [False] * 5
     lagged = frame.with_columns(lag(pl.col("value"), 2).alias("back2"))
-    b = lagged.filter(pl.col("ticker") == "B")
+    b = lagged.filter(pl.col("_series") == "B")
     assert b["back2"].to_list()[:2] == [None, None]  # never A's last values
     assert b["back2"].to_list()[2] == 10.0
-    assert lagged.filter(pl.col("ticker") == "A")["back2"].to_list()[4] == 3.0
+    assert lagged.filter(pl.col("_series") == "A")["back2"].to_list()[4] == 3.0
+
+
+def test_a_renamed_company_is_one_series_and_a_reused_ticker_two() -> None:
+    # OLD became NEW from session 3 on; from session 5, another company trades as OLD.
+    spans = pl.DataFrame(
+        [
+            ("OLD", dt.date(1900, 1, 1), SESSIONS[3], "F1"),
+            ("NEW", SESSIONS[3], dt.date(9999, 12, 31), "F1"),
+            ("OLD", SESSIONS[5], dt.date(9999, 12, 31), "F2"),
+        ],
+        schema={"ticker": pl.String, "valid_from": pl.Date, "valid_to": pl.Date, "entity": pl.String},
+        orient="row",
+    )
+    bars = [("OLD", i, float(i)) for i in (0, 1, 2, 5, 6)] + [("NEW", i, 10.0 + i) for i in (3, 4, 5)]
+    window = _window(bars)
+    window = SessionWindow(
+        bars=window.bars,
+        sessions=SESSIONS,
+        outputs=SESSIONS,
+        factors=FactorContext(pl.DataFrame(), pl.DataFrame(), spans),
+    )
+    frame = align(window, ["value"]).with_columns(lag(pl.col("value"), 1).alias("back1"))
+    f1 = frame.filter(pl.col("_series") == "F1")
+    assert f1["ticker"].to_list() == ["OLD", "OLD", "OLD", "NEW", "NEW", "NEW", None, None]
+    assert f1["back1"].to_list()[3] == 2.0  # NEW's first session looks back at OLD's last bar
+    f2 = frame.filter(pl.col("_series") == "F2")
+    assert f2["value"].to_list()[5:7] == [5.0, 6.0]
+    assert f2["back1"].to_list()[5] is None  # never the first company's bars
 
 
 @settings(max_examples=60, deadline=None)
