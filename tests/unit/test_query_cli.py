@@ -24,7 +24,8 @@ SESSIONS = (dt.date(2024, 3, 1), dt.date(2024, 3, 4))
 SILVER_EXTRA = ("split_factor", "adj_factor", "adj_open", "adj_high", "adj_low", "adj_close", "adj_volume")
 FEATURES = ("ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d")
 SILVER_SCHEMA = pa.schema(list(DAILY.bronze_schema) + [pa.field(n, pa.float64()) for n in FEATURES])
-#: Every ticker: a dividend after the sample halves adjusted prices (the lake's compact factor table).
+#: Every ticker: a dividend after the sample halves adjusted prices and doubles adjusted volumes (the lake's
+#: compact factor table).
 FACTORS = pa.table(
     {
         "ticker": ["AAPL", "BRK.B", "MSFT"],
@@ -63,8 +64,9 @@ def make_lake(root: Path, symbols: tuple[str, ...]) -> pd.DataFrame:
             if name == "silver":
                 rows["split_factor"] = 1.0
                 rows["adj_factor"] = 0.5
-                for column in ("open", "high", "low", "close", "volume"):
-                    rows[f"adj_{column}"] = rows[column] * (0.5 if column != "volume" else 1.0)
+                for column in ("open", "high", "low", "close"):
+                    rows[f"adj_{column}"] = rows[column] * 0.5
+                rows["adj_volume"] = rows["volume"] / 0.5  # price × volume stays the traded value
                 for feature in FEATURES:
                     rows[feature] = float("nan")
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ from quantmini.core.adjustment import (
     ticker_spans,
     with_entity,
 )
+from quantmini.core.adjustment_names import Adjustment
 from quantmini.core.calendar import sessions as exchange_sessions
 from quantmini.core.corporate_actions import clean_dividends, clean_splits, renames_from_events
 from quantmini.core.ratios import statement_items, statement_ratios
@@ -81,9 +82,16 @@ class FactorState:
     session_digests: dict[dt.date, str] = field(default_factory=dict)
     #: Per session: a digest of every split up to that session.
     split_history: dict[dt.date, str] = field(default_factory=dict)
-    #: Per ticker: a digest of its rows of the compact factor table.
+    #: Per ticker: a digest of its rows of the compact factor table (what the total-return root applies).
     ticker_digests: dict[str, str] = field(default_factory=dict)
+    #: Per ticker: a digest of its split factors alone (what the split-only root applies: a dividend
+    #: leaves it unchanged).
+    split_digests: dict[str, str] = field(default_factory=dict)
     as_of: dt.date | None = None
+
+    def digests(self, adjustment: Adjustment) -> dict[str, str]:
+        """Per ticker, a digest of the factors a Qlib root of ``adjustment`` applies."""
+        return self.split_digests if adjustment == "split" else self.ticker_digests
 
     def history_digest(self, session: dt.date) -> str:
         """Digest of every split up to ``session`` (what a history-scoped value depends on)."""
@@ -140,6 +148,7 @@ def refresh_factors(lake: Lake, prices: PartitionIndex) -> tuple[FactorState, Fa
         session_digests=_per_session(multipliers),
         split_history=_split_history(events, calendar),
         ticker_digests=_per_ticker(intervals),
+        split_digests=_per_ticker_splits(intervals),
         as_of=as_of,
     )
     rejected = pl.concat(
@@ -306,6 +315,24 @@ def _split_history(events: pl.DataFrame, calendar: list[dt.date]) -> dict[dt.dat
 
 def _per_ticker(intervals: pl.DataFrame) -> dict[str, str]:
     return _digests_by(intervals, "ticker", ["valid_from", "valid_to", "split_factor", "adj_factor"])
+
+
+def _per_ticker_splits(intervals: pl.DataFrame) -> dict[str, str]:
+    """Digests of each ticker's spans of constant ``split_factor`` (other than 1): the factor table's spans
+    joined where only a dividend cut them, so a dividend changes no digest."""
+    if intervals.is_empty():
+        return {}
+    spans = intervals.filter(pl.col("split_factor") != 1.0).sort("ticker", "valid_from")
+    starts = (
+        (pl.col("split_factor") != pl.col("split_factor").shift().over("ticker"))
+        | (pl.col("valid_from") != pl.col("valid_to").shift().over("ticker"))
+    ).fill_null(True)
+    merged = (
+        spans.with_columns(starts.cum_sum().alias("_span"))
+        .group_by("ticker", "_span")
+        .agg(pl.col("valid_from").min(), pl.col("valid_to").max(), pl.col("split_factor").first())
+    )
+    return _digests_by(merged, "ticker", ["valid_from", "valid_to", "split_factor"])
 
 
 def _digests_by(frame: pl.DataFrame, key: str, columns: list[str]) -> dict[Any, str]:
