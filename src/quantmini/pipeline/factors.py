@@ -148,7 +148,7 @@ def refresh_factors(lake: Lake, prices: PartitionIndex) -> tuple[FactorState, Fa
         session_digests=_per_session(multipliers),
         split_history=_split_history(events, calendar),
         ticker_digests=_per_ticker(intervals),
-        split_digests=_per_ticker_splits(intervals),
+        split_digests=_per_ticker_digests_of_splits(intervals),
         as_of=as_of,
     )
     rejected = pl.concat(
@@ -317,7 +317,7 @@ def _per_ticker(intervals: pl.DataFrame) -> dict[str, str]:
     return _digests_by(intervals, "ticker", ["valid_from", "valid_to", "split_factor", "adj_factor"])
 
 
-def _per_ticker_splits(intervals: pl.DataFrame) -> dict[str, str]:
+def _per_ticker_digests_of_splits(intervals: pl.DataFrame) -> dict[str, str]:
     """Digests of each ticker's spans of constant ``split_factor`` (other than 1): the factor table's spans
     joined where only a dividend cut them, so a dividend changes no digest."""
     if intervals.is_empty():
