@@ -124,6 +124,20 @@ def test_raw_json_output_with_repeated_and_comma_separated_symbols(lake: tuple[P
     pd.testing.assert_frame_equal(got, expected_rows(silver, {"AAPL", "MSFT", "BRK.B"}, adjusted=False))
 
 
+def test_adjust_split_ignores_the_dividend_and_contradictions_are_one_line(
+    lake: tuple[Path, pd.DataFrame],
+) -> None:
+    root, silver = lake
+    # The lake's only action is a dividend: split-only bars are the raw ones.
+    result = invoke("--symbols", "MSFT", "--adjust", "split", "--format", "csv", *range_args(root))
+    assert result.exit_code == 0, result.output
+    got = pd.read_csv(io.StringIO(result.output))
+    pd.testing.assert_frame_equal(got, expected_rows(silver, {"MSFT"}, adjusted=False))
+    contradiction = invoke("--symbols", "MSFT", "--adjust", "split", "--raw", *range_args(root))
+    assert isinstance(contradiction.exception, QueryError)
+    assert "--raw (adjusted=False) contradicts --adjust split" in str(contradiction.exception)
+
+
 def test_fields_option_takes_several_values(lake: tuple[Path, pd.DataFrame]) -> None:
     root, silver = lake
     result = invoke(

@@ -201,7 +201,10 @@ def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
         )
     console.print(table)
     command = _example_query_command(lake.root, split["ticker"], *window)
-    console.print("query it yourself (drop --raw for adjusted prices):", markup=False)
+    console.print(
+        "query it yourself (drop --raw for adjusted prices, or use --adjust split for split-only ones):",
+        markup=False,
+    )
     console.print(f"  {command}", soft_wrap=True, markup=False, highlight=False)
 
 
