@@ -124,7 +124,7 @@ def test_raw_json_output_with_repeated_and_comma_separated_symbols(lake: tuple[P
     pd.testing.assert_frame_equal(got, expected_rows(silver, {"AAPL", "MSFT", "BRK.B"}, adjusted=False))
 
 
-def test_adjust_split_ignores_the_dividend_and_contradictions_are_one_line(
+def test_adjust_split_ignores_the_dividend_and_the_table_says_the_adjustment(
     lake: tuple[Path, pd.DataFrame],
 ) -> None:
     root, silver = lake
@@ -133,6 +133,12 @@ def test_adjust_split_ignores_the_dividend_and_contradictions_are_one_line(
     assert result.exit_code == 0, result.output
     got = pd.read_csv(io.StringIO(result.output))
     pd.testing.assert_frame_equal(got, expected_rows(silver, {"MSFT"}, adjusted=False))
+    table = invoke(
+        "--symbols", "MSFT", "--adjust", "split", "--fields", "ticker,close,ret_1d", *range_args(root)
+    )
+    assert table.output.splitlines()[-1] == "close: split-only (prices × split_factor, volume ÷ split_factor)"
+    table = invoke("--symbols", "MSFT", "--fields", "ticker,volume", *range_args(root))
+    assert table.output.splitlines()[-1] == "volume: total return (prices × adj_factor, volume ÷ adj_factor)"
     contradiction = invoke("--symbols", "MSFT", "--adjust", "split", "--raw", *range_args(root))
     assert isinstance(contradiction.exception, QueryError)
     assert "--raw (adjusted=False) contradicts --adjust split" in str(contradiction.exception)

@@ -228,12 +228,15 @@ def query(
 
 
 def _print_table(frame: pl.DataFrame, engine: QueryEngine, spec: QuerySpec, console: Console) -> None:
-    from quantmini.cli.query_render import render_table
+    from quantmini.cli.query_render import adjustment_note, render_table
 
     if frame.is_empty():
         _explain_empty(engine, spec, console)
     else:
         render_table(frame, console, TABLE_ROW_LIMIT)
+        note = adjustment_note(spec)
+        if note:
+            console.print(note, soft_wrap=True, markup=False)
 
 
 def _explain_empty(engine: QueryEngine, spec: QuerySpec, console: Console) -> None:
