@@ -259,7 +259,7 @@ def child_gold(p: dict[str, Any]) -> dict[str, Any]:
     xnys(dt.date(2000, 1, 3), dt.date(2025, 12, 31))  # loaded once per process, like the imports
     t0 = time.perf_counter()
     prices = index_partitions(lake.manifest_dir("bronze", PRICE_SOURCE), lake.bronze_dir(SPEC))
-    factors, _ = refresh_factors(lake, prices)
+    refresh_factors(lake, prices)
     factors_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     silver = index_partitions(lake.manifest_dir("silver", MINUTE), lake.silver_dir(MINUTE))
@@ -268,7 +268,6 @@ def child_gold(p: dict[str, Any]) -> dict[str, Any]:
         MINUTE,
         0,
         silver,
-        factors,
         budget_bytes=data_budget(p.get("budget", 4.0)),
         minute_session=p["hours"],
     )

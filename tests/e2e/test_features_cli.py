@@ -243,7 +243,8 @@ def test_features_list_as_json_matches_qlib_and_the_configuration(lake: Path) ->
         assert row["description"]
         by_set.setdefault(row["set"], []).append((row["name"], row["definition"]))
     assert [name for name, _ in by_set["ta"]] == list(TA_NAMES)
-    assert [name for name, _ in by_set["base"]] == ["ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d"]
+    base = ["ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d", "price_ret_1d"]
+    assert [name for name, _ in by_set["base"]] == base
     assert all(definition is None for _, definition in by_set["base"])
     for name, loader in (("alpha158", "Alpha158DL"), ("alpha360", "Alpha360DL")):
         assert [(n, (d or "").replace(" ", "")) for n, d in by_set[name]] == qlib_feature_config(loader)

@@ -3,9 +3,9 @@
 A lake is updated run after run while the source changes under it — new sessions, republished days
 (a corrected price, a dropped row, a new ticker), new splits and dividends (inside the history and
 pending after it), renames and reused tickers learned from the reference, a deleted gold instrument
-folder — and after each step every file of its Qlib root,
-every silver table and the factor table must equal what one run over the same source builds in a new
-lake. Random sequences of those steps are tried for several seeds.
+folder — and after each step every file of its Qlib roots (total-return and split-only), every silver
+table and the factor table must equal what one run over the same source builds in a new lake. Random
+sequences of those steps are tried for several seeds.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from quantmini.pipeline.runner import PipelineRunner
 from quantmini.sample import generate_sample
 
 SPEC = get_spec("stocks_daily")
+#: Both Qlib roots are built and compared.
+ADJUSTMENTS = ("total_return", "split")
 START, END = dt.date(2025, 3, 3), dt.date(2025, 5, 30)
 
 pytestmark = pytest.mark.slow
@@ -66,21 +68,21 @@ def _add_action(mirror: Path, kind: str, record: dict[str, object]) -> None:
 
 
 def _run(root: Path, mirror: Path, end: dt.date, budget_gb: float = 4.0) -> None:
-    report = PipelineRunner(Lake(root), SPEC, memory_budget_gb=budget_gb).run(
+    report = PipelineRunner(Lake(root), SPEC, memory_budget_gb=budget_gb, adjustments=ADJUSTMENTS).run(
         LocalMirrorSource(mirror), START, end
     )
     assert report.failures == [], report.failures
 
 
 def _snapshot(root: Path) -> dict[str, object]:
-    """What must be identical: the Qlib root's bytes, silver tables' content, the factor table."""
+    """What must be identical: the Qlib roots' bytes, silver tables' content, the factor table."""
     lake = Lake(root)
-    gold = lake.qlib_root(SPEC.name, "day")
-    out: dict[str, object] = {
-        f"gold/{p.relative_to(gold).as_posix()}": p.read_bytes()
-        for p in sorted(gold.rglob("*"))
-        if p.is_file()
-    }
+    out: dict[str, object] = {}
+    for adjustment in ADJUSTMENTS:
+        gold = lake.qlib_root(SPEC.name, "day", adjustment)
+        for p in sorted(gold.rglob("*")):
+            if p.is_file():
+                out[f"gold {adjustment}/{p.relative_to(gold).as_posix()}"] = p.read_bytes()
     for part in SPEC.silver:
         table = part.table(SPEC.name)
         for path in sorted(lake.silver_dir(table).glob("date=*/part.parquet")):
@@ -202,12 +204,12 @@ def _step(
 
         _edit_tickers(mirror, reuse)
     elif kind == "delete":
-        features = Lake(lake).qlib_root(SPEC.name, "day") / "features"
+        features = Lake(lake).qlib_root(SPEC.name, "day", rng.choice(ADJUSTMENTS)) / "features"
         victims = sorted(p for p in features.iterdir() if p.is_dir())
         shutil.rmtree(rng.choice(victims))
     elif kind == "lose_history":
         # The raw history beside the root is a cache: without it a rewrite reads silver instead.
-        history = Lake(lake).gold_state_dir(SPEC.name, "day") / "history"
+        history = Lake(lake).gold_state_dir(SPEC.name, "day", rng.choice(ADJUSTMENTS)) / "history"
         for victim in rng.sample(sorted(history.iterdir()), 3):
             victim.unlink()
         _add_action(
@@ -262,14 +264,17 @@ def test_appending_one_session_touches_each_file_once_and_rewrites_none(
     assert pending not in closes["ex_dividend_date"].to_list()  # its close was not looked up
     root = Lake(lake).qlib_root(SPEC.name, "day")
     before = {p: (p.stat().st_ino, p.stat().st_size) for p in root.rglob("*.bin")}
-    report = PipelineRunner(Lake(lake), SPEC).run(LocalMirrorSource(mirror), START, sessions[31])
+    report = PipelineRunner(Lake(lake), SPEC, adjustments=ADJUSTMENTS).run(
+        LocalMirrorSource(mirror), START, sessions[31]
+    )
     assert report.factors is not None
     assert not report.factors.changed
     assert report.factors.closes_read == 0
-    (gold,) = report.gold
-    assert gold.status == "updated"
-    assert gold.appended == 1
-    assert gold.rewritten == gold.repaired == 0
+    assert [gold.adjustment for gold in report.gold] == list(ADJUSTMENTS)
+    for gold in report.gold:
+        assert gold.status == "updated"
+        assert gold.appended == 1
+        assert gold.rewritten == gold.repaired == 0
     silver = {o.table: o.written for o in report.silver}
     assert silver["stocks_daily"] == 1
     assert all(written <= 1 for written in silver.values()), silver  # no earlier partition rewritten

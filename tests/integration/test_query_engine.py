@@ -34,7 +34,10 @@ SESSIONS = (
 )
 SILVER_SESSIONS = SESSIONS[:-1]
 FEATURES = ("ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d")
-ADJUSTMENT = ("split_factor", "adj_factor", "adj_open", "adj_high", "adj_low", "adj_close", "adj_volume")
+ADJUSTMENT = (
+    *("split_factor", "adj_factor", "adj_open", "adj_high", "adj_low", "adj_close", "adj_volume"),
+    *("split_open", "split_high", "split_low", "split_close", "split_volume"),
+)
 DAILY = get_spec("stocks_daily")
 MINUTE = get_spec("stocks_minute")
 #: What a silver partition stores: raw bars and scale-free features.
@@ -90,7 +93,10 @@ def silver_rows(bronze: pd.DataFrame, position: int) -> pd.DataFrame:
     frame["adj_factor"] = [0.98 * s for s in split]
     for column in ("open", "high", "low", "close"):
         frame[f"adj_{column}"] = frame[column] * frame["adj_factor"]
-    frame["adj_volume"] = frame["volume"] / frame["split_factor"]
+        frame[f"split_{column}"] = frame[column] * frame["split_factor"]
+    # Volumes in the share basis of the same adjustment's prices: price × volume is the traded value.
+    frame["adj_volume"] = frame["volume"] / frame["adj_factor"]
+    frame["split_volume"] = frame["volume"] / frame["split_factor"]
     first = position == 0
     frame["ret_1d"] = None if first else 0.01 * (position + 1)
     frame["ret_5d"] = None
@@ -173,6 +179,10 @@ DEFAULT_ADJUSTED = {
     **DEFAULT_RAW,
     **{c: f"adj_{c}" for c in ("open", "high", "low", "close", "volume")},
 }
+DEFAULT_SPLIT_ONLY = {
+    **DEFAULT_RAW,
+    **{c: f"split_{c}" for c in ("open", "high", "low", "close", "volume")},
+}
 
 
 @pytest.fixture
@@ -195,6 +205,15 @@ def test_adjusted_query_applies_the_factor_table_to_silver(small_lake: SmallLake
     result = QueryEngine(small_lake.root).query(spec())
     expected = small_lake.expected(
         small_lake.silver, ("AAPL", "BRK.B"), dt.date(2024, 1, 3), dt.date(2024, 1, 8), DEFAULT_ADJUSTED
+    )
+    assert result.height == 6
+    assert_frame_equal(result, expected)
+
+
+def test_a_split_only_query_applies_the_split_factor_alone(small_lake: SmallLake) -> None:
+    result = QueryEngine(small_lake.root).query(spec(adjustment="split"))
+    expected = small_lake.expected(
+        small_lake.silver, ("AAPL", "BRK.B"), dt.date(2024, 1, 3), dt.date(2024, 1, 8), DEFAULT_SPLIT_ONLY
     )
     assert result.height == 6
     assert_frame_equal(result, expected)

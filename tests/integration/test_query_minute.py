@@ -101,13 +101,13 @@ def minutes(built: tuple[Path, Path]) -> pd.DataFrame:
     return frame.sort_values(["ticker", "window_start"]).reset_index(drop=True)
 
 
-def adjust(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prices × adj_factor, volume ÷ split_factor (``vwap`` too, when present, is a price)."""
+def adjust(frame: pd.DataFrame, factor: str = "adj_factor") -> pd.DataFrame:
+    """Prices × ``factor`` (``vwap`` too, when present, is a price), volume ÷ ``factor``."""
     assert not frame[["split_factor", "adj_factor"]].isna().any().any()
     out = frame.copy()
     for column in ("open", "high", "low", "close", *(["vwap"] if "vwap" in out else [])):
-        out[column] = out[column] * out["adj_factor"]
-    out["volume"] = out["volume"] / out["split_factor"]
+        out[column] = out[column] * out[factor]
+    out["volume"] = out["volume"] / out[factor]
     return out
 
 
@@ -256,6 +256,10 @@ def test_adjusted_bars_use_their_session_s_factor_and_resampling_commutes_with_a
     assert_bars_equal(result, resampled_then_adjusted)
     raw = query(root, "stocks_minute", symbols, START, END, RESAMPLED, adjusted=False, bar="5min")
     assert_bars_equal(raw, resample(bars, 5))
+    split_only = query(
+        root, "stocks_minute", symbols, START, END, (*RESAMPLED, "adj_factor"), bar="5min", adjustment="split"
+    )
+    assert_bars_equal(split_only, adjust(resample(bars, 5), "split_factor"))
     for split in inside.itertuples():
         # The factor steps at the split by split_from / split_to, and the adjusted price does not jump.
         days = (

@@ -124,6 +124,21 @@ def test_lists_print_as_set_takes_them(env: dict[str, str | None], tmp_path: Pat
     assert data["features"] == {"stocks_daily": ["base", "alpha158", "ta"]}
 
 
+def test_gold_adjustment_is_a_list_of_known_adjustments(env: dict[str, str | None], tmp_path: Path) -> None:
+    assert ok(env, "get", "gold.adjustment") == "total_return\n"
+    ok(env, "set", "gold.adjustment", "total_return, split")
+    assert ok(env, "get", "gold.adjustment") == "total_return,split\n"
+    data = tomllib.loads((tmp_path / "cfg" / "config.toml").read_text())
+    assert data["gold"] == {"adjustment": ["total_return", "split"]}
+    assert error(env, "set", "gold.adjustment", "split,dividends") == (
+        "gold.adjustment: 'split,dividends' is invalid: unknown adjustment 'dividends' (choose from "
+        "total_return, split) (from `quantmini config set`)"
+    )
+    assert "choose at least one adjustment" in error(env, "set", "gold.adjustment", "")
+    shown = ok({**env, "QUANTMINI_GOLD_ADJUSTMENT": "split"}, "get", "gold.adjustment")
+    assert shown == "split\n"
+
+
 def test_set_notes_an_environment_override(env: dict[str, str | None]) -> None:
     result = CliRunner().invoke(
         config, ["set", "pipeline.mode", "batch"], env={**env, "PIPELINE_MODE": "parallel"}

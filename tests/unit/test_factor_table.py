@@ -157,3 +157,32 @@ def test_session_multipliers_put_an_event_on_the_next_session() -> None:
         ("XYZ", "XYZ", D(2024, 3, 4), 0.5, pytest.approx(0.5 * 0.98)),
         ("XYZ", "XYZ", D(2024, 3, 6), 1.0, pytest.approx(0.95)),
     ]
+
+
+def test_split_digests_follow_splits_only() -> None:
+    """The split-only Qlib root's per-ticker digest: a dividend (before or after the split, or on a ticker
+    without splits) changes none; a new split changes that ticker's only."""
+    from quantmini.pipeline.factors import split_digests
+
+    spans = ticker_spans(pl.Series(["XYZ", "ABC"]), None)
+    closes = _closes(
+        [
+            ("XYZ", D(2024, 2, 1), D(2024, 1, 31), 40.0),
+            ("XYZ", D(2024, 5, 6), D(2024, 5, 3), 50.0),
+            ("ABC", D(2024, 4, 1), D(2024, 3, 28), 9.0),
+        ]
+    )
+
+    def digests(splits: list[tuple[str, dt.date, float, float]], dividends: list[tuple[str, dt.date, float]]):
+        events, _ = corporate_events(_splits(splits), _dividends(dividends), closes)
+        return split_digests(factor_intervals(events, spans))
+
+    split = [("XYZ", D(2024, 3, 4), 1.0, 2.0)]
+    plain = digests(split, [])
+    assert set(plain) == {"XYZ"}
+    with_dividends = [("XYZ", D(2024, 2, 1), 0.5), ("XYZ", D(2024, 5, 6), 1.0), ("ABC", D(2024, 4, 1), 0.1)]
+    assert digests(split, with_dividends) == plain
+    another = digests([*split, ("ABC", D(2024, 4, 2), 3.0, 1.0)], with_dividends)
+    assert another["XYZ"] == plain["XYZ"]
+    assert set(another) == {"XYZ", "ABC"}
+    assert digests([("XYZ", D(2024, 3, 4), 1.0, 4.0)], [])["XYZ"] != plain["XYZ"]

@@ -99,17 +99,19 @@ def _reference(bars: pd.DataFrame) -> pd.DataFrame:
     factors = reference_factors(bars[["ticker", "session_date", "close"]], SPLITS, DIVIDENDS)
     merged = bars.merge(factors, on=["ticker", "session_date"])
     merged["adj_close"] = merged.close * merged.adj_factor
-    merged["adj_volume"] = merged.volume / merged.split_factor
+    merged["split_close"] = merged.close * merged.split_factor
+    merged["split_volume"] = merged.volume / merged.split_factor
     out = []
     calendar = pd.Index(SESSIONS, name="session_date")
     for ticker, group in merged.groupby("ticker"):
         g = group.set_index("session_date").reindex(calendar)  # the session calendar, NaN where no bar
         for h in (1, 5, 20):
             g[f"ret_{h}d"] = g.adj_close / g.adj_close.shift(h) - 1
+        g["price_ret_1d"] = g.split_close / g.split_close.shift(1) - 1
         g["vol_20d"] = g.ret_1d.rolling(20, min_periods=20).std(ddof=1)
-        mean = g.adj_volume.rolling(20, min_periods=20).mean()
-        std = g.adj_volume.rolling(20, min_periods=20).std(ddof=1)
-        g["volume_z_20d"] = (g.adj_volume - mean) / std
+        mean = g.split_volume.rolling(20, min_periods=20).mean()
+        std = g.split_volume.rolling(20, min_periods=20).std(ddof=1)
+        g["volume_z_20d"] = (g.split_volume - mean) / std
         g["ticker"] = ticker
         out.append(g[g.close.notna()].reset_index())
     return pd.concat(out, ignore_index=True).sort_values(["ticker", "session_date"]).reset_index(drop=True)

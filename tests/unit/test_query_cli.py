@@ -24,7 +24,8 @@ SESSIONS = (dt.date(2024, 3, 1), dt.date(2024, 3, 4))
 SILVER_EXTRA = ("split_factor", "adj_factor", "adj_open", "adj_high", "adj_low", "adj_close", "adj_volume")
 FEATURES = ("ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d")
 SILVER_SCHEMA = pa.schema(list(DAILY.bronze_schema) + [pa.field(n, pa.float64()) for n in FEATURES])
-#: Every ticker: a dividend after the sample halves adjusted prices (the lake's compact factor table).
+#: Every ticker: a dividend after the sample halves adjusted prices and doubles adjusted volumes (the lake's
+#: compact factor table).
 FACTORS = pa.table(
     {
         "ticker": ["AAPL", "BRK.B", "MSFT"],
@@ -63,8 +64,9 @@ def make_lake(root: Path, symbols: tuple[str, ...]) -> pd.DataFrame:
             if name == "silver":
                 rows["split_factor"] = 1.0
                 rows["adj_factor"] = 0.5
-                for column in ("open", "high", "low", "close", "volume"):
-                    rows[f"adj_{column}"] = rows[column] * (0.5 if column != "volume" else 1.0)
+                for column in ("open", "high", "low", "close"):
+                    rows[f"adj_{column}"] = rows[column] * 0.5
+                rows["adj_volume"] = rows["volume"] / 0.5  # price × volume stays the traded value
                 for feature in FEATURES:
                     rows[feature] = float("nan")
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +122,26 @@ def test_raw_json_output_with_repeated_and_comma_separated_symbols(lake: tuple[P
     assert result.exit_code == 0, result.output
     got = pd.DataFrame(json.loads(result.output))
     pd.testing.assert_frame_equal(got, expected_rows(silver, {"AAPL", "MSFT", "BRK.B"}, adjusted=False))
+
+
+def test_adjust_split_ignores_the_dividend_and_the_table_says_the_adjustment(
+    lake: tuple[Path, pd.DataFrame],
+) -> None:
+    root, silver = lake
+    # The lake's only action is a dividend: split-only bars are the raw ones.
+    result = invoke("--symbols", "MSFT", "--adjust", "split", "--format", "csv", *range_args(root))
+    assert result.exit_code == 0, result.output
+    got = pd.read_csv(io.StringIO(result.output))
+    pd.testing.assert_frame_equal(got, expected_rows(silver, {"MSFT"}, adjusted=False))
+    table = invoke(
+        "--symbols", "MSFT", "--adjust", "split", "--fields", "ticker,close,ret_1d", *range_args(root)
+    )
+    assert table.output.splitlines()[-1] == "close: split-only (prices × split_factor, volume ÷ split_factor)"
+    table = invoke("--symbols", "MSFT", "--fields", "ticker,volume", *range_args(root))
+    assert table.output.splitlines()[-1] == "volume: total return (prices × adj_factor, volume ÷ adj_factor)"
+    contradiction = invoke("--symbols", "MSFT", "--adjust", "split", "--raw", *range_args(root))
+    assert isinstance(contradiction.exception, QueryError)
+    assert "--raw (adjusted=False) contradicts --adjust split" in str(contradiction.exception)
 
 
 def test_fields_option_takes_several_values(lake: tuple[Path, pd.DataFrame]) -> None:

@@ -43,7 +43,7 @@ def test_adjusted_default_query_joins_the_factor_table() -> None:
         'b."high" * coalesce(f."adj_factor", 1.0) AS "high", '
         'b."low" * coalesce(f."adj_factor", 1.0) AS "low", '
         'b."close" * coalesce(f."adj_factor", 1.0) AS "close", '
-        'b."volume" / coalesce(f."split_factor", 1.0) AS "volume", b."transactions"\n'
+        'b."volume" / coalesce(f."adj_factor", 1.0) AS "volume", b."transactions"\n'
         "FROM read_parquet(?, hive_partitioning = false, union_by_name = true) AS b\n"
         "LEFT JOIN read_parquet(?) AS f\n"
         '  ON f."ticker" = b."ticker" AND b."session_date" >= f."valid_from" '
@@ -52,6 +52,56 @@ def test_adjusted_default_query_joins_the_factor_table() -> None:
         'ORDER BY b."ticker", b."window_start"'
     )
     assert params == [[str(f) for f in FILES], FACTORS, "AAPL", "BRK.B", START, END]
+
+
+def test_a_split_only_query_reads_every_price_and_the_volume_with_the_split_factor() -> None:
+    sql, _ = build_query(daily(adjustment="split", fields=("close", "volume", "adj_close")), FILES, FACTORS)
+    assert sql.splitlines()[0] == (
+        'SELECT b."close" * coalesce(f."split_factor", 1.0) AS "close", '
+        'b."volume" / coalesce(f."split_factor", 1.0) AS "volume", '
+        'b."close" * coalesce(f."adj_factor", 1.0) AS "adj_close"'
+    )
+    sql, _ = build_query(daily(fields=("split_open", "split_volume"), adjusted=False), FILES, FACTORS)
+    assert sql.splitlines()[0] == (
+        'SELECT b."open" * coalesce(f."split_factor", 1.0) AS "split_open", '
+        'b."volume" / coalesce(f."split_factor", 1.0) AS "split_volume"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("adjusted", "adjustment", "resolved"),
+    [
+        (None, None, "total_return"),
+        (True, None, "total_return"),
+        (False, None, "none"),
+        (None, "split", "split"),
+        (True, "split", "split"),
+        (None, "none", "none"),
+        (False, "none", "none"),
+    ],
+)
+def test_adjusted_and_adjustment_resolve_to_one_adjustment(
+    adjusted: bool | None, adjustment: str | None, resolved: str
+) -> None:
+    spec = daily(adjusted=adjusted, adjustment=adjustment)
+    assert (spec.adjustment, spec.adjusted) == (resolved, resolved != "none")
+
+
+@pytest.mark.parametrize(
+    ("adjusted", "adjustment", "message"),
+    [
+        (False, "split", r"--raw \(adjusted=False\) contradicts --adjust split"),
+        (True, "none", r"--adjusted \(adjusted=True\) contradicts --adjust none"),
+        (None, "dividends", r"must be one of total_return, split, none, got 'dividends'"),
+    ],
+)
+def test_contradictory_or_unknown_adjustments_are_refused(
+    adjusted: bool | None, adjustment: str, message: str
+) -> None:
+    with pytest.raises(QueryError, match=message):
+        daily(adjusted=adjusted, adjustment=adjustment)
+    with pytest.raises(QueryError, match=r"no adjusted prices.*--adjust none"):
+        QuerySpec("options_daily", ("X",), START, END, adjustment="split")
 
 
 def test_adjusted_query_without_a_factor_table_reads_raw_prices() -> None:
@@ -259,6 +309,10 @@ def test_resampled_vwap_alone_still_reads_adjusted_prices() -> None:
     assert FACTORS in params
     assert '("adj_high" + "adj_low" + "adj_close") / 3 * "adj_volume"' in sql
     assert sql.splitlines()[-4].startswith('SELECT "ticker", fsum(')
+    split, _ = build_query(minute(bar="15min", adjustment="split"), FILES, FACTORS)
+    assert '("split_high" + "split_low" + "split_close") / 3 * "split_volume"' in split
+    assert 'arg_min("split_open", "window_start") AS "open"' in split
+    assert 'fsum("split_volume") AS "volume"' in split
 
 
 def test_minute_options_are_validated_once_and_normalised() -> None:

@@ -144,6 +144,7 @@ def make_runner(
         executor=settings.pipeline.executor,
         scheduler=settings.pipeline.scheduler,
         minute_session=settings.gold.qlib_minute_session,
+        adjustments=settings.gold.adjustment,
         progress=progress,
         exclusive=True,  # every command that runs a pipeline holds the lake's writer lock
         settings=settings,
@@ -286,7 +287,7 @@ def render_report(report: PipelineReport) -> None:
             if len(shown) > SUMMARY_LINES:
                 table.add_row("", f"… and {len(shown) - SUMMARY_LINES} more")
     for gold in report.gold:
-        name = f"gold {gold.root.parent.name}/{gold.root.name}"
+        name = f"gold {gold.name}"
         if gold.status == "no_input":
             table.add_row(name, "nothing to build: no silver partitions yet")
             continue
@@ -308,6 +309,8 @@ def render_report(report: PipelineReport) -> None:
             if sessions:
                 detail += f"; {label} on {sessions:,} session(s)"
         table.add_row(name, detail)
+        if gold.status in ("built", "updated"):
+            table.add_row("", f"written: {gold.root}")
         for old, new in gold.renamed:
             table.add_row("", f"symbol {old!r} is stored as {new!r} (qlib cannot read it as is)")
         if gold.skipped:

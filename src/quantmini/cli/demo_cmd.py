@@ -25,6 +25,8 @@ OPTIONS_DATA_TYPE = "options_daily"
 #: Feature sets the demo computes unless the configuration names some, and the features it shows.
 DEMO_FEATURE_SETS = ("base", "alpha158", "ta")
 DEMO_FEATURES = ("KMID", "ROC5", "MA20", "CORD20", "RSI14", "MACD", "ATR14")
+#: Qlib roots the demo builds unless the configuration names them: total-return and split-only.
+DEMO_ADJUSTMENTS = ("total_return", "split")
 #: Underlyings with options in the sample (a class share, an adjusted root, the index SPX among them).
 OPTION_UNDERLYINGS = 4
 #: Tickers with minute bars, and the last sessions that have them (20 are the baseline of volume_rel_20d).
@@ -57,6 +59,9 @@ def demo(data_root: Path, tickers: int, start_date: str, end_date: str, seed: in
     if settings.features.stocks_daily == ("base",):  # unless configured, show the feature library too
         features = settings.features.model_copy(update={"stocks_daily": DEMO_FEATURE_SETS})
         settings = settings.model_copy(update={"features": features})
+    if settings.gold.adjustment == ("total_return",):  # and the split-only Qlib roots
+        gold = settings.gold.model_copy(update={"adjustment": DEMO_ADJUSTMENTS})
+        settings = settings.model_copy(update={"gold": gold})
     # The lake's lock also covers the sample beside it: two demos on one root would write both.
     with lake_writer(settings.data_root, wait=wait):
         _demo(data_root, settings, start, end, tickers, seed)
@@ -66,6 +71,7 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
     import resource
 
     from quantmini.cli.common import RichProgress, console, make_runner, progress_bar, render_report
+    from quantmini.core.adjustment_names import LABELS
     from quantmini.io.lake import Lake
     from quantmini.io.source import LocalMirrorSource
 
@@ -103,10 +109,14 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
     _option_fields(lake)
     _features(lake, settings)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    roots = "; ".join(
+        f"{LABELS[a]}: {lake.qlib_root(DEMO_DATA_TYPE, 'day', a)} (and "
+        f"{lake.qlib_root(MINUTE_DATA_TYPE, '1min', a)})"
+        for a in settings.gold.adjustment
+    )
     console.print(
         f"demo finished in {time.perf_counter() - t0:.1f}s (peak memory {peak_mb:,.0f} MB); "
-        f"lake at {settings.data_root}, Qlib root at "
-        f"{lake.qlib_root(DEMO_DATA_TYPE, 'day')} (and {lake.qlib_root(MINUTE_DATA_TYPE, '1min')})"
+        f"lake at {settings.data_root}, Qlib roots: {roots}"
     )
     if any(r.failures for r in reports):
         sys.exit(1)
@@ -141,7 +151,8 @@ def _ensure_sample(
 
 
 def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
-    """Show a split being adjusted away: raw vs adjusted closes around the first forward split."""
+    """Show a split being adjusted away: raw vs adjusted closes around the first forward split (total
+    return and split-only: they differ by the dividends after the session)."""
     import polars as pl
     from rich.table import Table
 
@@ -163,23 +174,37 @@ def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
     fields = ("ticker", "session_date", "close", "volume")
     raw = run_query(lake.root, DEMO_DATA_TYPE, [split["ticker"]], *window, fields=fields, adjusted=False)
     adj = run_query(lake.root, DEMO_DATA_TYPE, [split["ticker"]], *window, fields=fields, adjusted=True)
+    only = run_query(lake.root, DEMO_DATA_TYPE, [split["ticker"]], *window, fields=fields, adjustment="split")
     table = Table(
         title=f"example query: {split['ticker']} around its "
         f"{split['split_to']:g}:{split['split_from']:g} split on {day}"
     )
-    for name in ("session", "raw close", "adjusted close", "raw volume", "adjusted volume"):
+    columns = (
+        "session",
+        "raw close",
+        "adjusted close",
+        "split-only close",
+        "raw volume",
+        "split-only volume",
+    )
+    for name in columns:
         table.add_column(name, justify="right")
-    for r, a in zip(raw.iter_rows(named=True), adj.iter_rows(named=True), strict=True):
+    rows = zip(raw.iter_rows(named=True), adj.iter_rows(named=True), only.iter_rows(named=True), strict=True)
+    for r, a, o in rows:
         table.add_row(
             str(r["session_date"]),
             f"{r['close']:.4f}",
             f"{a['close']:.4f}",
+            f"{o['close']:.4f}",
             f"{r['volume']:,.0f}",
-            f"{a['volume']:,.0f}",
+            f"{o['volume']:,.0f}",
         )
     console.print(table)
     command = _example_query_command(lake.root, split["ticker"], *window)
-    console.print("query it yourself (drop --raw for adjusted prices):", markup=False)
+    console.print(
+        "query it yourself (drop --raw for adjusted prices, or use --adjust split for split-only ones):",
+        markup=False,
+    )
     console.print(f"  {command}", soft_wrap=True, markup=False, highlight=False)
 
 

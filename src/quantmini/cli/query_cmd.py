@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from quantmini.cli.options import DataTypeChoice
+from quantmini.core.adjustment_names import QUERY_ADJUSTMENTS
 
 if TYPE_CHECKING:
     import polars as pl
@@ -123,6 +124,14 @@ def split_values(values: Iterable[str]) -> tuple[str, ...]:
     "adjusted where splits and dividends apply (stocks), raw for options]. Features are never adjusted.",
 )
 @click.option(
+    "--adjust",
+    "adjustment",
+    type=click.Choice(QUERY_ADJUSTMENTS),
+    help="How prices and volumes are adjusted: total_return (splits and dividends, × adj_factor; "
+    "--adjusted), split (splits only, × split_factor) or none (raw; --raw). Volumes are divided by the "
+    "same factor, as in the Qlib roots (gold/qlib, gold/qlib_split).",
+)
+@click.option(
     "--session",
     type=click.Choice(SESSION_CHOICES),
     default="all",
@@ -165,6 +174,7 @@ def query(
     end_date: str,
     fields: tuple[str, ...],
     adjusted: bool | None,
+    adjustment: str | None,
     session: str,
     bar: str | None,
     output_format: str,
@@ -190,6 +200,7 @@ def query(
         end=parse_date(end_date, "--end-date"),
         fields=split_values(fields) or None,
         adjusted=adjusted,
+        adjustment=adjustment,
         session=session,
         bar=bar,
         underlying=underlying,
@@ -220,12 +231,15 @@ def query(
 
 
 def _print_table(frame: pl.DataFrame, engine: QueryEngine, spec: QuerySpec, console: Console) -> None:
-    from quantmini.cli.query_render import render_table
+    from quantmini.cli.query_render import adjustment_note, render_table
 
     if frame.is_empty():
         _explain_empty(engine, spec, console)
     else:
         render_table(frame, console, TABLE_ROW_LIMIT)
+        note = adjustment_note(spec)
+        if note:
+            console.print(note, soft_wrap=True, markup=False)
 
 
 def _explain_empty(engine: QueryEngine, spec: QuerySpec, console: Console) -> None:

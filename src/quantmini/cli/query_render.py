@@ -20,6 +20,9 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from quantmini.core.adjustment_names import FACTOR_COLUMNS, LABELS
+from quantmini.query.spec import ADJUSTED_PRICE_COLUMNS
+
 if TYPE_CHECKING:
     from quantmini.query import QuerySpec
     from quantmini.query.engine import Coverage
@@ -47,6 +50,18 @@ def number_format(name: str, values: pl.Series) -> Callable[[object], str]:
         return f"{value:,.{decimals}f}"
 
     return show
+
+
+def adjustment_note(spec: QuerySpec) -> str | None:
+    """The line under a table saying how its prices and volume are adjusted (``None`` when it shows none
+    of them, or the data type has no adjusted prices)."""
+    shown = [name for name in spec.selected_fields if name in ADJUSTED_PRICE_COLUMNS]
+    if not shown or not spec.dataset.adjustable:
+        return None
+    if spec.adjustment not in FACTOR_COLUMNS:
+        return f"{', '.join(shown)}: raw, as traded"
+    factor = FACTOR_COLUMNS[str(spec.adjustment)]
+    return f"{', '.join(shown)}: {LABELS[str(spec.adjustment)]} (prices × {factor}, volume ÷ {factor})"
 
 
 def cell_texts(name: str, values: pl.Series) -> list[str]:

@@ -106,6 +106,8 @@ class KeySpec:
         }
         if kind in plain:
             return f"{shown} {plain[kind]}"
+        if kind == "value_error" and "error" in ctx:  # a validator's own message, without pydantic's prefix
+            return f"{shown} is invalid: {ctx['error']}"
         return f"{shown} is invalid: {error['msg']}"
 
     def choices(self) -> tuple[object, ...]:

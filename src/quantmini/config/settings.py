@@ -12,12 +12,25 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from quantmini.core.adjustment_names import ADJUSTMENTS, Adjustment
+
 PipelineMode = Literal["streaming", "batch", "parallel"]
 ExecutorName = Literal["local", "dask"]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+def _list_of_names(value: object) -> object:
+    """A list setting given as a comma-separated string (environment, ``config set``), a JSON list or a
+    list."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
 
 
 class PipelineSettings(_Frozen):
@@ -42,6 +55,27 @@ class GoldSettings(_Frozen):
         default="regular",
         description="hours of the 1min Qlib root: regular (09:30 to close) | extended (04:00 to close+4h)",
     )
+    adjustment: tuple[Adjustment, ...] = Field(
+        default=("total_return",),
+        description="Qlib roots built per data type, one per adjustment: total_return (splits and dividends, "
+        'gold/qlib) | split (splits only, gold/qlib_split), e.g. ["total_return", "split"]',
+    )
+
+    @field_validator("adjustment", mode="before")
+    @classmethod
+    def _adjustments(cls, value: object) -> object:
+        """A list of known adjustments, at least one, each once (order kept)."""
+        names = _list_of_names(value)
+        if not isinstance(names, list | tuple):
+            return names
+        unknown = [repr(n) for n in names if n not in ADJUSTMENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown adjustment {', '.join(unknown)} (choose from {', '.join(ADJUSTMENTS)})"
+            )
+        if not names:
+            raise ValueError(f"choose at least one adjustment ({', '.join(ADJUSTMENTS)})")
+        return tuple(dict.fromkeys(names))
 
 
 class OptionsSettings(_Frozen):
@@ -80,12 +114,7 @@ class FeatureSettings(_Frozen):
     @classmethod
     def _split(cls, value: object) -> object:
         """A comma-separated string (environment, ``config set``) or a list."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
+        return _list_of_names(value)
 
     @model_validator(mode="after")
     def _known(self) -> FeatureSettings:

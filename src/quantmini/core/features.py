@@ -10,6 +10,9 @@ the actions *inside* the window only.
 * ``vol_20d``: sample standard deviation (ddof = 1) of ``ret_1d`` over the 20 sessions ending at D.
 * ``volume_z_20d``: ``(v(D) − mean) / std`` of the split-adjusted volume over the 20 sessions ending at
   D (current included); null when the standard deviation is 0.
+* ``price_ret_1d``: the price return since the previous session, splits adjusted and dividends not:
+  ``close(D) / (close(D−1) × s) − 1`` with ``s`` the split multiplier of D (the change of the split-only
+  close, the split-only Qlib root's ``$change``). It reads no dividend, so a dividend never changes it.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from quantmini.core.window import (
 RETURN_HORIZONS = (1, 5, 20)
 VOLATILITY_WINDOW = 20
 VOLUME_Z_WINDOW = 20
-FEATURES = ("ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d")
+FEATURES = ("ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d", "price_ret_1d")
 
 
 def return_over(horizon: int) -> pl.Expr:
@@ -41,8 +44,12 @@ def return_over(horizon: int) -> pl.Expr:
 
 
 def feature_columns() -> list[pl.Expr]:
-    """The daily features as expressions on an :func:`~quantmini.core.window.align`-ed frame."""
-    return [finite_or_null(return_over(h)).alias(f"ret_{h}d") for h in RETURN_HORIZONS]
+    """The daily returns as expressions on an :func:`~quantmini.core.window.align`-ed frame."""
+    price_return = pl.col("close") / (lag(pl.col("close"), 1) * pl.col("split_multiplier")) - 1
+    return [
+        *(finite_or_null(return_over(h)).alias(f"ret_{h}d") for h in RETURN_HORIZONS),
+        finite_or_null(price_return).alias("price_ret_1d"),
+    ]
 
 
 def stocks_daily_silver(window: SessionWindow) -> pl.DataFrame:

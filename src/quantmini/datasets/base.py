@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pyarrow as pa
+
+from quantmini.core.adjustment_names import Adjustment
 
 Frequency = Literal["day", "1min"]
 
@@ -145,13 +147,15 @@ class SilverJoin:
 
 @dataclass(frozen=True, slots=True)
 class QlibTarget:
-    """A Qlib provider root built from a data type's silver partitions (``gold/qlib/<type>/<freq>``).
+    """A Qlib provider root built from a data type's silver partitions (``gold/qlib/<type>/<freq>``), one
+    per configured adjustment (``gold.adjustment``; the split-only root under ``gold/qlib_split``).
 
     ``frame`` maps silver rows (``columns`` of them, ``datetime`` — the session for ``day``, the bar's
-    exchange-local start for ``1min`` — and the ``joins``) and the compact factor table to Qlib's long
-    layout (``symbol``, ``datetime`` and one Float64 column per field). Values of one row may depend only
-    on that row and its factor, so new sessions are appended and only symbols whose factors changed are
-    rewritten. A ``1min`` root holds the bars of its calendar's hours (see ``gold.qlib_minute_session``).
+    exchange-local start for ``1min`` — and the ``joins``), the compact factor table and the root's
+    ``adjustment`` to Qlib's long layout (``symbol``, ``datetime`` and one Float64 column per field).
+    Values of one row may depend only on that row and its factor, so new sessions are appended and only
+    symbols whose factors changed are rewritten. A ``1min`` root holds the bars of its calendar's hours
+    (see ``gold.qlib_minute_session``).
     """
 
     freq: Frequency
@@ -160,6 +164,17 @@ class QlibTarget:
     columns: tuple[str, ...]
     version: int = 1
     joins: tuple[SilverJoin, ...] = ()
+    #: Silver columns read only by the root of one adjustment, after ``columns`` (the daily ``$change``:
+    #: ``ret_1d`` in the total-return root, ``price_ret_1d`` in the split-only one), so a root never
+    #: depends on a column it does not write.
+    adjustment_columns: tuple[tuple[Adjustment, tuple[str, ...]], ...] = ()
+    #: The adjustment of the root this target builds (see :meth:`for_adjustment`).
+    adjustment: Adjustment = "total_return"
+
+    def for_adjustment(self, adjustment: Adjustment) -> QlibTarget:
+        """The target of the root adjusted by ``adjustment``: its ``columns`` include that root's own."""
+        own = dict(self.adjustment_columns).get(adjustment, ())
+        return replace(self, columns=(*self.columns, *own), adjustment_columns=(), adjustment=adjustment)
 
     @property
     def values(self) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pyarrow as pa
 
+from quantmini.core.adjustment_names import ADJUSTMENTS, RETURN_COLUMNS
 from quantmini.core.ratio_names import STATEMENT_RATIOS, VALUATION_RATIOS
 from quantmini.datasets.base import (
     AGGREGATE_CSV_COLUMNS,
@@ -105,9 +106,9 @@ SPEC = DatasetSpec(
             transform=Ref("quantmini.core.features:stocks_daily_silver"),
             # ret_20d compares with the close 20 sessions back; vol_20d needs ret_1d of 20 sessions.
             lookback=20,
-            columns=("ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d"),
+            columns=("ret_1d", "ret_5d", "ret_20d", "vol_20d", "volume_z_20d", "price_ret_1d"),
             factors="window",
-            version=3,
+            version=4,
         ),
         SilverPart(
             name="corporate_action_checks",
@@ -134,7 +135,9 @@ SPEC = DatasetSpec(
                 *("opt_volume", "pcr", "iv30", "skew25"),
             ),
             frame=Ref("quantmini.core.gold:qlib_daily_frame"),
-            columns=("ticker", "session_date", "open", "high", "low", "close", "volume", "ret_1d"),
+            columns=("ticker", "session_date", "open", "high", "low", "close", "volume"),
+            # $change: the change of the root's own close (total return, or price return when split-only).
+            adjustment_columns=tuple((a, (RETURN_COLUMNS[a],)) for a in ADJUSTMENTS),
             # $vwap from the day's regular-session minute bars where the lake has them.
             joins=(
                 SilverJoin(

@@ -276,7 +276,8 @@ def feature_sets() -> dict[str, dict[str, FeatureSet]]:
         FeatureSet(
             "base",
             "stocks_daily",
-            "total returns, volatility and volume z-score (null when a window has a missing session)",
+            "total returns, volatility, volume z-score and the price return (null when a window has a "
+            "missing session)",
             _base(
                 {
                     "ret_1d": "total return since the previous session",
@@ -284,6 +285,7 @@ def feature_sets() -> dict[str, dict[str, FeatureSet]]:
                     "ret_20d": "total return over 20 sessions",
                     "vol_20d": "sample standard deviation of ret_1d over 20 sessions",
                     "volume_z_20d": "z-score of today's split-adjusted volume among 20 sessions",
+                    "price_ret_1d": "price return since the previous session (split-adjusted, no dividends)",
                 }
             ),
         ),

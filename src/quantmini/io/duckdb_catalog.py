@@ -8,8 +8,12 @@ Views (only for layers that have at least one partition or file), for every regi
     <type>_<set>                         a feature set's table (stocks_daily_alpha158, stocks_daily_ta …):
                                          ticker, session_date and the set's features, as stored (never
                                          adjusted); join it to silver_<type> or adjusted_<type> on both
-    adjusted_<type>                      silver (else bronze) bars with split/dividend-adjusted prices and
-                                         volumes, computed from the compact factor table when read
+    adjusted_<type>                      silver (else bronze) bars plus, computed from the compact factor
+                                         table when read: split_factor, adj_factor; adj_open … adj_close =
+                                         raw × adj_factor (splits and dividends: total return, as gold/qlib)
+                                         and adj_volume = raw ÷ adj_factor; split_open … split_close = raw ×
+                                         split_factor (splits only, as gold/qlib_split) and split_volume =
+                                         raw ÷ split_factor (price × volume stays the raw traded value)
     ref_<table>                          over bronze/reference/<table>.parquet
     <table>                              over silver/reference/<table>.parquet (adjustment_factors …)
 

@@ -9,10 +9,12 @@
 <root>/silver/<table>/date=YYYY-MM-DD/part.parquet               raw bars + features (table = data type),
                                                                  or another per-session silver table
 <root>/silver/reference/adjustment_factors.parquet               compact factor table (spans per ticker)
-<root>/gold/qlib/<data_type>/<freq>/                             Qlib provider root
+<root>/gold/qlib/<data_type>/<freq>/                             Qlib provider root (total return)
+<root>/gold/qlib_split/<data_type>/<freq>/                       Qlib provider root (split-only)
 <root>/gold/quantmini.duckdb                                     views over every layer
 <root>/_manifests/<stage>/<table>/YYYY-MM-DD.json                one manifest per partition and stage
 <root>/_manifests/gold/<data_type>/<freq>/                       gold state (sessions, symbol spans)
+<root>/_manifests/gold_split/<data_type>/<freq>/                 gold state of the split-only root
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from quantmini.core.adjustment_names import Adjustment
 from quantmini.datasets.base import DatasetSpec
 
 PARTITION_FILE = "part.parquet"
@@ -80,13 +83,15 @@ class Lake:
         """Per-ticker, per-session adjustment factor table."""
         return self.root / "silver" / "reference" / "adjustment_factors.parquet"
 
-    def qlib_root(self, data_type: str, freq: str) -> Path:
-        """Qlib provider root of one data type and frequency (``day`` or ``1min``)."""
-        return self.root / "gold" / "qlib" / data_type / freq
+    def qlib_root(self, data_type: str, freq: str, adjustment: Adjustment = "total_return") -> Path:
+        """Qlib provider root of one data type, frequency (``day`` or ``1min``) and adjustment: the
+        total-return roots under ``gold/qlib``, the split-only ones in the same layout under
+        ``gold/qlib_split``."""
+        return self.root / "gold" / _suffixed("qlib", adjustment) / data_type / freq
 
-    def gold_state_dir(self, data_type: str, freq: str) -> Path:
-        """Where the gold stage records what a Qlib root holds."""
-        return self.root / "_manifests" / "gold" / data_type / freq
+    def gold_state_dir(self, data_type: str, freq: str, adjustment: Adjustment = "total_return") -> Path:
+        """Where the gold stage records what a Qlib root holds (one directory per root)."""
+        return self.root / "_manifests" / _suffixed("gold", adjustment) / data_type / freq
 
     def duckdb_file(self) -> Path:
         """The DuckDB database with views over the lake."""
@@ -100,3 +105,8 @@ class Lake:
     def manifest_dir(self, stage: str, spec: DatasetSpec | str) -> Path:
         """Directory holding every per-partition manifest of ``stage``."""
         return self.root / "_manifests" / stage / (spec if isinstance(spec, str) else spec.name)
+
+
+def _suffixed(name: str, adjustment: Adjustment) -> str:
+    """``name`` for the default (total-return) adjustment, else ``name_<adjustment>``."""
+    return name if adjustment == "total_return" else f"{name}_{adjustment}"

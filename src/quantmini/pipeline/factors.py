@@ -40,7 +40,7 @@ from quantmini.core.adjustment import (
 )
 from quantmini.core.calendar import sessions as exchange_sessions
 from quantmini.core.corporate_actions import clean_dividends, clean_splits
-from quantmini.core.entities import INSTRUMENT_SPANS_SCHEMA, SPANS_SCHEMA, instrument_spans, series_boundaries
+from quantmini.core.entities import SPANS_SCHEMA, series_boundaries
 from quantmini.core.ratios import statement_items, statement_ratios
 from quantmini.core.reference import DIVIDENDS_SCHEMA, SPLITS_SCHEMA
 from quantmini.datasets import get_spec
@@ -81,14 +81,10 @@ class FactorState:
     events: pl.DataFrame
     spans: pl.DataFrame
     intervals: pl.DataFrame
-    #: ``ticker, valid_from, valid_to, instrument``: the Qlib instrument of a ticker's bars over time.
-    instruments: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=INSTRUMENT_SPANS_SCHEMA))
     #: Per session: a digest of the corporate-action multipliers of every ticker on that session.
     session_digests: dict[dt.date, str] = field(default_factory=dict)
     #: Per session: a digest of every split up to that session.
     split_history: dict[dt.date, str] = field(default_factory=dict)
-    #: Per ticker: a digest of its rows of the compact factor table.
-    ticker_digests: dict[str, str] = field(default_factory=dict)
     as_of: dt.date | None = None
 
     def history_digest(self, session: dt.date) -> str:
@@ -142,10 +138,8 @@ def refresh_factors(lake: Lake, prices: PartitionIndex) -> tuple[FactorState, Fa
         events=events,
         spans=spans,
         intervals=intervals,
-        instruments=instrument_spans(entities),
         session_digests=_per_session(multipliers, series_boundaries(spans, calendar)),
         split_history=_split_history(events, calendar),
-        ticker_digests=_per_ticker(intervals),
         as_of=as_of,
     )
     rejected = pl.concat(
@@ -325,8 +319,27 @@ def _split_history(events: pl.DataFrame, calendar: list[dt.date]) -> dict[dt.dat
     return history
 
 
-def _per_ticker(intervals: pl.DataFrame) -> dict[str, str]:
+def factor_digests(intervals: pl.DataFrame) -> dict[str, str]:
+    """Digests of each ticker's (or instrument's) rows of the compact factor table."""
     return digests_by(intervals, "ticker", ["valid_from", "valid_to", "split_factor", "adj_factor"])
+
+
+def split_digests(intervals: pl.DataFrame) -> dict[str, str]:
+    """Digests of each ticker's (or instrument's) spans of constant ``split_factor`` (other than 1): the
+    factor table's spans joined where only a dividend cut them, so a dividend changes no digest."""
+    if intervals.is_empty():
+        return {}
+    spans = intervals.filter(pl.col("split_factor") != 1.0).sort("ticker", "valid_from")
+    starts = (
+        (pl.col("split_factor") != pl.col("split_factor").shift().over("ticker"))
+        | (pl.col("valid_from") != pl.col("valid_to").shift().over("ticker"))
+    ).fill_null(True)
+    merged = (
+        spans.with_columns(starts.cum_sum().alias("_span"))
+        .group_by("ticker", "_span")
+        .agg(pl.col("valid_from").min(), pl.col("valid_to").max(), pl.col("split_factor").first())
+    )
+    return digests_by(merged, "ticker", ["valid_from", "valid_to", "split_factor"])
 
 
 def digests_by(frame: pl.DataFrame, key: str, columns: list[str]) -> dict[Any, str]:

@@ -1,7 +1,10 @@
 """Gold stage: the Qlib roots a data type declares, built once and then kept up to date incrementally.
 
-The stage records what a root holds (``_manifests/gold/<type>/<freq>/``): the checksum of every silver
-partition it was built from, and per symbol its calendar span and the digest of its factors. A run
+A target has a root per configured adjustment (``gold.adjustment``): total return under ``gold/qlib``,
+split-only under ``gold/qlib_split``, each with its own state and run independently of the other.
+The stage records what a root holds (``_manifests/gold/<type>/<freq>/``, ``_manifests/gold_split/…``):
+the checksum of every silver partition it was built from, and per symbol its calendar span and the
+digest of the factors the root applies (a dividend changes no digest of the split-only root). A run
 compares that with the silver manifests and the factor table, and then:
 
 * **appends** new sessions to every symbol's files in place (NaN-padded from its old last bar);
@@ -36,6 +39,7 @@ import numpy.typing as npt
 import polars as pl
 
 from quantmini._exceptions import QuantminiError, ValidationError
+from quantmini.core.adjustment_names import LABELS, Adjustment
 from quantmini.core.calendar import AFTER_HOURS, EXTENDED_OPEN, REGULAR_CLOSE, REGULAR_OPEN, early_closes
 from quantmini.core.calendar import sessions as exchange_sessions
 from quantmini.core.entities import INSTRUMENT_SPANS_SCHEMA, instrument_of
@@ -57,7 +61,7 @@ from quantmini.io.qlib_writer import (
     write_instruments,
 )
 from quantmini.pipeline.executor import InlineExecutor, TaskExecutor
-from quantmini.pipeline.factors import FactorState, digests_by
+from quantmini.pipeline.factors import digests_by, factor_digests, split_digests
 from quantmini.pipeline.partitions import PartitionIndex, index_partitions
 
 #: Bump when the stage's on-disk conventions change: every root is rebuilt.
@@ -101,6 +105,17 @@ class GoldOutcome:
     skipped: tuple[tuple[str, str], ...] = ()
     #: Per joined silver table (its label), the sessions it had a partition for.
     joined: tuple[tuple[str, int], ...] = ()
+    adjustment: Adjustment = "total_return"
+
+    @property
+    def name(self) -> str:
+        """The root as the run summary names it: ``stocks_daily/day (split-only)``."""
+        return root_name(self.root.parent.name, self.root.name, self.adjustment)
+
+
+def root_name(data_type: str, freq: str, adjustment: Adjustment) -> str:
+    """``<data type>/<freq> (<adjustment>)``: how runs and summaries name a Qlib root."""
+    return f"{data_type}/{freq} ({LABELS[adjustment]})"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -240,21 +255,21 @@ def run_gold(
     spec: DatasetSpec,
     target_index: int,
     silver: PartitionIndex,
-    factors: FactorState | None,
     *,
     executor: TaskExecutor | None = None,
     budget_bytes: float = 4e9,
     on_bucket: Callable[[], None] | None = None,
     minute_session: MinuteSession = "regular",
+    adjustment: Adjustment = "total_return",
 ) -> GoldOutcome:
-    """Bring the Qlib root of ``spec.gold[target_index]`` up to date with the silver partitions
-    (``minute_session``: the hours of a ``1min`` root)."""
-    target = spec.gold[target_index]
+    """Bring the Qlib root of ``spec.gold[target_index]`` in ``adjustment`` up to date with the silver
+    partitions (``minute_session``: the hours of a ``1min`` root)."""
+    target = spec.gold[target_index].for_adjustment(adjustment)
     freq = check_freq(target.freq)
-    root = lake.qlib_root(spec.name, freq)
+    root = lake.qlib_root(spec.name, freq, adjustment)
     sessions = silver.sessions
     if not sessions:
-        return GoldOutcome(root, "no_input")
+        return GoldOutcome(root, "no_input", adjustment=adjustment)
     exchange_days = exchange_sessions(sessions[0], sessions[-1], spec.calendar)
     cal = bar_calendar(exchange_days, freq, spec.calendar, minute_session)
     holes = tuple(s for s in exchange_days if s not in silver.partitions)
@@ -267,16 +282,19 @@ def run_gold(
         (j.label or j.table, sum(s in joined[j.table].partitions for s in sessions)) for j in target.joins
     )
     naming = _naming(lake)
-    digests = naming.digests()
-    state_dir = lake.gold_state_dir(spec.name, freq)
+    digests = naming.digests(adjustment)
+    state_dir = lake.gold_state_dir(spec.name, freq, adjustment)
     history = state_dir / "history"
     state = _load_state(state_dir, target, sessions[0], cal.hours)
     if state is None or not (root / "calendars" / f"{freq}.txt").exists():
         state = _build(
-            lake, spec, target_index, silver, shas, cal, digests, executor, budget_bytes, on_bucket, joined
-        )
+            lake, spec, target, target_index, silver, shas, cal, digests, executor, budget_bytes, on_bucket,
+            joined,
+        )  # fmt: skip
         _save_state(state_dir, target, sessions[0], state, cal.hours)
-        return _outcome(root, "built", state, len(exchange_days), holes, joined=coverage)
+        return _outcome(
+            root, "built", state, len(exchange_days), holes, joined=coverage, adjustment=adjustment
+        )
 
     changed = {s for s in sessions if state.sessions.get(s) != shas[s]} | {
         s for s in state.sessions if s not in silver.partitions
@@ -298,7 +316,9 @@ def run_gold(
         recomposed |= rewrite - set(state.symbols)
     appended = [s for s in sessions if (s >= rewind if rewind else s > old_last)]
     if not appended and not rewrite and not changed and not _damaged(root, target, state, exclude=set()):
-        return _outcome(root, "unchanged", state, len(exchange_days), holes, joined=coverage)
+        return _outcome(
+            root, "unchanged", state, len(exchange_days), holes, joined=coverage, adjustment=adjustment
+        )
 
     per_chunk = max(1, int(budget_bytes / BYTES_PER_ROW))
     # A republished session (or features recomputed around a late corporate action) rewinds only the
@@ -385,6 +405,7 @@ def run_gold(
         rewound_to=rewind,
         rewritten=len(rewrite),
         repaired=len(repair),
+        adjustment=adjustment,
     )
 
 
@@ -634,12 +655,11 @@ class _Naming:
         named = self.spans.filter(_within(pl.col("instrument"), bounds) & ~_within(pl.col("ticker"), bounds))
         return set(named["ticker"].to_list())
 
-    def digests(self) -> dict[str, str]:
-        """Per instrument: ``<factors>:<parts>``, digests of its factor rows and of the ticker spans it is
-        made of. A change of either rewrites its files; a change of its parts rebuilds them from silver."""
-        factors = digests_by(
-            self.intervals, "ticker", ["valid_from", "valid_to", "split_factor", "adj_factor"]
-        )
+    def digests(self, adjustment: Adjustment) -> dict[str, str]:
+        """Per instrument: ``<factors>:<parts>``, digests of the factors a root of ``adjustment`` applies
+        (a dividend changes no split-only digest) and of the ticker spans it is made of. A change of either
+        rewrites its files; a change of its parts rebuilds them from silver."""
+        factors = split_digests(self.intervals) if adjustment == "split" else factor_digests(self.intervals)
         parts = digests_by(
             self.spans.select(
                 pl.col("instrument").alias("ticker"), pl.col("ticker").alias("_t"), "valid_from", "valid_to"
@@ -706,7 +726,7 @@ def _write(
     """
     if rows.is_empty():
         return
-    frame = target.frame(rows, _naming(lake).intervals)
+    frame = target.frame(rows, _naming(lake).intervals, target.adjustment)
     layout = layout_rows(frame, cal.freq, target.fields, cal.bars)
     known = {stored: (first, last) for stored, first, last, _ in state.symbols.values()} if existing else {}
     broken: set[str] = set()
@@ -761,13 +781,14 @@ class GoldBucketTask:
     hours: MinuteSession
     joined: tuple[str, ...]
     bounds: tuple[str | None, str | None] | None
+    adjustment: Adjustment = "total_return"
 
 
 def run_gold_bucket(task: GoldBucketTask) -> tuple[dict[str, tuple[str, int, int]], dict[str, str]]:
     """One bucket of a full build: ``({symbol: (stored, first, last)}, {skipped symbol: reason})``."""
     lake = Lake(task.root)
     spec = get_spec(task.data_type)
-    target = spec.gold[task.target]
+    target = spec.gold[task.target].for_adjustment(task.adjustment)
     freq = check_freq(target.freq)
     cal = bar_calendar(list(task.exchange_days), freq, spec.calendar, task.hours)
     joined = {
@@ -777,7 +798,7 @@ def run_gold_bucket(task: GoldBucketTask) -> tuple[dict[str, tuple[str, int, int
     rows = _read_silver(lake, spec, target, cal, joined, list(task.sessions), bounds=task.bounds)
     if rows.is_empty():
         return {}, {}
-    frame = target.frame(rows, _naming(lake).intervals)
+    frame = target.frame(rows, _naming(lake).intervals, target.adjustment)
     layout = layout_rows(frame, freq, target.fields, cal.bars)
     spans = write_bins(
         task.build_dir,
@@ -796,6 +817,7 @@ def run_gold_bucket(task: GoldBucketTask) -> tuple[dict[str, tuple[str, int, int
 def _build(
     lake: Lake,
     spec: DatasetSpec,
+    target: QlibTarget,
     target_index: int,
     silver: PartitionIndex,
     shas: dict[dt.date, str],
@@ -806,15 +828,15 @@ def _build(
     on_bucket: Callable[[], None] | None,
     joined: dict[str, PartitionIndex],
 ) -> _State:
-    """A whole new root, per symbol bucket, swapped in atomically."""
-    target = spec.gold[target_index]
+    """A whole new root of ``target`` (``spec.gold[target_index]`` in one adjustment), per symbol bucket,
+    swapped in atomically."""
     freq = check_freq(target.freq)
-    root = lake.qlib_root(spec.name, freq)
+    root = lake.qlib_root(spec.name, freq, target.adjustment)
     runner = executor or InlineExecutor()
     sessions = silver.sessions
     buckets = _buckets(lake, spec, silver, budget_bytes / max(1, runner.concurrency))
     build_dir = new_temp_directory(root)
-    history = lake.gold_state_dir(spec.name, freq) / "history"
+    history = lake.gold_state_dir(spec.name, freq, target.adjustment) / "history"
     history_dir = new_temp_directory(history)
     tasks = [
         GoldBucketTask(
@@ -828,6 +850,7 @@ def _build(
             cal.hours,
             tuple(joined),
             b,
+            target.adjustment,
         )
         for b in buckets
     ]

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar
 
 from quantmini._exceptions import QuantminiError, StorageError
 from quantmini.config.settings import PipelineMode, Settings
+from quantmini.core.adjustment_names import Adjustment
 from quantmini.core.calendar import sessions as exchange_sessions
 from quantmini.datasets import DATASETS, get_spec
 from quantmini.datasets.base import DatasetSpec
@@ -34,7 +35,7 @@ from quantmini.io.source import LocalMirrorSource, Source
 from quantmini.pipeline.bronze import IngestOutcome, ingest_session, settled
 from quantmini.pipeline.executor import ExecutorKind, InlineExecutor, TaskExecutor, make_executor
 from quantmini.pipeline.factors import PRICE_SOURCE, FactorOutcome, FactorState, refresh_factors
-from quantmini.pipeline.gold import GoldOutcome, MinuteSession, run_gold
+from quantmini.pipeline.gold import GoldOutcome, MinuteSession, root_name, run_gold
 from quantmini.pipeline.landing import LandingOutcome, LandingPlan, land_sessions, landing_warnings
 from quantmini.pipeline.landing_versions import KeptVersion, kept_versions
 from quantmini.pipeline.partitions import PartitionIndex, index_partitions
@@ -151,6 +152,7 @@ class PipelineRunner:
         executor: ExecutorKind = "local",
         scheduler: str | None = None,
         minute_session: MinuteSession = "regular",
+        adjustments: tuple[Adjustment, ...] = ("total_return",),
         progress: ProgressListener | None = None,
         exclusive: bool = False,
         settings: Settings | None = None,
@@ -169,6 +171,8 @@ class PipelineRunner:
         self.executor_kind: ExecutorKind = executor
         self.scheduler = scheduler
         self.minute_session: MinuteSession = minute_session
+        #: The adjustments each Qlib target gets a root in (``gold.adjustment``).
+        self.adjustments = adjustments
         self.progress: ProgressListener = progress or NullProgress()
         self._executor: TaskExecutor = InlineExecutor()
         self._interrupted = threading.Event()
@@ -295,7 +299,7 @@ class PipelineRunner:
         """The lake's adjustment factors (when this data type's silver or gold uses them, or a Qlib root
         of another type that this run updates does: options update the stocks daily root); ``prices`` is
         the stocks_daily bronze index when the caller already read it."""
-        others = [s for s, _ in (*self._gold_targets(), *self._dependent_silver())]
+        others = [t[0] for t in self._gold_targets()] + [s for s, _ in self._dependent_silver()]
         if not any(spec.adjustable for spec in (self.spec, *others)):
             return None
         t0 = time.perf_counter()
@@ -421,15 +425,16 @@ class PipelineRunner:
             tally = dict(tallies.get(plan.table, Counter()).most_common())
             report.silver.append(_silver_outcome(plan, written, rows, tally))
 
-    def convert(self, report: PipelineReport, factors: FactorState | None) -> None:
-        """Gold stage: every declared Qlib root, incrementally, then the DuckDB catalog."""
+    def convert(self, report: PipelineReport) -> None:
+        """Gold stage: every declared Qlib root in every configured adjustment, incrementally, then the
+        DuckDB catalog."""
         t0 = time.perf_counter()
         if not self.spec.has_qlib_gold:
             report.skipped["gold"] = f"no Qlib gold root is defined for {self.spec.name} yet"
         silver: dict[str, PartitionIndex] = {}
-        for spec, index in self._gold_targets():
+        for spec, index, adjustment in self._gold_targets():
             target = spec.gold[index]
-            name = f"{spec.name}/{target.freq}"
+            name = root_name(spec.name, target.freq, adjustment)
             if spec.name not in silver:
                 silver[spec.name] = index_partitions(
                     self.lake.manifest_dir("silver", spec.name), self.lake.silver_dir(spec)
@@ -441,11 +446,11 @@ class PipelineRunner:
                     spec,
                     index,
                     silver[spec.name],
-                    factors,
                     executor=self._executor,
                     budget_bytes=self.budget_bytes,
                     on_bucket=self._check_interrupt,
                     minute_session=self.minute_session,
+                    adjustment=adjustment,
                 )
             except QuantminiError as exc:
                 report.failures.append(f"gold {name}: {exc}")
@@ -461,20 +466,23 @@ class PipelineRunner:
             report.failures.append(f"DuckDB catalog: {exc}")
         report.timings["gold"] = time.perf_counter() - t0
 
-    def _gold_targets(self) -> list[tuple[DatasetSpec, int]]:
-        """This data type's Qlib roots, then the existing roots of other data types that join one of its
-        silver tables (the daily root's ``$vwap`` comes from the minute roll-ups): they are kept current
-        by whichever data type's run changes their inputs."""
-        targets = [(self.spec, i) for i in range(len(self.spec.gold))] if self.spec.main_silver else []
+    def _gold_targets(self) -> list[tuple[DatasetSpec, int, Adjustment]]:
+        """This data type's Qlib roots (a target in each configured adjustment), then the existing roots
+        of other data types that join one of its silver tables (the daily root's ``$vwap`` comes from the
+        minute roll-ups): they are kept current by whichever data type's run changes their inputs."""
+        own = range(len(self.spec.gold)) if self.spec.main_silver else range(0)
+        targets = [(self.spec, i, a) for i in own for a in self.adjustments]
         tables = {part.table(self.spec.name) for part in self.spec.silver}
         for name in DATASETS:
             other = get_spec(name)
             if other.name == self.spec.name:
                 continue
             for i, target in enumerate(other.gold):
-                joins = {join.table for join in target.joins}
-                if joins & tables and (self.lake.qlib_root(other.name, target.freq) / "calendars").is_dir():
-                    targets.append((other, i))
+                if not {join.table for join in target.joins} & tables:
+                    continue
+                for a in self.adjustments:
+                    if (self.lake.qlib_root(other.name, target.freq, a) / "calendars").is_dir():
+                        targets.append((other, i, a))
         return targets
 
     def _calendar(self, bronze: PartitionIndex, spec: DatasetSpec | None = None) -> list[dt.date]:
@@ -491,7 +499,7 @@ class PipelineRunner:
         factors = self.factors(report, bronze if self.spec.name == PRICE_SOURCE else None)
         self.enrich(report, factors, bronze)
         if last_stage == "gold":
-            self.convert(report, factors)
+            self.convert(report)
 
     def run(
         self,
@@ -578,7 +586,7 @@ def _note_holes(report: PipelineReport) -> None:
             shown = ", ".join(str(d) for d in outcome.holes[:5])
             more = f" and {len(outcome.holes) - 5} more" if len(outcome.holes) > 5 else ""
             report.notes.append(
-                f"gold {outcome.root.name}: {len(outcome.holes)} session(s) of the calendar have no data "
+                f"gold {outcome.name}: {len(outcome.holes)} session(s) of the calendar have no data "
                 f"(NaN for every symbol): {shown}{more}"
             )
         for symbol, reason in outcome.skipped:

@@ -318,14 +318,16 @@ def query(
     underlying: str | None = None,
     expiration: dt.date | None = None,
     features: FeatureSettings | None = None,
+    adjustment: str | None = None,
 ) -> pl.DataFrame:
     """One-shot query (no cache kept between calls): see :class:`QuerySpec` and :class:`QueryEngine`.
 
     For minute data types, ``session`` keeps the ``"regular"`` session's bars (09:30 to the close) or the
     ``"extended"`` hours' ones, and ``bar="5min"`` resamples to 5-minute bars (with ``vwap`` and
     ``bar_count``). ``adjusted=None`` means adjusted where splits and dividends apply (stocks), raw
-    otherwise. Options take ``underlying`` (the delivered stock: that underlying's chain, ``symbols``
-    may then be empty) and ``expiration``.
+    otherwise; ``adjustment`` chooses how: ``"total_return"`` (splits and dividends, the default),
+    ``"split"`` (splits only) or ``"none"`` (raw). Options take ``underlying`` (the delivered stock: that
+    underlying's chain, ``symbols`` may then be empty) and ``expiration``.
 
     ``fields`` may name features of the data type's feature sets (``KMID``, ``ROC5``, ``RSI14``: see
     ``quantmini features list``), read as stored (never adjusted) from the tables of the sets configured
@@ -342,5 +344,6 @@ def query(
         bar=bar,
         underlying=underlying,
         expiration=expiration,
+        adjustment=adjustment,
     )
     return QueryEngine(Path(data_root), cache_size=0, features=features).query(spec)

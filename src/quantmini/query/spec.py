@@ -7,9 +7,16 @@ minute data types.
 
 Which columns a data type offers is derived from its :class:`~quantmini.datasets.DatasetSpec`: the silver
 schema (the bronze columns plus features), plus — for adjustable data types — the adjustment columns
-(``split_factor``, ``adj_factor``, ``adj_open`` …), which are computed from the factor table when read, plus
-the features of the data type's feature sets (``KMID``, ``ROC5``, ``RSI14`` …, see
-:mod:`quantmini.features.library`), which live in silver tables of their own and are never adjusted.
+(:data:`ADJUSTMENT_COLUMNS`), which are computed from the factor table when read, plus the features of the
+data type's feature sets (``KMID``, ``ROC5``, ``RSI14`` …, see :mod:`quantmini.features.library`), which
+live in silver tables of their own and are never adjusted.
+
+Each adjustment column says its adjustment by its prefix (see :mod:`quantmini.core.adjustment_names`):
+``adj_open`` … ``adj_close`` are raw × ``adj_factor`` (splits and dividends: total return), ``split_open``
+… ``split_close`` raw × ``split_factor`` (splits only); the volumes are raw ÷ the same factor
+(``adj_volume``, ``split_volume``), so price × volume is the raw traded value in either, as in the Qlib
+roots of the same adjustment. A query's ``adjustment`` (``total_return``, ``split`` or ``none``) chooses
+which of them its ``open`` … ``volume`` are.
 """
 
 from __future__ import annotations
@@ -24,22 +31,21 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from quantmini._exceptions import QuantminiError, QueryError
+from quantmini.core.adjustment_names import COLUMN_PREFIXES, QUERY_ADJUSTMENTS
 from quantmini.datasets import DATASETS, DatasetSpec, get_spec
 from quantmini.features.library import sets_of
 
-#: Columns computed from the factor table when an adjustable data type is read.
+#: Price and volume columns an adjusted query reads from their ``adj_`` (total return) or ``split_``
+#: (split-only) counterpart.
+ADJUSTED_PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+
+#: Columns computed from the factor table when an adjustable data type is read: the two factors, then the
+#: prices and volume of each adjustment (``adj_open`` … ``adj_volume``, ``split_open`` … ``split_volume``).
 ADJUSTMENT_COLUMNS: tuple[str, ...] = (
     "split_factor",
     "adj_factor",
-    "adj_open",
-    "adj_high",
-    "adj_low",
-    "adj_close",
-    "adj_volume",
+    *(f"{prefix}{name}" for prefix in COLUMN_PREFIXES.values() for name in ADJUSTED_PRICE_COLUMNS),
 )
-
-#: Price and volume columns an adjusted query reads from their ``adj_`` counterpart.
-ADJUSTED_PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 
 #: Bar columns every default field list ends with.
 _DEFAULT_BAR_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "transactions")
@@ -201,7 +207,7 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class QuerySpec:
-    """One question to the lake: which bars of which symbols between two sessions, adjusted or raw.
+    """One question to the lake: which bars of which symbols between two sessions, in which adjustment.
 
     ``symbols`` and ``fields`` are stripped and de-duplicated (order kept); ``fields=None`` means the
     data type's :func:`default_fields`. Symbols are matched exactly (Polygon tickers are case-sensitive).
@@ -209,7 +215,11 @@ class QuerySpec:
     Minute data types also take ``session`` (one of :data:`SESSIONS`: ``"regular"`` keeps the bars from
     09:30 to the session's close, ``"extended"`` the others) and ``bar`` (``"5min"``: resample to bars of
     that many minutes, see :mod:`quantmini.query.sql`); ``bar`` is normalised (``"05min"`` → ``"5min"``).
-    ``adjusted=None`` becomes ``True`` for data types that splits and dividends apply to, else ``False``.
+    ``adjustment`` is ``"total_return"`` (prices × ``adj_factor``), ``"split"`` (× ``split_factor``) or
+    ``"none"`` (raw bars as traded); volumes are divided by the same factor. ``adjusted=True`` means
+    ``"total_return"`` (or, with ``adjustment="split"``, that), ``adjusted=False`` ``"none"``; with neither,
+    data types that splits and dividends apply to are read in total return, the others raw. After
+    construction both are set (``adjusted`` is whether any factor applies).
 
     Option data types take ``underlying`` (the delivered stock: its chain, sorted by time, expiration,
     strike and type; ``symbols`` may then be empty or narrow it) and ``expiration``; both read silver,
@@ -226,6 +236,7 @@ class QuerySpec:
     bar: str | None = None
     underlying: str | None = None
     expiration: dt.date | None = None
+    adjustment: str | None = None
     dataset: DatasetSpec = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -234,8 +245,7 @@ class QuerySpec:
         except QuantminiError as exc:
             raise QueryError(str(exc)) from exc
         object.__setattr__(self, "dataset", dataset)
-        if self.adjusted is None:
-            object.__setattr__(self, "adjusted", dataset.adjustable)
+        self._resolve_adjustment()
         self._check_range()
         self._check_chain()
         self._normalise_symbols()
@@ -244,8 +254,25 @@ class QuerySpec:
         if self.adjusted and not dataset.adjustable:
             raise QueryError(
                 f"{self.data_type} has no adjusted prices (splits and dividends do not apply to it): "
-                "query raw bars with --raw (adjusted=False)"
+                "query raw bars with --raw (adjusted=False) or --adjust none"
             )
+
+    def _resolve_adjustment(self) -> None:
+        if self.adjustment is not None and self.adjustment not in QUERY_ADJUSTMENTS:
+            choices = ", ".join(QUERY_ADJUSTMENTS)
+            raise QueryError(f"adjustment (--adjust) must be one of {choices}, got {self.adjustment!r}")
+        if self.adjustment is None:
+            adjusted = self.dataset.adjustable if self.adjusted is None else self.adjusted
+            adjustment = "total_return" if adjusted else "none"
+        elif self.adjusted is not None and self.adjusted != (self.adjustment != "none"):
+            flag = "--adjusted (adjusted=True)" if self.adjusted else "--raw (adjusted=False)"
+            raise QueryError(
+                f"{flag} contradicts --adjust {self.adjustment} (adjustment={self.adjustment!r}): give one"
+            )
+        else:
+            adjustment = self.adjustment
+        object.__setattr__(self, "adjustment", adjustment)
+        object.__setattr__(self, "adjusted", adjustment != "none")
 
     def _check_range(self) -> None:
         for name in ("start", "end"):
@@ -331,6 +358,13 @@ class QuerySpec:
             if name not in valid:
                 raise QueryError(unknown_field_message(self.dataset, name, valid))
         object.__setattr__(self, "fields", fields)
+
+    def source_of(self, name: str) -> str:
+        """The column a selected field ``name`` is read from: its counterpart in the query's adjustment
+        for a price or volume (``close`` → ``adj_close`` or ``split_close``), else ``name`` itself."""
+        if self.adjustment in COLUMN_PREFIXES and name in ADJUSTED_PRICE_COLUMNS:
+            return f"{COLUMN_PREFIXES[self.adjustment]}{name}"
+        return name
 
     @property
     def bar_minutes(self) -> int | None:

@@ -4,7 +4,8 @@ Values (the file lists, symbols, dates) are always bound as parameters. Identifi
 whitelist derived from the data type's schema, must look like plain identifiers (letters, digits and
 underscores: ``close``, ``ret_1d``, ``ROC5``), and are quoted.
 Adjusted prices are computed when read, from the compact factor table (spans of constant factors per
-ticker); the query has this shape::
+ticker), with the factor of the query's adjustment (``adj_factor`` for total return, ``split_factor``
+for split-only); the query has this shape::
 
     SELECT b."ticker", b."session_date", b."open" * coalesce(f."adj_factor", 1.0) AS "open", ...
     FROM read_parquet(?, hive_partitioning = false, union_by_name = true) AS b
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantmini._exceptions import QueryError
+from quantmini.core.adjustment_names import COLUMN_PREFIXES, FACTOR_COLUMNS
 from quantmini.core.calendar import EXCHANGE_TZ, EXTENDED_OPEN, REGULAR_OPEN
 from quantmini.query.spec import (
     ADJUSTED_PRICE_COLUMNS,
@@ -81,6 +83,9 @@ _AGGREGATES = {
 #: Columns the ``vwap`` of a resampled bar is computed from.
 _VWAP_INPUTS = ("high", "low", "close", "volume")
 
+#: Each adjusted column (``adj_close``, ``split_volume`` …) by the stored column it adjusts.
+_ADJUSTED_OF = {f"{p}{c}": c for p in COLUMN_PREFIXES.values() for c in ADJUSTED_PRICE_COLUMNS}
+
 _MINUTE_NS = 60_000_000_000
 
 
@@ -103,16 +108,19 @@ def quote_identifier(name: str, allowed: Collection[str]) -> str:
 
 
 def factor_expressions(bars: str = "b", factors: str | None = "f") -> dict[str, str]:
-    """SQL for every adjustment column, from raw columns of ``bars`` and the factor table ``factors``."""
+    """SQL for every adjustment column, from raw columns of ``bars`` and the factor table ``factors``:
+    each adjustment's prices are raw × its factor and its volume raw ÷ that factor."""
     if factors is None:  # no corporate action applies: adjusted = raw
         exprs = {"split_factor": "1.0", "adj_factor": "1.0"}
-        exprs.update({f"adj_{c}": f'{bars}."{c}"' for c in (*_PRICES, "volume")})
+        exprs.update({column: f'{bars}."{c}"' for column, c in _ADJUSTED_OF.items()})
         return exprs
-    split = f'coalesce({factors}."split_factor", 1.0)'
-    total = f'coalesce({factors}."adj_factor", 1.0)'
-    exprs = {"split_factor": split, "adj_factor": total}
-    exprs.update({f"adj_{c}": f'{bars}."{c}" * {total}' for c in _PRICES})
-    exprs["adj_volume"] = f'{bars}."volume" / {split}'
+    exprs = {}
+    for column in ("split_factor", "adj_factor"):
+        exprs[column] = f'coalesce({factors}."{column}", 1.0)'
+    for adjustment, prefix in COLUMN_PREFIXES.items():
+        factor = exprs[FACTOR_COLUMNS[adjustment]]
+        exprs.update({f"{prefix}{c}": f'{bars}."{c}" * {factor}' for c in _PRICES})
+        exprs[f"{prefix}volume"] = f'{bars}."volume" / {factor}'
     return exprs
 
 
@@ -120,8 +128,7 @@ def select_items(spec: QuerySpec) -> list[tuple[str, str]]:
     """``(source column, output name)`` pairs of the query, in output order."""
     items: list[tuple[str, str]] = []
     for name in spec.selected_fields:
-        source = f"adj_{name}" if spec.adjusted and name in ADJUSTED_PRICE_COLUMNS else name
-        items.append((source, name))
+        items.append((spec.source_of(name), name))
     return items
 
 
@@ -161,7 +168,7 @@ def minute_sources(spec: QuerySpec) -> tuple[str, ...]:
     sources: list[str] = []
     for source, _ in select_items(spec):
         if source == "vwap":
-            sources += [f"adj_{c}" if spec.adjusted else c for c in _VWAP_INPUTS]
+            sources += [spec.source_of(c) for c in _VWAP_INPUTS]
         elif source not in (*_GROUP_COLUMNS, "ts", "window_start", "bar_count"):
             sources.append(source)
     return tuple(dict.fromkeys(sources))
@@ -293,7 +300,7 @@ def build_resample_query(
 def _aggregates(spec: QuerySpec) -> list[str]:
     """The ``SELECT`` list of a resampled query, over the ``buckets`` rows named by their sources."""
     allowed = spec.field_types
-    price = {c: quote_identifier(f"adj_{c}" if spec.adjusted else c, allowed) for c in _VWAP_INPUTS}
+    price = {c: quote_identifier(spec.source_of(c), allowed) for c in _VWAP_INPUTS}
     bucket: dict[str, str] = {
         "window_start": '"_start"',
         "ts": "timezone('UTC', make_timestamp_ns(\"_start\"))",
@@ -310,7 +317,7 @@ def _aggregates(spec: QuerySpec) -> list[str]:
         elif source in bucket:
             expr = bucket[source]
         else:  # a stored or adjusted column; factors and option contract fields are constant in a bucket
-            template = _AGGREGATES.get(source.removeprefix("adj_"), "any_value({c})")
+            template = _AGGREGATES.get(_ADJUSTED_OF.get(source, source), "any_value({c})")
             expr = template.format(c=column)
         parts.append(expr if expr == quoted else f"{expr} AS {quoted}")
     return parts
