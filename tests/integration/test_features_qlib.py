@@ -237,11 +237,15 @@ def _instrument(ticker: str) -> str:
 
 
 def _silver(root: Path, table: str) -> pd.DataFrame:
+    """A silver table indexed as qlib reads the root: a renamed company under its new ticker (the generated
+    sample's record, beside the lake, says which)."""
+    record = json.loads((root.parent / "source" / "sample.json").read_text())
+    renamed = {c["old_ticker"]: c["new_ticker"] for c in record["corporate_actions"]["ticker_changes"]}
     frame = pl.read_parquet(Lake(root).silver_dir(table) / "*" / "part.parquet")
     out = frame.drop("ticker", "session_date").to_pandas().astype(np.float64)
     out.index = pd.MultiIndex.from_arrays(
         [
-            [_instrument(t) for t in frame["ticker"].to_list()],
+            [_instrument(renamed.get(t, t)) for t in frame["ticker"].to_list()],
             pd.to_datetime(frame["session_date"].to_numpy()),
         ],
         names=["instrument", "datetime"],
@@ -700,8 +704,9 @@ def test_vwap_features_follow_the_minute_run(minute_lake: tuple[Path, Path, pd.D
 def test_the_next_daily_run_brings_vwap_features_in_line(
     minute_lake: tuple[Path, Path, pd.DataFrame], tmp_path: Path
 ) -> None:
-    source, built, read = minute_lake
-    root = tmp_path / "lake"
+    built_source, built, read = minute_lake
+    source, root = tmp_path / "source", tmp_path / "lake"
+    shutil.copytree(built_source, source)
     shutil.copytree(built, root)
     vwap = sorted(Lake(root).qlib_root("stocks_daily", "day").glob("features/*/vwap.day.bin"))
     before = [p.read_bytes() for p in vwap]
