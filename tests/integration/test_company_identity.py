@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from quantmini.cli.main import cli
 from quantmini.datasets import get_spec
+from quantmini.io.duckdb_catalog import connect_catalog
 from quantmini.io.lake import Lake
 from quantmini.io.source import LocalMirrorSource
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner
@@ -181,6 +182,19 @@ def test_a_rename_is_one_series_in_queries(mirror: Path, tmp_path: Path) -> None
     expected = bars[bars.ticker.isin([old, new])]
     assert sorted(rows["ticker"].unique().to_list()) == sorted([old, new])
     assert rows.height == len(expected)
+    # In SQL, the entities view names every bar by its company's instrument (the docs' snippet).
+    with connect_catalog(root) as con:
+        named = con.execute(INSTRUMENT_SQL, [old, new]).fetchall()
+    assert named == [(new, len(expected))]
+
+
+INSTRUMENT_SQL = """
+SELECT e.instrument, count(*)
+FROM silver_stocks_daily s
+ASOF JOIN entities e ON s.ticker = e.ticker AND s.session_date >= e.valid_from
+WHERE s.session_date < e.valid_to AND s.ticker IN (?, ?)
+GROUP BY 1
+"""
 
 
 def test_flat_files_alone_infer_a_reused_ticker_from_a_gap_and_a_jump(mirror: Path, tmp_path: Path) -> None:
