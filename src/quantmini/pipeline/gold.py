@@ -66,6 +66,8 @@ from quantmini.pipeline.partitions import PartitionIndex, index_partitions
 
 #: Bump when the stage's on-disk conventions change: every root is rebuilt.
 GOLD_VERSION = 2
+#: The digest of an instrument with neither factors nor ticker spans (see :meth:`_Naming.digests`).
+NO_DIGEST = ":"
 #: Estimated peak bytes per silver row while a bucket is converted.
 BYTES_PER_ROW = 400
 #: Partitions read at once when counting rows per ticker for a bucketed full build.
@@ -302,12 +304,12 @@ def run_gold(
     old_last = max(state.sessions) if state.sessions else sessions[0]
     rewind = min((s for s in changed if s <= old_last), default=None)
     rewrite = {
-        symbol for symbol, (_, _, _, digest) in state.symbols.items() if digests.get(symbol, ":") != digest
+        symbol for symbol, (_, _, _, digest) in state.symbols.items() if digests.get(symbol, NO_DIGEST) != digest
     }
     # Instruments whose tickers changed (a rename or a reused ticker became known) are rebuilt from
     # silver, with every instrument now holding bars of those tickers.
     recomposed = {
-        symbol for symbol in rewrite if _parts(digests.get(symbol, ":")) != _parts(state.symbols[symbol][3])
+        symbol for symbol in rewrite if _parts(digests.get(symbol, NO_DIGEST)) != _parts(state.symbols[symbol][3])
     }
     if recomposed:
         before = _Naming(state.naming, naming.intervals)
@@ -748,7 +750,7 @@ def _write(
                 damaged.add(symbol)
             continue
         first, last = spans[stored]
-        state.symbols[symbol] = (stored, first, last, digests.get(symbol, ""))
+        state.symbols[symbol] = (stored, first, last, digests.get(symbol, NO_DIGEST))
     state.skipped.update(layout.skipped)
 
 
@@ -861,7 +863,7 @@ def _build(
                 raise result
             symbols, skipped = result
             for symbol, (stored, first, last) in symbols.items():
-                state.symbols[symbol] = (stored, first, last, digests.get(symbol, ""))
+                state.symbols[symbol] = (stored, first, last, digests.get(symbol, NO_DIGEST))
             state.skipped.update(skipped)
             if on_bucket is not None:
                 on_bucket()
