@@ -160,6 +160,9 @@ class QlibTarget:
     columns: tuple[str, ...]
     version: int = 1
     joins: tuple[SilverJoin, ...] = ()
+    #: A silver table of memberships (``ticker``, ``session_date``, ``universe``) written beside the root
+    #: as Qlib market files, ``instruments/<universe>.txt`` (see :mod:`quantmini.pipeline.markets`).
+    markets: str | None = None
 
     @property
     def values(self) -> tuple[str, ...]:

@@ -13,6 +13,7 @@
 <root>/gold/quantmini.duckdb                                     views over every layer
 <root>/_manifests/<stage>/<table>/YYYY-MM-DD.json                one manifest per partition and stage
 <root>/_manifests/gold/<data_type>/<freq>/                       gold state (sessions, symbol spans)
+<root>/_manifests/markets/<data_type>/<freq>/                    market files' state (membership spans)
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ class Lake:
     def gold_state_dir(self, data_type: str, freq: str) -> Path:
         """Where the gold stage records what a Qlib root holds."""
         return self.root / "_manifests" / "gold" / data_type / freq
+
+    def markets_state_dir(self, qlib_root: Path) -> Path:
+        """Where the market files of the Qlib root at ``qlib_root`` (below ``gold/qlib/``) record their
+        membership spans."""
+        return self.root / "_manifests" / "markets" / qlib_root.relative_to(self.root / "gold" / "qlib")
 
     def duckdb_file(self) -> Path:
         """The DuckDB database with views over the lake."""
