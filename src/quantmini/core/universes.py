@@ -114,8 +114,8 @@ def month_starts(sessions: Sequence[dt.date], outputs: Sequence[dt.date]) -> lis
 
 
 def _ranked(frame: pl.DataFrame, position: int, start: dt.date, tickers: pl.DataFrame | None) -> pl.DataFrame:
-    """``ticker, start, rank, median_dollar_volume, _delisted`` of the tickers eligible on ``start`` (at window
-    ``position``), ranked by their median dollar volume over the sessions before it."""
+    """``ticker, start, rank, median_dollar_volume, _delisted`` of the tickers eligible on ``start`` (at
+    window ``position``), ranked by their median dollar volume over the sessions before it."""
     slots = pl.DataFrame(
         {"_pos": range(position - RANK_SESSIONS, position)}, schema={"_pos": pl.Int32()}
     )  # before the window's first session (the calendar's start, before any bar): no trade
