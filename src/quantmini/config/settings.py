@@ -107,7 +107,7 @@ class FeatureSettings(_Frozen):
 
 
 class UniverseSettings(_Frozen):
-    """Point-in-time universes of daily stocks (silver ``universes``, Qlib market files)."""
+    """Point-in-time universes of daily stocks (the silver universes table, the Qlib market files)."""
 
     liquidity_sizes: tuple[int, ...] = Field(
         default=(500, 1000, 3000),
