@@ -100,9 +100,8 @@ def _mapped(rows: pl.DataFrame, instruments: pl.DataFrame) -> pl.DataFrame:
 def spans_of(rows: pl.DataFrame, sessions: Sequence[dt.date]) -> pl.DataFrame:
     """The spans (:data:`SPAN_COLUMNS`) of membership rows (``universe``, ``instrument``,
     ``session_date``): runs of consecutive ``sessions`` (sorted; every row's session among them)."""
-    members = rows.select("universe", "instrument", pl.col("session_date").alias("first")).unique()
-    single = members.with_columns(pl.col("first").alias("last"))
-    return join_spans(single.select(list(SPAN_COLUMNS)), sessions)
+    days = rows.select("universe", "instrument", pl.col("session_date").alias("first"))
+    return join_spans(days.with_columns(pl.col("first").alias("last")), sessions)
 
 
 def join_spans(spans: pl.DataFrame, sessions: Sequence[dt.date]) -> pl.DataFrame:
@@ -114,20 +113,28 @@ def join_spans(spans: pl.DataFrame, sessions: Sequence[dt.date]) -> pl.DataFrame
     index = pl.DataFrame(
         {"day": list(sessions), "_i": range(len(sessions))}, schema={"day": pl.Date(), "_i": pl.Int64()}
     )
+    # Integers for the sort: a code per (universe, instrument), sessions by position.
+    member = pl.concat_str("universe", "instrument", separator="\t").cast(pl.Categorical).to_physical()
     located = (
         spans.join(index.rename({"day": "first", "_i": "_first"}), on="first", how="left")
         .join(index.rename({"day": "last", "_i": "_last"}), on="last", how="left")
-        .sort("universe", "instrument", "_first")
+        .with_columns(member.cast(pl.Int64).alias("_member"))
+        .sort("_member", "_first")
     )
     if located["_first"].null_count() or located["_last"].null_count():
         raise ValidationError("a market span starts or ends on a session the lake does not have")
-    key = ["universe", "instrument"]
-    reach = pl.col("_last").cum_max().shift(1).over(key)  # the furthest session of the earlier spans
+    # The furthest session the earlier spans of the member reach.
+    reach = pl.col("_last").cum_max().shift(1).over("_member")
     starts = (pl.col("_first") > reach + 1).fill_null(True)
     return (
         located.with_columns(starts.cum_sum().alias("_run"))
-        .group_by(*key, "_run")
-        .agg(pl.col("first").min(), pl.col("last").max())
+        .group_by("_run")
+        .agg(
+            pl.col("universe").first(),
+            pl.col("instrument").first(),
+            pl.col("first").min(),
+            pl.col("last").max(),
+        )
         .sort("universe", "instrument", "first")
         .select(list(SPAN_COLUMNS))
     )

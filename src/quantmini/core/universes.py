@@ -187,14 +187,13 @@ def records_on(tickers: pl.DataFrame | None, keys: pl.DataFrame) -> pl.DataFrame
 
     Records of one listing (same ticker and ``list_date``) are versions of each other: the most
     recently updated one holds. Across listings, a record not delisted before the date describes it —
-    the one delisted soonest after it (an active record last: a ticker reused by a later listing is the
-    earlier listing's until its delisting) — else the one delisted last. ``_delisted`` is the UTC date of
-    ``delisted_utc``.
+    the one delisted soonest after it, an active record only after the last delisting (a ticker reused by
+    a later listing is the earlier listing's until its delisting) — else the one delisted last. Ties go to
+    the earlier ``list_date``. ``_delisted`` is the UTC date of ``delisted_utc``.
     """
+    schema = {"ticker": pl.String(), "on": pl.Date(), "type": pl.String(), "_delisted": pl.Date()}
     if tickers is None or tickers.is_empty() or keys.is_empty():
-        return pl.DataFrame(
-            schema={"ticker": pl.String(), "on": pl.Date(), "type": pl.String(), "_delisted": pl.Date()}
-        )
+        return pl.DataFrame(schema=schema)
     listings = (
         tickers.select(
             "ticker",
@@ -205,19 +204,48 @@ def records_on(tickers: pl.DataFrame | None, keys: pl.DataFrame) -> pl.DataFrame
         )
         .sort(["ticker", "list_date", "last_updated_utc", "_delisted", "type"], nulls_last=False)
         .unique(subset=["ticker", "list_date"], keep="last", maintain_order=True)
+        .sort(["ticker", "_delisted", "list_date"], nulls_last=True)
     )
-    delisted = pl.col("_delisted").cast(pl.Int32)
-    trading = pl.col("_delisted").is_null() | (pl.col("_delisted") >= pl.col("on"))
+    dated = listings.filter(pl.col("_delisted").is_not_null()).unique(
+        subset=["ticker", "_delisted"], keep="first", maintain_order=True
+    )
+    # The listing delisted soonest on or after the date …
+    soonest = keys.sort("on").join_asof(
+        dated.select("ticker", "type", "_delisted", pl.col("_delisted").alias("_until")).sort("_until"),
+        left_on="on",
+        right_on="_until",
+        by="ticker",
+        strategy="forward",
+        check_sortedness=False,  # both sides sorted on the dates as a whole, so within each ticker too
+    )
+    # … else the first active listing, else the listing delisted last.
+    active = listings.filter(pl.col("_delisted").is_null()).unique(subset="ticker", keep="first")
+    last = dated.unique(subset="ticker", keep="last", maintain_order=True)
+    found, has_active = pl.col("_until").is_not_null(), pl.col("_active").is_not_null()
+
+    def pick(column: str) -> pl.Expr:
+        chosen = pl.when(found).then(pl.col(column)).when(has_active).then(pl.col(f"{column}_active"))
+        return chosen.otherwise(pl.col(f"{column}_last")).alias(column)
+
     return (
-        keys.unique()
-        .join(listings, on="ticker", how="inner")
-        .with_columns(
-            (~trading).alias("_gone"),
-            pl.when(trading).then(delisted.fill_null(2**31 - 1)).otherwise(-delisted).alias("_order"),
+        soonest.join(
+            active.select("ticker", pl.lit(True).alias("_active"), pl.col("type").alias("type_active")),
+            on="ticker",
+            how="left",
         )
-        .sort(["ticker", "on", "_gone", "_order", "list_date"], nulls_last=True)
-        .unique(subset=["ticker", "on"], keep="first", maintain_order=True)
-        .select("ticker", "on", "type", "_delisted")
+        .join(
+            last.select(
+                "ticker",
+                pl.lit(True).alias("_last"),
+                pl.col("type").alias("type_last"),
+                pl.col("_delisted").alias("_delisted_last"),
+            ),
+            on="ticker",
+            how="left",
+        )
+        .with_columns(pl.lit(None, dtype=pl.Date).alias("_delisted_active"))
+        .filter(found | has_active | pl.col("_last").is_not_null())
+        .select("ticker", "on", pick("type"), pick("_delisted"))
     )
 
 
