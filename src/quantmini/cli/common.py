@@ -310,7 +310,7 @@ def render_report(report: PipelineReport) -> None:
     for markets in report.markets:
         name = f"markets {markets.root.parent.name}/{markets.root.name}"
         files = ", ".join(f"{universe} {count:,}" for universe, count in markets.markets) or "none"
-        detail = f"{markets.status}: instruments/<market>.txt with {files} instruments"
+        detail = f"{markets.status}: {files} (instruments per market file)"
         if markets.read:
             detail += f"; {markets.read} silver session(s) read"
         if markets.rewound_to:
