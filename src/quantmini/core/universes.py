@@ -64,10 +64,8 @@ RANK_SESSIONS: Final = 20
 LONGEST_MONTH: Final = 23
 #: Sessions a partition's window holds before its session.
 LOOKBACK: Final = RANK_SESSIONS + LONGEST_MONTH
-#: The settings key holding the liquidity universes' sizes.
+#: The settings key holding the liquidity universes' sizes (``top500``, ``top1000``, ``top3000`` by default).
 SIZES_KEY: Final = "universes.liquidity_sizes"
-#: Sizes shipped by default (``top500``, ``top1000``, ``top3000``).
-DEFAULT_SIZES: Final[tuple[int, ...]] = (500, 1000, 3000)
 
 UNIVERSE_COLUMNS: Final[dict[str, pl.DataType]] = {
     "ticker": pl.String(),
@@ -88,13 +86,16 @@ def session_universes(window: SessionWindow) -> pl.DataFrame:
     """Rows (:data:`UNIVERSE_COLUMNS`) of the output sessions, sorted by (session_date, ticker, universe)."""
     if not window.outputs:
         return pl.DataFrame(schema=UNIVERSE_COLUMNS)
-    sizes = tuple(int(n) for n in window.settings.get(SIZES_KEY, DEFAULT_SIZES))
+    sizes = tuple(int(n) for n in window.settings[SIZES_KEY])
     tickers = window.references.get("tickers")
     frame = align(window, ("close", "volume")).with_columns(
         (pl.col("close") * pl.col("volume")).fill_null(0.0).alias("_dollar_volume")
     )
-    starts = month_starts(window.sessions, window.outputs)
-    ranked = [_ranked(frame, window.sessions.index(start), start, tickers) for start in sorted(set(starts))]
+    starts = _month_starts(window.sessions, window.outputs)
+    names = frame.select("ticker").unique()
+    ranked = [
+        _ranked(frame, names, window.sessions.index(start), start, tickers) for start in sorted(set(starts))
+    ]
     members = _members(ranked, window.outputs, starts, sizes)
     typed = _typed(output_rows(frame, window).select("ticker", "session_date"), tickers)
     rows = pl.concat([typed, members], how="vertical")
@@ -105,7 +106,7 @@ def session_universes(window: SessionWindow) -> pl.DataFrame:
     )
 
 
-def month_starts(sessions: Sequence[dt.date], outputs: Sequence[dt.date]) -> list[dt.date]:
+def _month_starts(sessions: Sequence[dt.date], outputs: Sequence[dt.date]) -> list[dt.date]:
     """For each output session, the first session of its calendar month in ``sessions``."""
     first: dict[tuple[int, int], dt.date] = {}
     for session in sessions:
@@ -113,14 +114,15 @@ def month_starts(sessions: Sequence[dt.date], outputs: Sequence[dt.date]) -> lis
     return [first[(d.year, d.month)] for d in outputs]
 
 
-def _ranked(frame: pl.DataFrame, position: int, start: dt.date, tickers: pl.DataFrame | None) -> pl.DataFrame:
-    """``ticker, start, rank, median_dollar_volume, _delisted`` of the tickers eligible on ``start`` (at
-    window ``position``), ranked by their median dollar volume over the sessions before it."""
-    slots = pl.DataFrame(
-        {"_pos": range(position - RANK_SESSIONS, position)}, schema={"_pos": pl.Int32()}
-    )  # before the window's first session (the calendar's start, before any bar): no trade
+def _ranked(
+    frame: pl.DataFrame, names: pl.DataFrame, position: int, start: dt.date, tickers: pl.DataFrame | None
+) -> pl.DataFrame:
+    """``ticker, start, rank, median_dollar_volume, _delisted`` of the tickers (``names``) eligible on
+    ``start`` (at window ``position``), ranked by their median dollar volume over the sessions before it."""
+    # Slots before the window's first session (the calendar's start, before any bar) hold no trade.
+    slots = pl.DataFrame({"_pos": range(position - RANK_SESSIONS, position)}, schema={"_pos": pl.Int32()})
     before = frame.filter(pl.col("_pos").is_between(position - RANK_SESSIONS, position - 1))
-    grid = frame.select("ticker").unique().join(slots, how="cross")
+    grid = names.join(slots, how="cross")
     traded = grid.join(before.select("ticker", "_pos", "_dollar_volume"), on=["ticker", "_pos"], how="left")
     medians = (
         traded.group_by("ticker")
@@ -252,7 +254,7 @@ def records_on(tickers: pl.DataFrame | None, keys: pl.DataFrame) -> pl.DataFrame
 def _with_delisting(rows: pl.DataFrame, outputs: Sequence[dt.date]) -> pl.DataFrame:
     """``delisting``: the row's session is the last one on or before the ticker's delisting date."""
     nexts = pl.DataFrame(
-        {"session_date": list(outputs), "_next": [next_session(d) for d in outputs]},
+        {"session_date": list(outputs), "_next": [_next_session(d) for d in outputs]},
         schema={"session_date": pl.Date(), "_next": pl.Date()},
     )
     last = (pl.col("_delisted") >= pl.col("session_date")) & (pl.col("_delisted") < pl.col("_next"))
@@ -261,6 +263,6 @@ def _with_delisting(rows: pl.DataFrame, outputs: Sequence[dt.date]) -> pl.DataFr
     )
 
 
-def next_session(day: dt.date) -> dt.date:
+def _next_session(day: dt.date) -> dt.date:
     """The exchange session after ``day``."""
     return exchange_sessions(day + dt.timedelta(days=1), day + dt.timedelta(days=15))[0]
