@@ -27,6 +27,7 @@ from quantmini.datasets import get_spec
 from quantmini.io.duckdb_catalog import connect_catalog
 from quantmini.io.lake import Lake
 from quantmini.io.source import LocalMirrorSource
+from quantmini.pipeline.markets import update_markets
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner
 from quantmini.sample.timeline import midnight_ns
 from tests.support.qlib_child import read_markets_with_qlib
@@ -244,3 +245,37 @@ def test_a_rebuilt_root_gets_its_market_files_back_from_the_state(
     assert report.failures == []
     assert (report.markets[0].status, report.markets[0].read) == ("updated", 0)
     assert {p.name: p.read_bytes() for p in instruments.iterdir()} == before
+
+
+def test_an_instrument_names_frame_renames_members_and_starts_over(
+    built: tuple[Path, pd.DataFrame, list[PipelineReport]], tmp_path: Path
+) -> None:
+    lake, _, _ = built
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    root = Lake(copy).qlib_root(SPEC.name, "day")
+    before = (root / "instruments" / "common.txt").read_text()
+    # AAA's history up to March as another company's (a reused ticker's earlier holder, say).
+    names = pl.DataFrame(
+        {
+            "ticker": ["AAA"],
+            "valid_from": [None],
+            "valid_to": [dt.date(2025, 3, 31)],
+            "instrument": ["AAA_OLD"],
+        },
+        schema={
+            "ticker": pl.String(),
+            "valid_from": pl.Date(),
+            "valid_to": pl.Date(),
+            "instrument": pl.String(),
+        },
+    )
+    outcome = update_markets(Lake(copy), root, "universes", instruments=names)
+    assert (outcome.status, outcome.read) == ("built", len(_sessions(START, END)) - 1)
+    after = (root / "instruments" / "common.txt").read_text()
+    assert (
+        after.replace("AAA_OLD\t2025-01-02\t2025-03-31\n", "").replace(
+            "AAA\t2025-04-01\t", "AAA\t2025-01-02\t"
+        )
+        == before
+    )

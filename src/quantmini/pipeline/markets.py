@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
@@ -90,7 +90,10 @@ def update_markets(
     names = _names_digest(instruments)
     state_dir = lake.markets_state_dir(root)
     loaded = _load_state(state_dir, table, names)
-    state = loaded or _State({}, pl.DataFrame(schema=SPAN_COLUMNS), {}, set())
+    # Starting over still removes the files the previous state wrote.
+    state = loaded or _State(
+        {}, pl.DataFrame(schema=SPAN_COLUMNS), _files_of(read_manifest(state_dir / "state.json")), set()
+    )
     changed = {s for s in sessions if state.sessions.get(s) != shas[s]} | (
         state.sessions.keys() - shas.keys()
     )
@@ -171,6 +174,11 @@ def _root_instruments(root: Path) -> set[str]:
     return {line.split("\t", 1)[0] for line in text.splitlines() if line}
 
 
+def _files_of(meta: dict[str, Any] | None) -> dict[str, int]:
+    """The market files (universe → size) a state records, usable or not (none without one)."""
+    return {str(k): int(v) for k, v in (meta or {}).get("files", {}).items()}
+
+
 def _names_digest(instruments: pl.DataFrame | None) -> str:
     if instruments is None or instruments.is_empty():
         return "-"
@@ -195,7 +203,7 @@ def _load_state(directory: Path, table: str, names: str) -> _State | None:
     return _State(
         sessions={dt.date.fromisoformat(k): v for k, v in meta.get("sessions", {}).items()},
         spans=spans.select(list(SPAN_COLUMNS)),
-        files={str(k): int(v) for k, v in meta.get("files", {}).items()},
+        files=_files_of(meta),
         skipped=set(meta.get("skipped", [])),
     )
 
