@@ -59,8 +59,9 @@ def files_of(root: Path) -> set[str]:
 def lake_contents(root: Path) -> dict[str, object]:
     """Every file of a lake, comparable across runs made at different times.
 
-    Manifests drop ``landed_at`` and ``fingerprint`` (a digest of inputs that include reference tables'
-    ``fetched_at``); reference tables drop ``fetched_at``; the DuckDB file (views only, rebuilt with its own
+    Manifests drop ``landed_at``, and ``fingerprint`` and ``identity`` (digests of inputs that include
+    reference tables, whose files hold ``fetched_at``: the universes read the tickers table); reference
+    tables drop ``fetched_at``; the DuckDB file (views only, rebuilt with its own
     page layout) counts by presence. Everything else is compared byte for byte.
     """
     contents: dict[str, object] = {}
@@ -70,7 +71,8 @@ def lake_contents(root: Path) -> dict[str, object]:
             contents[name] = pl.read_parquet(path).to_dicts()
         elif name.startswith("_manifests/") and name.endswith(".json"):
             manifest = json.loads(path.read_text())
-            contents[name] = {k: v for k, v in manifest.items() if k not in ("landed_at", "fingerprint")}
+            dropped = ("landed_at", "fingerprint", "identity")
+            contents[name] = {k: v for k, v in manifest.items() if k not in dropped}
         elif name.startswith("bronze/reference/"):
             contents[name] = pl.read_parquet(path).drop("fetched_at").to_dicts()
         elif name.endswith(".duckdb"):

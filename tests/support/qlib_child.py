@@ -2,7 +2,8 @@
 
 qlib keeps its provider in process-global state, so every root is read in its own child process. The
 child writes calendar, instrument spans and a features frame — or the Alpha158 and Alpha360 feature sets
-with their inputs (:func:`read_alphas_with_qlib`) — to files; tests compare them against expectations
+with their inputs (:func:`read_alphas_with_qlib`), or the instruments of market files
+(:func:`read_markets_with_qlib`) — to files; tests compare them against expectations
 built independently with pandas/numpy, or against silver.
 """
 
@@ -96,6 +97,43 @@ def read_with_qlib(
     features = pd.read_parquet(workdir / "features.parquet")
     features.columns = ["instrument", "datetime", *expressions]
     return meta, features
+
+
+_MARKETS = textwrap.dedent(
+    """
+    import json
+    import sys
+    from pathlib import Path
+
+    import qlib
+    from qlib.data import D
+
+
+    def main(root, out, markets):
+        qlib.init(provider_uri=root, region="us", kernels=1)
+        found = {}
+        for market in json.loads(markets):
+            spans = D.list_instruments(D.instruments(market), as_list=False)
+            found[market] = {
+                k: [[a.date().isoformat(), b.date().isoformat()] for a, b in v] for k, v in spans.items()
+            }
+        Path(out, "markets.json").write_text(json.dumps(found))
+
+
+    if __name__ == "__main__":
+        main(*sys.argv[1:])
+    """
+)
+
+
+def read_markets_with_qlib(
+    root: Path, markets: list[str], workdir: Path
+) -> dict[str, dict[str, list[list[str]]]]:
+    """Per market, ``D.list_instruments(D.instruments(market), as_list=False)`` as real qlib reads it from
+    the day root ``root``: instrument → its spans ``[first, last]`` (ISO dates)."""
+    _run(_MARKETS, workdir, str(root), str(workdir), json.dumps(markets))
+    found: dict[str, dict[str, list[list[str]]]] = json.loads((workdir / "markets.json").read_text())
+    return found
 
 
 _ALPHAS = textwrap.dedent(

@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from quantmini.core.reference import OPTIONS_CONTRACTS_SCHEMA
+from quantmini.core.reference import OPTIONS_CONTRACTS_SCHEMA, TICKERS_SCHEMA
 from quantmini.core.window import FactorContext, SessionWindow
 from quantmini.datasets import DATASETS, DatasetSpec, get_spec
 from quantmini.datasets.base import SilverInput, SilverPart
@@ -39,7 +39,10 @@ from quantmini.datasets.base import SilverInput, SilverPart
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 ANSWERS = FIXTURES / "silver"
 #: Column types of the reference tables a fixture may commit.
-REFERENCE_TYPES: dict[str, Mapping[str, pl.DataType]] = {"options_contracts": OPTIONS_CONTRACTS_SCHEMA}
+REFERENCE_TYPES: dict[str, Mapping[str, pl.DataType]] = {
+    "options_contracts": OPTIONS_CONTRACTS_SCHEMA,
+    "tickers": TICKERS_SCHEMA,
+}
 #: rtol, atol of a float column unless the data type says otherwise (atol: a ratio minus 1 near 0, such as
 #: vwap_dist, keeps the ratio's rounding, ~1e-16 absolute).
 DEFAULT_TOLERANCE = (1e-12, 1e-14)

@@ -25,6 +25,7 @@ def test_template_is_valid_toml_that_changes_nothing(tmp_path: Path) -> None:
         "gold": {},
         "options": {},
         "features": {},
+        "universes": {},
         "source": {},
         "s3": {},
         "api": {},

@@ -41,7 +41,7 @@ def test_a_cycle_is_a_configuration_error() -> None:
 
 def test_the_declared_types_build_options_aggregates_after_the_contracts() -> None:
     assert silver_waves(get_spec("options_daily")) == [[0], [1]]
-    assert silver_waves(get_spec("stocks_daily")) == [[0, 1, 2, 3, 4, 5]]
+    assert silver_waves(get_spec("stocks_daily")) == [[0, 1, 2, 3, 4, 5, 6]]
 
 
 def test_setting_values_are_plain_data() -> None:

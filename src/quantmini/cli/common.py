@@ -315,6 +315,15 @@ def render_report(report: PipelineReport) -> None:
             table.add_row("", f"symbol {old!r} is stored as {new!r} (qlib cannot read it as is)")
         if gold.skipped:
             table.add_row("", f"{len(gold.skipped)} symbol(s) skipped: qlib cannot store them (see below)")
+    for markets in report.markets:
+        name = f"markets {markets.root.parent.name}/{markets.root.name}"
+        files = ", ".join(f"{universe} {count:,}" for universe, count in markets.markets) or "none"
+        detail = f"{markets.status}: {files} (instruments per market file)"
+        if markets.read:
+            detail += f"; {markets.read} silver session(s) read"
+        if markets.rewound_to:
+            detail += f", from {markets.rewound_to} (its memberships changed)"
+        table.add_row(name, detail)
     for stage, why in report.skipped.items():
         table.add_row(stage, f"skipped: {why}")
     table.add_row(

@@ -135,6 +135,35 @@ class FeatureSettings(_Frozen):
         return ("base", *(name for name in configured if name != "base"))
 
 
+class UniverseSettings(_Frozen):
+    """Point-in-time universes of daily stocks (the silver universes table, the Qlib market files)."""
+
+    liquidity_sizes: tuple[int, ...] = Field(
+        default=(500, 1000, 3000),
+        description="N of each topN universe: the N tickers of highest 20-session median dollar volume",
+    )
+
+    @field_validator("liquidity_sizes", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        """A comma-separated string (environment, ``config set``) or a list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("liquidity_sizes")
+    @classmethod
+    def _positive_and_distinct(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(n < 1 for n in value):
+            raise ValueError(f"universe sizes must be at least 1, got {list(value)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"universe sizes must be distinct, got {list(value)}")
+        return tuple(sorted(value))
+
+
 class SourceSettings(_Frozen):
     """Where flat files come from when not from S3."""
 
@@ -176,6 +205,7 @@ class Settings(_Frozen):
     gold: GoldSettings = GoldSettings()
     options: OptionsSettings = OptionsSettings()
     features: FeatureSettings = FeatureSettings()
+    universes: UniverseSettings = UniverseSettings()
     source: SourceSettings = SourceSettings()
     s3: S3Settings = S3Settings()
     api: ApiSettings = ApiSettings()

@@ -58,6 +58,7 @@ MAX_EXACT_INDEX: Final = 2**24
 FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
 
 _FIELD_RE = re.compile(r"[A-Za-z0-9_]+")
+_MARKET_RE = re.compile(r"[a-z0-9_]+")
 _NOT_ALNUM_RE = re.compile(r"[^A-Z0-9]")
 _LOWER_RE = re.compile(r"[a-z]")
 # Characters that would break the tab-separated all.txt, pandas' quoting or a path component.
@@ -133,6 +134,16 @@ def plan_symbols(symbols: Iterable[str]) -> SymbolPlan:
         owner_of_dir[directory] = symbol
         stored[symbol] = name
     return SymbolPlan(stored, skipped)
+
+
+def check_market(market: str) -> str:
+    """Return ``market`` if it can name a market file: lower-case letters, digits and ``_`` (qlib reads
+    ``instruments/<market lower-cased>.txt``), and not ``all`` (the root's own list of instruments)."""
+    if not _MARKET_RE.fullmatch(market) or market == "all":
+        raise ValidationError(
+            f"market name {market!r} is invalid: use lower-case letters, digits and '_' (and not 'all')"
+        )
+    return market
 
 
 def check_fields(fields: Sequence[str]) -> tuple[str, ...]:

@@ -176,6 +176,10 @@ class QlibTarget:
         own = dict(self.adjustment_columns).get(adjustment, ())
         return replace(self, columns=(*self.columns, *own), adjustment_columns=(), adjustment=adjustment)
 
+    #: A silver table of memberships (``ticker``, ``session_date``, ``universe``) written beside the root
+    #: as Qlib market files, ``instruments/<universe>.txt`` (see :mod:`quantmini.pipeline.markets`).
+    markets: str | None = None
+
     @property
     def values(self) -> tuple[str, ...]:
         """Per-bar input values (kept raw beside the root to rewrite a symbol without silver): the

@@ -89,6 +89,19 @@ DAILY_RATIOS_SCHEMA = pa.schema(
     ]
 )
 
+#: Point-in-time universe memberships, one row per ticker and universe (``silver/universes``): ``rank`` and
+#: ``median_dollar_volume`` (what the month's ranking used) for liquidity universes, null for type ones.
+UNIVERSES_SCHEMA = pa.schema(
+    [
+        pa.field("ticker", pa.string()),
+        pa.field("session_date", pa.date32()),
+        pa.field("universe", pa.string()),
+        pa.field("rank", pa.int32()),
+        pa.field("median_dollar_volume", pa.float64()),
+        pa.field("delisting", pa.bool_()),
+    ]
+)
+
 SPEC = DatasetSpec(
     name="stocks_daily",
     asset="us_stocks_sip",
@@ -125,6 +138,20 @@ SPEC = DatasetSpec(
             factors="history",
             references=("financials",),
         ),
+        SilverPart(
+            name="universes",
+            transform=Ref("quantmini.core.universes:session_universes"),
+            # The month's first session and the 20 sessions ranking it (quantmini.core.universes.LOOKBACK).
+            lookback=43,
+            schema=UNIVERSES_SCHEMA,
+            # The window's company spans let align() follow a renamed company as one series.
+            factors="window",
+            optional_references=("tickers",),
+            settings=("universes.liquidity_sizes",),
+            lookback_columns=("ticker", "session_date", "close", "volume"),
+            row_bytes=400,
+            lookback_row_bytes=150,
+        ),
         *feature_parts("stocks_daily"),
     ),
     gold=(
@@ -151,6 +178,7 @@ SPEC = DatasetSpec(
                 ),
             ),
             version=3,
+            markets="universes",
         ),
     ),
 )

@@ -15,6 +15,7 @@
 <root>/_manifests/<stage>/<table>/YYYY-MM-DD.json                one manifest per partition and stage
 <root>/_manifests/gold/<data_type>/<freq>/                       gold state (sessions, symbol spans)
 <root>/_manifests/gold_split/<data_type>/<freq>/                 gold state of the split-only root
+<root>/_manifests/markets/<qlib root>/                           market files' state (membership spans)
 """
 
 from __future__ import annotations
@@ -92,6 +93,11 @@ class Lake:
     def gold_state_dir(self, data_type: str, freq: str, adjustment: Adjustment = "total_return") -> Path:
         """Where the gold stage records what a Qlib root holds (one directory per root)."""
         return self.root / "_manifests" / _suffixed("gold", adjustment) / data_type / freq
+
+    def markets_state_dir(self, qlib_root: Path) -> Path:
+        """Where the market files of the Qlib root at ``qlib_root`` (below ``gold/``, e.g.
+        ``gold/qlib_split/stocks_daily/day``) record their membership spans."""
+        return self.root / "_manifests" / "markets" / qlib_root.relative_to(self.root / "gold")
 
     def duckdb_file(self) -> Path:
         """The DuckDB database with views over the lake."""

@@ -43,6 +43,7 @@ from quantmini.core.qlib_encoding import (
     calendar_lines,
     check_fields,
     check_freq,
+    check_market,
     decode_bin,
     is_na_like,
     plan_symbols,
@@ -405,6 +406,25 @@ def write_instruments(
     ``lines`` are the calendar's lines, or at least those of every span's ends by position."""
     rows = sorted(f"{symbol}\t{lines[first]}\t{lines[last]}\n" for symbol, (first, last) in spans.items())
     write_text_atomic(root / "instruments" / "all.txt", "".join(rows))
+
+
+def market_file(root: Path, market: str) -> Path:
+    """``instruments/<market>.txt`` of ``root`` (``market`` checked: see ``check_market``)."""
+    return root / "instruments" / f"{check_market(market)}.txt"
+
+
+def write_market(root: Path, market: str, text: str) -> None:
+    """A market file (``SYMBOL<TAB>first<TAB>last`` lines, several per symbol allowed), atomically."""
+    write_text_atomic(market_file(root, market), text)
+
+
+def remove_market(root: Path, market: str) -> None:
+    """Remove a market file (absent already: nothing to do)."""
+    path = market_file(root, market)
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot remove {path}: {exc.strerror or exc}") from exc
 
 
 def _check_schema(frame: pl.DataFrame, freq: Freq, fields: tuple[str, ...]) -> None:

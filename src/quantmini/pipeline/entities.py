@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from quantmini.core.entities import REUSE_GAP, RUNS_SCHEMA, entity_table
+from quantmini.core.entities import INSTRUMENT_SPANS_SCHEMA, REUSE_GAP, RUNS_SCHEMA, entity_table
 from quantmini.datasets import get_spec
 from quantmini.io.atomic import write_bytes_atomic
 from quantmini.io.lake import Lake
@@ -64,6 +64,15 @@ def refresh_entities(
         partitions_read=read,
     )
     return table, outcome
+
+
+def instrument_spans(lake: Lake) -> pl.DataFrame:
+    """``ticker, valid_from, valid_to, instrument`` of the lake's entities: the Qlib instrument a ticker's
+    bars belong to over time (empty before the first run)."""
+    path = lake.silver_reference("entities")
+    if not path.exists():
+        return pl.DataFrame(schema=INSTRUMENT_SPANS_SCHEMA)
+    return read_parquet_files([path], columns=list(INSTRUMENT_SPANS_SCHEMA))
 
 
 def _runs(lake: Lake, prices: PartitionIndex, calendar: list[dt.date]) -> tuple[pl.DataFrame, int]:

@@ -60,6 +60,7 @@ from quantmini.io.qlib_writer import (
     write_calendar,
     write_instruments,
 )
+from quantmini.pipeline.entities import instrument_spans
 from quantmini.pipeline.executor import InlineExecutor, TaskExecutor
 from quantmini.pipeline.factors import digests_by, factor_digests, split_digests
 from quantmini.pipeline.partitions import PartitionIndex, index_partitions
@@ -304,12 +305,16 @@ def run_gold(
     old_last = max(state.sessions) if state.sessions else sessions[0]
     rewind = min((s for s in changed if s <= old_last), default=None)
     rewrite = {
-        symbol for symbol, (_, _, _, digest) in state.symbols.items() if digests.get(symbol, NO_DIGEST) != digest
+        symbol
+        for symbol, (_, _, _, digest) in state.symbols.items()
+        if digests.get(symbol, NO_DIGEST) != digest
     }
     # Instruments whose tickers changed (a rename or a reused ticker became known) are rebuilt from
     # silver, with every instrument now holding bars of those tickers.
     recomposed = {
-        symbol for symbol in rewrite if _parts(digests.get(symbol, NO_DIGEST)) != _parts(state.symbols[symbol][3])
+        symbol
+        for symbol in rewrite
+        if _parts(digests.get(symbol, NO_DIGEST)) != _parts(state.symbols[symbol][3])
     }
     if recomposed:
         before = _Naming(state.naming, naming.intervals)
@@ -679,12 +684,7 @@ class _Naming:
 
 def _naming(lake: Lake) -> _Naming:
     """The lake's instrument spans (``silver/reference/entities``) and its factors keyed by instrument."""
-    path = lake.silver_reference("entities")
-    spans = (
-        read_parquet_files([path], columns=list(INSTRUMENT_SPANS_SCHEMA))
-        if path.exists()
-        else pl.DataFrame(schema=INSTRUMENT_SPANS_SCHEMA)
-    )
+    spans = instrument_spans(lake)
     intervals = _intervals(lake)
     if not spans.is_empty() and not intervals.is_empty():
         # A ticker's factor spans cut at the instrument spans it belongs to (one ticker per instrument at

@@ -33,11 +33,13 @@ from quantmini.io.duckdb_catalog import build_catalog
 from quantmini.io.lake import Lake
 from quantmini.io.source import LocalMirrorSource, Source
 from quantmini.pipeline.bronze import IngestOutcome, ingest_session, settled
+from quantmini.pipeline.entities import instrument_spans
 from quantmini.pipeline.executor import ExecutorKind, InlineExecutor, TaskExecutor, make_executor
 from quantmini.pipeline.factors import PRICE_SOURCE, FactorOutcome, FactorState, refresh_factors
 from quantmini.pipeline.gold import GoldOutcome, MinuteSession, root_name, run_gold
 from quantmini.pipeline.landing import LandingOutcome, LandingPlan, land_sessions, landing_warnings
 from quantmini.pipeline.landing_versions import KeptVersion, kept_versions
+from quantmini.pipeline.markets import MarketsOutcome, update_markets
 from quantmini.pipeline.partitions import PartitionIndex, index_partitions
 from quantmini.pipeline.progress import NullProgress, ProgressListener
 from quantmini.pipeline.reference import import_reference_dir
@@ -83,6 +85,8 @@ class PipelineReport:
     factors: FactorOutcome | None = None
     silver: list[SilverOutcome] = field(default_factory=list)
     gold: list[GoldOutcome] = field(default_factory=list)
+    #: The market files written beside Qlib roots (one outcome per root that declares them).
+    markets: list[MarketsOutcome] = field(default_factory=list)
     catalog: Path | None = None
     executor: str = "streaming"
     failures: list[str] = field(default_factory=list)
@@ -123,6 +127,7 @@ class PipelineReport:
             and not any(self.reference_added.values())
             and all(o.written == 0 and o.removed == 0 for o in self.silver)
             and all(o.status in ("unchanged", "no_input") for o in self.gold)
+            and all(o.status in ("unchanged", "no_input") for o in self.markets)
         )
 
 
@@ -458,6 +463,8 @@ class PipelineRunner:
                 report.failures.append(f"gold {name}: {exc.strerror or exc}")
             else:
                 report.gold.append(outcome)
+                if target.markets is not None and outcome.status != "no_input":
+                    self._markets(target.markets, outcome.root, name, report)
             self.progress.advance(f"gold {name}")
             self.progress.finish(f"gold {name}")
         try:
@@ -465,6 +472,22 @@ class PipelineRunner:
         except QuantminiError as exc:
             report.failures.append(f"DuckDB catalog: {exc}")
         report.timings["gold"] = time.perf_counter() - t0
+
+    def _markets(self, table: str, root: Path, name: str, report: PipelineReport) -> None:
+        """The market files of the Qlib root at ``root`` from silver ``table``."""
+        try:
+            outcome = update_markets(self.lake, root, table, instruments=instrument_spans(self.lake))
+        except QuantminiError as exc:
+            report.failures.append(f"markets {name}: {exc}")
+            return
+        report.markets.append(outcome)
+        if outcome.untyped:
+            report.notes.append(
+                f"markets {name}: {outcome.untyped} instrument(s) are in no type universe: the tickers "
+                "reference table has no record of them (quantmini polygon tickers pulls it)"
+            )
+        for symbol in outcome.skipped:
+            report.notes.append(f"markets {name}: {symbol!r} is left out (qlib cannot store the name)")
 
     def _gold_targets(self) -> list[tuple[DatasetSpec, int, Adjustment]]:
         """This data type's Qlib roots (a target in each configured adjustment), then the existing roots
