@@ -188,7 +188,7 @@ def test_qlib_market_files_list_the_members_of_every_date(
     lake, bars, reports = built
     expected = _spans(_reference(bars), sorted(bars.session_date.unique()))
     # NOREF has no reference record: the run says so.
-    untyped = "markets stocks_daily/day: 1 instrument(s) are in no type universe"
+    untyped = "markets stocks_daily/day (total return): 1 instrument(s) are in no type universe"
     assert any(note.startswith(untyped) for note in reports[-1].notes)
     assert set(expected) == {"common", "etf", "preferred", "top2", "top3"}
     root = Lake(lake).qlib_root(SPEC.name, "day")

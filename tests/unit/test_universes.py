@@ -9,7 +9,7 @@ import exchange_calendars as xcals
 import polars as pl
 
 from quantmini.core.universes import LOOKBACK, SIZES_KEY, session_universes
-from quantmini.core.window import SessionWindow
+from quantmini.core.window import FactorContext, SessionWindow
 from quantmini.datasets import get_spec
 
 #: XNYS sessions of January and February 2025 (January has exactly 20).
@@ -83,3 +83,42 @@ def test_the_declared_lookback_holds_a_month_and_its_ranking_sessions() -> None:
     part = next(p for p in get_spec("stocks_daily").silver if p.name == "universes")
     assert part.lookback == LOOKBACK == 20 + 23
     assert part.settings == (SIZES_KEY,)
+
+
+def test_a_renamed_company_is_ranked_and_kept_as_one_across_its_rename() -> None:
+    # OLD trades 10 January sessions, then becomes NEW (the same company, F1): $10 M a day throughout.
+    # Per ticker neither would have a positive median; as one company its median is $10 M, and the old
+    # ticker's delisting at the rename is no delisting of the company.
+    january = SESSIONS[:20]
+    rename = january[10]
+    bars = [("OLD", d, 100.0, 1e5) for d in january[:10]]
+    bars += [("NEW", d, 100.0, 1e5) for d in january[10:]]
+    bars += [("SMALL", d, 10.0, 100.0) for d in january]
+    bars += [("NEW", FEB_3, 100.0, 1e5), ("SMALL", FEB_3, 10.0, 100.0)]
+    tickers = _tickers({"OLD": "CS", "NEW": "CS", "SMALL": "CS"}).with_columns(
+        pl.when(pl.col("ticker") == "OLD")
+        .then(pl.lit(dt.datetime(2025, 1, 16, tzinfo=dt.UTC)))
+        .alias("delisted_utc")
+    )
+    spans = pl.DataFrame(
+        [
+            ("OLD", dt.date(1900, 1, 1), rename, "F1"),
+            ("NEW", rename, dt.date(9999, 12, 31), "F1"),
+            ("SMALL", dt.date(1900, 1, 1), dt.date(9999, 12, 31), "F2"),
+        ],
+        schema={"ticker": pl.String, "valid_from": pl.Date, "valid_to": pl.Date, "entity": pl.String},
+        orient="row",
+    )
+    window = _window(bars, tickers, sizes=(1,))
+    window = SessionWindow(
+        window.bars,
+        SESSIONS,
+        (FEB_3,),
+        references=window.references,
+        settings=window.settings,
+        factors=FactorContext(pl.DataFrame(), pl.DataFrame(), spans),
+    )
+    rows = session_universes(window)
+    assert rows.filter(pl.col("universe") == "top1").rows() == [
+        ("NEW", FEB_3, "top1", 1, 10_000_000.0, False)
+    ]

@@ -32,6 +32,7 @@ from typing import Final
 
 import polars as pl
 
+from quantmini.core.adjustment import entity_of
 from quantmini.core.calendar import sessions as exchange_sessions
 from quantmini.core.window import SessionWindow, align, output_rows
 
@@ -87,17 +88,19 @@ def session_universes(window: SessionWindow) -> pl.DataFrame:
     if not window.outputs:
         return pl.DataFrame(schema=UNIVERSE_COLUMNS)
     sizes = tuple(int(n) for n in window.settings[SIZES_KEY])
+    spans = window.factors.spans if window.factors is not None else None
     tickers = window.references.get("tickers")
     frame = align(window, ("close", "volume")).with_columns(
-        (pl.col("close") * pl.col("volume")).fill_null(0.0).alias("_dollar_volume")
+        (pl.col("close") * pl.col("volume")).fill_null(0.0).alias("_dollar_volume"),
+        # The ticker a company trades under on each session (its last one on sessions without a bar).
+        pl.col("ticker").forward_fill().backward_fill().over("_series").alias("_ticker"),
     )
     starts = _month_starts(window.sessions, window.outputs)
-    names = frame.select("ticker").unique()
     ranked = [
-        _ranked(frame, names, window.sessions.index(start), start, tickers) for start in sorted(set(starts))
+        _ranked(frame, window.sessions.index(start), start, tickers, spans) for start in sorted(set(starts))
     ]
-    members = _members(ranked, window.outputs, starts, sizes)
-    typed = _typed(output_rows(frame, window).select("ticker", "session_date"), tickers)
+    members = _members(ranked, frame, window.outputs, starts, sizes)
+    typed = _typed(output_rows(frame, window).select("ticker", "session_date"), tickers, spans)
     rows = pl.concat([typed, members], how="vertical")
     return (
         _with_delisting(rows, window.outputs)
@@ -115,21 +118,34 @@ def _month_starts(sessions: Sequence[dt.date], outputs: Sequence[dt.date]) -> li
 
 
 def _ranked(
-    frame: pl.DataFrame, names: pl.DataFrame, position: int, start: dt.date, tickers: pl.DataFrame | None
+    frame: pl.DataFrame,
+    position: int,
+    start: dt.date,
+    tickers: pl.DataFrame | None,
+    spans: pl.DataFrame | None,
 ) -> pl.DataFrame:
-    """``ticker, start, rank, median_dollar_volume, _delisted`` of the tickers (``names``) eligible on
-    ``start`` (at window ``position``), ranked by their median dollar volume over the sessions before it."""
+    """``_series, start, rank, median_dollar_volume, _delisted`` of the companies eligible on ``start`` (at
+    window ``position``), ranked by their median dollar volume over the sessions before it, whichever
+    ticker they traded under."""
     # Slots before the window's first session (the calendar's start, before any bar) hold no trade.
     slots = pl.DataFrame({"_pos": range(position - RANK_SESSIONS, position)}, schema={"_pos": pl.Int32()})
     before = frame.filter(pl.col("_pos").is_between(position - RANK_SESSIONS, position - 1))
-    grid = names.join(slots, how="cross")
-    traded = grid.join(before.select("ticker", "_pos", "_dollar_volume"), on=["ticker", "_pos"], how="left")
-    medians = (
-        traded.group_by("ticker")
-        .agg(pl.col("_dollar_volume").fill_null(0.0).median().alias("median_dollar_volume"))
-        .with_columns(pl.lit(start).alias("start"))
+    grid = frame.select("_series").unique().join(slots, how="cross")
+    traded = grid.join(
+        before.select("_series", "_pos", "_dollar_volume", "ticker"), on=["_series", "_pos"], how="left"
     )
-    records = records_on(tickers, medians.select("ticker", pl.col("start").alias("on")))
+    medians = (
+        traded.sort("_series", "_pos")
+        .group_by("_series")
+        .agg(
+            pl.col("_dollar_volume").fill_null(0.0).median().alias("median_dollar_volume"),
+            # The ticker the company traded under last before the month: its reference record.
+            pl.col("ticker").drop_nulls().last().alias("ticker"),
+        )
+        .with_columns(pl.lit(start).alias("start"))
+        .filter(pl.col("ticker").is_not_null())
+    )
+    records = _continuing(records_on(tickers, medians.select("ticker", pl.col("start").alias("on"))), spans)
     eligible = (
         medians.join(records, left_on=["ticker", "start"], right_on=["ticker", "on"], how="left")
         .filter(
@@ -139,7 +155,7 @@ def _ranked(
         .sort(["median_dollar_volume", "ticker"], descending=[True, False])
     )
     return eligible.select(
-        "ticker",
+        "_series",
         "start",
         pl.int_range(1, pl.len() + 1, dtype=pl.Int32).alias("rank"),
         "median_dollar_volume",
@@ -148,9 +164,14 @@ def _ranked(
 
 
 def _members(
-    ranked: list[pl.DataFrame], outputs: Sequence[dt.date], starts: list[dt.date], sizes: tuple[int, ...]
+    ranked: list[pl.DataFrame],
+    frame: pl.DataFrame,
+    outputs: Sequence[dt.date],
+    starts: list[dt.date],
+    sizes: tuple[int, ...],
 ) -> pl.DataFrame:
-    """A row per member of each ``top<N>`` and output session of its month, up to its delisting date."""
+    """A row per member of each ``top<N>`` and output session of its month, up to its delisting date,
+    under the ticker the company trades as that session."""
     months = pl.DataFrame(
         {"session_date": list(outputs), "start": starts},
         schema={"session_date": pl.Date(), "start": pl.Date()},
@@ -163,13 +184,37 @@ def _members(
     return (
         members.join(months, on="start")
         .filter(pl.col("_delisted").is_null() | (pl.col("session_date") <= pl.col("_delisted")))
+        .join(
+            frame.select("_series", "session_date", pl.col("_ticker").alias("ticker")),
+            on=["_series", "session_date"],
+        )
         .select("ticker", "session_date", "universe", "rank", "median_dollar_volume", "_delisted")
     )
 
 
-def _typed(rows: pl.DataFrame, tickers: pl.DataFrame | None) -> pl.DataFrame:
+def _continuing(records: pl.DataFrame, spans: pl.DataFrame | None) -> pl.DataFrame:
+    """``records`` (``ticker, on, …, _delisted``) without the delistings of companies that go on trading
+    under another ticker (a rename retires the old ticker, not the company)."""
+    if spans is None or spans.is_empty() or "entity" not in spans.columns or records.is_empty():
+        return records
+    keyed = records.with_columns(entity_of(records, "on", spans).alias("_entity"))
+    later = keyed.join(spans.select(pl.col("entity").alias("_entity"), "valid_from"), on="_entity").filter(
+        pl.col("valid_from") > pl.col("_delisted")
+    )
+    renamed = later.select("ticker", "on").unique()
+    return records.join(
+        renamed.with_columns(pl.lit(True).alias("_renamed")), on=["ticker", "on"], how="left"
+    ).select(
+        pl.exclude("_renamed", "_delisted"),
+        pl.when(pl.col("_renamed")).then(None).otherwise(pl.col("_delisted")).alias("_delisted"),
+    )
+
+
+def _typed(rows: pl.DataFrame, tickers: pl.DataFrame | None, spans: pl.DataFrame | None) -> pl.DataFrame:
     """A row per ticker with a bar on an output session and its type universe as of that session."""
-    records = records_on(tickers, rows.select("ticker", pl.col("session_date").alias("on")))
+    records = _continuing(
+        records_on(tickers, rows.select("ticker", pl.col("session_date").alias("on"))), spans
+    )
     universe = pl.col("type").replace_strict(TYPE_UNIVERSES, default=OTHER, return_dtype=pl.String)
     return rows.join(
         records, left_on=["ticker", "session_date"], right_on=["ticker", "on"], how="inner"
