@@ -146,13 +146,7 @@ class UniverseSettings(_Frozen):
     @field_validator("liquidity_sizes", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        """A comma-separated string (environment, ``config set``) or a list."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
+        return _list_of_names(value)
 
     @field_validator("liquidity_sizes")
     @classmethod
