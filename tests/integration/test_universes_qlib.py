@@ -260,7 +260,7 @@ def test_an_instrument_names_frame_renames_members_and_starts_over(
         {
             "ticker": ["AAA"],
             "valid_from": [None],
-            "valid_to": [dt.date(2025, 3, 31)],
+            "valid_to": [dt.date(2025, 4, 1)],  # exclusive: AAA_OLD through March 31
             "instrument": ["AAA_OLD"],
         },
         schema={

@@ -115,7 +115,7 @@ def test_the_names_frame_maps_a_ticker_over_its_span_only() -> None:
         {
             "ticker": ["OLD", "ABC", "ABC"],
             "valid_from": [None, None, d[2]],
-            "valid_to": [d[1], d[1], None],
+            "valid_to": [d[2], d[2], None],  # exclusive
             "instrument": ["NEW", "ABC_20250304", ""],
         },
         schema={
@@ -130,25 +130,6 @@ def test_the_names_frame_maps_a_ticker_over_its_span_only() -> None:
     )
     # A renamed company's old ticker is its latest one; a reused ticker's earlier company is its own name.
     assert names == ["NEW", "NEW", "OLD", "ABC_20250304", "ABC"]
-
-
-def test_overlapping_names_of_one_ticker_are_refused() -> None:
-    instruments = pl.DataFrame(
-        {
-            "ticker": ["X", "X"],
-            "valid_from": [None, None],
-            "valid_to": [None, None],
-            "instrument": ["A", "B"],
-        },
-        schema={
-            "ticker": pl.String(),
-            "valid_from": pl.Date(),
-            "valid_to": pl.Date(),
-            "instrument": pl.String(),
-        },
-    )
-    with pytest.raises(ValidationError, match="gives ticker 'X' two names on 2025-03-03"):
-        _named([("X", dt.date(2025, 3, 3))], instruments)
 
 
 def test_a_names_frame_without_its_columns_is_refused() -> None:

@@ -18,6 +18,8 @@ from typing import Final
 import polars as pl
 
 from quantmini._exceptions import ValidationError
+from quantmini.core.adjustment import BEGINNING, END_OF_TIME
+from quantmini.core.entities import instrument_of
 from quantmini.core.qlib_encoding import check_symbol, stored_symbol
 
 SPAN_COLUMNS: Final[dict[str, pl.DataType]] = {
@@ -39,14 +41,18 @@ def name_instruments(rows: pl.DataFrame, instruments: pl.DataFrame | None) -> tu
     """``rows`` (``ticker``, ``session_date`` …) with ``instrument``, the name Qlib knows the row's
     security by; and the names left out because Qlib cannot store them.
 
-    ``instruments`` (:data:`INSTRUMENT_COLUMNS`) names a ticker's rows from ``valid_from`` to ``valid_to``
-    (inclusive, null: open); a row it does not cover, or an empty ``instrument``, keeps its ticker. Names
+    ``instruments`` (:data:`INSTRUMENT_COLUMNS`, the lake's company spans: see
+    :func:`quantmini.core.entities.instrument_of`) names a ticker's rows from ``valid_from`` to before
+    ``valid_to`` (null: open); a row it does not cover, or an empty ``instrument``, keeps its ticker. Names
     are then stored as the Qlib root stores symbols (:func:`~quantmini.core.qlib_encoding.stored_symbol`:
     ``BApA`` → ``BA_PA``); a name that cannot be stored is dropped with its rows.
     """
     named = rows.with_columns(pl.col("ticker").alias("instrument"))
     if instruments is not None and not instruments.is_empty():
-        named = _mapped(rows, _checked(instruments))
+        name = instrument_of(rows, _checked(instruments))
+        named = rows.with_columns(
+            pl.when(name == "").then(pl.col("ticker")).otherwise(name).alias("instrument")
+        )
     names = named["instrument"].unique().to_list()
     stored: dict[str, str] = {}
     skipped: set[str] = set()
@@ -67,33 +73,10 @@ def _checked(instruments: pl.DataFrame) -> pl.DataFrame:
         raise ValidationError(
             f"the instrument names frame lacks column(s) {missing}; it needs {list(INSTRUMENT_COLUMNS)}"
         )
-    return instruments.select(pl.col(c).cast(t) for c, t in INSTRUMENT_COLUMNS.items())
-
-
-def _mapped(rows: pl.DataFrame, instruments: pl.DataFrame) -> pl.DataFrame:
-    """``rows`` with the instrument whose span holds each row's session (the ticker where none does)."""
-    numbered = rows.with_row_index("_row")
-    session = pl.col("session_date")
-    covering = (
-        numbered.select("_row", "ticker", "session_date")
-        .join(instruments, on="ticker", how="inner")
-        .filter(
-            (pl.col("valid_from").is_null() | (pl.col("valid_from") <= session))
-            & (pl.col("valid_to").is_null() | (session <= pl.col("valid_to")))
-            & (pl.col("instrument").fill_null("") != "")
-        )
-    )
-    twice = covering.filter(pl.col("_row").is_duplicated())
-    if twice.height:
-        row = twice.row(0, named=True)
-        raise ValidationError(
-            f"the instrument names frame gives ticker {row['ticker']!r} two names on {row['session_date']}: "
-            "its spans must not overlap"
-        )
-    return (
-        numbered.join(covering.select("_row", pl.col("instrument").alias("_name")), on="_row", how="left")
-        .with_columns(pl.coalesce("_name", "ticker").alias("instrument"))
-        .drop("_row", "_name")
+    return instruments.select(pl.col(c).cast(t) for c, t in INSTRUMENT_COLUMNS.items()).with_columns(
+        pl.col("valid_from").fill_null(BEGINNING),
+        pl.col("valid_to").fill_null(END_OF_TIME),
+        pl.col("instrument").fill_null(""),
     )
 
 

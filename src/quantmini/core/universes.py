@@ -100,12 +100,13 @@ def session_universes(window: SessionWindow) -> pl.DataFrame:
         _ranked(frame, window.sessions.index(start), start, tickers, spans) for start in sorted(set(starts))
     ]
     members = _members(ranked, frame, window.outputs, starts, sizes)
+    members = members.filter(_still_named(members, "session_date", spans)).drop("_series")
     typed = _typed(output_rows(frame, window).select("ticker", "session_date"), tickers, spans)
     rows = pl.concat([typed, members], how="vertical")
     return (
         _with_delisting(rows, window.outputs)
         .select(list(UNIVERSE_COLUMNS))
-        .sort("session_date", "ticker", "universe")
+        .sort("session_date", "ticker", "universe", "rank")
     )
 
 
@@ -145,6 +146,8 @@ def _ranked(
         .with_columns(pl.lit(start).alias("start"))
         .filter(pl.col("ticker").is_not_null())
     )
+    # A company that no longer trades under its last ticker (retired, or taken by another) is not ranked.
+    medians = medians.filter(_still_named(medians, "start", spans))
     records = _continuing(records_on(tickers, medians.select("ticker", pl.col("start").alias("on"))), spans)
     eligible = (
         medians.join(records, left_on=["ticker", "start"], right_on=["ticker", "on"], how="left")
@@ -188,8 +191,15 @@ def _members(
             frame.select("_series", "session_date", pl.col("_ticker").alias("ticker")),
             on=["_series", "session_date"],
         )
-        .select("ticker", "session_date", "universe", "rank", "median_dollar_volume", "_delisted")
+        .select("_series", "ticker", "session_date", "universe", "rank", "median_dollar_volume", "_delisted")
     )
+
+
+def _still_named(rows: pl.DataFrame, date_column: str, spans: pl.DataFrame | None) -> pl.Series:
+    """Whether each row's ``ticker`` still names its company (``_series``) on ``date_column``."""
+    if spans is None or spans.is_empty() or "entity" not in spans.columns:
+        return pl.Series([True] * rows.height, dtype=pl.Boolean)
+    return entity_of(rows, date_column, spans) == rows["_series"]
 
 
 def _continuing(records: pl.DataFrame, spans: pl.DataFrame | None) -> pl.DataFrame:
