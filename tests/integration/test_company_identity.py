@@ -212,8 +212,9 @@ def test_flat_files_alone_infer_a_reused_ticker_from_a_gap_and_a_jump(mirror: Pa
     report = _run(root, source)
     assert report.factors is not None
     assert (report.factors.entities.reused, report.factors.entities.inferred) == (1, 1)
-    entities = pl.read_parquet(Lake(root).silver_reference("entities")).filter(pl.col("ticker") == ticker)
     restart = sessions[65]
+    assert any(note.startswith(f"entities: {ticker}@{restart}: another company") for note in report.notes)
+    entities = pl.read_parquet(Lake(root).silver_reference("entities")).filter(pl.col("ticker") == ticker)
     assert entities.select("entity", "instrument", "source").rows() == [
         (ticker, f"{ticker}_{sessions[39]:%Y%m%d}", "ticker"),
         (f"{ticker}@{restart}", ticker, "inferred"),

@@ -37,6 +37,8 @@ class EntityOutcome:
     renamed: int = 0
     reused: int = 0
     inferred: int = 0
+    #: ``TICKER@date`` of each inferred company (a reused ticker seen in the bars alone).
+    inferred_from: tuple[str, ...] = ()
     partitions_read: int = 0
 
 
@@ -61,6 +63,7 @@ def refresh_entities(
         renamed=tickers_per_entity.filter(pl.col("n") > 1).height,
         reused=entities_per_ticker.filter(pl.col("n") > 1).height,
         inferred=traded.filter(pl.col("source") == "inferred").height,
+        inferred_from=tuple(traded.filter(pl.col("source") == "inferred")["entity"].sort().to_list()),
         partitions_read=read,
     )
     return table, outcome

@@ -180,9 +180,18 @@ def _files_of(meta: dict[str, Any] | None) -> dict[str, int]:
 
 
 def _names_digest(instruments: pl.DataFrame | None) -> str:
-    if instruments is None or instruments.is_empty():
+    """What the names frame changes: its spans that name a ticker otherwise than by itself (a ticker
+    listed or delisted changes nothing; a rename or a reused ticker does)."""
+    named = (
+        None
+        if instruments is None
+        else instruments.filter(
+            pl.col("instrument").is_not_null() & (pl.col("instrument") != pl.col("ticker"))
+        )
+    )
+    if named is None or named.is_empty():
         return "-"
-    return table_digest(instruments.sort(instruments.columns).to_arrow())
+    return table_digest(named.sort(named.columns).to_arrow())
 
 
 def _load_state(directory: Path, table: str, names: str) -> _State | None:

@@ -316,6 +316,14 @@ class PipelineRunner:
             return None
         report.factors = outcome
         report.timings["factors"] = time.perf_counter() - t0
+        if outcome.entities.inferred_from:
+            shown = ", ".join(outcome.entities.inferred_from[:5])
+            more = len(outcome.entities.inferred_from) - 5
+            report.notes.append(
+                f"entities: {shown}{f' and {more} more' if more > 0 else ''}: another company from that date "
+                "(inferred from a listing gap and a price jump: the tickers reference does not know the "
+                "ticker; see silver/reference/entities)"
+            )
         return state
 
     def enrich(
