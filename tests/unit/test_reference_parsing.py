@@ -122,9 +122,13 @@ def test_dividend_cleaning() -> None:
 
 
 def test_renames_from_the_vendor_events_fixture() -> None:
-    from quantmini.core.corporate_actions import renames_from_events
+    from quantmini.core.entities import RUNS_SCHEMA, entity_table
     from quantmini.core.reference import ticker_events_from_payload
 
     events = ticker_events_from_payload(_fixture("vX_reference_tickers_GADG_events.json"))
-    renames = renames_from_events(events)
-    assert renames.rows() == [("GDGT", "GADG", dt.date(2022, 6, 13))]
+    spans = entity_table(None, events, pl.DataFrame(schema=RUNS_SCHEMA))
+    assert spans.select("ticker", "valid_from", "valid_to", "instrument").rows() == [
+        ("GADG", dt.date(2022, 6, 13), dt.date(9999, 12, 31), "GADG"),
+        ("GDGT", dt.date(1900, 1, 1), dt.date(2022, 6, 13), "GADG"),
+    ]
+    assert spans["entity"].n_unique() == 1

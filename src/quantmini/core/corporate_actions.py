@@ -66,25 +66,3 @@ def clean_dividends(dividends: pl.DataFrame) -> Cleaned:
         accepted=judged.filter(pl.col("reason").is_null()).drop("reason"),
         rejected=judged.filter(pl.col("reason").is_not_null()),
     )
-
-
-def renames_from_events(events: pl.DataFrame) -> pl.DataFrame:
-    """``ticker_change`` events → renames (old_ticker, new_ticker, change_date).
-
-    Events of one company (same composite FIGI, else same CIK) in date order: each ticker change after
-    the first names the ticker taken on its date; the previous event's ticker is the old name.
-    """
-    changes = events.filter(pl.col("event_type") == "ticker_change").with_columns(
-        pl.coalesce("composite_figi", "cik").alias("_company")
-    )
-    ordered = (
-        changes.filter(pl.col("_company").is_not_null())
-        .unique(subset=["_company", "date", "ticker"], keep="first")
-        .sort("_company", "date")
-    )
-    return (
-        ordered.with_columns(pl.col("ticker").shift(1).over("_company").alias("old_ticker"))
-        .filter(pl.col("old_ticker").is_not_null() & (pl.col("old_ticker") != pl.col("ticker")))
-        .select("old_ticker", pl.col("ticker").alias("new_ticker"), pl.col("date").alias("change_date"))
-        .sort("change_date", "old_ticker")
-    )

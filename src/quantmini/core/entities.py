@@ -326,11 +326,6 @@ def entity_table(
     return table.select([pl.col(n).cast(t) for n, t in ENTITIES_SCHEMA.items()]).sort("ticker", "valid_from")
 
 
-def instrument_spans(entities: pl.DataFrame) -> pl.DataFrame:
-    """``ticker, valid_from, valid_to, instrument``: the Qlib name of a ticker's bars over time."""
-    return entities.select("ticker", "valid_from", "valid_to", "instrument")
-
-
 def instrument_of(frame: pl.DataFrame, spans: pl.DataFrame, date_column: str = "session_date") -> pl.Series:
     """The instrument of each row's (``ticker``, ``date_column``); the ticker where no span covers it."""
     return span_value(frame, date_column, spans, "instrument")
