@@ -7,8 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +24,7 @@ from quantmini.io.source import LocalMirrorSource
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner
 from quantmini.query import QueryEngine, QuerySpec
 from quantmini.sample import generate_sample
+from tests.support.mirror_files import day_files, rewrite_day_file
 from tests.support.qlib_child import read_with_qlib
 
 SPEC = get_spec("stocks_daily")
@@ -39,28 +40,20 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _files(mirror: Path) -> dict[dt.date, Path]:
-    found = {
-        dt.date.fromisoformat(p.name[:10]): p for p in (mirror / "flatfiles" / SPEC.prefix).rglob("*.csv.gz")
-    }
-    return dict(sorted(found.items()))
+def _edit(path: Path, ticker: str, edit: Callable[[list[str]], list[str] | None]) -> None:
+    """Apply ``edit`` (a function of the fields, returning ``None`` to drop the row) to ``ticker``'s row."""
 
+    def rows(lines: list[str]) -> list[str]:
+        out = []
+        for line in lines:
+            fields: list[str] | None = line.split(",")
+            if fields is not None and fields[0] == ticker:
+                fields = edit(fields)
+            if fields is not None:
+                out.append(",".join(fields))
+        return out
 
-def _edit(path: Path, ticker: str, edit: object) -> None:
-    """Apply ``edit`` (a function of the fields, or ``None`` to drop) to ``ticker``'s row of a day file."""
-    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
-    out = [lines[0]]
-    for line in lines[1:]:
-        fields = line.split(",")
-        if fields[0] == ticker:
-            assert callable(edit)
-            fields = edit(fields)
-            if fields is None:
-                continue
-        out.append(",".join(fields))
-    path.write_bytes(gzip.compress(("\n".join(out) + "\n").encode()))
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    rewrite_day_file(path, rows)
 
 
 def _scaled(factor: float):  # type: ignore[no-untyped-def]
@@ -81,7 +74,7 @@ def _run(root: Path, mirror: Path) -> PipelineReport:
 def _bars(mirror: Path) -> pd.DataFrame:
     """Every bar of the generated files, parsed with pandas."""
     frames = []
-    for day, path in _files(mirror).items():
+    for day, path in day_files(mirror, SPEC.prefix).items():
         with gzip.open(path) as fh:
             frame = pd.read_csv(fh, dtype={"ticker": str})
         frame["session_date"] = day
@@ -98,7 +91,7 @@ def _silver(root: Path) -> pd.DataFrame:
 def _stable_ticker(mirror: Path) -> str:
     """A ticker with a bar every session and no corporate action or rename (its closes are plain)."""
     record = json.loads((mirror / "sample.json").read_text())
-    sessions = sorted(_files(mirror))
+    sessions = sorted(day_files(mirror, SPEC.prefix))
     acted = {a["ticker"] for kind in ("splits", "dividends") for a in record["corporate_actions"][kind]}
     acted |= {
         c[k] for c in record["corporate_actions"]["ticker_changes"] for k in ("old_ticker", "new_ticker")
@@ -114,10 +107,10 @@ def test_a_reused_ticker_is_two_instruments_and_no_return_crosses_them(mirror: P
     shutil.copytree(mirror, source)
     _run(root, source)  # first the lake as the reference first described it
     ticker = _stable_ticker(source)
-    sessions = sorted(_files(source))
+    sessions = sorted(day_files(source, SPEC.prefix))
     reuse = sessions[50]
     # Another company takes over the ticker, trading at 0.43 × the old company's prices.
-    for day, path in _files(source).items():
+    for day, path in day_files(source, SPEC.prefix).items():
         if day >= reuse:
             _edit(path, ticker, _scaled(0.43))
     path = source / "rest" / "v3" / "reference" / "tickers.json"
@@ -202,9 +195,9 @@ def test_flat_files_alone_infer_a_reused_ticker_from_a_gap_and_a_jump(mirror: Pa
     shutil.copytree(mirror, source)
     shutil.rmtree(source / "rest")  # no reference at all: only the bars tell
     ticker = _stable_ticker(source)
-    sessions = sorted(_files(source))
+    sessions = sorted(day_files(source, SPEC.prefix))
     gap = sessions[40:65]  # 25 sessions without a bar, then prices at 0.4 ×
-    for day, path in _files(source).items():
+    for day, path in day_files(source, SPEC.prefix).items():
         if day in gap:
             _edit(path, ticker, lambda fields: None)
         elif day > gap[-1]:

@@ -11,10 +11,8 @@ sequences of those steps are tried for several seeds.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import hashlib
 import json
-import os
 import random
 import shutil
 from pathlib import Path
@@ -27,6 +25,7 @@ from quantmini.io.lake import Lake
 from quantmini.io.source import LocalMirrorSource
 from quantmini.pipeline.runner import PipelineRunner
 from quantmini.sample import generate_sample
+from tests.support.mirror_files import day_files, rewrite_day_file
 
 SPEC = get_spec("stocks_daily")
 #: Both Qlib roots are built and compared.
@@ -41,22 +40,6 @@ def mirror_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("template") / "mirror"
     generate_sample(out, START, END, tickers=10, seed=5, data_types=("stocks_daily",))
     return out
-
-
-def _files(mirror: Path) -> dict[dt.date, Path]:
-    found = {}
-    for path in (mirror / "flatfiles" / SPEC.prefix).rglob("*.csv.gz"):
-        found[dt.date.fromisoformat(path.name[:10])] = path
-    return dict(sorted(found.items()))
-
-
-def _rewrite(path: Path, edit: object) -> None:
-    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
-    assert callable(edit)
-    lines = [lines[0], *edit(lines[1:])]
-    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
 
 
 def _add_action(mirror: Path, kind: str, record: dict[str, object]) -> None:
@@ -132,7 +115,7 @@ def _step(
     kind: str, rng: random.Random, mirror: Path, lake: Path, end: dt.date, sessions: list[dt.date]
 ) -> tuple[str, dt.date]:
     """Apply one change of ``kind``; return its description and the new end of the range."""
-    files = _files(mirror)
+    files = day_files(mirror, SPEC.prefix)
     if kind == "append":
         later = [s for s in sessions if s > end]
         return kind, later[min(len(later) - 1, rng.randint(0, 4))]
@@ -147,11 +130,13 @@ def _step(
             rows[i] = ",".join(f)
             return rows
 
-        _rewrite(files[session], bump)
+        rewrite_day_file(files[session], bump)
     elif kind == "drop_row":
-        _rewrite(files[session], lambda rows: rows[: len(rows) - 1])
+        rewrite_day_file(files[session], lambda rows: rows[: len(rows) - 1])
     elif kind == "new_ticker":
-        _rewrite(files[session], lambda rows: [*rows, rows[0].replace(rows[0].split(",")[0], "NEWT", 1)])
+        rewrite_day_file(
+            files[session], lambda rows: [*rows, rows[0].replace(rows[0].split(",")[0], "NEWT", 1)]
+        )
     elif kind in ("split", "pending"):
         day = session if kind == "split" else end + dt.timedelta(days=3)
         ticker = rng.choice(["PRN", "BRK.B", "BApA", "AAA"])
@@ -178,7 +163,7 @@ def _step(
         old = rng.choice(["PRN", "BRK.B", "UMWS"])
         for day, path in files.items():
             if day >= session:
-                _rewrite(
+                rewrite_day_file(
                     path,
                     lambda rows: [
                         r.replace(f"{old},", "NEWCO,", 1) if r.startswith(f"{old},") else r for r in rows
@@ -227,7 +212,7 @@ def test_random_sequences_of_updates_equal_a_build_from_scratch(
     rng = random.Random(seed)
     mirror = tmp_path / "mirror"
     shutil.copytree(mirror_template, mirror)
-    sessions = list(_files(mirror))
+    sessions = list(day_files(mirror, SPEC.prefix))
     lake, scratch = tmp_path / "lake", tmp_path / "scratch"
     end = sessions[25]
     _run(lake, mirror, end)
@@ -246,7 +231,7 @@ def test_appending_one_session_touches_each_file_once_and_rewrites_none(
 ) -> None:
     mirror = tmp_path / "mirror"
     shutil.copytree(mirror_template, mirror)
-    sessions = list(_files(mirror))
+    sessions = list(day_files(mirror, SPEC.prefix))
     # Declared, not yet due: a split two sessions after the appended one and a dividend on its execution
     # date. Neither may be applied, priced or change anything until its session is in the lake.
     pending = sessions[33]
@@ -291,7 +276,7 @@ def test_a_tiny_memory_budget_builds_the_same_lake_in_many_small_steps(
     small groups — the result must not change."""
     mirror = tmp_path / "mirror"
     shutil.copytree(mirror_template, mirror)
-    sessions = list(_files(mirror))
+    sessions = list(day_files(mirror, SPEC.prefix))
     small, large = tmp_path / "small", tmp_path / "large"
     _run(small, mirror, sessions[20], budget_gb=2e-6)
     _add_action(

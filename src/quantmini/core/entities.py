@@ -214,8 +214,8 @@ def _from_runs(runs: pl.DataFrame, splits: pl.DataFrame | None) -> pl.DataFrame:
     """Spans of tickers the reference does not know, from their bars: one entity per run of trading
     that starts another company (the first keeps the ticker as its id)."""
     judged = reused_runs(runs, splits)
-    starts = judged.filter(pl.col("reused") | (pl.col("first") == pl.col("first").min().over("ticker")))
     first = pl.col("first") == pl.col("first").min().over("ticker")
+    starts = judged.filter(pl.col("reused") | first)
     return starts.sort("ticker", "first").select(
         "ticker",
         pl.when(first).then(pl.lit(BEGINNING)).otherwise(pl.col("first")).alias("valid_from"),

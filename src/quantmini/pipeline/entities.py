@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from quantmini.core.entities import INSTRUMENT_SPANS_SCHEMA, REUSE_GAP, RUNS_SCHEMA, entity_table
+from quantmini._exceptions import QuantminiError
+from quantmini.core.entities import (
+    INSTRUMENT_SPANS_SCHEMA,
+    REUSE_GAP,
+    RUNS_SCHEMA,
+    SPANS_SCHEMA,
+    entity_table,
+)
 from quantmini.datasets import get_spec
 from quantmini.io.atomic import write_bytes_atomic
 from quantmini.io.lake import Lake
@@ -40,6 +47,8 @@ class EntityOutcome:
     #: ``TICKER@date`` of each inferred company (a reused ticker seen in the bars alone).
     inferred_from: tuple[str, ...] = ()
     partitions_read: int = 0
+    #: Which company a ticker names when changed (a rename, a reuse, a new listing).
+    changed: bool = False
 
 
 def refresh_entities(
@@ -53,8 +62,15 @@ def refresh_entities(
     runs, read = _runs(lake, prices, calendar)
     table = entity_table(load_reference(lake, "tickers"), load_reference(lake, "ticker_events"), runs, splits)
     path = lake.silver_reference("entities")
-    if not path.exists() or not read_parquet_files([path]).equals(table):
+    try:
+        previous = read_parquet_files([path]) if path.exists() else None
+    except QuantminiError:  # an unreadable previous table is simply replaced
+        previous = None
+    if previous is None or not previous.equals(table):
         write_parquet_atomic(table.to_arrow(), path)
+    spans = list(SPANS_SCHEMA)
+    # What the factors and silver windows read: a later last bar alone changes nothing they compute.
+    changed = previous is None or not previous.select(spans).equals(table.select(spans))
     traded = table.filter(pl.col("first_bar").is_not_null())
     tickers_per_entity = traded.group_by("entity").agg(pl.col("ticker").n_unique().alias("n"))
     entities_per_ticker = traded.group_by("ticker").agg(pl.col("entity").n_unique().alias("n"))
@@ -65,6 +81,7 @@ def refresh_entities(
         inferred=traded.filter(pl.col("source") == "inferred").height,
         inferred_from=tuple(traded.filter(pl.col("source") == "inferred")["entity"].sort().to_list()),
         partitions_read=read,
+        changed=changed,
     )
     return table, outcome
 

@@ -9,10 +9,11 @@ checksums of the partitions it was read from, so a run reads prices only for new
 partitions: the cost follows the new data, not the history.
 
 Outputs (``silver/reference/``): the compact factor table ``adjustment_factors`` (one row per ticker and
-span of constant factors), ``corporate_events`` (per company and date), ``entities`` and ``ticker_spans``
-(which company a ticker names when), ``dividend_closes`` (the cache), ``rejected_actions`` (records not
-applied, with a reason) and, when statements were pulled, ``statement_ratios``. Files are rewritten only
-when their content changed. Actions dated after the lake's last session are *pending*: not applied yet.
+span of constant factors), ``corporate_events`` (per company and date), ``entities`` (which company a
+ticker names when; written by :mod:`quantmini.pipeline.entities`), ``dividend_closes`` (the cache),
+``rejected_actions`` (records not applied, with a reason) and, when statements were pulled,
+``statement_ratios``. Files are rewritten only when their content changed. Actions dated after the lake's
+last session are *pending*: not applied yet.
 """
 
 from __future__ import annotations
@@ -25,12 +26,10 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from quantmini._exceptions import QuantminiError
 from quantmini.core.adjustment import (
     DIVIDEND_CLOSE_SCHEMA,
     corporate_events,
@@ -48,7 +47,7 @@ from quantmini.io.lake import Lake
 from quantmini.io.parquet import read_parquet_files, write_parquet_atomic
 from quantmini.io.reference_store import load_reference
 from quantmini.pipeline.entities import EntityOutcome, refresh_entities
-from quantmini.pipeline.fingerprint import table_digest
+from quantmini.pipeline.fingerprint import write_if_changed
 from quantmini.pipeline.partitions import PartitionIndex
 
 #: The data type whose raw closes price dividends.
@@ -150,14 +149,13 @@ def refresh_factors(lake: Lake, prices: PartitionIndex) -> tuple[FactorState, Fa
         ],
         how="vertical_relaxed",
     )
-    changed = False
+    changed = entity_outcome.changed
     for name, table in (
         ("adjustment_factors", intervals),
         ("corporate_events", events),
-        ("ticker_spans", spans),
         ("rejected_actions", rejected),
     ):
-        changed |= _write_if_changed(lake.silver_reference(name), table)
+        changed |= write_if_changed(lake.silver_reference(name), table)
     _write_statement_ratios(lake)
     outcome = FactorOutcome(
         splits_used=relevant_splits.filter(pl.col("execution_date") <= as_of).height,
@@ -173,11 +171,16 @@ def refresh_factors(lake: Lake, prices: PartitionIndex) -> tuple[FactorState, Fa
 
 
 def load_factor_tables(lake: Lake) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """``(events, spans, intervals)`` as the last factor step wrote them (empty tables if none)."""
+    """``(events, spans, intervals)`` as the last factor step wrote them (empty tables if none); the
+    spans are the entities' (``ticker, valid_from, valid_to, entity``)."""
     frames = []
-    for name in ("corporate_events", "ticker_spans", "adjustment_factors"):
+    for name, columns in (
+        ("corporate_events", None),
+        ("entities", tuple(SPANS_SCHEMA)),
+        ("adjustment_factors", None),
+    ):
         path = lake.silver_reference(name)
-        frames.append(read_parquet_files([path]) if path.exists() else pl.DataFrame())
+        frames.append(read_parquet_files([path], columns=columns) if path.exists() else pl.DataFrame())
     return frames[0], frames[1], frames[2]
 
 
@@ -363,25 +366,11 @@ def _digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()
 
 
-def _write_if_changed(path: Path, frame: pl.DataFrame) -> bool:
-    table = frame.to_arrow()
-    if path.exists():
-        try:
-            if table_digest(read_parquet_files([path]).to_arrow()) == table_digest(table):
-                return False
-        except QuantminiError:  # an unreadable previous file is simply replaced
-            pass
-    write_parquet_atomic(table, path)
-    return True
-
-
 def _write_statement_ratios(lake: Lake) -> None:
     financials = load_reference(lake, "financials")
     if financials is None or financials.is_empty():
         return
-    _write_if_changed(
-        lake.silver_reference("statement_ratios"), statement_ratios(statement_items(financials))
-    )
+    write_if_changed(lake.silver_reference("statement_ratios"), statement_ratios(statement_items(financials)))
 
 
 def _reference(lake: Lake, name: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:

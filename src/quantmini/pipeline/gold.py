@@ -294,6 +294,7 @@ def run_gold(
             lake, spec, target, target_index, silver, shas, cal, digests, executor, budget_bytes, on_bucket,
             joined,
         )  # fmt: skip
+        state.naming = naming.spans
         _save_state(state_dir, target, sessions[0], state, cal.hours)
         return _outcome(
             root, "built", state, len(exchange_days), holes, joined=coverage, adjustment=adjustment
@@ -333,7 +334,7 @@ def run_gold(
     redone = [s for s in appended if s <= old_last]
     affected: set[str] | None = None  # None: every symbol
     if rewind is not None and redone and sum(silver.partitions[s].rows for s in redone) <= per_chunk:
-        again = _read_silver(lake, spec, target, cal, joined, redone, exclude=rewrite)
+        again = _read_silver(lake, spec, target, cal, joined, redone, naming=naming, exclude=rewrite)
         affected = _changed_symbols(history, target, cal, state, again, cal.start(rewind))
     if rewind is not None:
         cut = cal.start(rewind)
@@ -361,13 +362,13 @@ def run_gold(
         if only is not None and not only:
             continue
         rows = (
-            _read_silver(lake, spec, target, cal, joined, chunk, include=only - rewrite)
+            _read_silver(lake, spec, target, cal, joined, chunk, naming=naming, include=only - rewrite)
             if only is not None
-            else _read_silver(lake, spec, target, cal, joined, chunk, exclude=rewrite)
+            else _read_silver(lake, spec, target, cal, joined, chunk, naming=naming, exclude=rewrite)
         )
         touched |= set(rows["ticker"].unique().to_list()) if rows.height else set()
         _write(
-            root, target, rows, cal, state, digests, lake=lake, history=history, existing=True,
+            root, target, rows, cal, state, digests, naming=naming, history=history, existing=True,
             damaged=damaged,
         )  # fmt: skip
     repair = damaged | _damaged(root, target, state, exclude=touched | rewrite)
@@ -388,11 +389,15 @@ def run_gold(
             fresh = set(group) - lost
             parts = [kept]
             if fresh and appended:
-                parts.append(_read_silver(lake, spec, target, cal, joined, appended, include=fresh))
+                parts.append(
+                    _read_silver(lake, spec, target, cal, joined, appended, naming=naming, include=fresh)
+                )
             if lost:
-                parts.append(_read_silver(lake, spec, target, cal, joined, sessions, include=lost))
+                parts.append(
+                    _read_silver(lake, spec, target, cal, joined, sessions, naming=naming, include=lost)
+                )
             rows = pl.concat([p.select(kept.columns).cast(kept.schema) for p in parts])
-            _write(root, target, rows, cal, state, digests, lake=lake, history=history, replace=True)
+            _write(root, target, rows, cal, state, digests, naming=naming, history=history, replace=True)
             # An instrument left without bars (its company now trades under another name) is removed.
             for gone in set(group) - set(rows["ticker"].unique().to_list()):
                 if gone in known:
@@ -567,6 +572,7 @@ def _read_silver(
     joined: dict[str, PartitionIndex],
     sessions: list[dt.date],
     *,
+    naming: _Naming,
     include: set[str] | None = None,
     exclude: set[str] | None = None,
     bounds: tuple[str | None, str | None] | None = None,
@@ -575,7 +581,6 @@ def _read_silver(
     the instrument: a company's bars under all its tickers), filtered by instrument while reading; minute
     bars outside the calendar's hours are left out. ``bounds``: instruments in ``[lo, hi)`` (``None``:
     unbounded on that side)."""
-    naming = _naming(lake)
     where: pl.Expr | None = None
     keep: pl.Expr | None = None
     if include is not None:
@@ -716,7 +721,7 @@ def _write(
     state: _State,
     digests: dict[str, str],
     *,
-    lake: Lake,
+    naming: _Naming,
     history: Path | None = None,
     existing: bool = False,
     replace: bool = False,
@@ -728,7 +733,7 @@ def _write(
     """
     if rows.is_empty():
         return
-    frame = target.frame(rows, _naming(lake).intervals, target.adjustment)
+    frame = target.frame(rows, naming.intervals, target.adjustment)
     layout = layout_rows(frame, cal.freq, target.fields, cal.bars)
     known = {stored: (first, last) for stored, first, last, _ in state.symbols.values()} if existing else {}
     broken: set[str] = set()
@@ -797,10 +802,13 @@ def run_gold_bucket(task: GoldBucketTask) -> tuple[dict[str, tuple[str, int, int
         table: index_partitions(lake.manifest_dir("silver", table), lake.silver_dir(table))
         for table in task.joined
     }
-    rows = _read_silver(lake, spec, target, cal, joined, list(task.sessions), bounds=task.bounds)
+    naming = _naming(lake)
+    rows = _read_silver(
+        lake, spec, target, cal, joined, list(task.sessions), naming=naming, bounds=task.bounds
+    )
     if rows.is_empty():
         return {}, {}
-    frame = target.frame(rows, _naming(lake).intervals, target.adjustment)
+    frame = target.frame(rows, naming.intervals, target.adjustment)
     layout = layout_rows(frame, freq, target.fields, cal.bars)
     spans = write_bins(
         task.build_dir,
@@ -856,7 +864,7 @@ def _build(
         )
         for b in buckets
     ]
-    state = _State(sessions=dict(shas), symbols={}, naming=_naming(lake).spans)
+    state = _State(sessions=dict(shas), symbols={})
     try:
         for _, result in runner.map(run_gold_bucket, tasks):
             if isinstance(result, BaseException):

@@ -5,7 +5,7 @@ that silver table's rows (``ticker, session_date, universe``): one ``SYMBOL<TAB>
 span of consecutive sessions an instrument is a member (:mod:`quantmini.core.market_spans`), so that
 ``D.list_instruments(D.instruments("top500"))`` gives the members of every date.
 
-The spans live in the root's markets state (``_manifests/markets/<data_type>/<freq>/``: ``spans.parquet``,
+The spans live in the root's markets state (``_manifests/markets/<root below gold/>/``: ``spans.parquet``,
 and ``state.json`` with the checksum of every silver partition they were built from, the digest of the
 instrument names and the files written). A run compares it with the silver manifests and
 

@@ -119,6 +119,7 @@ class QueryEngine:
         self.cache_size = cache_size
         self._features = features
         self._cache: OrderedDict[_CacheKey, pl.DataFrame] = OrderedDict()
+        self._entities: tuple[FileIdentity, pl.DataFrame] | None = None
         self._lock = threading.Lock()
         # One in-process database for the engine's life: Parquet footers read once are reused by later
         # queries (cursors share the database; each query gets its own cursor, so threads are safe).
@@ -131,7 +132,14 @@ class QueryEngine:
         path = self.lake.silver_reference("entities")
         if not spec.dataset.adjustable or not spec.symbols or not path.exists():
             return None
-        return resolve(read_parquet_files([path]), spec.symbols, spec.start, spec.end)
+        identity = _identity(path)
+        with self._lock:
+            known = self._entities
+        if known is None or known[0] != identity:  # read once, again only when the file changes
+            known = (identity, read_parquet_files([path]))
+            with self._lock:
+                self._entities = known
+        return resolve(known[1], spec.symbols, spec.start, spec.end)
 
     def query(self, spec: QuerySpec) -> pl.DataFrame:
         """The bars ``spec`` asks for, sorted by (ticker, window_start); empty when none match. A stock
