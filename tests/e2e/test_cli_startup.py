@@ -43,7 +43,7 @@ GROUPS = {
     "config": ("get", "init", "profile", "set", "show", "unset"),
     "data": ("catalog", "convert", "download", "enrich", "ingest", "query"),
     "features": ("list",),
-    "pipeline": ("run",),
+    "pipeline": ("daily", "run"),
     "polygon": (
         "bars",
         "corporate-actions",

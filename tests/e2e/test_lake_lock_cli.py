@@ -4,17 +4,13 @@ that never block, and unwritable roots reported in one line."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
-import queue
 import re
 import shutil
 import socket
 import subprocess
 import sys
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -25,12 +21,12 @@ from quantmini.cli.main import cli
 from quantmini.datasets import get_spec
 from quantmini.io.lock import LOCK_FILE, LakeLock
 from quantmini.sample import generate_sample
+from tests.support.cli_child import Child
+from tests.support.lake_files import files_of, lake_contents
 
 SPEC = get_spec("stocks_daily")
 START, END = dt.date(2025, 9, 2), dt.date(2025, 9, 19)
 HOST = socket.gethostname()
-#: Long enough for a cold interpreter on a busy machine; only a guard against hanging, never asserted.
-PATIENCE_S = 300
 AS_ROOT = os.geteuid() == 0
 ROOT_IGNORES_MODES = "runs as root, which ignores permission bits: chmod cannot make a path read-only"
 
@@ -52,36 +48,6 @@ def range_args(mirror: Path, root: Path) -> list[str]:
     ]
 
 
-def files_of(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-
-
-def lake_contents(root: Path) -> dict[str, object]:
-    """Every file of a lake, comparable across runs made at different times.
-
-    Manifests drop ``landed_at``, and ``fingerprint`` and ``identity`` (digests of inputs that include
-    reference tables, whose files hold ``fetched_at``: the universes read the tickers table); reference
-    tables drop ``fetched_at``; the DuckDB file (views only, rebuilt with its own
-    page layout) counts by presence. Everything else is compared byte for byte.
-    """
-    contents: dict[str, object] = {}
-    for name in sorted(files_of(root) - {LOCK_FILE}):
-        path = root / name
-        if name.startswith("_manifests/") and name.endswith(".parquet"):
-            contents[name] = pl.read_parquet(path).to_dicts()
-        elif name.startswith("_manifests/") and name.endswith(".json"):
-            manifest = json.loads(path.read_text())
-            dropped = ("landed_at", "fingerprint", "identity")
-            contents[name] = {k: v for k, v in manifest.items() if k not in dropped}
-        elif name.startswith("bronze/reference/"):
-            contents[name] = pl.read_parquet(path).drop("fetched_at").to_dicts()
-        elif name.endswith(".duckdb"):
-            contents[name] = "present"
-        else:
-            contents[name] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return contents
-
-
 def held_since(root: Path) -> str:
     return str(json.loads((root / LOCK_FILE).read_text())["started"])
 
@@ -100,68 +66,6 @@ def single_run(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run("pipeline", "run", *range_args(mirror, root))
     assert result.exit_code == 0, result.output
     return root
-
-
-@dataclass
-class Finished:
-    pid: int
-    code: int
-    stdout: str
-    stderr: str
-
-
-class Child:
-    """``python -m quantmini ARGS`` with its output read as it comes (so a test can wait for a line)."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "quantmini", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "COLUMNS": "250"},
-        )
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._err_lines: queue.Queue[str | None] = queue.Queue()
-        self._readers = [
-            threading.Thread(target=self._read, args=(self.proc.stdout, self.out, None), daemon=True),
-            threading.Thread(
-                target=self._read, args=(self.proc.stderr, self.err, self._err_lines), daemon=True
-            ),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    @staticmethod
-    def _read(stream: object, into: list[str], lines: queue.Queue[str | None] | None) -> None:
-        assert hasattr(stream, "readline")
-        for line in iter(stream.readline, ""):
-            into.append(line)
-            if lines is not None:
-                lines.put(line.rstrip("\n"))
-        if lines is not None:
-            lines.put(None)
-
-    def next_stderr_line(self) -> str:
-        """The next line the child writes to stderr (fails if it exits first)."""
-        line = self._err_lines.get(timeout=PATIENCE_S)
-        assert line is not None, f"exited with {self.proc.wait()}: {''.join(self.err)}"
-        return line
-
-    def finish(self) -> Finished:
-        code = self.proc.wait(timeout=PATIENCE_S)
-        for reader in self._readers:
-            reader.join(timeout=PATIENCE_S)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            assert stream is not None
-            stream.close()
-        return Finished(self.proc.pid, code, "".join(self.out), "".join(self.err))
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.finish()
 
 
 @pytest.mark.slow

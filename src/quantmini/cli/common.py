@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import shlex
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,16 +35,17 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from quantmini._exceptions import ConfigurationError
+from quantmini._exceptions import ConfigurationError, QuantminiError
 from quantmini.cli.options import RunOptions
 from quantmini.config import load_settings
 from quantmini.config.redaction import redact
 from quantmini.config.settings import Settings
 from quantmini.core.calendar import parse_date
-from quantmini.datasets import get_spec
+from quantmini.datasets import DATASETS, get_spec
 from quantmini.io.lake import Lake
 from quantmini.io.lock import LakeLock, LockHolder
 from quantmini.io.source import LocalMirrorSource, Source
+from quantmini.pipeline.daily import DailyPlan, plan_daily, today_in_exchange_time
 from quantmini.pipeline.landing_versions import KeptVersion
 from quantmini.pipeline.progress import ProgressListener
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner, Stage
@@ -217,6 +219,100 @@ def run_range(
         sys.exit(1)
 
 
+def run_daily(
+    data_types: tuple[str, ...],
+    options: RunOptions,
+    *,
+    until: str | None,
+    since: str | None,
+    source_dir: Path | None,
+) -> None:
+    """``pipeline daily``: plan each data type from its manifests and the source's listing, run every layer,
+    print one summary, exit 1 when anything failed (naming the data types). One type's failure (a refused
+    listing, a bad file) never stops the others."""
+    o = options
+    settings = settings_from(o.data_root, o.mode, o.workers, source_dir, o.executor, o.scheduler)
+    last = parse_date(until, "--until") if until else today_in_exchange_time()
+    first = parse_date(since, "--since") if since else None
+    if first is not None and first > last:
+        raise ConfigurationError(f"--since {first} is after --until {last}")
+    # Registry order: stocks_daily first, since other types' silver and Qlib roots read its factors.
+    order = list(DATASETS)
+    names = sorted(data_types or settings.pipeline.data_types, key=order.index)
+    source = open_source(settings)
+    lake = Lake(settings.data_root)
+    rows: list[tuple[DailyPlan | None, PipelineReport | None, str]] = []
+    with lake_writer(settings.data_root, wait=o.wait), progress_bar() as bar:
+        for name in names:
+            try:
+                plan = plan_daily(
+                    lake,
+                    get_spec(name),
+                    source,
+                    until=last,
+                    lookback=settings.pipeline.daily_lookback_sessions,
+                    since=first,
+                )
+            except QuantminiError as exc:
+                rows.append((None, None, f"{name}: listing the source failed: {exc}"))
+                continue
+            if plan.status == "not_started" or (plan.complete is None and plan.start is None):
+                rows.append((plan, None, ""))
+                continue
+            runner = make_runner(settings, name, RichProgress(bar))
+            landing = source if plan.start is not None else None
+            rows.append((plan, runner.run(landing, plan.start, plan.end), ""))
+    render_daily(last, rows)
+    failed = [p.data_type if p else why.split(":")[0] for p, r, why in rows if why or (r and r.failures)]
+    if failed:
+        err_console.print(f"[red]daily run failed for:[/] {', '.join(failed)}", soft_wrap=True)
+        sys.exit(1)
+
+
+def render_daily(until: dt.date, rows: list[tuple[DailyPlan | None, PipelineReport | None, str]]) -> None:
+    """A daily run's summary: one line per data type (what it held, what the source published, what the run
+    did; lines, not a table, so a cron mail or a log reads them whole), then every type's notes, warnings
+    and failures."""
+    console.print(f"[bold]pipeline daily[/] (sessions up to {until})")
+    for plan, report, why in rows:
+        if plan is None:
+            console.print(f"  {escape(why.split(':')[0])}: [red]failed[/]", soft_wrap=True)
+            continue
+        done = plan.describe() if report is None else f"{plan.describe()}; {_daily_result(report)}"
+        held = f" (complete up to {plan.complete})" if plan.complete else ""
+        console.print(f"  {plan.data_type}{held}: {done}", soft_wrap=True)
+    for plan, report, why in rows:
+        if why:
+            err_console.print(f"[red]failed:[/] {escape(redact(why))}", soft_wrap=True)
+        if plan is not None and report is not None:
+            render_messages(report, prefix=f"{plan.data_type}: ")
+    if all((r is None or (r.did_nothing and not r.failures)) and not why for _, r, why in rows):
+        console.print("[green]Nothing new:[/] every data type is as current as its source.")
+
+
+def _daily_result(report: PipelineReport) -> str:
+    """What one data type's run did, in a phrase: files landed, rows, silver and gold."""
+    if report.did_nothing and not report.failures:
+        return "nothing to do"
+    parts = []
+    landed = Counter(o.status for o in report.landing)
+    fetched = {s: landed[s] for s in ("landed", "republished", "missing") if landed[s]}
+    if fetched:
+        parts.append(", ".join(f"{n} {s}" for s, n in fetched.items()))
+    rows = report.rows
+    if rows["in"]:
+        parts.append(f"{rows['bronze']:,} rows to bronze, {rows['quarantined']:,} quarantined")
+    written = sum(o.written for o in report.silver)
+    if written:
+        parts.append(f"{written} silver partition(s)")
+    gold = [g.name for g in report.gold if g.status in ("built", "updated")]
+    if gold:
+        parts.append(f"gold {', '.join(gold)} updated")
+    if report.failures:
+        parts.append(f"[red]{len(report.failures)} failure(s)[/]")
+    return "; ".join(parts) or "up to date"
+
+
 def progress_bar() -> Progress:
     """The rich progress display used by pipeline commands: files or bytes, rate, elapsed and ETA."""
     return Progress(
@@ -339,14 +435,20 @@ def render_report(report: PipelineReport) -> None:
         for reason, count in reasons.most_common():
             q.add_row(reason, f"{count:,}")
         console.print(q)
+    render_messages(report)
+
+
+def render_messages(report: PipelineReport, prefix: str = "") -> None:
+    """The run's notes, warnings, kept raw versions and failures, one line each on stderr (each after
+    ``prefix``, e.g. the data type in a daily run's summary)."""
     for note in report.notes:
-        err_console.print(f"[yellow]note:[/] {escape(redact(note))}", soft_wrap=True)
+        err_console.print(f"[yellow]note:[/] {escape(prefix + redact(note))}", soft_wrap=True)
     for warning in report.warnings:
-        err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(prefix + warning)}", soft_wrap=True)
     for line in _kept_lines(report.kept_versions):
-        err_console.print(f"[yellow]kept:[/] {escape(line)}", soft_wrap=True)
+        err_console.print(f"[yellow]kept:[/] {escape(prefix + line)}", soft_wrap=True)
     for failure in report.failures:
-        err_console.print(f"[red]failed:[/] {escape(redact(failure))}", soft_wrap=True)
+        err_console.print(f"[red]failed:[/] {escape(prefix + redact(failure))}", soft_wrap=True)
 
 
 def _kept_lines(kept: list[KeptVersion]) -> list[str]:

@@ -46,6 +46,31 @@ class PipelineSettings(_Frozen):
     scheduler: str | None = Field(
         default=None, description="Dask scheduler address; unset: a LocalCluster is started for the run"
     )
+    data_types: tuple[str, ...] = Field(
+        default=("stocks_daily", "stocks_minute", "options_daily", "options_minute"),
+        description="data types `pipeline daily` keeps current",
+    )
+    daily_lookback_sessions: int = Field(
+        default=5,
+        ge=0,
+        le=250,
+        description="complete sessions `pipeline daily` lists again (republished or late vendor files)",
+    )
+
+    @field_validator("data_types", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        return _list_of_names(value)
+
+    @field_validator("data_types")
+    @classmethod
+    def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from quantmini.datasets import DATASETS
+
+        unknown = [name for name in value if name not in DATASETS]
+        if unknown:
+            raise ValueError(f"unknown data type(s) {', '.join(unknown)} (choose from {', '.join(DATASETS)})")
+        return tuple(dict.fromkeys(value))
 
 
 class GoldSettings(_Frozen):
