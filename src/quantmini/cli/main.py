@@ -41,6 +41,10 @@ class _QuantminiGroup(click.Group):
             raise
         except QuantminiError as exc:
             _fail(exc, f"error: {exc}", traceback=bool(ctx.obj and ctx.obj.get("debug")))
+        except BrokenPipeError:
+            # The reader of stdout went away (``quantmini sql … | head``): stop quietly, as Unix tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except KeyboardInterrupt:
             click.secho(
                 "interrupted: partial outputs were discarded; re-run to resume", fg="yellow", err=True
@@ -90,9 +94,10 @@ def _register() -> None:
     from quantmini.cli.pipeline_cmd import pipeline
     from quantmini.cli.polygon_cmd import polygon
     from quantmini.cli.sample_cmd import sample
+    from quantmini.cli.sql_cmd import sql
     from quantmini.cli.validate_cmd import validate
 
-    for command in (api, config, data, demo, features, pipeline, polygon, sample, validate):
+    for command in (api, config, data, demo, features, pipeline, polygon, sample, sql, validate):
         cli.add_command(command)
 
 
