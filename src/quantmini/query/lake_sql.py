@@ -49,7 +49,11 @@ def check_read_only(con: duckdb.DuckDBPyConnection, statement: str) -> str:
 
 @contextlib.contextmanager
 def sql_batches(
-    data_root: Path | str, statement: str, params: Sequence[object] | None = None, *, batch_rows: int = BATCH_ROWS
+    data_root: Path | str,
+    statement: str,
+    params: Sequence[object] | None = None,
+    *,
+    batch_rows: int = BATCH_ROWS,
 ) -> Iterator[pa.RecordBatchReader]:
     """Stream the answer of one read-only ``statement`` as Arrow record batches of ``batch_rows`` rows;
     memory holds a batch, not the answer. The connection lives as long as the ``with`` block."""
