@@ -161,6 +161,12 @@ def split_values(values: Iterable[str]) -> tuple[str, ...]:
     help="Write to FILE instead of stdout (required for parquet; written atomically).",
 )
 @click.option(
+    "--explain",
+    is_flag=True,
+    help="Instead of the rows, say what the query reads: partitions read and pruned by path, and per "
+    "Parquet scan the files and row groups DuckDB scanned or skipped on their statistics; then the plan.",
+)
+@click.option(
     "--data-root",
     type=click.Path(path_type=Path, file_okay=False),
     help="Lake root (default: configured data_root, $DATA_ROOT or ./data).",
@@ -179,6 +185,7 @@ def query(
     bar: str | None,
     output_format: str,
     output: Path | None,
+    explain: bool,
     data_root: Path | None,
 ) -> None:
     """Query bars of some symbols (or an option chain) between two sessions (inclusive)."""
@@ -211,6 +218,10 @@ def query(
     resolution = engine.resolve(spec)
     for note in resolution.notes if resolution is not None else ():
         click.echo(note, err=True)
+    if explain:
+        for line in engine.explain(spec).lines():
+            click.echo(line)
+        return
     frame = engine.query(spec)
     if output_format == "table":
         _print_table(frame, engine, spec, Console(highlight=False, soft_wrap=False))

@@ -30,6 +30,7 @@ from quantmini._exceptions import QueryError
 from quantmini.features.library import sets_of
 from quantmini.io.lake import PARTITION_FILE, Lake
 from quantmini.io.parquet import empty_table, read_parquet_files
+from quantmini.query.explain import Explanation, profiled
 from quantmini.query.feature_sets import feature_reads, not_built_message
 from quantmini.query.identity import Resolution, resolve
 from quantmini.query.spec import QuerySpec, has_silver
@@ -147,11 +148,34 @@ class QueryEngine:
         resolution = self.resolve(spec)
         if resolution is None or resolution.tickers == spec.symbols:
             return self._query(spec)
-        fields = spec.fields
-        if fields is not None:  # the rows are told apart by ticker and session
-            fields = (*(f for f in ("ticker", "session_date") if f not in fields), *fields)
-        frame = self._query(dataclasses.replace(spec, symbols=resolution.tickers, fields=fields))
+        frame = self._query(_by_ticker(spec, resolution))
         return resolution.keep(frame).select(output_schema(spec).names())
+
+    def explain(self, spec: QuerySpec) -> Explanation:
+        """Answer ``spec`` with DuckDB's profiler on and say what was read: the partitions handed to
+        DuckDB (of those stored) and, per Parquet scan, the files and row groups it scanned (never from the
+        cache)."""
+        resolution = self.resolve(spec)
+        if resolution is not None and resolution.tickers != spec.symbols:
+            spec = _by_ticker(spec, resolution)
+        files = self.files_for(spec)
+        joins = self.feature_joins(spec, files)
+        dataset = spec.dataset
+        silver = partition_sessions(self.lake.silver_dir(dataset)) if has_silver(dataset) else []
+        stored = len(
+            set(silver)
+            if spec.needs_silver
+            else set(silver) | set(partition_sessions(self.lake.bronze_dir(dataset)))
+        )
+        if not files:
+            return Explanation(spec.data_type, stored, [], [], 0, "(nothing to read)", "")
+        sql, params = build_query(spec, files, self._factors(spec), joins)
+        try:
+            with self._db.cursor() as con:
+                rows, scans, plan = profiled(con, sql, params, self.lake.root)
+        except duckdb.Error as exc:
+            raise QueryError(f"query on {spec.data_type} failed: {exc}") from exc
+        return Explanation(spec.data_type, stored, files, scans, rows, plan, sql)
 
     def _query(self, spec: QuerySpec) -> pl.DataFrame:
         files = self.files_for(spec)
@@ -293,6 +317,14 @@ class QueryEngine:
             self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
+
+
+def _by_ticker(spec: QuerySpec, resolution: Resolution) -> QuerySpec:
+    """``spec`` over the tickers its companies traded as (with the columns that tell their rows apart)."""
+    fields = spec.fields
+    if fields is not None:
+        fields = (*(f for f in ("ticker", "session_date") if f not in fields), *fields)
+    return dataclasses.replace(spec, symbols=resolution.tickers, fields=fields)
 
 
 def _between(sessions: Iterable[dt.date], spec: QuerySpec) -> list[dt.date]:
