@@ -11,7 +11,6 @@ sequences of those steps are tried for several seeds.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import random
 import shutil
@@ -25,7 +24,7 @@ from quantmini.io.lake import Lake
 from quantmini.io.source import LocalMirrorSource
 from quantmini.pipeline.runner import PipelineRunner
 from quantmini.sample import generate_sample
-from tests.support.mirror_files import day_files, rewrite_day_file
+from tests.support.mirror_files import add_reference_record, day_files, rewrite_day_file
 
 SPEC = get_spec("stocks_daily")
 #: Both Qlib roots are built and compared.
@@ -40,14 +39,6 @@ def mirror_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("template") / "mirror"
     generate_sample(out, START, END, tickers=10, seed=5, data_types=("stocks_daily",))
     return out
-
-
-def _add_action(mirror: Path, kind: str, record: dict[str, object]) -> None:
-    path = mirror / "rest" / "v3" / "reference" / f"{kind}.json"
-    payload = json.loads(path.read_text())
-    record["id"] = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:20]
-    payload["results"].append(record)
-    path.write_text(json.dumps(payload))
 
 
 def _run(root: Path, mirror: Path, end: dt.date, budget_gb: float = 4.0) -> None:
@@ -140,14 +131,14 @@ def _step(
     elif kind in ("split", "pending"):
         day = session if kind == "split" else end + dt.timedelta(days=3)
         ticker = rng.choice(["PRN", "BRK.B", "BApA", "AAA"])
-        _add_action(
+        add_reference_record(
             mirror,
             "splits",
             {"execution_date": day.isoformat(), "split_from": 1, "split_to": 2, "ticker": ticker},
         )
     elif kind == "dividend":
         ticker = rng.choice(["PRN", "BRK.B", "BApA"])
-        _add_action(
+        add_reference_record(
             mirror,
             "dividends",
             {
@@ -197,7 +188,7 @@ def _step(
         history = Lake(lake).gold_state_dir(SPEC.name, "day", rng.choice(ADJUSTMENTS)) / "history"
         for victim in rng.sample(sorted(history.iterdir()), 3):
             victim.unlink()
-        _add_action(
+        add_reference_record(
             mirror,
             "splits",
             {"execution_date": str(session), "split_from": 1, "split_to": 4, "ticker": "AAA"},
@@ -235,10 +226,10 @@ def test_appending_one_session_touches_each_file_once_and_rewrites_none(
     # Declared, not yet due: a split two sessions after the appended one and a dividend on its execution
     # date. Neither may be applied, priced or change anything until its session is in the lake.
     pending = sessions[33]
-    _add_action(
+    add_reference_record(
         mirror, "splits", {"execution_date": str(pending), "split_from": 1, "split_to": 2, "ticker": "PRN"}
     )
-    _add_action(
+    add_reference_record(
         mirror,
         "dividends",
         {"cash_amount": 0.25, "dividend_type": "CD", "ex_dividend_date": str(pending), "ticker": "PRN"},
@@ -279,7 +270,7 @@ def test_a_tiny_memory_budget_builds_the_same_lake_in_many_small_steps(
     sessions = list(day_files(mirror, SPEC.prefix))
     small, large = tmp_path / "small", tmp_path / "large"
     _run(small, mirror, sessions[20], budget_gb=2e-6)
-    _add_action(
+    add_reference_record(
         mirror,
         "splits",
         {"execution_date": str(sessions[10]), "split_from": 1, "split_to": 2, "ticker": "PRN"},

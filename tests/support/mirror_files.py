@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,3 +24,13 @@ def rewrite_day_file(path: Path, edit: Callable[[list[str]], list[str]]) -> None
     path.write_bytes(gzip.compress(("\n".join([header, *edit(lines)]) + "\n").encode()))
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def add_reference_record(mirror: Path, kind: str, record: dict[str, object]) -> None:
+    """Append ``record`` (with a content-derived ``id``) to the mirror's ``rest/v3/reference/<kind>.json``
+    response, as the vendor announcing a new split or dividend."""
+    path = mirror / "rest" / "v3" / "reference" / f"{kind}.json"
+    payload = json.loads(path.read_text())
+    record["id"] = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:20]
+    payload["results"].append(record)
+    path.write_text(json.dumps(payload))

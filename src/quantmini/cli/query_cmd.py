@@ -9,6 +9,7 @@ the feature sets are read from the sets configured in ``features.<data type>``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,7 +101,7 @@ def split_values(values: Iterable[str]) -> tuple[str, ...]:
     "--symbols",
     cls=MultiValueOption,
     help="Tickers: --symbols AAPL MSFT, repeated flags or AAPL,MSFT (matched exactly). Required unless "
-    "--underlying is given.",
+    "--underlying or --all-symbols is given.",
 )
 @click.option(
     "--underlying",
@@ -161,6 +162,16 @@ def split_values(values: Iterable[str]) -> tuple[str, ...]:
     help="Write to FILE instead of stdout (required for parquet; written atomically).",
 )
 @click.option(
+    "--all-symbols",
+    is_flag=True,
+    help="Every symbol instead of --symbols: a cross-section (one session: --start-date D --end-date D).",
+)
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Compute the answer afresh instead of reading the lake's result cache (query.cache_mb).",
+)
+@click.option(
     "--explain",
     is_flag=True,
     help="Instead of the rows, say what the query reads: partitions read and pruned by path, and per "
@@ -185,6 +196,8 @@ def query(
     bar: str | None,
     output_format: str,
     output: Path | None,
+    all_symbols: bool,
+    no_cache: bool,
     explain: bool,
     data_root: Path | None,
 ) -> None:
@@ -193,12 +206,14 @@ def query(
         raise click.UsageError("--format parquet needs --output FILE")
     if output_format == "table" and output is not None:
         raise click.UsageError("--output is for csv, json and parquet; the table format prints only")
+    import polars as pl
     from rich.console import Console
 
     from quantmini.config import load_settings
     from quantmini.core.calendar import parse_date
-    from quantmini.io.atomic import atomic_path, write_text_atomic
     from quantmini.query import QueryEngine, QuerySpec
+    from quantmini.query.engine import output_schema
+    from quantmini.query.output import FileFormat, write_batches
 
     spec = QuerySpec(
         data_type=data_type,
@@ -212,9 +227,12 @@ def query(
         bar=bar,
         underlying=underlying,
         expiration=None if expiration is None else parse_date(expiration, "--expiration"),
+        all_symbols=all_symbols,
     )
     settings = load_settings({"data_root": data_root})
-    engine = QueryEngine(settings.data_root, features=settings.features)
+    engine = QueryEngine(
+        settings.data_root, features=settings.features, cache_mb=0 if no_cache else settings.query.cache_mb
+    )
     resolution = engine.resolve(spec)
     for note in resolution.notes if resolution is not None else ():
         click.echo(note, err=True)
@@ -222,21 +240,17 @@ def query(
         for line in engine.explain(spec).lines():
             click.echo(line)
         return
-    frame = engine.query(spec)
     if output_format == "table":
-        _print_table(frame, engine, spec, Console(highlight=False, soft_wrap=False))
-    elif output_format == "parquet" and output is not None:
-        with atomic_path(output) as tmp:
-            frame.write_parquet(tmp)
-        click.echo(f"wrote {frame.height} rows to {output}", err=True)
-    else:
-        text = frame.write_csv() if output_format == "csv" else frame.write_json() + "\n"
-        if output is None:
-            click.echo(text, nl=False)
-        else:
-            write_text_atomic(output, text)
-            click.echo(f"wrote {frame.height} rows to {output}", err=True)
-    if frame.is_empty() and output_format != "table":
+        _print_table(engine.query(spec), engine, spec, Console(highlight=False, soft_wrap=False))
+        return
+    schema = pl.DataFrame(schema=output_schema(spec)).to_arrow().schema
+    fmt: FileFormat = output_format  # type: ignore[assignment]
+    if output is not None:  # a file: streamed from DuckDB a batch at a time, however large
+        rows = write_batches(engine.batches(spec), schema, fmt, output)
+        click.echo(f"wrote {rows} rows to {output}", err=True)
+    else:  # stdout: the (cached) answer
+        rows = write_batches(engine.query(spec).to_arrow().to_batches(), schema, fmt, sys.stdout)
+    if rows == 0:
         # stdout keeps the (empty) data; the explanation goes beside it.
         _explain_empty(engine, spec, Console(stderr=True, highlight=False))
 

@@ -183,6 +183,16 @@ class UniverseSettings(_Frozen):
         return tuple(sorted(value))
 
 
+class QuerySettings(_Frozen):
+    """The query layer (``data query``, ``quantmini.query``)."""
+
+    cache_mb: float = Field(
+        default=256.0,
+        ge=0,
+        description="size of the result cache under <data_root>/_cache/query (shared by processes); 0: off",
+    )
+
+
 class SourceSettings(_Frozen):
     """Where flat files come from when not from S3."""
 
@@ -225,6 +235,7 @@ class Settings(_Frozen):
     options: OptionsSettings = OptionsSettings()
     features: FeatureSettings = FeatureSettings()
     universes: UniverseSettings = UniverseSettings()
+    query: QuerySettings = QuerySettings()
     source: SourceSettings = SourceSettings()
     s3: S3Settings = S3Settings()
     api: ApiSettings = ApiSettings()

@@ -16,20 +16,23 @@ import datetime as dt
 import logging
 import re
 import threading
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 
+from quantmini import __version__
 from quantmini._exceptions import QueryError
+from quantmini.datasets import get_spec
 from quantmini.features.library import sets_of
 from quantmini.io.lake import PARTITION_FILE, Lake
 from quantmini.io.parquet import empty_table, read_parquet_files
+from quantmini.query.cache import InputIdentities, ResultCache, cache_key
 from quantmini.query.explain import Explanation, profiled
 from quantmini.query.feature_sets import feature_reads, not_built_message
 from quantmini.query.identity import Resolution, resolve
@@ -42,9 +45,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _PARTITION_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
-
-FileIdentity = tuple[str, int, int]
-_CacheKey = tuple[QuerySpec, tuple[FileIdentity, ...]]
 
 
 def partition_sessions(directory: Path) -> list[dt.date]:
@@ -105,27 +105,54 @@ class Coverage:
 class QueryEngine:
     """Answers :class:`QuerySpec` questions from the lake below ``data_root``.
 
-    ``cache_size`` results are kept (least recently used evicted first); ``0`` disables the cache.
-    Returned frames are independent copies, so callers may modify them freely. ``features`` says which
-    feature sets the lake is configured to build (``features.<data type>``); ``None`` reads them from the
-    configuration (config file and environment) when a query first asks for a feature of a set.
+    Answers are cached at two levels, both keyed by the normalised query and the identity of every file it
+    reads (:mod:`quantmini.query.cache`), so an answer whose inputs changed is never served: the last
+    ``cache_size`` answers in this process (least recently used evicted first; ``0``: none), and a cache on
+    disk under the lake shared by every process, of ``cache_mb`` megabytes (``None``: ``query.cache_mb``
+    from the configuration; ``0``: off). Returned frames are independent copies, so callers may modify
+    them freely. ``features`` says which feature sets the lake is configured to build
+    (``features.<data type>``); ``None`` reads them from the configuration (config file and environment)
+    when a query first asks for a feature of a set.
     """
 
     def __init__(
-        self, data_root: Path, cache_size: int = 32, *, features: FeatureSettings | None = None
+        self,
+        data_root: Path,
+        cache_size: int = 32,
+        *,
+        features: FeatureSettings | None = None,
+        cache_mb: float | None = None,
     ) -> None:
         if cache_size < 0:
             raise QueryError(f"cache_size must be >= 0, got {cache_size}")
+        if cache_mb is not None and cache_mb < 0:
+            raise QueryError(f"cache_mb must be >= 0, got {cache_mb}")
         self.lake = Lake(Path(data_root))
         self.cache_size = cache_size
         self._features = features
-        self._cache: OrderedDict[_CacheKey, pl.DataFrame] = OrderedDict()
-        self._entities: tuple[FileIdentity, pl.DataFrame] | None = None
+        self._cache: OrderedDict[str, pl.DataFrame] = OrderedDict()
+        self._cache_mb = cache_mb
+        self._disk: ResultCache | None = None
+        self._inputs = InputIdentities(self.lake)
+        #: Cache lookups of this engine: ``hits`` (from memory or disk) and ``misses``.
+        self.stats: Counter[str] = Counter()
+        self._entities: tuple[str, pl.DataFrame] | None = None
         self._lock = threading.Lock()
         # One in-process database for the engine's life: Parquet footers read once are reused by later
         # queries (cursors share the database; each query gets its own cursor, so threads are safe).
         self._db = duckdb.connect()
         self._db.execute("SET parquet_metadata_cache = true")
+
+    @property
+    def disk_cache(self) -> ResultCache | None:
+        """The lake's shared result cache (``None`` when it is off)."""
+        if self._cache_mb is None:
+            from quantmini.config import load_settings
+
+            self._cache_mb = load_settings().query.cache_mb
+        if self._disk is None and self._cache_mb > 0:
+            self._disk = ResultCache(self.lake.root / "_cache" / "query", int(self._cache_mb * 1e6))
+        return self._disk
 
     def resolve(self, spec: QuerySpec) -> Resolution | None:
         """Which companies ``spec``'s symbols name (stocks, once the lake has entities); ``None``: the
@@ -133,7 +160,7 @@ class QueryEngine:
         path = self.lake.silver_reference("entities")
         if not spec.dataset.adjustable or not spec.symbols or not path.exists():
             return None
-        identity = _identity(path)
+        identity = self._inputs.of([path])[0]
         with self._lock:
             known = self._entities
         if known is None or known[0] != identity:  # read once, again only when the file changes
@@ -145,19 +172,50 @@ class QueryEngine:
     def query(self, spec: QuerySpec) -> pl.DataFrame:
         """The bars ``spec`` asks for, sorted by (ticker, window_start); empty when none match. A stock
         symbol names a company: its bars under every ticker it traded as (see :meth:`resolve`)."""
+        read, resolution = self._by_ticker(spec)
+        if resolution is None:
+            return self._query(spec)
+        return resolution.keep(self._query(read)).select(output_schema(spec).names())
+
+    def _by_ticker(self, spec: QuerySpec) -> tuple[QuerySpec, Resolution | None]:
+        """``spec`` over the tickers its companies traded as (with the columns that tell their rows apart)
+        and the resolution that keeps the companies' rows; ``spec`` itself and ``None`` when its symbols
+        are read as given."""
         resolution = self.resolve(spec)
         if resolution is None or resolution.tickers == spec.symbols:
-            return self._query(spec)
-        frame = self._query(_by_ticker(spec, resolution))
-        return resolution.keep(frame).select(output_schema(spec).names())
+            return spec, None
+        fields = spec.fields
+        if fields is not None:
+            fields = (*(f for f in ("ticker", "session_date") if f not in fields), *fields)
+        return dataclasses.replace(spec, symbols=resolution.tickers, fields=fields), resolution
+
+    def batches(self, spec: QuerySpec, batch_rows: int = 131_072) -> Iterator[pa.RecordBatch]:
+        """The answer to ``spec`` as Arrow record batches streamed from DuckDB, in order, never held whole
+        in memory (for answers larger than memory: :func:`quantmini.query.output.write_batches` writes
+        them to a file). Not cached."""
+        read, resolution = self._by_ticker(spec)
+        schema = output_schema(spec)
+        files = self.files_for(read)
+        if not files:
+            return
+        sql, params = build_query(read, files, self._factors(read), self.feature_joins(read, files))
+        try:
+            with self._db.cursor() as con:
+                for batch in con.sql(sql, params=params).to_arrow_reader(batch_rows):
+                    frame = pl.from_arrow(batch)
+                    assert isinstance(frame, pl.DataFrame)
+                    frame = conform(frame, output_schema(read))
+                    if resolution is not None:
+                        frame = resolution.keep(frame).select(schema.names())
+                    yield from frame.to_arrow().to_batches()
+        except duckdb.Error as exc:
+            raise QueryError(f"query on {spec.data_type} failed: {exc}") from exc
 
     def explain(self, spec: QuerySpec) -> Explanation:
         """Answer ``spec`` with DuckDB's profiler on and say what was read: the partitions handed to
         DuckDB (of those stored) and, per Parquet scan, the files and row groups it scanned (never from the
         cache)."""
-        resolution = self.resolve(spec)
-        if resolution is not None and resolution.tickers != spec.symbols:
-            spec = _by_ticker(spec, resolution)
+        spec = self._by_ticker(spec)[0]
         files = self.files_for(spec)
         joins = self.feature_joins(spec, files)
         dataset = spec.dataset
@@ -186,12 +244,20 @@ class QueryEngine:
         factors = self._factors(spec)
         features = [Path(f) for join in joins for f in join.files]
         read = [*files, *features, *([factors] if factors is not None else [])]
-        key: _CacheKey = (spec, tuple(_identity(f) for f in read))
+        key = cache_key((__version__, spec), self._inputs.of(read))
         cached = self._cache_get(key)
+        disk = self.disk_cache
+        if cached is None and disk is not None:
+            cached = disk.get(key)
+            if cached is not None:
+                self._cache_put(key, cached)
+        self.stats["hits" if cached is not None else "misses"] += 1
         if cached is not None:
             return cached.clone()
         frame = conform(self._run(spec, files, factors, joins), schema)
         self._cache_put(key, frame)
+        if disk is not None:
+            disk.put(key, frame)
         return frame.clone()
 
     def files_for(self, spec: QuerySpec) -> list[Path]:
@@ -279,7 +345,8 @@ class QueryEngine:
         )
 
     def clear_cache(self) -> None:
-        """Forget every cached result."""
+        """Forget every result cached in this process (the lake's shared cache keeps its entries; they
+        are never served once their inputs change)."""
         with self._lock:
             self._cache.clear()
 
@@ -302,14 +369,14 @@ class QueryEngine:
             raise QueryError(f"query on {spec.data_type} failed: {exc}") from exc
         return frame
 
-    def _cache_get(self, key: _CacheKey) -> pl.DataFrame | None:
+    def _cache_get(self, key: str) -> pl.DataFrame | None:
         with self._lock:
             frame = self._cache.get(key)
             if frame is not None:
                 self._cache.move_to_end(key)
             return frame
 
-    def _cache_put(self, key: _CacheKey, frame: pl.DataFrame) -> None:
+    def _cache_put(self, key: str, frame: pl.DataFrame) -> None:
         if self.cache_size == 0:
             return
         with self._lock:
@@ -317,14 +384,6 @@ class QueryEngine:
             self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-
-
-def _by_ticker(spec: QuerySpec, resolution: Resolution) -> QuerySpec:
-    """``spec`` over the tickers its companies traded as (with the columns that tell their rows apart)."""
-    fields = spec.fields
-    if fields is not None:
-        fields = (*(f for f in ("ticker", "session_date") if f not in fields), *fields)
-    return dataclasses.replace(spec, symbols=resolution.tickers, fields=fields)
 
 
 def _between(sessions: Iterable[dt.date], spec: QuerySpec) -> list[dt.date]:
@@ -336,12 +395,23 @@ def _session_of(partition: Path) -> dt.date:
     return dt.date.fromisoformat(partition.parent.name.removeprefix("date="))
 
 
-def _identity(path: Path) -> FileIdentity:
-    try:
-        stat = path.stat()
-    except OSError as exc:
-        raise QueryError(f"partition {path} vanished while querying: {exc.strerror or exc}") from exc
-    return (str(path), stat.st_size, stat.st_mtime_ns)
+Output = Literal["polars", "pandas", "arrow"]
+
+
+def _as(frame: pl.DataFrame, output: Output) -> Any:
+    """``frame`` as the caller asked: Polars (the default), pandas or an Arrow table."""
+    if output == "polars":
+        return frame
+    if output == "arrow":
+        return frame.to_arrow()
+    if output == "pandas":
+        return frame.to_pandas()
+    raise QueryError(f"output must be polars, pandas or arrow, got {output!r}")
+
+
+def _engine(data_root: Path | str, features: FeatureSettings | None, cache: bool) -> QueryEngine:
+    """A one-shot engine: no answers kept in memory; the lake's shared cache unless ``cache`` is off."""
+    return QueryEngine(Path(data_root), cache_size=0, features=features, cache_mb=None if cache else 0)
 
 
 def query(
@@ -359,8 +429,12 @@ def query(
     expiration: dt.date | None = None,
     features: FeatureSettings | None = None,
     adjustment: str | None = None,
-) -> pl.DataFrame:
-    """One-shot query (no cache kept between calls): see :class:`QuerySpec` and :class:`QueryEngine`.
+    cache: bool = True,
+    output: Output = "polars",
+) -> Any:
+    """One query: see :class:`QuerySpec` and :class:`QueryEngine`. Returns a Polars frame, or with
+    ``output="pandas"`` / ``"arrow"`` a pandas frame or an Arrow table. Answers come from the lake's
+    shared result cache when their inputs have not changed (``cache=False``: never).
 
     For minute data types, ``session`` keeps the ``"regular"`` session's bars (09:30 to the close) or the
     ``"extended"`` hours' ones, and ``bar="5min"`` resamples to 5-minute bars (with ``vwap`` and
@@ -386,4 +460,70 @@ def query(
         expiration=expiration,
         adjustment=adjustment,
     )
-    return QueryEngine(Path(data_root), cache_size=0, features=features).query(spec)
+    return _as(_engine(data_root, features, cache).query(spec), output)
+
+
+def cross_section(
+    data_root: Path | str,
+    data_type: str,
+    session: dt.date,
+    fields: Iterable[str] | None = None,
+    *,
+    adjustment: str | None = None,
+    features: FeatureSettings | None = None,
+    cache: bool = True,
+    output: Output = "polars",
+) -> Any:
+    """Every symbol's bar of one ``session`` (minute data types: every bar of that session), sorted by
+    ticker: the shape a factor is ranked in. ``fields`` as in :func:`query` (features included)."""
+    spec = QuerySpec(
+        data_type=data_type,
+        symbols=(),
+        start=session,
+        end=session,
+        fields=None if fields is None else tuple(fields),
+        adjustment=adjustment,
+        all_symbols=True,
+    )
+    return _as(_engine(data_root, features, cache).query(spec), output)
+
+
+def panel(
+    data_root: Path | str,
+    data_type: str,
+    field: str,
+    start: dt.date,
+    end: dt.date,
+    symbols: Iterable[str] | None = None,
+    *,
+    adjustment: str | None = None,
+    features: FeatureSettings | None = None,
+    cache: bool = True,
+    output: Output = "polars",
+) -> Any:
+    """One ``field`` as a wide panel: a row per session (``session_date``; minute data types: per bar,
+    ``ts``), a column per symbol (sorted), null where a symbol has no bar. ``symbols=None`` takes every
+    symbol that traded in the range (by ticker as traded; name symbols to follow companies across a
+    rename: a renamed company's column then holds its bars under every ticker)."""
+    names = None if symbols is None else ((symbols,) if isinstance(symbols, str) else tuple(symbols))
+    index = "session_date" if get_spec(data_type).frequency == "day" else "ts"
+    spec = QuerySpec(
+        data_type=data_type,
+        symbols=names or (),
+        start=start,
+        end=end,
+        fields=tuple(dict.fromkeys(("ticker", "session_date", index, field))),
+        adjustment=adjustment,
+        all_symbols=names is None,
+    )
+    engine = _engine(data_root, features, cache)
+    long = engine.query(spec)
+    resolution = engine.resolve(spec)
+    if resolution is not None:  # a company's column holds its bars under every ticker it used
+        long = long.with_columns(resolution.symbol_of(long))
+    columns = sorted(names) if names is not None else sorted(long["ticker"].unique().to_list())
+    wide = long.pivot(on="ticker", index=index, values=field, aggregate_function="first", sort_columns=True)
+    for name in columns:
+        if name not in wide.columns:
+            wide = wide.with_columns(pl.lit(None, dtype=long.schema[field]).alias(name))
+    return _as(wide.select(index, *columns).sort(index), output)

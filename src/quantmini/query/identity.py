@@ -25,6 +25,17 @@ class Resolution:
     spans: pl.DataFrame
     entities: frozenset[str] = frozenset()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: Each asked symbol that names companies, with their entity ids (in the order asked).
+    named: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def symbol_of(self, frame: pl.DataFrame) -> pl.Series:
+        """For each row of ``frame`` (``ticker``, ``session_date``), the asked symbol whose company it
+        belongs to (its own ticker for a symbol nothing was resolved for)."""
+        if frame.is_empty() or not self.entities:
+            return frame["ticker"]
+        owner = {entity: symbol for symbol, entities in reversed(self.named) for entity in entities}
+        entity = entity_of(frame, "session_date", self.spans)
+        return entity.replace_strict(owner, default=None).fill_null(frame["ticker"]).alias("ticker")
 
     def keep(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Rows of ``frame`` (``ticker``, ``session_date``) that belong to a resolved company, or to a
@@ -44,6 +55,7 @@ def resolve(entities: pl.DataFrame, symbols: tuple[str, ...], start: dt.date, en
     tickers: list[str] = []
     chosen: set[str] = set()
     notes: list[str] = []
+    found: list[tuple[str, tuple[str, ...]]] = []
     for symbol in symbols:
         named = traded.filter(pl.col("ticker") == symbol)
         if named.is_empty():
@@ -51,6 +63,7 @@ def resolve(entities: pl.DataFrame, symbols: tuple[str, ...], start: dt.date, en
             continue
         companies = named["entity"].unique(maintain_order=True).to_list()
         chosen.update(companies)
+        found.append((symbol, tuple(companies)))
         spans = traded.filter(pl.col("entity").is_in(companies)).sort("first_bar")
         tickers.extend(spans["ticker"].to_list())
         if len(companies) > 1:
@@ -69,4 +82,4 @@ def resolve(entities: pl.DataFrame, symbols: tuple[str, ...], start: dt.date, en
     spans = traded.filter(pl.col("entity").is_in(sorted(chosen))).select(
         "ticker", "valid_from", "valid_to", "entity"
     )
-    return Resolution(tuple(dict.fromkeys(tickers)), spans, frozenset(chosen), tuple(notes))
+    return Resolution(tuple(dict.fromkeys(tickers)), spans, frozenset(chosen), tuple(notes), tuple(found))

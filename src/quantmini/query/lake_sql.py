@@ -23,7 +23,6 @@ import polars as pl
 import pyarrow as pa
 
 from quantmini._exceptions import QueryError, StorageError
-from quantmini.io.duckdb_catalog import connect_catalog
 
 #: Statement types a read-only query may be (``DESCRIBE``, ``SHOW`` and ``SUMMARIZE`` parse as ``SELECT``).
 _READ_ONLY = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
@@ -57,6 +56,8 @@ def sql_batches(
 ) -> Iterator[pa.RecordBatchReader]:
     """Stream the answer of one read-only ``statement`` as Arrow record batches of ``batch_rows`` rows;
     memory holds a batch, not the answer. The connection lives as long as the ``with`` block."""
+    from quantmini.io.duckdb_catalog import connect_catalog  # it imports this package's SQL builders
+
     try:
         con = connect_catalog(Path(data_root))
     except StorageError as exc:

@@ -223,7 +223,8 @@ class QuerySpec:
 
     Option data types take ``underlying`` (the delivered stock: its chain, sorted by time, expiration,
     strike and type; ``symbols`` may then be empty or narrow it) and ``expiration``; both read silver,
-    where contracts are resolved to their underlying.
+    where contracts are resolved to their underlying. ``all_symbols=True`` (with no symbols) reads every
+    symbol: a cross-section.
     """
 
     data_type: str
@@ -237,6 +238,7 @@ class QuerySpec:
     underlying: str | None = None
     expiration: dt.date | None = None
     adjustment: str | None = None
+    all_symbols: bool = False
     dataset: DatasetSpec = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -305,7 +307,9 @@ class QuerySpec:
             if not isinstance(symbol, str) or not symbol.strip():
                 raise QueryError(f"symbols must be non-empty strings, got {symbol!r}")
         symbols = _unique(s.strip() for s in raw)
-        if not symbols and self.underlying is None:
+        if self.all_symbols and (symbols or self.underlying is not None):
+            raise QueryError("all_symbols reads every symbol: give no symbols (nor an underlying) with it")
+        if not symbols and self.underlying is None and not self.all_symbols:
             raise QueryError(
                 "at least one symbol is required"
                 + (" (or an underlying, for an option chain)" if self.dataset.is_option else "")
@@ -395,7 +399,8 @@ class QuerySpec:
     @property
     def match(self) -> tuple[str, tuple[str, ...]]:
         """The column rows are selected on and its values: ``ticker`` and the symbols, or for a chain
-        ``underlying`` and the underlying (then the symbols, if any, narrow it further)."""
+        ``underlying`` and the underlying (then the symbols, if any, narrow it further); no values when
+        every symbol is read (``all_symbols``)."""
         if self.underlying is not None:
             return "underlying", (self.underlying,)
         return "ticker", self.symbols

@@ -227,7 +227,8 @@ def _filtered_rows(
         sql += feature_sql
         params += feature_params
     key = quote_identifier(column, allowed)
-    sql += f"WHERE b.{key} IN ({placeholders}) AND b.{session_date} BETWEEN ? AND ?"
+    sql += f"WHERE b.{key} IN ({placeholders}) AND " if values else "WHERE "
+    sql += f"b.{session_date} BETWEEN ? AND ?"
     params += [*values, spec.start, spec.end]
     if spec.is_chain and spec.symbols:
         sql += f" AND b.{ticker} IN ({', '.join('?' for _ in spec.symbols)})"
