@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 _MANIFESTED = ("bronze", "silver")
 
 
-class _TooLarge(Exception):
+class _TooLargeError(Exception):
     """An answer larger than the whole cache: not kept (its temporary is removed)."""
 
 
@@ -69,8 +69,8 @@ class ResultCache:
             with atomic_path(path, durable=False) as tmp:
                 frame.write_parquet(tmp, compression="zstd")
                 if tmp.stat().st_size > self.budget_bytes:
-                    raise _TooLarge
-        except _TooLarge:
+                    raise _TooLargeError
+        except _TooLargeError:
             return
         except OSError as exc:
             log.debug("not caching the answer (%s)", exc)
