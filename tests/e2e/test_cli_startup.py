@@ -34,6 +34,7 @@ COMMANDS = {
     "pipeline": "Run the whole pipeline.",
     "polygon": "Pull reference data from the vendor's REST API",
     "sample": "Generate realistic sample data",
+    "sql": "Run one read-only SQL STATEMENT",
     "validate": "Re-check stored layers.",
 }
 
