@@ -86,7 +86,7 @@ def test_validate_names_each_bad_partition(lake: Lake) -> None:
     assert lines[0].startswith("invalid: bronze stocks_minute 2025-06-02:")
     assert "not sorted by (ticker, window_start)" in lines[0]
     assert "checksum differs" in lines[0]
-    assert "schema differs from the spec: missing regular_session" in lines[1]
+    assert "schema differs from the spec: missing column regular_session (bool)" in lines[1]
 
 
 def test_validate_catches_broken_rules_and_row_counts(lake: Lake) -> None:
