@@ -59,13 +59,18 @@ def test_show_prints_every_column_with_its_doc() -> None:
     main = tables["stocks_daily"]["columns"]
     assert [c["name"] for c in main] == SPEC.silver_schema.names
     assert all(c["doc"] for t in tables.values() for c in t["columns"])
-    assert {"type": "double", "name": "vol_20d", "nullable": True} == {
-        k: v for k, v in main[[c["name"] for c in main].index("vol_20d")].items() if k != "doc"
+    assert {k: v for k, v in main[[c["name"] for c in main].index("vol_20d")].items() if k != "doc"} == {
+        "type": "double",
+        "name": "vol_20d",
+        "nullable": True,
     }
     gold = run("schema", "show", "--data-type", "stocks_daily", "--layer", "gold")
-    assert gold.exit_code == 0 and "$factor" in gold.output and "adjusted / raw price" in gold.output
+    assert gold.exit_code == 0
+    assert "$factor" in gold.output
+    assert "adjusted / raw price" in gold.output
     unknown = run("schema", "show", "--data-type", "stocks_daily", "--layer", "silver", "--table", "nope")
-    assert unknown.exit_code != 0 and "has no silver table 'nope'" in unknown.output
+    assert unknown.exit_code != 0
+    assert "has no silver table 'nope'" in unknown.output
 
 
 def test_a_clean_lake_passes_every_check(lake: Lake) -> None:
@@ -91,7 +96,8 @@ def test_schema_check_names_each_drifted_file(lake: Lake) -> None:
     retyped = lake.bronze_partition(SPEC, dt.date(2025, 7, 1))
     table = pq.read_table(retyped)
     i = table.schema.get_field_index("volume")
-    _rewrite(retyped, table.set_column(i, pa.field("volume", pa.float32()), pc.cast(table["volume"], pa.float32())))
+    volume = pc.cast(table["volume"], pa.float32())
+    _rewrite(retyped, table.set_column(i, pa.field("volume", pa.float32()), volume))
     result = run("schema", "check", "--data-type", "stocks_daily", "--data-root", lake.root)
     assert result.exit_code == 1
     assert lines(result, "schema:") == [
@@ -142,7 +148,8 @@ def _calendar(lake: Lake) -> list[str]:
 
 
 def _instruments(lake: Lake) -> dict[str, tuple[str, str]]:
-    rows = [line.split("\t") for line in (lake.root / ROOT / "instruments" / "all.txt").read_text().splitlines()]
+    text = (lake.root / ROOT / "instruments" / "all.txt").read_text()
+    rows = [line.split("\t") for line in text.splitlines()]
     return {symbol: (start, end) for symbol, start, end in rows}
 
 
@@ -173,7 +180,10 @@ def test_validate_gold_finds_a_truncated_file_and_an_infinite_value(lake: Lake) 
         f"error: {name} features/{first.lower()}/volume.day.bin: covers bars {span[0]}..{span[1] - 1} "
         f"but {first} spans {span[0]}..{span[1]}"
     ) in errors
-    assert f"error: {name} features/{second.lower()}/high.day.bin {calendar[start + 5]}: 1 infinite values" in errors
+    infinite_line = (
+        f"error: {name} features/{second.lower()}/high.day.bin {calendar[start + 5]}: 1 infinite values"
+    )
+    assert infinite_line in errors
 
 
 def test_validate_gold_finds_a_shifted_calendar(lake: Lake) -> None:

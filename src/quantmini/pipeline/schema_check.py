@@ -1,8 +1,9 @@
 """Stored partition files against their declared schemas, from Parquet footers only.
 
 A lake of 20 years holds tens of thousands of partition files, almost all with one of a handful of
-schemas: each file's footer is read (no data), files are grouped by schema, and each distinct schema is
-compared with the spec once.
+schemas: files are grouped by the Arrow schema bytes their footer stores
+(:func:`~quantmini.io.parquet.arrow_schema_bytes`, no data and no footer decoding), one footer per group
+is decoded, and each distinct schema is compared with the spec once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow.parquet as pq
 from quantmini.datasets.base import DatasetSpec
 from quantmini.datasets.columns import Layer, TableSchema, layer_tables, schema_problems
 from quantmini.io.lake import PARTITION_FILE, Lake
+from quantmini.io.parquet import arrow_schema_bytes
 
 #: Layers whose tables are partition files (gold is checked by ``quantmini validate gold``).
 FILE_LAYERS: tuple[Layer, ...] = ("bronze", "silver", "quarantine")
@@ -52,20 +54,54 @@ def check_schemas(
             if layer not in FILE_LAYERS:
                 continue
             for table in layer_tables(spec, layer):
-                groups: dict[pa.Schema, list[Path]] = {}
-                errors: dict[Path, str] = {}
-                for path in sorted((lake.root / table.directory).glob(f"date=*/{PARTITION_FILE}")):
-                    try:
-                        stored = pq.read_schema(path).remove_metadata()
-                    except (pa.ArrowException, OSError) as exc:
-                        errors[path] = f"unreadable Parquet footer: {exc}"
-                        continue
-                    groups.setdefault(stored, []).append(path)
-                files += sum(len(paths) for paths in groups.values()) + len(errors)
+                paths = sorted((lake.root / table.directory).glob(f"date=*/{PARTITION_FILE}"))
+                groups, errors = _stored_schemas(paths)
+                files += len(paths)
                 schemas += len(groups)
                 found = [SchemaFinding(p, table, problem) for p, problem in errors.items()]
-                for stored, paths in groups.items():
+                for stored, members in groups.items():
                     problems = schema_problems(stored, table.schema)
-                    found += [SchemaFinding(p, table, problem) for p in paths for problem in problems]
+                    found += [SchemaFinding(p, table, problem) for p in members for problem in problems]
                 findings += sorted(found, key=lambda f: f.path)
     return SchemaReport(files, schemas, findings)
+
+
+def _stored_schemas(paths: Sequence[Path]) -> tuple[dict[pa.Schema, list[Path]], dict[Path, str]]:
+    """``paths`` grouped by stored schema, and the files whose footer cannot be read (with why).
+
+    Files are first grouped by the Arrow schema bytes their footer stores (cheap) and one footer per
+    group is decoded; files without those bytes are decoded one by one.
+    """
+    by_bytes: dict[bytes, list[Path]] = {}
+    loose: list[Path] = []
+    errors: dict[Path, str] = {}
+    for path in paths:
+        try:
+            key = arrow_schema_bytes(path)
+        except OSError as exc:
+            errors[path] = f"unreadable: {exc.strerror or exc}"
+            continue
+        if key is None:
+            loose.append(path)
+        else:
+            by_bytes.setdefault(key, []).append(path)
+    groups: dict[pa.Schema, list[Path]] = {}
+    for members in by_bytes.values():
+        schema = _read_schema(members[0], errors)
+        if schema is None:
+            loose += members[1:]
+        else:
+            groups.setdefault(schema, []).extend(members)
+    for path in loose:
+        if (schema := _read_schema(path, errors)) is not None:
+            groups.setdefault(schema, []).append(path)
+    return groups, errors
+
+
+def _read_schema(path: Path, errors: dict[Path, str]) -> pa.Schema | None:
+    """The file's Arrow schema without metadata (``None``, and the reason in ``errors``, when unreadable)."""
+    try:
+        return pq.read_schema(path).remove_metadata()
+    except (pa.ArrowException, OSError) as exc:
+        errors[path] = f"unreadable Parquet footer: {exc}"
+        return None
