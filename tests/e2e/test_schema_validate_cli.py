@@ -64,6 +64,8 @@ def test_show_prints_every_column_with_its_doc() -> None:
         "name": "vol_20d",
         "nullable": True,
     }
+    bronze = run("schema", "show", "--data-type", "stocks_daily", "--layer", "bronze")
+    assert "timestamp[ns, tz=America/New_York]" in bronze.output
     gold = run("schema", "show", "--data-type", "stocks_daily", "--layer", "gold")
     assert gold.exit_code == 0
     assert "$factor" in gold.output
@@ -106,6 +108,22 @@ def test_schema_check_names_each_drifted_file(lake: Lake) -> None:
     ]
     only_silver = run("schema", "check", "--layer", "silver", "--data-root", lake.root)
     assert len(lines(only_silver, "schema:")) == 1
+
+
+def test_schema_check_covers_the_reference_tables(lake: Lake) -> None:
+    path = lake.reference_table("splits")
+    table = pq.read_table(path)
+    i = table.schema.get_field_index("split_from")
+    _rewrite(path, table.set_column(i, "split_from", pc.cast(table["split_from"], pa.string())))
+    result = run("schema", "check", "--layer", "reference", "--data-root", lake.root)
+    assert result.exit_code == 1
+    assert lines(result, "schema:") == [
+        "schema: bronze/reference/splits.parquet: column split_from is string, expected double"
+    ]
+    shown = run("schema", "show", "--layer", "reference", "--table", "bronze/splits", "--format", "json")
+    (splits,) = json.loads(shown.output)
+    assert splits["path"] == "bronze/reference/splits.parquet"
+    assert {c["name"]: c["type"] for c in splits["columns"]}["fetched_at"] == "timestamp[us, tz=UTC]"
 
 
 def test_validate_silver_names_each_bad_partition(lake: Lake) -> None:

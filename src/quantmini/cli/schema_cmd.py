@@ -10,7 +10,7 @@ import click
 
 from quantmini.cli.options import DataTypeChoice, data_root_option
 
-_LAYERS = ("bronze", "silver", "quarantine", "gold")
+_LAYERS = ("bronze", "silver", "quarantine", "gold", "reference")
 
 
 @click.group()
@@ -19,7 +19,7 @@ def schema() -> None:
 
 
 @schema.command()
-@click.option("--data-type", type=DataTypeChoice(), required=True, help="Dataset whose tables to show.")
+@click.option("--data-type", type=DataTypeChoice(), help="Dataset whose tables to show (not for reference).")
 @click.option("--layer", type=click.Choice(_LAYERS), required=True, help="Layer of the tables.")
 @click.option("--table", "table_name", metavar="NAME", help="Only this table (silver: e.g. universes).")
 @click.option(
@@ -30,17 +30,23 @@ def schema() -> None:
     show_default=True,
     help="table: one table per stored table; json: the same as one document.",
 )
-def show(data_type: str, layer: str, table_name: str | None, output_format: str) -> None:
+def show(data_type: str | None, layer: str, table_name: str | None, output_format: str) -> None:
     """Columns of a layer's tables: name, Arrow type, nullability and what each holds.
 
     Silver lists the data type's main table and every other silver table it declares (feature sets
-    included); gold lists the fields of each Qlib root.
+    included); gold lists the fields of each Qlib root; reference the lake-wide tables (bronze reference
+    tables, adjustment factors, corporate events, entities).
     """
     from quantmini._exceptions import ConfigurationError
     from quantmini.datasets import get_spec
-    from quantmini.datasets.columns import layer_tables
+    from quantmini.datasets.columns import layer_tables, reference_tables
 
-    tables = layer_tables(get_spec(data_type), layer)  # type: ignore[arg-type]
+    if layer == "reference":
+        tables = reference_tables()
+    elif data_type is None:
+        raise ConfigurationError(f"--data-type is required for the {layer} layer")
+    else:
+        tables = layer_tables(get_spec(data_type), layer)  # type: ignore[arg-type]
     if table_name is not None:
         names = [t.name for t in tables]
         tables = [t for t in tables if t.name == table_name]
@@ -67,16 +73,20 @@ def show(data_type: str, layer: str, table_name: str | None, output_format: str)
         ]
         click.echo(json.dumps(document, indent=2))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     from quantmini.cli.common import console
 
     for t in tables:
-        out = Table(title=f"{t.layer} {t.name} ({t.directory})", title_justify="left")
-        for name in ("column", "type", "null", "meaning"):
-            out.add_column(name, overflow="fold")
+        out = Table(title=escape(f"{t.layer} {t.name} ({t.directory})"), title_justify="left")
+        for name in ("column", "type", "null"):
+            out.add_column(name, no_wrap=True)
+        out.add_column("meaning", overflow="fold")
         for f in t.schema:
-            out.add_row(f.name, str(f.type), "yes" if f.nullable else "no", t.doc(f.name))
+            out.add_row(
+                escape(f.name), escape(str(f.type)), "yes" if f.nullable else "no", escape(t.doc(f.name))
+            )
         console.print(out)
 
 
@@ -84,8 +94,8 @@ def show(data_type: str, layer: str, table_name: str | None, output_format: str)
 @click.option("--data-type", type=DataTypeChoice(), help="Only this dataset (default: every one).")
 @click.option(
     "--layer",
-    type=click.Choice(["bronze", "silver", "quarantine"]),
-    help="Only this layer (default: bronze, silver and quarantine).",
+    type=click.Choice(["bronze", "silver", "quarantine", "reference"]),
+    help="Only this layer (default: bronze, silver, quarantine and the reference tables).",
 )
 @data_root_option
 def check(data_type: str | None, layer: str | None, data_root: Path | None) -> None:

@@ -9,10 +9,11 @@ the schemas listed here. Importing this module imports no dataframe library.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+import polars as pl
 import pyarrow as pa
 
 from quantmini.core.bronze import QUARANTINE_SCHEMA
@@ -20,8 +21,8 @@ from quantmini.core.gold import QLIB_FIELD_DOCS
 from quantmini.datasets.base import DatasetSpec
 from quantmini.features.library import set_of_column
 
-Layer = Literal["bronze", "silver", "quarantine", "gold"]
-LAYERS: tuple[Layer, ...] = ("bronze", "silver", "quarantine", "gold")
+Layer = Literal["bronze", "silver", "quarantine", "gold", "reference"]
+LAYERS: tuple[Layer, ...] = ("bronze", "silver", "quarantine", "gold", "reference")
 
 _RATIO = "from the latest annual statement filed before the session"
 
@@ -116,6 +117,61 @@ COLUMN_DOCS: Mapping[str, str] = {
     "raw": "the row as it was in the file",
     "quarantine.ticker": "ticker of the row, when it could be read",
     "quarantine.session_date": "session of the file the row came from",
+    # Reference tables (bronze: as the vendor's REST API sends them, merged on natural keys).
+    "fetched_at": "when the record was first fetched (UTC)",
+    "id": "the vendor's record id",
+    "execution_date": "date the split takes effect (first session in post-split shares)",
+    "split_from": "shares before the split (a 2-for-1 split: 1)",
+    "split_to": "shares after the split (a 2-for-1 split: 2)",
+    "adjustment_type": "split direction as the vendor's newer records give it (forward, reverse …)",
+    "historical_adjustment_factor": "the vendor's cumulative adjustment factor (newer records only)",
+    "ex_dividend_date": "first session the stock trades without the dividend",
+    "cash_amount": "dividend per share, in the record's currency",
+    "currency": "currency of cash_amount",
+    "dividend_type": "vendor dividend type (CD regular, SC special, LT/ST capital gains)",
+    "frequency": "payments per year (0 one-off, 1, 2, 4, 12 …)",
+    "declaration_date": "date the dividend was announced",
+    "record_date": "date of record",
+    "pay_date": "payment date",
+    "distribution_type": "recurrence class of the newer records (recurring, special …)",
+    "split_adjusted_cash_amount": "cash_amount in today's shares (newer records only)",
+    "name": "company or security name",
+    "market": "market (stocks, otc, indices …)",
+    "locale": "locale (us, global)",
+    "type": "vendor security type code (CS common stock, ETF, PFD, WARRANT …)",
+    "active": "the ticker is traded now",
+    "primary_exchange": "MIC of the primary listing exchange",
+    "currency_name": "trading currency",
+    "cik": "SEC Central Index Key of the issuer",
+    "composite_figi": "composite OpenFIGI of the security",
+    "share_class_figi": "share-class OpenFIGI of the security",
+    "list_date": "first listing date",
+    "delisted_utc": "delisting time (UTC), null while listed",
+    "last_updated_utc": "when the vendor last updated the record (UTC)",
+    "event_type": "ticker event type (ticker_change …)",
+    "ticker_events.date": "date the event took effect",
+    "ticker_events.ticker": "the ticker the security trades under from that date",
+    "options_contracts.ticker": "OCC ticker of the contract",
+    "underlying_ticker": "ticker of the deliverable's stock",
+    "contract_type": "'call' or 'put'",
+    "exercise_style": "american, european or bermudan",
+    "expiration_date": "expiration date of the contract",
+    "strike_price": "strike price",
+    "cfi": "ISO 10962 CFI code (its sixth letter marks a non-standard deliverable)",
+    "correction": "vendor correction number of the record",
+    # Lake-wide silver tables.
+    "valid_from": "first date the row holds (inclusive)",
+    "valid_to": "date the row stops holding (exclusive)",
+    "split_factor": "split-only factor: adjusted / raw price over the interval",
+    "adj_factor": "total-return factor (splits and dividends): adjusted / raw price over the interval",
+    "entity": "permanent id of the company (security) across ticker changes",
+    "event_date": "date the corporate action takes effect",
+    "split_multiplier": "price multiplier of the date's splits (2-for-1: 0.5)",
+    "total_multiplier": "price multiplier of the date's splits and dividends",
+    "instrument": "the Qlib instrument name of the entity (its latest ticker)",
+    "first_bar": "first session with a bar under this ticker and entity",
+    "last_bar": "last session with a bar under this ticker and entity",
+    "source": "what established the span: events, reference, ticker (bars only) or inferred",
 }
 
 
@@ -125,10 +181,13 @@ class TableSchema:
 
     layer: Layer
     name: str
-    #: Directory below the lake root holding ``date=YYYY-MM-DD/part.parquet`` (gold: the Qlib root).
+    #: Below the lake root: the directory holding ``date=YYYY-MM-DD/part.parquet`` (gold: the Qlib root;
+    #: reference: the table's one file).
     directory: str
     schema: pa.Schema
     data_type: str
+    #: Columns a stored file may lack (reference columns only the vendor's newer records carry).
+    optional: frozenset[str] = frozenset()
 
     def doc(self, column: str) -> str:
         """What ``column`` holds (empty when nothing documents it: a test keeps that from happening)."""
@@ -139,7 +198,7 @@ def column_doc(data_type: str, layer: Layer, table: str, column: str) -> str:
     """The documentation of ``column`` of ``table`` (empty when none)."""
     if layer == "gold":
         return QLIB_FIELD_DOCS.get(column.removeprefix("$"), "")
-    owner = "quarantine" if layer == "quarantine" else table
+    owner = "quarantine" if layer == "quarantine" else table.removeprefix("silver/").removeprefix("bronze/")
     if layer == "silver" and (feature := set_of_column(data_type, column)) is not None:
         described = next(f for f in feature.features if f.name == column)
         return described.description
@@ -147,7 +206,10 @@ def column_doc(data_type: str, layer: Layer, table: str, column: str) -> str:
 
 
 def layer_tables(spec: DatasetSpec, layer: Layer) -> list[TableSchema]:
-    """The tables ``spec`` declares in ``layer`` (silver: every part; gold: every Qlib root)."""
+    """The tables ``spec`` declares in ``layer`` (silver: every part; gold: every Qlib root; reference:
+    the lake-wide tables, whatever ``spec``)."""
+    if layer == "reference":
+        return reference_tables()
     if layer == "bronze":
         return [TableSchema(layer, spec.name, f"bronze/{spec.name}", spec.bronze_schema, spec.name)]
     if layer == "quarantine":
@@ -175,16 +237,66 @@ def layer_tables(spec: DatasetSpec, layer: Layer) -> list[TableSchema]:
     ]
 
 
-def schema_problems(actual: pa.Schema, expected: pa.Schema) -> list[str]:
+def reference_tables() -> list[TableSchema]:
+    """The lake-wide tables: the bronze reference tables the pipeline reads and the factor and entity
+    tables silver derives from them."""
+    from quantmini.core.adjustment import EVENT_SCHEMA, INTERVAL_SCHEMA
+    from quantmini.core.entities import ENTITIES_SCHEMA
+    from quantmini.core.reference import (
+        DIVIDENDS_SCHEMA,
+        DIVIDENDS_V1_SCHEMA,
+        OPTIONS_CONTRACTS_SCHEMA,
+        SPLITS_SCHEMA,
+        SPLITS_V1_SCHEMA,
+        TICKER_EVENTS_SCHEMA,
+        TICKERS_SCHEMA,
+    )
+
+    fetched = {"fetched_at": pl.Datetime("us", "UTC")}
+    bronze = {
+        "splits": ({**SPLITS_V1_SCHEMA, **fetched}, set(SPLITS_V1_SCHEMA) - set(SPLITS_SCHEMA)),
+        "dividends": ({**DIVIDENDS_V1_SCHEMA, **fetched}, set(DIVIDENDS_V1_SCHEMA) - set(DIVIDENDS_SCHEMA)),
+        "tickers": ({**TICKERS_SCHEMA, **fetched}, set()),
+        "ticker_events": ({**TICKER_EVENTS_SCHEMA, **fetched}, set()),
+        "options_contracts": ({**OPTIONS_CONTRACTS_SCHEMA, **fetched}, set()),
+    }
+    silver = {
+        "adjustment_factors": INTERVAL_SCHEMA,
+        "corporate_events": EVENT_SCHEMA,
+        "entities": ENTITIES_SCHEMA,
+    }
+    return [
+        *(
+            TableSchema(
+                "reference", f"bronze/{name}", f"bronze/reference/{name}.parquet", _arrow(s), "", frozenset(o)
+            )
+            for name, (s, o) in bronze.items()
+        ),
+        *(
+            TableSchema("reference", f"silver/{name}", f"silver/reference/{name}.parquet", _arrow(s), "")
+            for name, s in silver.items()
+        ),
+    ]
+
+
+def _arrow(schema: dict[str, pl.DataType]) -> pa.Schema:
+    """The Arrow schema a Polars frame of ``schema`` is stored with."""
+    return pl.DataFrame(schema=schema).to_arrow().schema
+
+
+def schema_problems(actual: pa.Schema, expected: pa.Schema, optional: Collection[str] = ()) -> list[str]:
     """How a stored schema differs from the declared one, one phrase per problem (empty: it conforms).
 
-    Missing and unexpected columns, type changes, and columns that allow nulls where the spec declares
-    them not null (a stored column declared not null where the spec allows nulls is fine). Column order
-    counts only when nothing else differs.
+    Missing columns (``optional`` ones excepted) and unexpected ones, type changes, and columns that
+    allow nulls where the spec declares them not null (a stored column declared not null where the spec
+    allows nulls is fine). Column order counts only when nothing else differs and no column is optional
+    (tables merged over time append the columns they learn).
     """
     wanted = {f.name: f for f in expected}
     got = {f.name: f for f in actual}
-    problems = [f"missing column {n} ({f.type})" for n, f in wanted.items() if n not in got]
+    problems = [
+        f"missing column {n} ({f.type})" for n, f in wanted.items() if n not in got and n not in optional
+    ]
     problems += [f"unexpected column {n} ({f.type})" for n, f in got.items() if n not in wanted]
     for name, field in wanted.items():
         if name not in got:
@@ -193,6 +305,6 @@ def schema_problems(actual: pa.Schema, expected: pa.Schema) -> list[str]:
             problems.append(f"column {name} is {got[name].type}, expected {field.type}")
         elif got[name].nullable and not field.nullable:
             problems.append(f"column {name} allows nulls, declared not null")
-    if not problems and actual.names != expected.names:
+    if not problems and not optional and actual.names != expected.names:
         problems.append("columns out of order")
     return problems

@@ -16,12 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from quantmini.datasets.base import DatasetSpec
-from quantmini.datasets.columns import Layer, TableSchema, layer_tables, schema_problems
+from quantmini.datasets.columns import Layer, TableSchema, layer_tables, reference_tables, schema_problems
 from quantmini.io.lake import PARTITION_FILE, Lake
 from quantmini.io.parquet import arrow_schema_bytes
 
-#: Layers whose tables are partition files (gold is checked by ``quantmini validate gold``).
-FILE_LAYERS: tuple[Layer, ...] = ("bronze", "silver", "quarantine")
+#: Layers whose tables are Parquet files (gold is checked by ``quantmini validate gold``).
+FILE_LAYERS: tuple[Layer, ...] = ("bronze", "silver", "quarantine", "reference")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,23 +46,33 @@ class SchemaReport:
 def check_schemas(
     lake: Lake, specs: Sequence[DatasetSpec], layers: Sequence[Layer] = FILE_LAYERS
 ) -> SchemaReport:
-    """Every partition file of ``specs`` in ``layers`` against its table's declared schema."""
+    """Every stored file of ``specs`` in ``layers`` against its table's declared schema (the lake-wide
+    reference tables once, whatever ``specs``)."""
+    tables = [
+        t
+        for spec in specs
+        for layer in layers
+        if layer not in ("gold", "reference")
+        for t in layer_tables(spec, layer)
+    ]
+    if "reference" in layers:
+        tables += reference_tables()
     files = schemas = 0
     findings: list[SchemaFinding] = []
-    for spec in specs:
-        for layer in layers:
-            if layer not in FILE_LAYERS:
-                continue
-            for table in layer_tables(spec, layer):
-                paths = sorted((lake.root / table.directory).glob(f"date=*/{PARTITION_FILE}"))
-                groups, errors = _stored_schemas(paths)
-                files += len(paths)
-                schemas += len(groups)
-                found = [SchemaFinding(p, table, problem) for p, problem in errors.items()]
-                for stored, members in groups.items():
-                    problems = schema_problems(stored, table.schema)
-                    found += [SchemaFinding(p, table, problem) for p in members for problem in problems]
-                findings += sorted(found, key=lambda f: f.path)
+    for table in tables:
+        if table.layer == "reference":
+            single = lake.root / table.directory
+            paths = [single] if single.exists() else []
+        else:
+            paths = sorted((lake.root / table.directory).glob(f"date=*/{PARTITION_FILE}"))
+        groups, errors = _stored_schemas(paths)
+        files += len(paths)
+        schemas += len(groups)
+        found = [SchemaFinding(p, table, problem) for p, problem in errors.items()]
+        for stored, members in groups.items():
+            problems = schema_problems(stored, table.schema, table.optional)
+            found += [SchemaFinding(p, table, problem) for p in members for problem in problems]
+        findings += sorted(found, key=lambda f: f.path)
     return SchemaReport(files, schemas, findings)
 
 
