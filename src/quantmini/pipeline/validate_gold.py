@@ -351,11 +351,13 @@ def _check_factor(
     if positions.size < 2:
         return
     session_of = np.searchsorted(np.array(cal.starts), positions + first, side="right") - 1
-    days = [cal.sessions[i] for i in session_of]
+    # An action took effect between two consecutive bars when one of its dates d has
+    # previous bar's session < d <= this bar's session.
+    dates = np.array(sorted(changes), dtype="datetime64[D]")
+    days = np.array(cal.sessions, dtype="datetime64[D]")[session_of]
+    seen = np.searchsorted(dates, days, side="right")
+    action = seen[1:] > seen[:-1]
     moved = factor[positions[1:]] != factor[positions[:-1]]
-    action = np.array(
-        [any(days[i] < c <= days[i + 1] for c in changes) for i in range(len(days) - 1)], dtype=np.bool_
-    )
     for i in np.flatnonzero(moved & ~action):
         findings.append(
             GoldFinding(
