@@ -239,3 +239,21 @@ def test_validate_gold_finds_a_factor_change_without_a_corporate_action(lake: La
     ), errors
     # The prices over the changed factor no longer give the raw closes back.
     assert any(e.startswith(f"{where}/close.day.bin {session}: $close / $factor") for e in errors), errors
+
+
+def test_validate_gold_finds_a_wrong_instrument_span_and_a_stray_directory(lake: Lake) -> None:
+    calendar = _calendar(lake)
+    path = lake.root / ROOT / "instruments" / "all.txt"
+    rows = [line.split("\t") for line in path.read_text().splitlines()]
+    symbol, start, end = rows[0]
+    rows[0] = [symbol, calendar[calendar.index(start) + 1], end]
+    path.write_text("".join("\t".join(row) + "\n" for row in rows))
+    (lake.root / ROOT / "features" / "zzzz").mkdir()
+    result = run("validate", "gold", "--data-root", lake.root)
+    assert result.exit_code == 1
+    name = "error: gold stocks_daily/day (total return)"
+    assert lines(result, "error:") == [
+        f"{name} instruments/all.txt:1: {symbol} spans {rows[0][1]}..{end}, "
+        f"the gold state records {start}..{end}",
+        f"{name} features/zzzz: features directory of no instrument of the gold state",
+    ]

@@ -117,11 +117,11 @@ def check_gold(lake: Lake, spec: DatasetSpec, adjustment: Adjustment = "total_re
             files += _check_instrument(
                 root, state_dir, target, cal, stored, (first, last), changes.get(symbol, set()), findings
             )
-        extra = {p.name for p in (root / "features").iterdir()} - {qlib_dir_name(s) for s in listed}
+        features = root / "features"
+        present = {p.name for p in features.iterdir()} if features.is_dir() else set()
+        extra = present - {qlib_dir_name(s) for s in spans}
         findings += [
-            GoldFinding(
-                "error", f"features/{d}", "features directory of no instrument in instruments/all.txt"
-            )
+            GoldFinding("error", f"features/{d}", "features directory of no instrument of the gold state")
             for d in sorted(extra)
         ]
         checks.append(GoldCheck(name, root, len(listed), files, findings))
