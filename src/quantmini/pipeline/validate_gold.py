@@ -76,6 +76,7 @@ class GoldCheck:
 
     @property
     def errors(self) -> list[GoldFinding]:
+        """The findings that fail the check (warnings excluded)."""
         return [f for f in self.findings if f.severity == "error"]
 
 
