@@ -34,6 +34,7 @@ COMMANDS = {
     "pipeline": "Run the whole pipeline.",
     "polygon": "Pull reference data from the vendor's REST API",
     "sample": "Generate realistic sample data",
+    "schema": "Declared table schemas and stored files against them.",
     "validate": "Re-check stored layers.",
 }
 
@@ -55,7 +56,8 @@ GROUPS = {
         "tickers",
     ),
     "sample": ("generate",),
-    "validate": ("bronze",),
+    "schema": ("check", "show"),
+    "validate": ("bronze", "gold", "silver"),
 }
 
 CHILD = """
