@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,16 @@ def test_counts_spans_and_reasons(lake: Lake) -> None:
     }
     assert gold.stale[D(2024, 3, 6)] == "silver changed since converted"
     assert gold.stale[D(2024, 3, 12)] == "silver not converted into the root"
+
+
+def test_the_manifest_index_gives_the_same_status(lake: Lake) -> None:
+    past = 1_577_836_800 * 10**9  # 2020-01-01: every manifest directory long settled, so it is indexed
+    directories = [p for p in (lake.root / "_manifests").rglob("*") if p.is_dir()]
+    for directory in directories:
+        os.utime(directory, ns=(past, past))
+    first = lake_status(lake)
+    assert len(list((lake.root / "_manifests" / ".index").rglob("*.json"))) == 3
+    assert lake_status(lake) == first
 
 
 def test_a_range_shows_its_sessions_only_and_keeps_the_layers_spans(lake: Lake) -> None:
