@@ -213,6 +213,14 @@ def test_silver_manifests_without_an_upstream_digest_are_judged_present(lake: La
     assert silver.days[D(2024, 3, 14)] == silver.days[D(2024, 3, 15)] == "present"
 
 
+def test_a_bronze_partition_lost_is_stale_and_so_is_the_silver_built_from_it(lake: Lake) -> None:
+    lake.bronze_partition(SPEC, D(2024, 3, 11)).parent.rmdir()
+    kind = lake_status(lake).types[0]
+    assert kind.layer("bronze").stale[D(2024, 3, 11)] == "its partition is gone"
+    assert kind.layer("silver").stale[D(2024, 3, 11)] == "its bronze partition is gone"
+    assert kind.layer("gold/day").days[D(2024, 3, 11)] == "present"
+
+
 def test_a_gold_state_of_another_stage_version_makes_every_held_session_stale(lake: Lake) -> None:
     path = lake.gold_state_dir(SPEC.name, "day") / "state.json"
     state = json.loads(path.read_text())

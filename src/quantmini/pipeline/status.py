@@ -268,7 +268,12 @@ def _type_status(
         sessions = exchange_sessions(first, last, spec.calendar)
     layers = [
         _landing(landing, sessions, spec.calendar),
-        _bronze(bronze, landing, sessions),
+        _bronze(
+            bronze,
+            landing,
+            sessions,
+            lost=set(reader.manifests(lake.manifest_dir("bronze", spec))) - set(bronze),
+        ),
     ]
     bronze_index = reader.index(lake.manifest_dir("bronze", spec), lake.bronze_dir(spec))
     above = set(landing) | set(bronze)
@@ -379,8 +384,12 @@ def _instant(value: object) -> dt.datetime | None:
 
 
 def _bronze(
-    manifests: dict[dt.date, dict[str, Any]], landing: dict[dt.date, dict[str, Any]], sessions: list[dt.date]
+    manifests: dict[dt.date, dict[str, Any]],
+    landing: dict[dt.date, dict[str, Any]],
+    sessions: list[dt.date],
+    lost: set[dt.date],
 ) -> LayerStatus:
+    """``lost``: sessions whose bronze manifest has no partition beside it (re-ingested by the next run)."""
     days: dict[dt.date, LayerState] = {}
     rows: dict[dt.date, int] = {}
     quarantined: dict[dt.date, int] = {}
@@ -391,6 +400,8 @@ def _bronze(
         if manifest is None:
             if landed is None:
                 days[session] = "missing"
+            elif session in lost:
+                days[session], stale[session] = "stale", "its partition is gone"
             else:
                 days[session], stale[session] = "stale", "landed, not ingested"
             continue
