@@ -228,6 +228,8 @@ def test_a_gold_state_of_another_stage_version_makes_every_held_session_stale(la
     write_manifest(path, state, durable=False)
     gold = lake_status(lake).types[0].layer("gold/day")
     assert set(gold.days.values()) == {"stale", "missing"}
+    assert gold.stale[D(2024, 3, 4)] == "the root is of another version (rebuilt next run)"
+    assert gold.stale[D(2024, 3, 13)] == "not built into silver yet"
     assert gold.first is None
 
 

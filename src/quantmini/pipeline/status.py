@@ -279,12 +279,15 @@ def _type_status(
         layers.append(_silver(reader, spec, part, index, bronze_index, above, sessions))
     main = next((index for part, index in silver if part.name is None), None)
     above |= set(main.partitions if main is not None else ())
-    for (layer, recorded), (_, target, _) in zip(gold, roots, strict=True):
+    for (layer, recorded), (_, target, state_dir) in zip(gold, roots, strict=True):
         joined = {
             j.table: reader.index(lake.manifest_dir("silver", j.table), lake.silver_dir(j.table))
             for j in target.joins
         }
-        layers.append(_gold(layer, recorded, main or PartitionIndex({}, []), joined, above, sessions))
+        # A state the stage no longer accepts: the next run rebuilds the root from scratch.
+        outdated = recorded is None and (state_dir / "state.json").exists()
+        silver_main = main or PartitionIndex({}, [])
+        layers.append(_gold(layer, recorded, silver_main, joined, above, sessions, outdated=outdated))
     return TypeStatus(spec.name, sessions, layers)
 
 
@@ -488,15 +491,20 @@ def _gold(
     joined: dict[str, PartitionIndex],
     above: set[dt.date],
     sessions: list[dt.date],
+    *,
+    outdated: bool = False,
 ) -> LayerStatus:
-    """``above``: sessions some layer above gold holds (the main silver table among them)."""
+    """``above``: sessions some layer above gold holds (the main silver table among them); ``outdated``:
+    the root's state is of another stage version or field list."""
     days: dict[dt.date, LayerState] = {}
     stale: dict[dt.date, str] = {}
     held = recorded or {}
     for session in sessions:
         built, partition = held.get(session), silver.partitions.get(session)
         if built is None:
-            if partition is not None:
+            if partition is not None and outdated:
+                days[session], stale[session] = "stale", "the root is of another version (rebuilt next run)"
+            elif partition is not None:
                 days[session], stale[session] = "stale", "silver not converted into the root"
             elif session in above:
                 days[session], stale[session] = "stale", "not built into silver yet"
