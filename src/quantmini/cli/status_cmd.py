@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 #: Version of the JSON document; bumped when a key changes meaning or disappears (added keys do not).
 FORMAT = "quantmini.status/1"
+#: Width of the tables when the output is not a terminal.
+_FILE_WIDTH = 132
 #: Sessions of a state named one by one in the summary lines (more are summarised).
 _LISTED = 8
 _STYLES = {
@@ -67,6 +69,8 @@ def status(
 
     Everything comes from manifests (no data file is read); the lake is not locked.
     """
+    from rich.console import Console
+
     from quantmini.cli.common import console, settings_from
     from quantmini.core.calendar import parse_date
     from quantmini.io.lake import Lake
@@ -89,6 +93,9 @@ def status(
     if not found.types:
         console.print(f"The lake at {lake.root} holds no data yet.")
         return
+    if not console.is_terminal:
+        # Eight columns of layer names and dates: to a file or a pipe, not squeezed into 80 columns.
+        console = Console(highlight=False, width=max(console.width, _FILE_WIDTH))
     for kind in found.types:
         console.print(_summary(kind))
         for line in _notes(kind):
@@ -201,7 +208,7 @@ def _summary(kind: TypeStatus) -> Table:
     table.add_column("layer", no_wrap=True)
     table.add_column("held", no_wrap=True)
     for name in ("present", "missing", "stale", "quarantined", "republished", "late"):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     for layer in kind.layers:
         counts = layer.counts
         rows = layer.quarantined_rows
