@@ -20,7 +20,7 @@ from quantmini.cli.status_cmd import status
 
 @click.group()
 def data() -> None:
-    """Run single stages and query the lake."""
+    """Run single stages, query the lake and show its status."""
 
 
 @data.command()
