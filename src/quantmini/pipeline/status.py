@@ -1,16 +1,18 @@
 """What the lake holds and what went wrong, per data type and layer, from manifests alone.
 
 ``quantmini data status`` and the HTML report read this. Nothing here opens a Parquet file or takes the
-lake's lock: a session's state in a layer comes from the per-partition manifests, the gold state files,
-directory listings and the exchange calendar. One state per calendar session and layer, the worst that
+lake's lock: a session's state in a layer comes from the per-partition manifests (read through their
+index, :mod:`quantmini.io.manifest_index`), the gold state files, directory listings and the exchange
+calendar. One state per calendar session and layer, the worst that
 applies (:data:`SEVERITY`):
 
 * **missing** — neither the layer nor any layer above it holds the session (for landing: nothing was
   landed). A gap of the lake, not work pending.
 * **stale** — the layer is behind a layer above it, and the next pipeline run will (re)build the session
   (a session landed but not ingested is stale in bronze, silver and gold):
-  - bronze: landed but not ingested, or the landed file changed since bronze ingested it (the bronze
-    manifest's ``input_sha256`` is not the landing manifest's ``sha256``);
+  - bronze: landed but not ingested, the landed file changed since bronze ingested it (the bronze
+    manifest's ``input_sha256`` is not the landing manifest's ``sha256``), or the partition beside its
+    manifest is gone;
   - silver (each table): bronze holds the session but the table does not; the table holds it but
     bronze does not any more; or the bronze or input partitions it was built from changed since (the
     ``upstream`` digest its manifest records, recomputed with the silver planner's own
@@ -24,8 +26,8 @@ applies (:data:`SEVERITY`):
 * **quarantined** — bronze set rows of the session aside (``rows_quarantined`` > 0; reasons counted).
 * **republished** — the vendor replaced the session's file after it was first landed (the landing
   manifest's ``replaced`` history; counted per session).
-* **late** — the first landed version of the file was published (the source's ``last_modified``) after
-  the deadline :data:`LATE_AFTER` sets.
+* **late** — the first landed version of the file (the oldest the ``replaced`` history remembers) was
+  published (the source's ``last_modified``) after the deadline :data:`LATE_AFTER` sets.
 * **present** — none of the above.
 """
 
