@@ -28,7 +28,7 @@ HEAVY = (
 COMMANDS = {
     "api": "Ad-hoc downloads from the vendor's REST API",
     "config": "Show and change settings",
-    "data": "Run single stages and query the lake.",
+    "data": "Run single stages, query the lake and show its status.",
     "demo": "Generate sample data and run landing",
     "features": "List the feature library: sets, features and their definitions.",
     "pipeline": "Run the whole pipeline.",
@@ -42,7 +42,7 @@ COMMANDS = {
 GROUPS = {
     "api": ("bars",),
     "config": ("get", "init", "profile", "set", "show", "unset"),
-    "data": ("catalog", "convert", "download", "enrich", "ingest", "query"),
+    "data": ("catalog", "convert", "download", "enrich", "ingest", "query", "status"),
     "features": ("list",),
     "pipeline": ("daily", "run"),
     "polygon": (
