@@ -1,0 +1,242 @@
+"""Inline SVG charts for the lake report, drawn from plain values: a dated line chart with event markers, a
+stacked bar chart and a state heatmap. Hovering shows an SVG ``<title>`` (no script).
+
+Every mark carries ``data-*`` attributes (its date, series, state) so a test can read a rendered chart back
+from the DOM. A line keeps at most two points (its lowest and highest) per horizontal pixel, so a 20-year
+daily series costs no more than a one-year one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+
+#: Plot margins (left, right, top, bottom) in pixels: room for the axes' labels.
+_MARGIN = (64, 16, 12, 28)
+_FONT = 'font-size="11" fill="#444"'
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One series of a line chart."""
+
+    name: str
+    color: str
+    points: Sequence[tuple[dt.date, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A vertical mark on a dated chart (a split, a dividend, an anomaly)."""
+
+    date: dt.date
+    kind: str
+    label: str
+    color: str
+
+
+def line_chart(
+    lines: Sequence[Line], markers: Sequence[Marker] = (), *, width: int = 900, height: int = 260
+) -> str:
+    """Dated lines on a shared linear y axis, with vertical markers."""
+    points = [p for line in lines for p in line.points if math.isfinite(p[1])]
+    if not points:
+        return _empty(width, "no data")
+    first = (
+        min(min(d for d, _ in points), *(m.date for m in markers)) if markers else min(d for d, _ in points)
+    )
+    last = (
+        max(max(d for d, _ in points), *(m.date for m in markers)) if markers else max(d for d, _ in points)
+    )
+    low, high = _padded(min(v for _, v in points), max(v for _, v in points))
+    left, right, top, bottom = _MARGIN
+    plot_w, plot_h = width - left - right, height - top - bottom
+    span = max((last - first).days, 1)
+
+    def x(day: dt.date) -> float:
+        return left + (day - first).days / span * plot_w
+
+    def y(value: float) -> float:
+        return top + (high - value) / (high - low) * plot_h
+
+    parts = [_open(width, height), *_y_axis(low, high, y, left, width - right)]
+    parts += _x_axis(first, last, x, height - bottom + 16)
+    for line in lines:
+        coords = _decimated([(x(d), y(v)) for d, v in line.points if math.isfinite(v)])
+        parts.append(
+            f'<polyline data-series="{escape(line.name)}" data-points="{len(line.points)}" fill="none" '
+            f'stroke="{line.color}" stroke-width="1.5" points="{coords}"><title>{escape(line.name)}</title>'
+            "</polyline>"
+        )
+    for marker in markers:
+        mx = x(marker.date)
+        parts.append(
+            f'<g class="marker {escape(marker.kind)}" data-date="{marker.date}">'
+            f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{top}" y2="{height - bottom}" stroke="{marker.color}" '
+            f'stroke-dasharray="3,2"/><circle cx="{mx:.1f}" cy="{top + 4}" r="4" fill="{marker.color}"/>'
+            f"<title>{escape(marker.label)}</title></g>"
+        )
+    legend_x = left + 8
+    for line in lines:
+        parts.append(
+            f'<rect x="{legend_x}" y="{top + 4}" width="10" height="10" fill="{line.color}"/>'
+            f'<text x="{legend_x + 14}" y="{top + 13}" {_FONT}>{escape(line.name)}</text>'
+        )
+        legend_x += 14 + 7 * len(line.name) + 16
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def stacked_bars(
+    labels: Sequence[str],
+    stacks: Mapping[str, Sequence[int]],
+    colors: Mapping[str, str],
+    *,
+    height: int = 220,
+) -> str:
+    """One bar per label, stacked by series (``stacks[name][i]`` is label ``i``'s share of ``name``)."""
+    totals = [sum(values[i] for values in stacks.values()) for i in range(len(labels))]
+    if not labels or not any(totals):
+        return _empty(600, "none")
+    left, right, top, bottom = _MARGIN
+    bar = max(4, min(28, 900 // len(labels)))
+    width = left + right + bar * len(labels)
+    plot_h = height - top - bottom
+    peak = max(totals)
+
+    def y(value: float) -> float:
+        return top + (peak - value) / peak * plot_h
+
+    parts = [_open(width, height), *_y_axis(0, peak, y, left, width - right)]
+    for i, label in enumerate(labels):
+        base = 0
+        bx = left + i * bar
+        for name, values in stacks.items():
+            if not values[i]:
+                continue
+            y0, y1 = y(base + values[i]), y(base)
+            parts.append(
+                f'<rect class="bar" data-label="{escape(label)}" data-series="{escape(name)}" '
+                f'data-value="{values[i]}" x="{bx + 1}" y="{y0:.1f}" width="{bar - 2}" '
+                f'height="{max(y1 - y0, 0.5):.1f}" fill="{colors[name]}"><title>{escape(label)} '
+                f"{escape(name)}: {values[i]:,}</title></rect>"
+            )
+            base += values[i]
+    step = max(1, math.ceil(len(labels) / max(1, (width - left) // 70)))
+    for i in range(0, len(labels), step):
+        parts.append(
+            f'<text x="{left + i * bar}" y="{height - bottom + 16}" {_FONT}>{escape(labels[i])}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def heatmap(
+    rows: Sequence[tuple[str, Mapping[dt.date, str]]],
+    columns: Sequence[dt.date],
+    colors: Mapping[str, str],
+    *,
+    column_label: str,
+) -> str:
+    """One row per label, one cell per column date holding a state (blank where the row has none)."""
+    if not rows or not columns:
+        return _empty(600, "no sessions")
+    label_w, top = 210, 8
+    cell_w = max(2, min(14, 1100 // len(columns)))
+    cell_h = 16
+    width = label_w + cell_w * len(columns) + 8
+    height = top + cell_h * len(rows) + 24
+    index = {day: i for i, day in enumerate(columns)}
+    parts = [_open(width, height)]
+    for r, (label, cells) in enumerate(rows):
+        ry = top + r * cell_h
+        parts.append(f'<text x="4" y="{ry + 12}" {_FONT}>{escape(label)}</text>')
+        parts.append(f'<g class="heat-row" data-row="{escape(label)}">')
+        for day, state in cells.items():
+            cx = label_w + index[day] * cell_w
+            parts.append(
+                f'<rect class="cell" data-date="{day}" data-state="{state}" x="{cx}" y="{ry + 1}" '
+                f'width="{cell_w - (1 if cell_w > 3 else 0)}" height="{cell_h - 2}" fill="{colors[state]}">'
+                f"<title>{escape(label)} {column_label} {day}: {state}</title></rect>"
+            )
+        parts.append("</g>")
+    step = max(1, math.ceil(len(columns) / max(1, (width - label_w) // 80)))
+    for i in range(0, len(columns), step):
+        parts.append(
+            f'<text x="{label_w + i * cell_w}" y="{height - 6}" {_FONT}>{columns[i]:%Y-%m-%d}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _open(width: int, height: int) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img">'
+    )
+
+
+def _empty(width: int, text: str) -> str:
+    return f'{_open(width, 40)}<text x="8" y="24" {_FONT}>{escape(text)}</text></svg>'
+
+
+def _padded(low: float, high: float) -> tuple[float, float]:
+    """The y range shown: the data's with 5% room (never below zero for data that is not), never empty."""
+    pad = (high - low) * 0.05 or 1.0
+    return (low - pad if low < 0 else max(low - pad, 0.0)), high + pad
+
+
+def _y_axis(low: float, high: float, y: Callable[[float], float], x0: int, x1: int) -> list[str]:
+    """Five horizontal grid lines with their values."""
+    parts = []
+    for k in range(5):
+        value = low + (high - low) * k / 4
+        gy = y(value)
+        parts.append(
+            f'<line x1="{x0}" x2="{x1}" y1="{gy:.1f}" y2="{gy:.1f}" stroke="#e5e5e5"/>'
+            f'<text x="{x0 - 6}" y="{gy + 4:.1f}" text-anchor="end" {_FONT}>{_number(value)}</text>'
+        )
+    return parts
+
+
+def _x_axis(first: dt.date, last: dt.date, x: Callable[[dt.date], float], ty: int) -> list[str]:
+    """Five date labels evenly spread between ``first`` and ``last``."""
+    days = (last - first).days
+    labels = sorted({first + dt.timedelta(days=round(days * k / 4)) for k in range(5)})
+    return [
+        f'<text x="{x(day):.1f}" y="{ty}" text-anchor="middle" {_FONT}>{day:%Y-%m-%d}</text>'
+        for day in labels
+    ]
+
+
+def _number(value: float) -> str:
+    magnitude = abs(value)
+    if magnitude >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    if magnitude >= 1e4:
+        return f"{value / 1e3:.0f}k"
+    return f"{value:,.2f}" if magnitude < 100 else f"{value:,.0f}"
+
+
+def _decimated(coords: Sequence[tuple[float, float]]) -> str:
+    """``points`` of a polyline keeping, per horizontal pixel, the first point and the lowest and highest."""
+    kept: list[tuple[float, float]] = []
+    pixel: dict[int, list[tuple[float, float]]] = {}
+    for cx, cy in coords:
+        pixel.setdefault(int(cx), []).append((cx, cy))
+    for column in sorted(pixel):
+        group = pixel[column]
+        if len(group) <= 3:
+            kept.extend(group)
+            continue
+        chosen = {
+            0,
+            min(range(len(group)), key=lambda i: group[i][1]),
+            max(range(len(group)), key=lambda i: group[i][1]),
+        }
+        chosen.add(len(group) - 1)
+        kept.extend(group[i] for i in sorted(chosen))
+    return " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in kept)
