@@ -50,6 +50,7 @@ from quantmini.pipeline.silver import (
     remove_orphans,
     run_silver_task,
     silver_waves,
+    window_calendar,
 )
 
 #: Stages in order; a run can stop after any of them.
@@ -517,12 +518,7 @@ class PipelineRunner:
         return targets
 
     def _calendar(self, bronze: PartitionIndex, spec: DatasetSpec | None = None) -> list[dt.date]:
-        sessions = bronze.sessions
-        if not sessions:
-            return []
-        return exchange_sessions(
-            sessions[0] - dt.timedelta(days=60), sessions[-1], (spec or self.spec).calendar
-        )
+        return window_calendar(bronze.sessions, (spec or self.spec).calendar)
 
     def build(self, report: PipelineReport, last_stage: Stage = "gold") -> None:
         """Silver (and gold up to ``last_stage``) over the whole lake of this data type."""
