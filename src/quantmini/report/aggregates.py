@@ -1,7 +1,8 @@
-"""Pure aggregates behind the lake report: heatmap cells per session, week or month (worst state wins),
-row counts against their trailing median, quarantined rows per month and reason.
+"""Pure aggregates behind the lake report, from a :class:`~quantmini.pipeline.status.LakeStatus`: heatmap
+cells per session, week or month (worst state wins), row counts against their trailing median,
+quarantined rows per month and reason.
 
-Frames in, frames (or plain mappings) out: no paths, no clock.
+Values in, frames (or plain mappings) out: no paths, no clock.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from typing import Literal
 
 import polars as pl
 
-#: Coverage states from best to worst (the order ``data status`` uses: missing > stale > quarantined >
-#: republished > late > present).
-STATES: tuple[str, ...] = ("present", "late", "republished", "quarantined", "stale", "missing")
-_RANK = {state: rank for rank, state in enumerate(STATES)}
+from quantmini.pipeline.status import SEVERITY, LakeStatus
+
+_RANK: dict[str, int] = {state: -rank for rank, state in enumerate(SEVERITY)}
 
 Granularity = Literal["session", "week", "month"]
 #: Most columns the heatmap shows one per session; up to :data:`WEEKLY_UP_TO` sessions, one per week;
@@ -45,7 +45,7 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
 
 
 def worst(states: Iterable[str]) -> str:
-    """The worst of ``states`` (see :data:`STATES`)."""
+    """The worst of ``states`` (see :data:`~quantmini.pipeline.status.SEVERITY`)."""
     return max(states, key=_RANK.__getitem__)
 
 
@@ -73,6 +73,26 @@ def downsample(days: Mapping[dt.date, str], granularity: Granularity) -> dict[dt
         held = cells.get(bucket)
         cells[bucket] = state if held is None else worst((held, state))
     return dict(sorted(cells.items()))
+
+
+def layer_rows(status: LakeStatus) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows per session of every layer that counts them (:data:`ROWS_SCHEMA`), and quarantined rows per
+    session and reason (:data:`QUARANTINE_SCHEMA`)."""
+    rows: list[tuple[str, str, dt.date, int]] = []
+    reasons: list[tuple[str, dt.date, str, int]] = []
+    for data_type in status.types:
+        for layer in data_type.layers:
+            rows.extend((data_type.data_type, layer.layer, s, n) for s, n in layer.rows.items())
+            reasons.extend(
+                (data_type.data_type, s, reason, n)
+                for s, found in layer.reasons.items()
+                for reason, n in found.items()
+                if n
+            )
+    return (
+        pl.DataFrame(rows, schema=ROWS_SCHEMA, orient="row"),
+        pl.DataFrame(reasons, schema=QUARANTINE_SCHEMA, orient="row"),
+    )
 
 
 def row_anomalies(rows: pl.DataFrame) -> pl.DataFrame:

@@ -1,6 +1,7 @@
-"""Read what the lake report shows: manifests (row counts, quarantine reasons), the last run record, the
-coverage from :func:`~quantmini.pipeline.status.lake_status`, the corporate-action tables and, for each
-chosen symbol, its raw and adjusted closes through the query layer.
+"""Read what the lake report shows: the lake's status from the manifests
+(:func:`~quantmini.pipeline.status.lake_status`: states, rows and quarantine reasons per session), the
+last run record, the corporate-action tables and, for each chosen symbol, its raw and adjusted closes
+through the query layer.
 
 Only aggregates leave this module, besides the chosen symbols' closes.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,18 +19,14 @@ import polars as pl
 
 from quantmini.core.reconciliation import CHECK_SCHEMA
 from quantmini.io.lake import Lake
-from quantmini.io.manifest import read_manifest
 from quantmini.io.parquet import read_parquet_files
 from quantmini.io.reference_store import load_reference
 from quantmini.pipeline.factors import PRICE_SOURCE
 from quantmini.pipeline.status import LakeStatus, lake_status
 from quantmini.query import QueryEngine, QuerySpec
 from quantmini.query.engine import partition_sessions
-from quantmini.report.aggregates import QUARANTINE_SCHEMA, ROWS_SCHEMA
+from quantmini.report.aggregates import layer_rows
 
-#: Manifest stages whose per-partition manifests carry a row count, and the key holding it.
-_ROW_KEYS = {"bronze": "rows_bronze", "silver": "rows"}
-_MANIFEST_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.json$")
 #: The reconciliation's per-session findings (a silver table of stocks_daily).
 CHECKS_TABLE = "corporate_action_checks"
 ACTIONS_SCHEMA: dict[str, pl.DataType] = {
@@ -73,7 +69,7 @@ class ReportFacts:
 
     root: Path
     rows: pl.DataFrame
-    """Rows per partition from the manifests (:data:`~quantmini.report.aggregates.ROWS_SCHEMA`)."""
+    """Rows per partition and layer (:data:`~quantmini.report.aggregates.ROWS_SCHEMA`)."""
     quarantine: pl.DataFrame
     """Quarantined rows per bronze partition and reason (``QUARANTINE_SCHEMA``)."""
     last_run: dict[str, Any] | None
@@ -86,7 +82,8 @@ def gather(
     lake: Lake, symbols: Sequence[str] = (), start: dt.date | None = None, end: dt.date | None = None
 ) -> ReportFacts:
     """The report's facts for sessions ``start`` … ``end`` (default: all)."""
-    rows, quarantine = manifest_rows(lake, start, end)
+    coverage = lake_status(lake, None, start, end)
+    rows, quarantine = layer_rows(coverage)
     prices = rows.filter((pl.col("data_type") == PRICE_SOURCE) & (pl.col("layer") == "bronze"))
     span = (start, end)
     if not prices.is_empty():
@@ -102,48 +99,10 @@ def gather(
         rows=rows,
         quarantine=quarantine,
         last_run=last_run(lake),
-        coverage=lake_status(lake, None, start, end),
+        coverage=coverage,
         actions=corporate_actions(lake, start, end),
         symbols=series,
     )
-
-
-def manifest_rows(
-    lake: Lake, start: dt.date | None, end: dt.date | None
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Rows per bronze and silver partition (:data:`ROWS_SCHEMA`) and quarantined rows per bronze partition
-    and reason (:data:`QUARANTINE_SCHEMA`), read from the manifests of sessions in range."""
-    rows: list[tuple[str, str, dt.date, int]] = []
-    reasons: list[tuple[str, dt.date, str, int]] = []
-    for layer, key in _ROW_KEYS.items():
-        stage_dir = lake.root / "_manifests" / layer
-        tables = sorted(p for p in stage_dir.iterdir() if p.is_dir()) if stage_dir.is_dir() else []
-        for table in tables:
-            for session, path in _manifests_in(table, start, end):
-                manifest = read_manifest(path)
-                if manifest is None or not isinstance(manifest.get(key), int):
-                    continue
-                rows.append((table.name, layer, session, manifest[key]))
-                if layer == "bronze":
-                    found = manifest.get("reasons") or {}
-                    reasons.extend((table.name, session, r, int(n)) for r, n in found.items() if n)
-    return (
-        pl.DataFrame(rows, schema=ROWS_SCHEMA, orient="row"),
-        pl.DataFrame(reasons, schema=QUARANTINE_SCHEMA, orient="row"),
-    )
-
-
-def _manifests_in(directory: Path, start: dt.date | None, end: dt.date | None) -> list[tuple[dt.date, Path]]:
-    """``(session, path)`` of the ``YYYY-MM-DD.json`` manifests in ``directory`` within range, sorted."""
-    found = []
-    for path in directory.iterdir():
-        match = _MANIFEST_NAME.match(path.name)
-        if match is None:
-            continue
-        session = dt.date.fromisoformat(match.group(1))
-        if (start is None or session >= start) and (end is None or session <= end):
-            found.append((session, path))
-    return sorted(found)
 
 
 def last_run(lake: Lake) -> dict[str, Any] | None:

@@ -16,9 +16,9 @@ from typing import Any
 import polars as pl
 
 from quantmini import __version__
+from quantmini.pipeline.status import SEVERITY
 from quantmini.report.aggregates import (
     ANOMALY_RATIO,
-    STATES,
     TRAILING_SESSIONS,
     downsample,
     granularity_for,
@@ -51,7 +51,7 @@ table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px soli
 text-align:right}th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}
 .legend span{display:inline-block;margin-right:12px;font-size:13px}
 .legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:middle}
-.chart{overflow-x:auto}
+.chart{overflow-x:auto}.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(620px,1fr));gap:8px}
 """
 
 
@@ -108,7 +108,7 @@ def _summary(facts: ReportFacts, anomalies: pl.DataFrame) -> str:
     parts = [
         "<section id='summary'><h2>Summary</h2>",
         _table(
-            ["lake root", "data types and tables", "quarantined rows"],
+            ["lake root", "data types", "quarantined rows"],
             [[str(facts.root), ", ".join(types) or "none", f"{quarantined:,}"]],
             attrs=f"data-quarantined-rows='{quarantined}'",
         ),
@@ -150,19 +150,17 @@ def _coverage(facts: ReportFacts) -> str:
         for layer in status.layers:
             label = f"{status.data_type} / {layer.layer}"
             rows.append((label, downsample(layer.days, granularity)))
-            tally = [sum(1 for s in layer.days.values() if s == state) for state in STATES]
-            counts.append([label, *(f"{n:,}" for n in tally)])
+            counts.append([label, *(f"{n:,}" for n in layer.counts.values())])
     columns = sorted({day for _, cells in rows for day in cells})
-    unit = {"session": "session", "week": "week of", "month": "month of"}[granularity]
-    legend = "".join(f"<span><i style='background:{STATE_COLORS[s]}'></i>{s}</span>" for s in STATES)
+    legend = "".join(f"<span><i style='background:{STATE_COLORS[s]}'></i>{s}</span>" for s in SEVERITY)
     return (
         f"<section id='coverage' data-granularity='{granularity}'><h2>Coverage</h2>"
         f"<p class='note'>One cell per {granularity} ({len(sessions):,} sessions); a cell shows the worst "
         "state of its sessions: missing &gt; stale &gt; quarantined &gt; republished &gt; late &gt; "
         "present.</p>"
         f"<div class='legend'>{legend}</div>"
-        f"<div class='chart'>{heatmap(rows, columns, STATE_COLORS, column_label=unit)}</div>"
-        f"{_table(['table / layer', *STATES], counts)}</section>"
+        f"<div class='chart'>{heatmap(rows, columns, STATE_COLORS, unit=granularity)}</div>"
+        f"{_table(['table / layer', *SEVERITY], counts)}</section>"
     )
 
 
@@ -207,6 +205,7 @@ def _anomalies(anomalies: pl.DataFrame) -> str:
         f"previous {TRAILING_SESSIONS} partitions; flagged beyond ×{ANOMALY_RATIO:g} or ÷{ANOMALY_RATIO:g}. "
         f"{flagged.height:,} flagged.</p>",
     ]
+    charts = []
     for (data_type, layer), frame in sorted(anomalies.group_by("data_type", "layer"), key=lambda g: g[0]):
         frame = frame.sort("session")
         points = list(zip(frame["session"].to_list(), frame["rows"].cast(pl.Float64).to_list(), strict=True))
@@ -219,11 +218,13 @@ def _anomalies(anomalies: pl.DataFrame) -> str:
             )
             for r in frame.filter(pl.col("anomaly")).iter_rows(named=True)
         ]
-        chart = line_chart([Line("rows", "#1e88e5", points)], marks, height=140)
-        parts.append(
-            f"<h3>{escape(str(data_type))} / {escape(str(layer))}</h3><div class='chart' "
-            f"data-table='{escape(str(data_type))}/{escape(str(layer))}'>{chart}</div>"
+        chart = line_chart([Line("rows", "#1e88e5", points)], marks, width=600, height=140)
+        charts.append(
+            f"<div class='chart' data-table='{escape(str(data_type))} / {escape(str(layer))}' "
+            f"data-anomalies='{len(marks)}'><h3>{escape(str(data_type))} / {escape(str(layer))}</h3>"
+            f"{chart}</div>"
         )
+    parts.append(f"<div class='grid'>{''.join(charts)}</div>")
     rows = [
         [
             r["data_type"],

@@ -125,10 +125,10 @@ def stacked_bars(
                 f"{escape(name)}: {values[i]:,}</title></rect>"
             )
             base += values[i]
-    step = max(1, math.ceil(len(labels) / max(1, (width - left) // 70)))
-    for i in range(0, len(labels), step):
+    for i in range(0, len(labels), math.ceil(56 / bar)):
         parts.append(
-            f'<text x="{left + i * bar}" y="{height - bottom + 16}" {_FONT}>{escape(labels[i])}</text>'
+            f'<text x="{left + i * bar + bar / 2}" y="{height - bottom + 16}" text-anchor="middle" {_FONT}>'
+            f"{escape(labels[i])}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -139,13 +139,15 @@ def heatmap(
     columns: Sequence[dt.date],
     colors: Mapping[str, str],
     *,
-    column_label: str,
+    unit: str,
 ) -> str:
-    """One row per label, one cell per column date holding a state (blank where the row has none)."""
+    """One row per label, one column per date, each cell coloured by its state (blank where the row has
+    none). Neighbouring cells of one state are drawn as one run (``data-date`` … ``data-last``, its
+    ``data-cells``), which keeps a long, mostly healthy history small."""
     if not rows or not columns:
         return _empty(600, "no sessions")
-    label_w, top = 210, 8
-    cell_w = max(2, min(14, 1100 // len(columns)))
+    label_w, top = 12 + 7 * max(len(label) for label, _ in rows), 8
+    cell_w = max(2, min(14, (1180 - label_w) // len(columns)))
     cell_h = 16
     width = label_w + cell_w * len(columns) + 8
     height = top + cell_h * len(rows) + 24
@@ -155,12 +157,12 @@ def heatmap(
         ry = top + r * cell_h
         parts.append(f'<text x="4" y="{ry + 12}" {_FONT}>{escape(label)}</text>')
         parts.append(f'<g class="heat-row" data-row="{escape(label)}">')
-        for day, state in cells.items():
-            cx = label_w + index[day] * cell_w
+        for first, last, state, n in _runs(cells, index):
             parts.append(
-                f'<rect class="cell" data-date="{day}" data-state="{state}" x="{cx}" y="{ry + 1}" '
-                f'width="{cell_w - (1 if cell_w > 3 else 0)}" height="{cell_h - 2}" fill="{colors[state]}">'
-                f"<title>{escape(label)} {column_label} {day}: {state}</title></rect>"
+                f'<rect class="cell {state}" data-date="{first}" data-last="{last}" data-cells="{n}" '
+                f'x="{label_w + index[first] * cell_w}" y="{ry + 1}" width="{n * cell_w - 1}" '
+                f'height="{cell_h - 2}" fill="{colors[state]}"><title>{first}'
+                f"{f' → {last}' if n > 1 else ''}, {n} {unit}{'s' if n > 1 else ''}: {state}</title></rect>"
             )
         parts.append("</g>")
     step = max(1, math.ceil(len(columns) / max(1, (width - label_w) // 80)))
@@ -170,6 +172,21 @@ def heatmap(
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _runs(
+    cells: Mapping[dt.date, str], index: Mapping[dt.date, int]
+) -> list[tuple[dt.date, dt.date, str, int]]:
+    """``(first, last, state, cells)`` of each run of neighbouring columns holding one state."""
+    found: list[tuple[dt.date, dt.date, str, int]] = []
+    for day in sorted(cells):
+        state = cells[day]
+        if found and found[-1][2] == state and index[found[-1][1]] + 1 == index[day]:
+            first, _, _, n = found[-1]
+            found[-1] = (first, day, state, n + 1)
+        else:
+            found.append((day, day, state, 1))
+    return found
 
 
 def _open(width: int, height: int) -> str:
