@@ -43,7 +43,7 @@ class Built:
         return dict(self.record["corporate_actions"]["ticker_changes"][0])
 
 
-def run(*args: str | Path) -> str:
+def run(*args: str | Path | dt.date) -> str:
     result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
     assert result.exit_code == 0, result.output
     return result.output
@@ -181,11 +181,14 @@ def test_corporate_actions_and_reconciliation_findings(built: Built) -> None:
     assert built.dom.by_id("findings").attrs["data-count"] == str(len(checks))
 
 
+def in_range(day: str) -> bool:
+    return START < dt.date.fromisoformat(day) <= END
+
+
 def test_the_split_ticker_chart_has_its_split_and_dividend_markers(built: Built) -> None:
     ticker = built.split_ticker
     article = built.dom.by_id(f"symbol-{ticker}")
     actions = built.record["corporate_actions"]
-    in_range = lambda day: START < dt.date.fromisoformat(day) <= END  # noqa: E731
     splits = {
         s["execution_date"]
         for s in actions["splits"]

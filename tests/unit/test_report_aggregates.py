@@ -77,7 +77,7 @@ def test_row_anomalies_match_a_pandas_trailing_median() -> None:
 
     got = row_anomalies(pl.from_pandas(frame).cast(ROWS_SCHEMA))  # type: ignore[arg-type]
 
-    expected = []
+    expected: list[tuple[str, dt.date, bool]] = []
     for _, group in frame.groupby("data_type"):
         baseline = group["rows"].shift(1).rolling(TRAILING_SESSIONS, min_periods=MIN_TRAILING).median()
         ratio = group["rows"] / baseline
