@@ -5,9 +5,10 @@ lake's lock: a session's state in a layer comes from the per-partition manifests
 directory listings and the exchange calendar. One state per calendar session and layer, the worst that
 applies (:data:`SEVERITY`):
 
-* **missing** — the layer holds no partition of the session and neither does the layer above it (for
-  landing: nothing was landed). A gap of the lake, not work pending.
-* **stale** — the layer is behind the one above it, and the next pipeline run will (re)build the session:
+* **missing** — neither the layer nor any layer above it holds the session (for landing: nothing was
+  landed). A gap of the lake, not work pending.
+* **stale** — the layer is behind a layer above it, and the next pipeline run will (re)build the session
+  (a session landed but not ingested is stale in bronze, silver and gold):
   - bronze: landed but not ingested, or the landed file changed since bronze ingested it (the bronze
     manifest's ``input_sha256`` is not the landing manifest's ``sha256``);
   - silver (each table): bronze holds the session but the table does not; the table holds it but
@@ -270,15 +271,17 @@ def _type_status(
         _bronze(bronze, landing, sessions),
     ]
     bronze_index = reader.index(lake.manifest_dir("bronze", spec), lake.bronze_dir(spec))
+    above = set(landing) | set(bronze)
     for part, index in silver:
-        layers.append(_silver(reader, spec, part, index, bronze_index, sessions))
+        layers.append(_silver(reader, spec, part, index, bronze_index, above, sessions))
     main = next((index for part, index in silver if part.name is None), None)
+    above |= set(main.partitions if main is not None else ())
     for (layer, recorded), (_, target, _) in zip(gold, roots, strict=True):
         joined = {
             j.table: reader.index(lake.manifest_dir("silver", j.table), lake.silver_dir(j.table))
             for j in target.joins
         }
-        layers.append(_gold(layer, recorded, main or PartitionIndex({}, []), joined, sessions))
+        layers.append(_gold(layer, recorded, main or PartitionIndex({}, []), joined, above, sessions))
     return TypeStatus(spec.name, sessions, layers)
 
 
@@ -420,8 +423,10 @@ def _silver(
     part: SilverPart,
     index: PartitionIndex,
     bronze: PartitionIndex,
+    above: set[dt.date],
     sessions: list[dt.date],
 ) -> LayerStatus:
+    """``above``: sessions some layer above silver holds."""
     lake = reader.lake
     table = part.table(spec.name)
     inputs = []
@@ -449,6 +454,8 @@ def _silver(
         if held is None:
             if upstream:
                 days[session], stale[session] = "stale", "bronze not built into silver"
+            elif session in above:
+                days[session], stale[session] = "stale", "landed, not ingested"
             else:
                 days[session] = "missing"
             continue
@@ -470,18 +477,22 @@ def _gold(
     recorded: dict[dt.date, str] | None,
     silver: PartitionIndex,
     joined: dict[str, PartitionIndex],
+    above: set[dt.date],
     sessions: list[dt.date],
 ) -> LayerStatus:
+    """``above``: sessions some layer above gold holds (the main silver table among them)."""
     days: dict[dt.date, LayerState] = {}
     stale: dict[dt.date, str] = {}
     held = recorded or {}
     for session in sessions:
         built, partition = held.get(session), silver.partitions.get(session)
         if built is None:
-            if partition is None:
-                days[session] = "missing"
-            else:
+            if partition is not None:
                 days[session], stale[session] = "stale", "silver not converted into the root"
+            elif session in above:
+                days[session], stale[session] = "stale", "not built into silver yet"
+            else:
+                days[session] = "missing"
         elif partition is None:
             days[session], stale[session] = "stale", "its silver partition is gone"
         elif built != session_identity(partition.sha256, session, joined):
