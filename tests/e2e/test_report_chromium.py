@@ -132,6 +132,9 @@ def test_quarantined_rows_per_month_and_reason(built: Built) -> None:
         Counter({(b.attrs["data-label"], b.attrs["data-series"]): int(b.attrs["data-value"]) for b in bars})
         == expected
     )
+    reasons = built.dom.by_id("reasons").find("tr")[1:]
+    per_reason = {tr.find("td")[1].text(): int(tr.find("td")[2].text()) for tr in reasons}
+    assert per_reason == quarantine["reason"].value_counts().to_dict()
 
 
 def test_coverage_shows_each_session_and_the_quarantined_ones(built: Built) -> None:

@@ -170,7 +170,7 @@ def _quarantine(quarantine: pl.DataFrame) -> str:
     parts = [
         f"<section id='quarantine' data-total='{total}'><h2>Quarantine reasons over time</h2>",
         f"<p class='note'>{total:,} rows quarantined (from the bronze manifests' reasons), per month and "
-        "reason.</p>",
+        "reason; the table sums them per reason.</p>",
     ]
     if monthly.is_empty():
         parts.append("<p>No quarantined rows.</p></section>")
@@ -186,11 +186,34 @@ def _quarantine(quarantine: pl.DataFrame) -> str:
             f"<h3>{escape(data_type)}</h3><div class='legend'>{legend}</div>"
             f"<div class='chart'>{stacked_bars(labels, stacks, colors)}</div>"
         )
+    per_reason = (
+        monthly.group_by("data_type", "reason")
+        .agg(
+            pl.col("rows").sum(),
+            pl.len().alias("months"),
+            pl.col("month").min().alias("first"),
+            pl.col("month").max().alias("last"),
+        )
+        .sort("data_type", "rows", "reason", descending=[False, True, False])
+    )
     table_rows = [
-        [r["data_type"], f"{r['month']:%Y-%m}", r["reason"], f"{r['rows']:,}"]
-        for r in monthly.iter_rows(named=True)
+        [
+            r["data_type"],
+            r["reason"],
+            f"{r['rows']:,}",
+            f"{r['months']:,}",
+            f"{r['first']:%Y-%m}",
+            f"{r['last']:%Y-%m}",
+        ]
+        for r in per_reason.iter_rows(named=True)
     ]
-    parts.append(_table(["data type", "month", "reason", "rows"], table_rows))
+    parts.append(
+        _table(
+            ["data type", "reason", "rows", "months", "first month", "last month"],
+            table_rows,
+            attrs="id='reasons'",
+        )
+    )
     parts.append("</section>")
     return "".join(parts)
 

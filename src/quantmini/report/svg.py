@@ -110,7 +110,7 @@ def stacked_bars(
     def y(value: float) -> float:
         return top + (peak - value) / peak * plot_h
 
-    parts = [_open(width, height), *_y_axis(0, peak, y, left, width - right)]
+    parts = [_open(width, height), *_y_axis(0, peak, y, left, width - right, counts=True)]
     for i, label in enumerate(labels):
         base = 0
         bx = left + i * bar
@@ -206,15 +206,17 @@ def _padded(low: float, high: float) -> tuple[float, float]:
     return (low - pad if low < 0 else max(low - pad, 0.0)), high + pad
 
 
-def _y_axis(low: float, high: float, y: Callable[[float], float], x0: int, x1: int) -> list[str]:
-    """Five horizontal grid lines with their values."""
+def _y_axis(
+    low: float, high: float, y: Callable[[float], float], x0: int, x1: int, *, counts: bool = False
+) -> list[str]:
+    """Five horizontal grid lines with their values (whole numbers for ``counts``)."""
     parts = []
     for k in range(5):
         value = low + (high - low) * k / 4
         gy = y(value)
         parts.append(
             f'<line x1="{x0}" x2="{x1}" y1="{gy:.1f}" y2="{gy:.1f}" stroke="#e5e5e5"/>'
-            f'<text x="{x0 - 6}" y="{gy + 4:.1f}" text-anchor="end" {_FONT}>{_number(value)}</text>'
+            f'<text x="{x0 - 6}" y="{gy + 4:.1f}" text-anchor="end" {_FONT}>{_number(value, counts)}</text>'
         )
     return parts
 
@@ -229,13 +231,13 @@ def _x_axis(first: dt.date, last: dt.date, x: Callable[[dt.date], float], ty: in
     ]
 
 
-def _number(value: float) -> str:
+def _number(value: float, whole: bool = False) -> str:
     magnitude = abs(value)
     if magnitude >= 1e6:
         return f"{value / 1e6:.1f}M"
     if magnitude >= 1e4:
         return f"{value / 1e3:.0f}k"
-    return f"{value:,.2f}" if magnitude < 100 else f"{value:,.0f}"
+    return f"{value:,.2f}" if magnitude < 100 and not whole else f"{value:,.0f}"
 
 
 def _decimated(coords: Sequence[tuple[float, float]]) -> str:
