@@ -122,3 +122,15 @@ def test_a_long_line_keeps_at_most_a_few_points_per_pixel_and_its_extremes() -> 
     assert len([y for _, y in coords if y < 60]) == 1
     assert 'data-points="7300"' in svg
     assert '<g class="marker split" data-date="2010-06-01">' in svg
+
+
+def test_rows_after_none_are_an_anomaly_and_none_after_none_is_not() -> None:
+    rows = [0, 0, 0, 0, 0, 0, 0, 3]
+    sessions = [D(2024, 1, 1) + dt.timedelta(days=i) for i in range(len(rows))]
+    frame = pl.DataFrame(
+        {"data_type": "t", "layer": "silver/checks", "session": sessions, "rows": rows}, schema=ROWS_SCHEMA
+    )
+    got = row_anomalies(frame)
+    assert got["anomaly"].to_list() == [False] * 7 + [True]
+    assert got["ratio"].to_list()[-1] == float("inf")
+    assert got["ratio"].to_list()[MIN_TRAILING] is None

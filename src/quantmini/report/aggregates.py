@@ -98,8 +98,8 @@ def layer_rows(status: LakeStatus) -> tuple[pl.DataFrame, pl.DataFrame]:
 def row_anomalies(rows: pl.DataFrame) -> pl.DataFrame:
     """Every partition of ``rows`` (:data:`ROWS_SCHEMA`) with ``baseline`` (median rows of the same data
     type and layer over its previous :data:`TRAILING_SESSIONS` partitions, null with fewer than
-    :data:`MIN_TRAILING`), ``ratio`` (rows / baseline) and ``anomaly`` (ratio beyond :data:`ANOMALY_RATIO`
-    either way)."""
+    :data:`MIN_TRAILING`), ``ratio`` (rows / baseline; infinite for rows after none, null for none after
+    none) and ``anomaly`` (ratio beyond :data:`ANOMALY_RATIO` either way)."""
     baseline = (
         pl.col("rows")
         .cast(pl.Float64)
@@ -107,18 +107,18 @@ def row_anomalies(rows: pl.DataFrame) -> pl.DataFrame:
         .rolling_median(TRAILING_SESSIONS, min_samples=MIN_TRAILING)
         .over("data_type", "layer", order_by="session")
     )
-    ratio = pl.col("rows") / pl.col("baseline")
+    ratio = (
+        pl.when(pl.col("baseline") > 0)
+        .then(pl.col("rows") / pl.col("baseline"))
+        .when((pl.col("baseline") == 0) & (pl.col("rows") > 0))
+        .then(float("inf"))  # rows where there were none
+    )
+    flagged = (pl.col("ratio") > ANOMALY_RATIO) | (pl.col("ratio") < 1 / ANOMALY_RATIO)
     return (
         rows.sort("data_type", "layer", "session")
         .with_columns(baseline.alias("baseline"))
-        .with_columns(
-            pl.when(pl.col("baseline") > 0).then(ratio).alias("ratio"),
-        )
-        .with_columns(
-            ((pl.col("ratio") > ANOMALY_RATIO) | (pl.col("ratio") < 1 / ANOMALY_RATIO))
-            .fill_null(pl.col("baseline").is_not_null() & (pl.col("baseline") == 0) & (pl.col("rows") > 0))
-            .alias("anomaly")
-        )
+        .with_columns(ratio.alias("ratio"))
+        .with_columns(flagged.fill_null(False).alias("anomaly"))
     )
 
 
