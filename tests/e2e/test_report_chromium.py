@@ -23,7 +23,7 @@ from tests.support.chromium import Element, decode_png, dump_dom, parse_dom, scr
 pytestmark = pytest.mark.slow
 
 START, END = dt.date(2025, 8, 1), dt.date(2025, 12, 31)
-RUN_ID = "20251231T220000Z-0001"
+RUN_ID = "20251231T220000Z-00a1b2"  # run ids sort by start time
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     )
     (root / "_runs").mkdir()
     (root / "_runs" / f"{RUN_ID}.json").write_text(json.dumps({"command": "quantmini pipeline daily"}))
+    (root / "_runs" / "20251230T220000Z-ffffff.json").write_text(json.dumps({"command": "earlier"}))
     record = json.loads((source / "sample.json").read_text())
     page = base / "report.html"
     split, renamed = record["roles"]["split_and_dividend"], record["corporate_actions"]["ticker_changes"][0]

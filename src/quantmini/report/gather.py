@@ -84,16 +84,11 @@ def gather(
     """The report's facts for sessions ``start`` … ``end`` (default: all)."""
     coverage = lake_status(lake, None, start, end)
     rows, quarantine = layer_rows(coverage)
-    prices = rows.filter((pl.col("data_type") == PRICE_SOURCE) & (pl.col("layer") == "bronze"))
-    span = (start, end)
-    if not prices.is_empty():
-        span = (start or prices["session"].min(), end or prices["session"].max())  # type: ignore[assignment]
-    series: tuple[SymbolSeries, ...] = ()
-    if symbols:
-        if span[0] is None or span[1] is None:
-            series = tuple(SymbolSeries(s, _empty_closes(), _empty_events(), ()) for s in symbols)
-        else:
-            series = symbol_series(lake, symbols, span[0], span[1])
+    span = _price_span(coverage, start, end)
+    if span is None:
+        series = tuple(SymbolSeries(s, _empty_closes(), _empty_events(), ()) for s in symbols)
+    else:
+        series = symbol_series(lake, symbols, *span)
     return ReportFacts(
         root=lake.root,
         rows=rows,
@@ -105,11 +100,23 @@ def gather(
     )
 
 
+def _price_span(
+    coverage: LakeStatus, start: dt.date | None, end: dt.date | None
+) -> tuple[dt.date, dt.date] | None:
+    """The sessions the symbol charts cover: ``start`` … ``end``, open ends taken from the prices' bronze
+    layer; ``None`` when the lake holds no prices."""
+    for status in coverage.types:
+        if status.data_type == PRICE_SOURCE:
+            bronze = status.layer("bronze")
+            if bronze.first is not None and bronze.last is not None:
+                return start or bronze.first, end or bronze.last
+    return None
+
+
 def last_run(lake: Lake) -> dict[str, Any] | None:
-    """The newest run record under ``<root>/_runs`` (by modification time), with its ``id``; ``None``
-    when there is none (older lakes, or runs that predate run records)."""
-    records = sorted(lake.root.joinpath("_runs").glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
-    for path in reversed(records):
+    """The newest readable run record under ``<root>/_runs`` (run ids sort by their start time), with its
+    ``id``; ``None`` when there is none (a lake whose runs predate run records)."""
+    for path in sorted(lake.root.joinpath("_runs").glob("*.json"), reverse=True):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
