@@ -241,7 +241,7 @@ def _anomalies(anomalies: pl.DataFrame) -> str:
             )
             for r in frame.filter(pl.col("anomaly")).iter_rows(named=True)
         ]
-        chart = line_chart([Line("rows", "#1e88e5", points)], marks, width=600, height=140)
+        chart = line_chart([Line("rows", "#1e88e5", points)], marks, width=600, height=140, counts=True)
         charts.append(
             f"<div class='chart' data-table='{escape(str(data_type))} / {escape(str(layer))}' "
             f"data-anomalies='{len(marks)}'><h3>{escape(str(data_type))} / {escape(str(layer))}</h3>"
@@ -346,9 +346,9 @@ def _symbol(series: SymbolSeries) -> str:
     else:
         body = (
             f"<p class='note'>{closes.height:,} sessions, {dates[0]} → {dates[-1]}; traded as "
-            f"{escape(tickers)}. Markers: splits (purple), dividends (green); the multiplier is what "
-            "earlier prices are multiplied by.</p>"
-            f"<div class='chart'>{line_chart(lines, markers)}</div>"
+            f"{escape(tickers)}. Log scale; markers: splits (purple), dividends (green); the multiplier is "
+            "what earlier prices are multiplied by.</p>"
+            f"<div class='chart'>{line_chart(lines, markers, log=True)}</div>"
             f"{_table(['date', 'event', 'multiplier'], events, attrs='class=events')}"
         )
     ident = escape(series.symbol)
@@ -372,5 +372,7 @@ def _event_label(day: dt.date, kind: str, multiplier: float) -> str:
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]], *, attrs: str = "", more: int = 0) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    if not body:
+        body = f"<tr class='none'><td colspan='{len(header)}'>none</td></tr>"
     tail = f"<p class='note'>… and {more:,} more.</p>" if more > 0 else ""
     return f"<table {attrs}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{tail}"

@@ -39,19 +39,26 @@ class Marker:
 
 
 def line_chart(
-    lines: Sequence[Line], markers: Sequence[Marker] = (), *, width: int = 900, height: int = 260
+    lines: Sequence[Line],
+    markers: Sequence[Marker] = (),
+    *,
+    width: int = 900,
+    height: int = 260,
+    log: bool = False,
+    counts: bool = False,
 ) -> str:
-    """Dated lines on a shared linear y axis, with vertical markers."""
-    points = [p for line in lines for p in line.points if math.isfinite(p[1])]
+    """Dated lines on a shared y axis (logarithmic with ``log``: equal moves in percent look equal, and
+    only positive values are drawn; whole-number labels with ``counts``), with vertical markers."""
+    scale = math.log if log else float
+    series = [
+        [(d, scale(v)) for d, v in line.points if math.isfinite(v) and (v > 0 or not log)] for line in lines
+    ]
+    points = [p for line in series for p in line]
     if not points:
         return _empty(width, "no data")
-    first = (
-        min(min(d for d, _ in points), *(m.date for m in markers)) if markers else min(d for d, _ in points)
-    )
-    last = (
-        max(max(d for d, _ in points), *(m.date for m in markers)) if markers else max(d for d, _ in points)
-    )
-    low, high = _padded(min(v for _, v in points), max(v for _, v in points))
+    days = [d for d, _ in points] + [m.date for m in markers]
+    first, last = min(days), max(days)
+    low, high = _padded(min(v for _, v in points), max(v for _, v in points), at_zero=not log)
     left, right, top, bottom = _MARGIN
     plot_w, plot_h = width - left - right, height - top - bottom
     span = max((last - first).days, 1)
@@ -62,10 +69,13 @@ def line_chart(
     def y(value: float) -> float:
         return top + (high - value) / (high - low) * plot_h
 
-    parts = [_open(width, height), *_y_axis(low, high, y, left, width - right)]
+    def label(value: float) -> str:
+        return _number(math.exp(value) if log else value, counts)
+
+    parts = [_open(width, height), *_y_axis(low, high, y, label, left, width - right)]
     parts += _x_axis(first, last, x, height - bottom + 16)
-    for line in lines:
-        coords = _decimated([(x(d), y(v)) for d, v in line.points if math.isfinite(v)])
+    for line, values in zip(lines, series, strict=True):
+        coords = _decimated([(x(d), y(v)) for d, v in values])
         parts.append(
             f'<polyline data-series="{escape(line.name)}" data-points="{len(line.points)}" fill="none" '
             f'stroke="{line.color}" stroke-width="1.5" points="{coords}"><title>{escape(line.name)}</title>'
@@ -110,7 +120,7 @@ def stacked_bars(
     def y(value: float) -> float:
         return top + (peak - value) / peak * plot_h
 
-    parts = [_open(width, height), *_y_axis(0, peak, y, left, width - right, counts=True)]
+    parts = [_open(width, height), *_y_axis(0, peak, y, lambda v: _number(v, True), left, width - right)]
     for i, label in enumerate(labels):
         base = 0
         bx = left + i * bar
@@ -200,34 +210,36 @@ def _empty(width: int, text: str) -> str:
     return f'{_open(width, 40)}<text x="8" y="24" {_FONT}>{escape(text)}</text></svg>'
 
 
-def _padded(low: float, high: float) -> tuple[float, float]:
-    """The y range shown: the data's with 5% room (never below zero for data that is not), never empty."""
+def _padded(low: float, high: float, *, at_zero: bool = True) -> tuple[float, float]:
+    """The y range shown: the data's with 5% room, never empty (``at_zero``: not below zero for data
+    that is not)."""
     pad = (high - low) * 0.05 or 1.0
-    return (low - pad if low < 0 else max(low - pad, 0.0)), high + pad
+    return (max(low - pad, 0.0) if at_zero and low >= 0 else low - pad), high + pad
 
 
 def _y_axis(
-    low: float, high: float, y: Callable[[float], float], x0: int, x1: int, *, counts: bool = False
+    low: float, high: float, y: Callable[[float], float], label: Callable[[float], str], x0: int, x1: int
 ) -> list[str]:
-    """Five horizontal grid lines with their values (whole numbers for ``counts``)."""
+    """Five horizontal grid lines, each with its ``label``."""
     parts = []
     for k in range(5):
         value = low + (high - low) * k / 4
         gy = y(value)
         parts.append(
             f'<line x1="{x0}" x2="{x1}" y1="{gy:.1f}" y2="{gy:.1f}" stroke="#e5e5e5"/>'
-            f'<text x="{x0 - 6}" y="{gy + 4:.1f}" text-anchor="end" {_FONT}>{_number(value, counts)}</text>'
+            f'<text x="{x0 - 6}" y="{gy + 4:.1f}" text-anchor="end" {_FONT}>{label(value)}</text>'
         )
     return parts
 
 
 def _x_axis(first: dt.date, last: dt.date, x: Callable[[dt.date], float], ty: int) -> list[str]:
-    """Five date labels evenly spread between ``first`` and ``last``."""
+    """Five date labels evenly spread between ``first`` and ``last`` (the outer ones inside the chart)."""
     days = (last - first).days
     labels = sorted({first + dt.timedelta(days=round(days * k / 4)) for k in range(5)})
+    anchors = ["start", *["middle"] * (len(labels) - 2), "end"] if len(labels) > 1 else ["start"]
     return [
-        f'<text x="{x(day):.1f}" y="{ty}" text-anchor="middle" {_FONT}>{day:%Y-%m-%d}</text>'
-        for day in labels
+        f'<text x="{x(day):.1f}" y="{ty}" text-anchor="{anchor}" {_FONT}>{day:%Y-%m-%d}</text>'
+        for day, anchor in zip(labels, anchors, strict=True)
     ]
 
 
