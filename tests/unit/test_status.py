@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,16 @@ def test_counts_spans_and_reasons(lake: Lake) -> None:
     assert gold.stale[D(2024, 3, 12)] == "silver not converted into the root"
 
 
+def test_the_manifest_index_gives_the_same_status(lake: Lake) -> None:
+    past = 1_577_836_800 * 10**9  # 2020-01-01: every manifest directory long settled, so it is indexed
+    directories = [p for p in (lake.root / "_manifests").rglob("*") if p.is_dir()]
+    for directory in directories:
+        os.utime(directory, ns=(past, past))
+    first = lake_status(lake)
+    assert len(list((lake.root / "_manifests" / ".index").rglob("*.json"))) == 3
+    assert lake_status(lake) == first
+
+
 def test_a_range_shows_its_sessions_only_and_keeps_the_layers_spans(lake: Lake) -> None:
     kind = lake_status(lake, ["stocks_daily"], D(2024, 3, 9), D(2024, 3, 12)).types[0]
     assert kind.sessions == [D(2024, 3, 11), D(2024, 3, 12)]
@@ -200,6 +211,14 @@ def test_silver_manifests_without_an_upstream_digest_are_judged_present(lake: La
         write_manifest(path, manifest, durable=False)
     silver = lake_status(lake).types[0].layer("silver")
     assert silver.days[D(2024, 3, 14)] == silver.days[D(2024, 3, 15)] == "present"
+
+
+def test_a_bronze_partition_lost_is_stale_and_so_is_the_silver_built_from_it(lake: Lake) -> None:
+    lake.bronze_partition(SPEC, D(2024, 3, 11)).parent.rmdir()
+    kind = lake_status(lake).types[0]
+    assert kind.layer("bronze").stale[D(2024, 3, 11)] == "its partition is gone"
+    assert kind.layer("silver").stale[D(2024, 3, 11)] == "its bronze partition is gone"
+    assert kind.layer("gold/day").days[D(2024, 3, 11)] == "present"
 
 
 def test_a_gold_state_of_another_stage_version_makes_every_held_session_stale(lake: Lake) -> None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +47,7 @@ from quantmini.core.calendar import sessions as exchange_sessions
 from quantmini.datasets import DATASETS, get_spec
 from quantmini.datasets.base import DatasetSpec, SilverPart
 from quantmini.io.lake import Lake
-from quantmini.io.manifest import read_manifest
+from quantmini.io.manifest_index import read_manifests
 from quantmini.pipeline.gold import recorded_sessions, session_identity
 from quantmini.pipeline.landing_versions import REPLACED_FIELD
 from quantmini.pipeline.partitions import Partition, PartitionIndex
@@ -178,6 +177,23 @@ def _holds(lake: Lake, name: str) -> bool:
     )
 
 
+#: The manifest fields status reads (the manifest index keeps these only).
+MANIFEST_KEYS = (
+    "sha256",
+    "source",
+    REPLACED_FIELD,
+    "input_sha256",
+    "output_sha256",
+    "output_size",
+    "rows_bronze",
+    "rows_quarantined",
+    "reasons",
+    "rows",
+    "identity",
+    "upstream",
+)
+
+
 class _Reader:
     """Manifests and partition listings of one status call, each directory read once."""
 
@@ -185,11 +201,14 @@ class _Reader:
         self.lake = lake
         self._manifests: dict[Path, dict[dt.date, dict[str, Any]]] = {}
         self._listed: dict[Path, set[str]] = {}
+        self._indexes: dict[Path, PartitionIndex] = {}
 
     def manifests(self, directory: Path) -> dict[dt.date, dict[str, Any]]:
-        """Every readable ``YYYY-MM-DD.json`` manifest in ``directory``, by session."""
+        """Every readable ``YYYY-MM-DD.json`` manifest in ``directory``, by session (the fields
+        :data:`MANIFEST_KEYS` only, through the directory's manifest index)."""
         if directory not in self._manifests:
-            self._manifests[directory] = _read_manifests(directory)
+            index = self.lake.manifest_index(directory)
+            self._manifests[directory] = read_manifests(directory, MANIFEST_KEYS, index)
         return self._manifests[directory]
 
     def partitions(self, manifest_dir: Path, partition_dir: Path) -> dict[dt.date, dict[str, Any]]:
@@ -202,18 +221,20 @@ class _Reader:
 
     def index(self, manifest_dir: Path, partition_dir: Path) -> PartitionIndex:
         """The partitions as the planners' :class:`PartitionIndex` (checksums and rows from manifests)."""
-        found = {
-            s: Partition(
-                session=s,
-                sha256=str(m["output_sha256"]),
-                size=m.get("output_size"),
-                rows=int(m.get("rows_bronze", m.get("rows", 0))),
-                identity=m.get("identity"),
-            )
-            for s, m in self.partitions(manifest_dir, partition_dir).items()
-            if "output_sha256" in m
-        }
-        return PartitionIndex(found, [])
+        if manifest_dir not in self._indexes:
+            found = {
+                s: Partition(
+                    session=s,
+                    sha256=str(m["output_sha256"]),
+                    size=m.get("output_size"),
+                    rows=int(m.get("rows_bronze", m.get("rows", 0))),
+                    identity=m.get("identity"),
+                )
+                for s, m in self.partitions(manifest_dir, partition_dir).items()
+                if "output_sha256" in m
+            }
+            self._indexes[manifest_dir] = PartitionIndex(found, [])
+        return self._indexes[manifest_dir]
 
 
 def _listdir(directory: Path) -> list[str]:
@@ -223,27 +244,6 @@ def _listdir(directory: Path) -> list[str]:
         return []
     except OSError as exc:
         raise StorageError(f"cannot read {directory}: {exc.strerror or exc}") from exc
-
-
-def _read_manifests(directory: Path) -> dict[dt.date, dict[str, Any]]:
-    found: dict[dt.date, dict[str, Any]] = {}
-    base = str(directory)
-    for name in _listdir(directory):
-        if not name.endswith(".json") or name.startswith("."):
-            continue
-        try:
-            session = dt.date.fromisoformat(name[:-5])
-        except ValueError:
-            continue
-        path = os.path.join(base, name)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except (OSError, ValueError):
-            data = read_manifest(Path(path))  # logs why it is ignored
-        if isinstance(data, dict):
-            found[session] = data
-    return found
 
 
 def _type_status(
@@ -268,7 +268,12 @@ def _type_status(
         sessions = exchange_sessions(first, last, spec.calendar)
     layers = [
         _landing(landing, sessions, spec.calendar),
-        _bronze(bronze, landing, sessions),
+        _bronze(
+            bronze,
+            landing,
+            sessions,
+            lost=set(reader.manifests(lake.manifest_dir("bronze", spec))) - set(bronze),
+        ),
     ]
     bronze_index = reader.index(lake.manifest_dir("bronze", spec), lake.bronze_dir(spec))
     above = set(landing) | set(bronze)
@@ -379,8 +384,12 @@ def _instant(value: object) -> dt.datetime | None:
 
 
 def _bronze(
-    manifests: dict[dt.date, dict[str, Any]], landing: dict[dt.date, dict[str, Any]], sessions: list[dt.date]
+    manifests: dict[dt.date, dict[str, Any]],
+    landing: dict[dt.date, dict[str, Any]],
+    sessions: list[dt.date],
+    lost: set[dt.date],
 ) -> LayerStatus:
+    """``lost``: sessions whose bronze manifest has no partition beside it (re-ingested by the next run)."""
     days: dict[dt.date, LayerState] = {}
     rows: dict[dt.date, int] = {}
     quarantined: dict[dt.date, int] = {}
@@ -391,6 +400,8 @@ def _bronze(
         if manifest is None:
             if landed is None:
                 days[session] = "missing"
+            elif session in lost:
+                days[session], stale[session] = "stale", "its partition is gone"
             else:
                 days[session], stale[session] = "stale", "landed, not ingested"
             continue
