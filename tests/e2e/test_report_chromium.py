@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from quantmini.cli.main import cli
-from tests.support.chromium import Element, decode_png, dump_dom, parse_dom, screenshot
+from quantmini.sample import generate_sample
+from tests.support.chromium import Element, chromium, decode_png, dump_dom, parse_dom, screenshot
 
 pytestmark = pytest.mark.slow
 
@@ -51,8 +52,7 @@ def run(*args: str | Path | dt.date) -> str:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    from quantmini.sample import generate_sample
-
+    chromium()  # fail first, with how to install it, when it is missing
     base = tmp_path_factory.mktemp("report")
     source, root = base / "source", base / "lake"
     generate_sample(source, START, END, tickers=16, seed=11, data_types=("stocks_daily",))
