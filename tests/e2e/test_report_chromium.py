@@ -117,12 +117,20 @@ def test_every_section_is_rendered_and_nothing_is_fetched(built: Built) -> None:
     assert html.count("http") == html.count('xmlns="http://www.w3.org/2000/svg"')
     assert built.page.stat().st_size < 1_000_000
     assert built.dom.by_id("last-run").attrs["data-run-id"] == RUN_ID
+    (stocks,) = built.dom.by_id("types").find("tbody")[0].find("tr")
+    sessions = built.record["sessions"]
+    assert [td.text() for td in stocks.find("td")[:4]] == [
+        "stocks_daily",
+        str(len(sessions)),
+        sessions[0],
+        sessions[-1],
+    ]
 
 
 def test_quarantined_rows_per_month_and_reason(built: Built) -> None:
     quarantine = _quarantine(built.root)
     assert len(quarantine) == 2  # the generator's two defects (an OHLC violation, a next-session row)
-    summary = built.dom.by_id("summary").find("table", data_quarantined_rows=str(len(quarantine)))
+    summary = built.dom.by_id("summary").find("span", data_quarantined_rows=str(len(quarantine)))
     assert len(summary) == 1
     assert built.dom.by_id("quarantine").attrs["data-total"] == str(len(quarantine))
     expected = Counter(

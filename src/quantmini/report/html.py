@@ -78,6 +78,18 @@ def render(facts: ReportFacts) -> str:
 
 def _summary(facts: ReportFacts, anomalies: pl.DataFrame) -> str:
     quarantined = int(facts.quarantine["rows"].sum())
+    per_type = facts.quarantine.group_by("data_type").agg(pl.col("rows").sum())
+    held = dict(zip(per_type["data_type"].to_list(), per_type["rows"].to_list(), strict=True))
+    types = [
+        [
+            t.data_type,
+            f"{len(t.sessions):,}",
+            t.sessions[0] if t.sessions else "",
+            t.sessions[-1] if t.sessions else "",
+            f"{held.get(t.data_type, 0):,}",
+        ]
+        for t in facts.coverage.types
+    ]
     per_layer = (
         anomalies.group_by("data_type", "layer")
         .agg(
@@ -89,9 +101,7 @@ def _summary(facts: ReportFacts, anomalies: pl.DataFrame) -> str:
         )
         .sort("data_type", "layer")
     )
-    per_type = facts.quarantine.group_by("data_type").agg(pl.col("rows").sum())
-    held = dict(zip(per_type["data_type"].to_list(), per_type["rows"].to_list(), strict=True))
-    rows = [
+    layers = [
         [
             r["data_type"],
             r["layer"],
@@ -99,36 +109,25 @@ def _summary(facts: ReportFacts, anomalies: pl.DataFrame) -> str:
             r["last"],
             f"{r['partitions']:,}",
             f"{r['rows']:,}",
-            f"{held.get(r['data_type'], 0):,}" if r["layer"] == "bronze" else "",
             f"{r['anomalies']:,}",
         ]
         for r in per_layer.iter_rows(named=True)
     ]
-    types = sorted(set(facts.rows["data_type"].to_list()))
-    parts = [
-        "<section id='summary'><h2>Summary</h2>",
-        _table(
-            ["lake root", "data types", "quarantined rows"],
-            [[str(facts.root), ", ".join(types) or "none", f"{quarantined:,}"]],
-            attrs=f"data-quarantined-rows='{quarantined}'",
-        ),
-        _table(
-            [
-                "table",
-                "layer",
-                "first session",
-                "last session",
-                "partitions",
-                "rows",
-                "quarantined",
-                "anomalies",
-            ],
-            rows,
-        ),
-        _last_run(facts.last_run),
-        "</section>",
-    ]
-    return "".join(parts)
+    return "".join(
+        [
+            "<section id='summary'><h2>Summary</h2>",
+            f"<p>Lake root <code>{escape(str(facts.root))}</code>: {len(types)} data types, "
+            f"<span data-quarantined-rows='{quarantined}'>{quarantined:,}</span> rows quarantined.</p>",
+            _table(["data type", "sessions", "first", "last", "quarantined rows"], types, attrs="id='types'"),
+            _table(
+                ["data type", "layer", "first session", "last session", "partitions", "rows", "anomalies"],
+                layers,
+                attrs="id='layers'",
+            ),
+            _last_run(facts.last_run),
+            "</section>",
+        ]
+    )
 
 
 def _last_run(record: dict[str, Any] | None) -> str:
