@@ -260,7 +260,9 @@ def _anomalies(anomalies: pl.DataFrame) -> str:
     ]
     parts.append(
         _table(
-            ["table", "layer", "session", "rows", "median", "ratio"], rows, more=flagged.height - len(rows)
+            ["data type", "layer", "session", "rows", "median", "ratio"],
+            rows,
+            more=flagged.height - len(rows),
         )
     )
     parts.append("</section>")
