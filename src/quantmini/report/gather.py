@@ -90,7 +90,7 @@ def gather(
     else:
         series = symbol_series(lake, symbols, *span)
     return ReportFacts(
-        root=lake.root,
+        root=lake.root.resolve(),
         rows=rows,
         quarantine=quarantine,
         last_run=last_run(lake),
