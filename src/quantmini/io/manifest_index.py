@@ -84,8 +84,8 @@ def _read_all(directory: Path) -> dict[dt.date, dict[str, Any]]:
             continue
         path = os.path.join(base, name)
         try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
+            with open(path, "rb") as handle:  # bytes: json decodes UTF-8 faster than a text stream
+                data = json.loads(handle.read())
         except FileNotFoundError:
             continue
         except (OSError, ValueError):

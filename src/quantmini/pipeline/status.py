@@ -189,7 +189,6 @@ MANIFEST_KEYS = (
     "rows_quarantined",
     "reasons",
     "rows",
-    "identity",
     "upstream",
 )
 
@@ -228,7 +227,6 @@ class _Reader:
                     sha256=str(m["output_sha256"]),
                     size=m.get("output_size"),
                     rows=int(m.get("rows_bronze", m.get("rows", 0))),
-                    identity=m.get("identity"),
                 )
                 for s, m in self.partitions(manifest_dir, partition_dir).items()
                 if "output_sha256" in m
