@@ -33,6 +33,7 @@ COMMANDS = {
     "features": "List the feature library: sets, features and their definitions.",
     "pipeline": "Run the whole pipeline.",
     "polygon": "Pull reference data from the vendor's REST API",
+    "report": "Write an HTML report of the lake",
     "sample": "Generate realistic sample data",
     "schema": "Declared table schemas and stored files against them.",
     "validate": "Re-check stored layers.",

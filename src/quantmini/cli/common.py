@@ -119,6 +119,16 @@ def parse_range(start: str, end: str) -> tuple[dt.date, dt.date]:
     return first, last
 
 
+def optional_range(start: str | None, end: str | None) -> tuple[dt.date | None, dt.date | None]:
+    """Parse an optional ``--start-date``/``--end-date`` pair (``None``: unbounded on that side)."""
+    if start and end:
+        return parse_range(start, end)
+    return (
+        parse_date(start, "--start-date") if start else None,
+        parse_date(end, "--end-date") if end else None,
+    )
+
+
 #: Summary counts shown per silver table.
 SUMMARY_LINES = 6
 

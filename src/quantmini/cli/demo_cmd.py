@@ -16,6 +16,8 @@ import click
 from quantmini.cli.options import wait_option
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from quantmini.config.settings import Settings
     from quantmini.io.lake import Lake
 
@@ -108,6 +110,7 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
     _minute_read(lake)
     _option_fields(lake)
     _features(lake, settings)
+    report_path = _report(lake, start, end)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     roots = "; ".join(
         f"{LABELS[a]}: {lake.qlib_root(DEMO_DATA_TYPE, 'day', a)} (and "
@@ -117,6 +120,9 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
     console.print(
         f"demo finished in {time.perf_counter() - t0:.1f}s (peak memory {peak_mb:,.0f} MB); "
         f"lake at {settings.data_root}, Qlib roots: {roots}"
+    )
+    console.print(
+        f"lake report (open it in a browser): {report_path}", soft_wrap=True, markup=False, highlight=False
     )
     if any(r.failures for r in reports):
         sys.exit(1)
@@ -150,10 +156,18 @@ def _ensure_sample(
     return True
 
 
+def _forward_splits(splits: pl.DataFrame, start: dt.date, end: dt.date) -> pl.DataFrame:
+    """The forward splits executed between ``start`` and ``end``, oldest first."""
+    import polars as pl
+
+    return splits.filter(
+        (pl.col("split_to") > pl.col("split_from")) & pl.col("execution_date").is_between(start, end)
+    ).sort("execution_date")
+
+
 def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
     """Show a split being adjusted away: raw vs adjusted closes around the first forward split (total
     return and split-only: they differ by the dividends after the session)."""
-    import polars as pl
     from rich.table import Table
 
     from quantmini.cli.common import console
@@ -163,9 +177,7 @@ def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
     splits = load_reference(lake, "splits")
     if splits is None:
         return
-    forward = splits.filter(
-        (pl.col("split_to") > pl.col("split_from")) & pl.col("execution_date").is_between(start, end)
-    ).sort("execution_date")
+    forward = _forward_splits(splits, start, end)
     if forward.is_empty():
         return
     split = forward.row(0, named=True)
@@ -206,6 +218,16 @@ def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
         markup=False,
     )
     console.print(f"  {command}", soft_wrap=True, markup=False, highlight=False)
+
+
+def _report(lake: Lake, start: dt.date, end: dt.date) -> Path:
+    """Write the lake report into the lake, charting the sample's split-and-dividend stock."""
+    from quantmini.io.reference_store import load_reference
+    from quantmini.report import write_report
+
+    splits = load_reference(lake, "splits")
+    forward = [] if splits is None else _forward_splits(splits, start, end)["ticker"].to_list()
+    return write_report(lake, lake.root / "report.html", forward[:1])
 
 
 def _minute_start(source_dir: Path, start: dt.date) -> dt.date:
