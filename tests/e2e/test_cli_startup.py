@@ -33,6 +33,7 @@ COMMANDS = {
     "features": "List the feature library: sets, features and their definitions.",
     "pipeline": "Run the whole pipeline.",
     "polygon": "Pull reference data from the vendor's REST API",
+    "runs": "Show what past pipeline runs did",
     "sample": "Generate realistic sample data",
     "validate": "Re-check stored layers.",
 }
@@ -44,6 +45,7 @@ GROUPS = {
     "data": ("catalog", "convert", "download", "enrich", "ingest", "query"),
     "features": ("list",),
     "pipeline": ("run",),
+    "runs": ("list", "show"),
     "polygon": (
         "bars",
         "corporate-actions",

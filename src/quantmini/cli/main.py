@@ -89,10 +89,11 @@ def _register() -> None:
     from quantmini.cli.features_cmd import features
     from quantmini.cli.pipeline_cmd import pipeline
     from quantmini.cli.polygon_cmd import polygon
+    from quantmini.cli.runs_cmd import runs
     from quantmini.cli.sample_cmd import sample
     from quantmini.cli.validate_cmd import validate
 
-    for command in (api, config, data, demo, features, pipeline, polygon, sample, validate):
+    for command in (api, config, data, demo, features, pipeline, polygon, runs, sample, validate):
         cli.add_command(command)
 
 
