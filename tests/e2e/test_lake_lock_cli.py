@@ -62,11 +62,14 @@ def lake_contents(root: Path) -> dict[str, object]:
     Manifests drop ``landed_at``, and ``fingerprint`` and ``identity`` (digests of inputs that include
     reference tables, whose files hold ``fetched_at``: the universes read the tickers table); reference
     tables drop ``fetched_at``; the DuckDB file (views only, rebuilt with its own
-    page layout) counts by presence. Everything else is compared byte for byte.
+    page layout) counts by presence; run records (``_runs/``) describe runs, not the lake's data, and are
+    left out. Everything else is compared byte for byte.
     """
     contents: dict[str, object] = {}
     for name in sorted(files_of(root) - {LOCK_FILE}):
         path = root / name
+        if name.startswith("_runs/"):
+            continue
         if name.startswith("_manifests/") and name.endswith(".parquet"):
             contents[name] = pl.read_parquet(path).to_dicts()
         elif name.startswith("_manifests/") and name.endswith(".json"):

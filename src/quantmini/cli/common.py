@@ -61,8 +61,8 @@ err_console = Console(stderr=True, highlight=False)
 @contextlib.contextmanager
 def lake_writer(root: Path, *, wait: bool, recorder: RunRecorder | None = None) -> Iterator[None]:
     """Hold the lake's single-writer lock for the ``with`` body; every command that writes the lake runs
-    inside one. Says whom it waits for (and tells ``recorder`` how long it waited, on its clock), and when
-    it took over a lock a killed process left."""
+    inside one. Says whom it waits for, and when it took over a lock a killed process left. A
+    ``recorder`` begins its record once the lock is held, with the wait measured on its clock."""
     clock = recorder.clock if recorder is not None else SYSTEM_CLOCK
     waits: list[tuple[float, str]] = []
 
@@ -73,9 +73,11 @@ def lake_writer(root: Path, *, wait: bool, recorder: RunRecorder | None = None) 
 
     lock = LakeLock(root, _command_line())
     with lock.hold(wait=wait, on_wait=waiting):
-        if waits and recorder is not None:
-            since, who = waits[0]
-            recorder.waited(clock.monotonic() - since, who)
+        if recorder is not None:
+            if waits:
+                since, who = waits[0]
+                recorder.waited(clock.monotonic() - since, who)
+            recorder.begin()
         if lock.taken_over is not None:
             err_console.print(
                 f"[yellow]note:[/] took over the lock of the lake {root} left by "
@@ -87,9 +89,9 @@ def lake_writer(root: Path, *, wait: bool, recorder: RunRecorder | None = None) 
 
 @contextlib.contextmanager
 def recorded_run(settings: Settings, *, wait: bool) -> Iterator[RunRecorder]:
-    """The run record of a command that runs the pipeline (written however the command ends), with the
-    lake's lock held inside it (the wait for it recorded). Pass ``recorder.monitor`` to every runner and
-    each report to ``recorder.add``."""
+    """The run record of a command that runs the pipeline, with the lake's lock held inside it: written
+    once the lock is held (the wait for it recorded) and completed however the command ends. Pass
+    ``recorder.monitor`` to every runner and each report to ``recorder.add``."""
     with (
         RunRecorder(settings.data_root, _command_line(), settings) as recorder,
         lake_writer(settings.data_root, wait=wait, recorder=recorder),

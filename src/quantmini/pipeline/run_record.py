@@ -1,8 +1,9 @@
 """Run records: what every pipeline command did, kept in ``<data_root>/_runs/<run-id>.json``.
 
 A :class:`RunRecorder` is opened by the CLI around a command that runs the pipeline. It writes the record
-when the command starts (status ``running``) and again when it ends, however it ends: ``ok``, ``failed``
-(with the failure lines) or ``interrupted`` (Ctrl-C). Its :attr:`RunRecorder.monitor` measures the stages
+once the command holds the lake's lock (status ``running``: :meth:`RunRecorder.begin`) and again when it
+ends, however it ends: ``ok``, ``failed`` (with the failure lines) or ``interrupted`` (Ctrl-C). A command
+the lock refused did nothing and leaves no record. Its :attr:`RunRecorder.monitor` measures the stages
 of every runner of the command (one command may run several data types), and :meth:`RunRecorder.add`
 takes each runner's report. A record holds the command line (redacted), the versions of quantmini and
 its data libraries, the executor settings, the wait for the lake's lock, and per stage its wall and CPU
@@ -101,6 +102,8 @@ class RunRecorder:
         self.monitor = RunMonitor(sampler, profile_dir=runs_dir(root) / self.run_id if profiling else None)
         self.reports: list[PipelineReport] = []
         self.lock_wait: LockWait | None = None
+        #: The command holds the lock: the record is written (see :meth:`begin`).
+        self.began = False
         #: False when the record could not be written (the command goes on; the record is not its work).
         self.written = False
 
@@ -112,13 +115,19 @@ class RunRecorder:
         """Record a wait of ``seconds`` for the lake's lock held by ``holder``."""
         self.lock_wait = LockWait(seconds, holder)
 
-    def __enter__(self) -> Self:
+    def begin(self) -> None:
+        """The command holds the lake's lock: write the record (``running``); it is completed on exit."""
+        self.began = True
         self._write(self._record("running", []))
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if not self.began:
+            return
         status, failures = self._outcome(exc)
         record = self._record(status, failures, ended=self.clock.time())
         self._write(record)
