@@ -178,6 +178,8 @@ class ProcessExecutor(_Base):
         """Run every item in the pool, :attr:`concurrency` at a time (a lowered limit applies to the tasks
         submitted after it); on Ctrl-C (or an abandoned iteration) the workers are stopped."""
         if self.concurrency == 1 or len(items) < 2:
+            if self.concurrency == 1:
+                self.close()  # lowered to one task at a time: idle workers would keep their memory
             yield from InlineExecutor().map(fn, items)
             return
         pool = self._ensure_pool()

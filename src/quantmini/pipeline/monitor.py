@@ -130,7 +130,8 @@ class RunMonitor:
         outer = self._current
         # One profiler at a time: a stage measured inside another is timed, and profiled with the outer one.
         profiler = cProfile.Profile() if self.profile_dir is not None and outer is None else None
-        self._current = figures
+        with self._lock:
+            self._current = figures
         stop = threading.Event()
         sampler = threading.Thread(target=self._sample_until, args=(stop,), name="rss-sampler", daemon=True)
         wall0, (cpu0, children0) = time.perf_counter(), cpu_seconds()
@@ -156,7 +157,8 @@ class RunMonitor:
             figures.wall_s = time.perf_counter() - wall0
             figures.cpu_s = cpu1 - cpu0
             figures.children_cpu_s = children1 - children0
-            self._current = outer
+            with self._lock:
+                self._current = outer
             self.stages.append(figures)
             if profiler is not None:
                 figures.profile = self._write_profile(profiler, figures)
