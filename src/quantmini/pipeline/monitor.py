@@ -28,6 +28,7 @@ from pathlib import Path
 
 from quantmini.io.atomic import atomic_path, write_text_atomic
 from quantmini.io.process_stats import cpu_seconds, process_tree_rss
+from quantmini.pipeline.memory_guard import MemoryLowering
 
 log = logging.getLogger(__name__)
 
@@ -61,36 +62,6 @@ class StageFigures:
     profile: str | None = None
     #: ``ok``, or how it ended (``failed``, ``interrupted``).
     status: str = "ok"
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryLowering:
-    """The runner lowered its concurrency (or its chunk budget) because RSS passed the memory budget."""
-
-    at: str
-    data_type: str
-    stage: str
-    rss_bytes: int
-    budget_bytes: int
-    concurrency_from: int
-    concurrency_to: int
-    chunk_budget_from: int
-    chunk_budget_to: int
-
-    def describe(self) -> str:
-        """One line for the run summary."""
-        changes = []
-        if self.concurrency_to != self.concurrency_from:
-            changes.append(f"tasks at a time {self.concurrency_from} → {self.concurrency_to}")
-        if self.chunk_budget_to != self.chunk_budget_from:
-            changes.append(
-                f"chunk budget {self.chunk_budget_from / 1e9:.2f} → {self.chunk_budget_to / 1e9:.2f} GB"
-            )
-        return (
-            f"memory: {self.stage} used {self.rss_bytes / 1e9:.2f} GB, over the budget of "
-            f"{self.budget_bytes / 1e9:.2f} GB (pipeline.memory_budget_gb); lowered "
-            f"{', '.join(changes)} for the rest of the run"
-        )
 
 
 class RunMonitor:

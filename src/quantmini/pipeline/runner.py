@@ -5,9 +5,9 @@ runs their tasks through one executor, reports progress and collects every failu
 bad file, chunk or symbol never stops the others and none is hidden from the summary.
 
 Every stage is measured by the run's :class:`~quantmini.pipeline.monitor.RunMonitor` (time, CPU, peak
-memory, rows and bytes it knows of). Between tasks the runner compares the memory of the process tree with
-``memory_budget_gb``; above it, it halves the tasks at a time (or, at one task at a time, the chunk budget
-that later planning sizes chunks and buckets from) for the rest of the run, and says so in the report.
+memory, rows and bytes it knows of). On entering a stage and after each task the memory of the process
+tree goes to a :class:`~quantmini.pipeline.memory_guard.MemoryGuard`, which lowers concurrency or the
+chunk budget when it passes ``memory_budget_gb``; each lowering is noted in the report.
 
 Landing and bronze work on the requested range (plus any damaged bronze partition of the lake, which is
 re-derived from landing). Silver and gold work on the whole lake of the data type, incrementally: what
@@ -44,7 +44,8 @@ from quantmini.pipeline.gold import GoldOutcome, MinuteSession, root_name, run_g
 from quantmini.pipeline.landing import LandingOutcome, LandingPlan, land_sessions, landing_warnings
 from quantmini.pipeline.landing_versions import KeptVersion, kept_versions
 from quantmini.pipeline.markets import MarketsOutcome, update_markets
-from quantmini.pipeline.monitor import MemoryLowering, RunMonitor, StageFigures
+from quantmini.pipeline.memory_guard import MemoryGuard, MemoryLowering
+from quantmini.pipeline.monitor import RunMonitor, StageFigures
 from quantmini.pipeline.partitions import PartitionIndex, index_partitions
 from quantmini.pipeline.progress import NullProgress, ProgressListener
 from quantmini.pipeline.reference import import_reference_dir
@@ -186,17 +187,10 @@ class PipelineRunner:
         self.mode: PipelineMode = mode
         self.workers = workers
         self.batch_sessions = batch_sessions
-        self.budget_bytes = data_budget(memory_budget_gb)
-        #: RSS of the process tree above which the run lowers its concurrency.
-        self.memory_budget_bytes = memory_budget_gb * 1e9
+        #: Lowers concurrency and the chunk budget (:attr:`budget_bytes`) when memory passes the budget.
+        self.memory = MemoryGuard(memory_budget_gb, data_budget(memory_budget_gb))
         #: Measures the stages; shared by the runners of one command (its run record).
         self.monitor = monitor or RunMonitor()
-        #: The lowest the chunk budget goes when memory stays over the budget at one task at a time.
-        self._min_budget_bytes = self.budget_bytes / 8
-        #: Tasks finished since the last lowering, and how many were in flight then: another lowering
-        #: waits until those have finished (their memory is what the first one acts on).
-        self._since_lowering = 0
-        self._in_flight_at_lowering = 0
         self.executor_kind: ExecutorKind = executor
         self.scheduler = scheduler
         self.minute_session: MinuteSession = minute_session
@@ -248,10 +242,15 @@ class PipelineRunner:
         if self._interrupted.is_set():
             raise KeyboardInterrupt
 
+    @property
+    def budget_bytes(self) -> float:
+        """Bytes the stages size their chunks and buckets to (lowered under memory pressure)."""
+        return self.memory.chunk_budget
+
     def _between_tasks(self) -> None:
         """After each task: stop on Ctrl-C, and check the memory budget."""
         self._check_interrupt()
-        self._since_lowering += 1
+        self.memory.task_done()
         self._check_memory()
 
     @contextlib.contextmanager
@@ -267,34 +266,11 @@ class PipelineRunner:
                 report.stages.append(figures)
 
     def _check_memory(self) -> None:
-        """Lower concurrency (or, at one task at a time, the chunk budget) when RSS is over the budget."""
-        rss = self.monitor.sample()
-        if rss <= self.memory_budget_bytes or self._since_lowering < self._in_flight_at_lowering:
-            return
-        concurrency = self._executor.concurrency
-        budget = self.budget_bytes
-        lowered = self._executor.limit(concurrency // 2) if concurrency > 1 else concurrency
-        if lowered < concurrency:
-            self.budget_bytes = budget * lowered / concurrency  # each task keeps its chunk size
-        elif budget / 2 >= self._min_budget_bytes:
-            self.budget_bytes = budget / 2
-        else:
-            return  # nothing left to lower
-        lowering = MemoryLowering(
-            at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            data_type=self.spec.name,
-            stage=self._stage_name,
-            rss_bytes=rss,
-            budget_bytes=int(self.memory_budget_bytes),
-            concurrency_from=concurrency,
-            concurrency_to=lowered,
-            chunk_budget_from=int(budget),
-            chunk_budget_to=int(self.budget_bytes),
-        )
-        self.monitor.lowerings.append(lowering)
-        self._report.lowerings.append(lowering)
-        self._report.notes.append(lowering.describe())
-        self._since_lowering, self._in_flight_at_lowering = 0, concurrency
+        lowering = self.memory.check(self.monitor.sample(), self._executor, self.spec.name, self._stage_name)
+        if lowering is not None:
+            self.monitor.lowerings.append(lowering)
+            self._report.lowerings.append(lowering)
+            self._report.notes.append(lowering.describe())
 
     # -- stages ---------------------------------------------------------------------------------------
 
