@@ -34,6 +34,7 @@ COMMANDS = {
     "pipeline": "Run the whole pipeline.",
     "polygon": "Pull reference data from the vendor's REST API",
     "report": "Write an HTML report of the lake",
+    "runs": "Show what past pipeline runs did",
     "sample": "Generate realistic sample data",
     "schema": "Declared table schemas and stored files against them.",
     "validate": "Re-check stored layers.",
@@ -46,6 +47,7 @@ GROUPS = {
     "data": ("catalog", "convert", "download", "enrich", "ingest", "query", "status"),
     "features": ("list",),
     "pipeline": ("daily", "run"),
+    "runs": ("list", "show"),
     "polygon": (
         "bars",
         "corporate-actions",

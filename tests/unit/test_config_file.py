@@ -26,6 +26,7 @@ def test_template_is_valid_toml_that_changes_nothing(tmp_path: Path) -> None:
         "options": {},
         "features": {},
         "universes": {},
+        "monitoring": {},
         "source": {},
         "s3": {},
         "api": {},

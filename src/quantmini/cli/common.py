@@ -42,12 +42,15 @@ from quantmini.config.redaction import redact
 from quantmini.config.settings import Settings
 from quantmini.core.calendar import parse_date
 from quantmini.datasets import DATASETS, get_spec
+from quantmini.io.clock import SYSTEM_CLOCK
 from quantmini.io.lake import Lake
 from quantmini.io.lock import LakeLock, LockHolder
 from quantmini.io.source import LocalMirrorSource, Source
 from quantmini.pipeline.daily import DailyPlan, plan_daily, today_in_exchange_time
 from quantmini.pipeline.landing_versions import KeptVersion
+from quantmini.pipeline.monitor import RunMonitor
 from quantmini.pipeline.progress import ProgressListener
+from quantmini.pipeline.run_record import RunRecorder
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner, Stage
 
 #: Kept raw versions listed one per line in a summary; more are summarised in one line.
@@ -58,16 +61,25 @@ err_console = Console(stderr=True, highlight=False)
 
 
 @contextlib.contextmanager
-def lake_writer(root: Path, *, wait: bool) -> Iterator[None]:
+def lake_writer(root: Path, *, wait: bool, recorder: RunRecorder | None = None) -> Iterator[None]:
     """Hold the lake's single-writer lock for the ``with`` body; every command that writes the lake runs
-    inside one. Says whom it waits for, and when it took over a lock a killed process left."""
+    inside one. Says whom it waits for, and when it took over a lock a killed process left. A
+    ``recorder`` begins its record once the lock is held, with the wait measured on its clock."""
+    clock = recorder.clock if recorder is not None else SYSTEM_CLOCK
+    waits: list[tuple[float, str]] = []
 
     def waiting(holder: LockHolder | None) -> None:
         who = holder.describe() if holder is not None else "another process"
+        waits.append((clock.monotonic(), who))
         err_console.print(f"waiting for {who} to finish writing the lake {root} …", soft_wrap=True)
 
     lock = LakeLock(root, _command_line())
     with lock.hold(wait=wait, on_wait=waiting):
+        if recorder is not None:
+            if waits:
+                since, who = waits[0]
+                recorder.waited(clock.monotonic() - since, who)
+            recorder.begin()
         if lock.taken_over is not None:
             err_console.print(
                 f"[yellow]note:[/] took over the lock of the lake {root} left by "
@@ -75,6 +87,24 @@ def lake_writer(root: Path, *, wait: bool) -> Iterator[None]:
                 soft_wrap=True,
             )
         yield
+
+
+@contextlib.contextmanager
+def recorded_run(settings: Settings, *, wait: bool) -> Iterator[RunRecorder]:
+    """The run record of a command that runs the pipeline, with the lake's lock held inside it: written
+    once the lock is held (the wait for it recorded) and completed however the command ends. Pass
+    ``recorder.monitor`` to every runner and each report to ``recorder.add``."""
+    with (
+        RunRecorder(settings.data_root, _command_line(), settings) as recorder,
+        lake_writer(settings.data_root, wait=wait, recorder=recorder),
+    ):
+        yield recorder
+
+
+def print_run_record(recorder: RunRecorder) -> None:
+    """Say where the run record is (the last line of a pipeline command's summary)."""
+    if recorder.written:
+        console.print(f"run record: {recorder.path}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _command_line() -> str:
@@ -143,9 +173,13 @@ def open_source(settings: Settings) -> Source:
 
 
 def make_runner(
-    settings: Settings, data_type: str, progress: ProgressListener | None = None
+    settings: Settings,
+    data_type: str,
+    progress: ProgressListener | None = None,
+    monitor: RunMonitor | None = None,
 ) -> PipelineRunner:
-    """A runner for ``data_type`` on the lake and mode the settings select."""
+    """A runner for ``data_type`` on the lake and mode the settings select; ``monitor`` measures its
+    stages for the command's run record."""
     return PipelineRunner(
         Lake(settings.data_root),
         get_spec(data_type),
@@ -160,6 +194,7 @@ def make_runner(
         progress=progress,
         exclusive=True,  # every command that runs a pipeline holds the lake's writer lock
         settings=settings,
+        monitor=monitor,
     )
 
 
@@ -212,21 +247,23 @@ def run_range(
 ) -> None:
     """Run the stages up to ``last_stage`` (landing and bronze over a date range when ``with_source``)
     with progress bars, print the summary, and exit 1 when anything failed. Holds the lake's lock
-    (``options.wait``: wait for another writer)."""
+    (``options.wait``: wait for another writer) and writes the run record."""
     start, end = parse_range(start_date, end_date) if start_date and end_date else (None, None)
     o = options
     settings = settings_from(o.data_root, o.mode, o.workers, source_dir, o.executor, o.scheduler)
     source = open_source(settings) if with_source else None
-    with lake_writer(settings.data_root, wait=o.wait), progress_bar() as bar:
-        report = make_runner(settings, data_type, RichProgress(bar)).run(
-            source, start, end, last_stage=last_stage
-        )
-    if report.did_nothing and not report.failures and not report.warnings:
-        what = "for this range" if with_source else "for this data type"
-        console.print(f"[green]Nothing to do:[/] everything is already up to date {what}.")
-    render_report(report)
-    if report.failures:
-        sys.exit(1)
+    with recorded_run(settings, wait=o.wait) as recorder:
+        with progress_bar() as bar:
+            runner = make_runner(settings, data_type, RichProgress(bar), recorder.monitor)
+            report = runner.run(source, start, end, last_stage=last_stage)
+        recorder.add(report)
+        if report.did_nothing and not report.failures and not report.warnings:
+            what = "for this range" if with_source else "for this data type"
+            console.print(f"[green]Nothing to do:[/] everything is already up to date {what}.")
+        render_report(report)
+        print_run_record(recorder)
+        if report.failures:
+            sys.exit(1)
 
 
 def run_daily(

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from quantmini.config.settings import Settings
     from quantmini.io.lake import Lake
+    from quantmini.pipeline.run_record import RunRecorder
 
 DEMO_DATA_TYPE = "stocks_daily"
 MINUTE_DATA_TYPE = "stocks_minute"
@@ -54,7 +55,7 @@ _PARAMS_FILE = ".demo-params.json"
 @wait_option
 def demo(data_root: Path, tickers: int, start_date: str, end_date: str, seed: int, wait: bool) -> None:
     """Generate sample data and run landing → bronze → silver → gold on it (no credentials, no network)."""
-    from quantmini.cli.common import lake_writer, parse_range, settings_from
+    from quantmini.cli.common import parse_range, recorded_run, settings_from
 
     start, end = parse_range(start_date, end_date)
     settings = settings_from(data_root=data_root / "lake")
@@ -65,14 +66,29 @@ def demo(data_root: Path, tickers: int, start_date: str, end_date: str, seed: in
         gold = settings.gold.model_copy(update={"adjustment": DEMO_ADJUSTMENTS})
         settings = settings.model_copy(update={"gold": gold})
     # The lake's lock also covers the sample beside it: two demos on one root would write both.
-    with lake_writer(settings.data_root, wait=wait):
-        _demo(data_root, settings, start, end, tickers, seed)
+    with recorded_run(settings, wait=wait) as recorder:
+        _demo(data_root, settings, start, end, tickers, seed, recorder)
 
 
-def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tickers: int, seed: int) -> None:
+def _demo(
+    data_root: Path,
+    settings: Settings,
+    start: dt.date,
+    end: dt.date,
+    tickers: int,
+    seed: int,
+    recorder: RunRecorder,
+) -> None:
     import resource
 
-    from quantmini.cli.common import RichProgress, console, make_runner, progress_bar, render_report
+    from quantmini.cli.common import (
+        RichProgress,
+        console,
+        make_runner,
+        print_run_record,
+        progress_bar,
+        render_report,
+    )
     from quantmini.core.adjustment_names import LABELS
     from quantmini.io.lake import Lake
     from quantmini.io.source import LocalMirrorSource
@@ -87,8 +103,8 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
         "minute": [MINUTE_TICKERS, MINUTE_SESSIONS],
         "options": OPTION_UNDERLYINGS,
     }
-    generated = _ensure_sample(source_dir, params, start, end, tickers, seed)
-    generation_s = time.perf_counter() - t0
+    with recorder.monitor.measure("sample", DEMO_DATA_TYPE) as generation:
+        generated = _ensure_sample(source_dir, params, start, end, tickers, seed)
 
     source = LocalMirrorSource(source_dir)
     minute_start = _minute_start(source_dir, start)
@@ -96,8 +112,10 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
     with progress_bar() as bar:
         runs = ((DEMO_DATA_TYPE, start), (MINUTE_DATA_TYPE, minute_start), (OPTIONS_DATA_TYPE, start))
         for data_type, first in runs:
-            reports.append(make_runner(settings, data_type, RichProgress(bar)).run(source, first, end))
-    reports[0].timings = {"sample": generation_s, **reports[0].timings}
+            runner = make_runner(settings, data_type, RichProgress(bar), recorder.monitor)
+            reports.append(runner.run(source, first, end))
+            recorder.add(reports[-1])
+    reports[0].stages.insert(0, generation)
     quiet = all(r.did_nothing and not r.failures and not r.warnings for r in reports)
     if quiet and not generated:
         console.print(
@@ -124,6 +142,7 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
     console.print(
         f"lake report (open it in a browser): {report_path}", soft_wrap=True, markup=False, highlight=False
     )
+    print_run_record(recorder)
     if any(r.failures for r in reports):
         sys.exit(1)
 

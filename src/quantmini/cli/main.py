@@ -90,11 +90,25 @@ def _register() -> None:
     from quantmini.cli.pipeline_cmd import pipeline
     from quantmini.cli.polygon_cmd import polygon
     from quantmini.cli.report_cmd import report
+    from quantmini.cli.runs_cmd import runs
     from quantmini.cli.sample_cmd import sample
     from quantmini.cli.schema_cmd import schema
     from quantmini.cli.validate_cmd import validate
 
-    for command in (api, config, data, demo, features, pipeline, polygon, report, sample, schema, validate):
+    for command in (
+        api,
+        config,
+        data,
+        demo,
+        features,
+        pipeline,
+        polygon,
+        report,
+        runs,
+        sample,
+        schema,
+        validate,
+    ):
         cli.add_command(command)
 
 
