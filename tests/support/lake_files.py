@@ -11,7 +11,6 @@ import polars as pl
 
 from quantmini.io.lock import LOCK_FILE
 
-
 #: Paths below a lake root that are records or caches, not data.
 _NOT_DATA = ("_runs/", "logs/", "_manifests/.index/", "_cache/")
 
