@@ -288,52 +288,56 @@ def run_daily(
     names = sorted(data_types or settings.pipeline.data_types, key=order.index)
     source = open_source(settings)
     lake = Lake(settings.data_root)
-    rows: list[tuple[DailyPlan | None, PipelineReport | None, str]] = []
-    with lake_writer(settings.data_root, wait=o.wait), progress_bar() as bar:
-        for name in names:
-            try:
-                plan = plan_daily(
-                    lake,
-                    get_spec(name),
-                    source,
-                    until=last,
-                    lookback=settings.pipeline.daily_lookback_sessions,
-                    since=first,
-                )
-            except QuantminiError as exc:
-                rows.append((None, None, f"{name}: listing the source failed: {exc}"))
-                continue
-            if plan.status == "not_started" or (plan.complete is None and plan.start is None):
-                rows.append((plan, None, ""))
-                continue
-            runner = make_runner(settings, name, RichProgress(bar))
-            landing = source if plan.start is not None else None
-            rows.append((plan, runner.run(landing, plan.start, plan.end), ""))
-    render_daily(last, rows)
-    failed = [p.data_type if p else why.split(":")[0] for p, r, why in rows if why or (r and r.failures)]
-    if failed:
-        err_console.print(f"[red]daily run failed for:[/] {', '.join(failed)}", soft_wrap=True)
-        sys.exit(1)
+    rows: list[tuple[DailyPlan | None, PipelineReport | None]] = []
+    with recorded_run(settings, wait=o.wait) as recorder:
+        with progress_bar() as bar:
+            for name in names:
+                try:
+                    plan = plan_daily(
+                        lake,
+                        get_spec(name),
+                        source,
+                        until=last,
+                        lookback=settings.pipeline.daily_lookback_sessions,
+                        since=first,
+                    )
+                except QuantminiError as exc:
+                    report = PipelineReport(name, failures=[f"listing the source failed: {exc}"])
+                    recorder.add(report)
+                    rows.append((None, report))
+                    continue
+                if plan.status == "not_started" or (plan.complete is None and plan.start is None):
+                    rows.append((plan, None))
+                    continue
+                runner = make_runner(settings, name, RichProgress(bar), recorder.monitor)
+                report = runner.run(source if plan.start is not None else None, plan.start, plan.end)
+                recorder.add(report)
+                rows.append((plan, report))
+        render_daily(last, rows)
+        print_run_record(recorder)
+        failed = [r.data_type for _, r in rows if r is not None and r.failures]
+        if failed:
+            err_console.print(f"[red]daily run failed for:[/] {', '.join(failed)}", soft_wrap=True)
+            sys.exit(1)
 
 
-def render_daily(until: dt.date, rows: list[tuple[DailyPlan | None, PipelineReport | None, str]]) -> None:
+def render_daily(until: dt.date, rows: list[tuple[DailyPlan | None, PipelineReport | None]]) -> None:
     """A daily run's summary: one line per data type (what it held, what the source published, what the run
     did; lines, not a table, so a cron mail or a log reads them whole), then every type's notes, warnings
     and failures."""
     console.print(f"[bold]pipeline daily[/] (sessions up to {until})")
-    for plan, report, why in rows:
+    for plan, report in rows:
         if plan is None:
-            console.print(f"  {escape(why.split(':')[0])}: [red]failed[/]", soft_wrap=True)
+            assert report is not None
+            console.print(f"  {report.data_type}: [red]failed[/]", soft_wrap=True)
             continue
         done = plan.describe() if report is None else f"{plan.describe()}; {_daily_result(report)}"
         held = f" (complete up to {plan.complete})" if plan.complete else ""
         console.print(f"  {plan.data_type}{held}: {done}", soft_wrap=True)
-    for plan, report, why in rows:
-        if why:
-            err_console.print(f"[red]failed:[/] {escape(redact(why))}", soft_wrap=True)
-        if plan is not None and report is not None:
-            render_messages(report, prefix=f"{plan.data_type}: ")
-    if all((r is None or (r.did_nothing and not r.failures)) and not why for _, r, why in rows):
+    for _, report in rows:
+        if report is not None:
+            render_messages(report, prefix=f"{report.data_type}: ")
+    if all(r is None or (r.did_nothing and not r.failures) for _, r in rows):
         console.print("[green]Nothing new:[/] every data type is as current as its source.")
 
 
