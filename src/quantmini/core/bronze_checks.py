@@ -23,6 +23,20 @@ from quantmini.datasets.columns import schema_problems
 _CONTRACT_FIELDS = ("underlying", "expiration", "option_type", "strike")
 
 
+def manifest_problems(
+    layer: str, manifest: dict[str, Any] | None, file_sha256: str, rows: int, rows_key: str
+) -> list[str]:
+    """What a partition's file says against its ``layer`` manifest: none, another checksum, other rows."""
+    if manifest is None:
+        return [f"no {layer} manifest"]
+    problems = []
+    if manifest.get("output_sha256") != file_sha256:
+        problems.append("file checksum differs from the manifest's (changed after it was written)")
+    if int(manifest.get(rows_key, -1)) != rows:
+        problems.append(f"{rows} rows but the manifest recorded {manifest.get(rows_key)}")
+    return problems
+
+
 def partition_violations(
     table: pa.Table,
     spec: DatasetSpec,
@@ -31,14 +45,7 @@ def partition_violations(
     file_sha256: str,
 ) -> list[str]:
     """Every broken promise of one bronze partition, as short sentences (empty when it is sound)."""
-    problems: list[str] = []
-    if manifest is None:
-        problems.append("no bronze manifest")
-    else:
-        if manifest.get("output_sha256") != file_sha256:
-            problems.append("file checksum differs from the manifest's (changed after ingest)")
-        if int(manifest.get("rows_bronze", -1)) != table.num_rows:
-            problems.append(f"{table.num_rows} rows but the manifest recorded {manifest.get('rows_bronze')}")
+    problems = manifest_problems("bronze", manifest, file_sha256, table.num_rows, "rows_bronze")
     if schema_differs := schema_problems(table.schema, spec.bronze_schema):
         problems.append("schema differs from the spec: " + ", ".join(schema_differs))
         return problems  # row checks need the spec's columns and types

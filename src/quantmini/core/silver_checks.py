@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from quantmini.core.bronze_checks import manifest_problems
 from quantmini.core.ordering import duplicated_keys
 from quantmini.datasets.columns import schema_problems
 
@@ -27,14 +28,7 @@ def silver_violations(
     file_sha256: str,
 ) -> list[str]:
     """Every broken promise of one silver partition, as short sentences (empty when it is sound)."""
-    problems: list[str] = []
-    if manifest is None:
-        problems.append("no silver manifest")
-    else:
-        if manifest.get("output_sha256") != file_sha256:
-            problems.append("file checksum differs from the manifest's (changed after it was written)")
-        if int(manifest.get("rows", -1)) != table.num_rows:
-            problems.append(f"{table.num_rows} rows but the manifest recorded {manifest.get('rows')}")
+    problems = manifest_problems("silver", manifest, file_sha256, table.num_rows, "rows")
     if differs := schema_problems(table.schema, schema):
         problems.append("schema differs from the spec: " + ", ".join(differs))
     frame = pl.from_arrow(table)

@@ -28,7 +28,7 @@ from typing import Any
 
 from quantmini._exceptions import StorageError
 from quantmini.io.atomic import write_text_atomic
-from quantmini.io.manifest import read_manifest
+from quantmini.io.manifest import read_manifest, session_manifests
 
 log = logging.getLogger(__name__)
 
@@ -70,19 +70,11 @@ def read_manifests(
 
 def _read_all(directory: Path) -> dict[dt.date, dict[str, Any]]:
     try:
-        names = os.listdir(directory)
+        manifests = session_manifests(directory)
     except OSError as exc:
         raise StorageError(f"cannot read {directory}: {exc.strerror or exc}") from exc
     found: dict[dt.date, dict[str, Any]] = {}
-    base = str(directory)  # plain strings: pathlib's per-call overhead shows at thousands of files
-    for name in names:
-        if not name.endswith(".json") or name.startswith("."):
-            continue
-        try:
-            session = dt.date.fromisoformat(name[:-5])
-        except ValueError:
-            continue
-        path = os.path.join(base, name)
+    for session, path in manifests:
         try:
             with open(path, "rb") as handle:  # bytes: json decodes UTF-8 faster than a text stream
                 data = json.loads(handle.read())
