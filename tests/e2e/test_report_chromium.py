@@ -24,7 +24,7 @@ from tests.support.chromium import Element, chromium, decode_png, dump_dom, pars
 pytestmark = pytest.mark.slow
 
 START, END = dt.date(2025, 8, 1), dt.date(2025, 12, 31)
-RUN_ID = "20251231T220000Z-00a1b2"  # run ids sort by start time
+EARLIER_RUN = "20000103T220000Z-00a1b2"  # run ids sort by start time: older than any real run
 #: A split record the prices do not show (BRK.B never halved): the reconciliation reports it.
 BOGUS_SPLIT = {"execution_date": "2025-10-01", "split_from": 1, "split_to": 2, "ticker": "BRK.B"}
 
@@ -36,6 +36,8 @@ class Built:
     record: dict[str, Any]
     dom: Element
     profile: Path
+    #: The run id of the newest run record (the pipeline run that built the lake).
+    last_run: str
 
     @property
     def split_ticker(self) -> str:
@@ -62,7 +64,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     payload = json.loads(splits.read_text())
     payload["results"].append(BOGUS_SPLIT)
     splits.write_text(json.dumps(payload))
-    run(
+    built = run(
         "pipeline",
         "run",
         "--data-type",
@@ -76,9 +78,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         "--data-root",
         root,
     )
-    (root / "_runs").mkdir()
-    (root / "_runs" / f"{RUN_ID}.json").write_text(json.dumps({"command": "quantmini pipeline daily"}))
-    (root / "_runs" / "20251230T220000Z-ffffff.json").write_text(json.dumps({"command": "earlier"}))
+    assert built.exit_code == 0, built.output
+    (real,) = (root / "_runs").glob("*.json")  # the record of the pipeline run above
+    (root / "_runs" / f"{EARLIER_RUN}.json").write_text(json.dumps({"command": "earlier"}))
     record = json.loads((source / "sample.json").read_text())
     page = base / "report.html"
     split, renamed = record["roles"]["split_and_dividend"], record["corporate_actions"]["ticker_changes"][0]
@@ -95,7 +97,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     )
     assert str(page) in output
     profile = base / "chromium-profile"
-    return Built(root, page, record, parse_dom(dump_dom(page, profile)), profile)
+    last_run = str(json.loads(real.read_text())["run_id"])
+    return Built(root, page, record, parse_dom(dump_dom(page, profile)), profile, last_run)
 
 
 def _quarantine(root: Path) -> pd.DataFrame:
@@ -122,7 +125,7 @@ def test_every_section_is_rendered_and_nothing_is_fetched(built: Built) -> None:
     assert " src=" not in html
     assert html.count("http") == html.count('xmlns="http://www.w3.org/2000/svg"')
     assert built.page.stat().st_size < 1_000_000
-    assert built.dom.by_id("last-run").attrs["data-run-id"] == RUN_ID
+    assert built.dom.by_id("last-run").attrs["data-run-id"] == built.last_run
     (stocks,) = built.dom.by_id("types").find("tbody")[0].find("tr")
     sessions = built.record["sessions"]
     assert [td.text() for td in stocks.find("td")[:4]] == [
