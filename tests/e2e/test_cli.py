@@ -83,6 +83,9 @@ def test_demo_runs_then_second_run_is_a_noop(demo: tuple[Path, Result]) -> None:
     assert "quarantined rows by reason" in first.output
     assert "example query" in first.output
     assert (root / "lake" / "gold" / "qlib" / "stocks_daily" / "day" / "calendars" / "day.txt").exists()
+    report = root / "lake" / "report.html"
+    assert f"lake report (open it in a browser): {report}" in first.output.replace("\n", "")
+    assert "<section id='coverage'" in report.read_text()
     second = run("demo", "--data-root", root, *DEMO_ARGS)
     assert second.exit_code == 0, second.output
     assert "Nothing to do" in second.output

@@ -28,12 +28,15 @@ HEAVY = (
 COMMANDS = {
     "api": "Ad-hoc downloads from the vendor's REST API",
     "config": "Show and change settings",
-    "data": "Run single stages and query the lake.",
+    "data": "Run single stages, query the lake and show its status.",
     "demo": "Generate sample data and run landing",
     "features": "List the feature library: sets, features and their definitions.",
     "pipeline": "Run the whole pipeline.",
     "polygon": "Pull reference data from the vendor's REST API",
+    "report": "Write an HTML report of the lake",
+    "runs": "Show what past pipeline runs did",
     "sample": "Generate realistic sample data",
+    "schema": "Declared table schemas and stored files against them.",
     "sql": "Run one read-only SQL STATEMENT",
     "validate": "Re-check stored layers.",
 }
@@ -42,9 +45,10 @@ COMMANDS = {
 GROUPS = {
     "api": ("bars",),
     "config": ("get", "init", "profile", "set", "show", "unset"),
-    "data": ("catalog", "convert", "download", "enrich", "ingest", "query"),
+    "data": ("catalog", "convert", "download", "enrich", "ingest", "query", "status"),
     "features": ("list",),
     "pipeline": ("daily", "run"),
+    "runs": ("list", "show"),
     "polygon": (
         "bars",
         "corporate-actions",
@@ -56,7 +60,8 @@ GROUPS = {
         "tickers",
     ),
     "sample": ("generate",),
-    "validate": ("bronze",),
+    "schema": ("check", "show"),
+    "validate": ("bronze", "gold", "silver"),
 }
 
 CHILD = """

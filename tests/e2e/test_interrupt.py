@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -86,6 +87,10 @@ def test_ctrl_c_stops_the_run_and_a_rerun_completes_it(mirror: Path, tmp_path: P
 
     again = subprocess.run(_args(mirror, root, mode), capture_output=True, timeout=TIMEOUT, check=False)
     assert again.returncode == 0, again.stderr.decode()[-2000:]
+    # Both runs are recorded: the first as interrupted (its stages up to the interrupt), the second as ok.
+    records = [json.loads(p.read_text()) for p in sorted((root / "_runs").glob("*.json"))]
+    assert [r["status"] for r in records] == ["interrupted", "ok"]
+    assert [s["name"] for s in records[0]["stages"]][:2] == ["landing", "bronze"]
     whole = tmp_path / "whole"
     single = subprocess.run(
         _args(mirror, whole, "streaming"), capture_output=True, timeout=TIMEOUT, check=False

@@ -166,6 +166,9 @@ def test_readers_run_while_a_writer_holds_the_lock(single_run: Path, mirror: Pat
         "data query": ["data", "query", "--data-root", root, "--symbols", ticker, *window],
         "data catalog": ["data", "catalog", "--source", mirror, "--data-root", root, *window],
         "validate bronze": ["validate", "bronze", "--data-type", "stocks_daily", "--data-root", root],
+        "validate silver": ["validate", "silver", "--data-root", root],
+        "validate gold": ["validate", "gold", "--data-root", root],
+        "schema check": ["schema", "check", "--data-root", root],
         "config show": ["config", "show"],
     }
     with LakeLock(root, "writer").hold():

@@ -71,6 +71,13 @@ def sessions_of(root: Path, layer: str, spec_name: str) -> list[dt.date]:
     return sorted(dt.date.fromisoformat(p.stem) for p in manifests)
 
 
+def latest_record(root: Path) -> dict[str, object]:
+    """The newest run record (``runs show latest --format json``)."""
+    shown = run("runs", "show", "latest", "--format", "json", "--data-root", root)
+    assert shown.exit_code == 0, shown.output
+    return dict(json.loads(shown.output))
+
+
 def manifest(root: Path, layer: str, spec_name: str, session: dt.date) -> dict[str, object]:
     return dict(json.loads((root / "_manifests" / layer / spec_name / f"{session}.json").read_text()))
 
@@ -87,6 +94,10 @@ def test_day_by_day_ends_with_the_lake_of_one_full_run_and_then_does_nothing(
     for name, sessions in listed.items():
         assert sessions_of(root, "bronze", name) == sessions  # everything published, nothing more
     assert f"{len(listed['stocks_daily'])} new session(s) up to {FIRST_DAY}" in first.output
+    record = latest_record(root)  # one record for the whole daily run, a report per data type
+    assert record["status"] == "ok"
+    assert [r["data_type"] for r in record["reports"]] == ["stocks_daily", "stocks_minute"]  # type: ignore[index]
+    assert {s["data_type"] for s in record["stages"]} == {"stocks_daily", "stocks_minute"}  # type: ignore[index]
 
     publish(vendor, mirror, END)
     second = daily(mirror, root)
@@ -145,6 +156,9 @@ def test_one_bad_data_type_fails_the_run_but_not_the_others(vendor: Path, tmp_pa
     result = daily(mirror, root)
     assert result.exit_code == 1
     assert "daily run failed for: stocks_minute" in result.output
+    record = latest_record(root)
+    assert record["status"] == "failed"
+    assert any("stocks_minute" in str(line) or MINUTE.prefix in str(line) for line in record["failures"])  # type: ignore[attr-defined]
     assert sessions_of(root, "bronze", "stocks_daily") == sorted(day_files(mirror, DAILY.prefix))
     assert (root / "gold" / "qlib" / "stocks_daily" / "day" / "calendars" / "day.txt").is_file()
 
@@ -168,4 +182,7 @@ def test_a_scheduled_run_waits_for_a_manual_one_with_wait(vendor: Path, tmp_path
             raise
     done = child.finish()
     assert done.code == 0, done.stderr
+    lock = latest_record(root)["lock"]
+    assert "(manual run)" in lock["holder"]  # type: ignore[index]
+    assert lock["waited_s"] > 0  # type: ignore[index]
     assert sessions_of(root, "bronze", "stocks_daily") == sorted(day_files(mirror, DAILY.prefix))

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -86,7 +87,7 @@ def test_validate_names_each_bad_partition(lake: Lake) -> None:
     assert lines[0].startswith("invalid: bronze stocks_minute 2025-06-02:")
     assert "not sorted by (ticker, window_start)" in lines[0]
     assert "checksum differs" in lines[0]
-    assert "schema differs from the spec: missing regular_session" in lines[1]
+    assert "schema differs from the spec: missing column regular_session (bool)" in lines[1]
 
 
 def test_validate_catches_broken_rules_and_row_counts(lake: Lake) -> None:
@@ -148,3 +149,32 @@ def test_validate_reports_non_finite_absurd_values_and_bad_tickers_written_by_ha
         "invalid: bronze stocks_daily 2025-06-02: 2 rows break rule bad_ticker; "
         "2 rows break rule non_finite; 2 rows break rule out_of_range"
     )
+
+
+def test_validate_silver_and_gold_pass_on_the_minute_tables_and_root(lake: Lake) -> None:
+    silver = run("validate", "silver", "--data-type", "stocks_minute", "--data-root", lake.root)
+    assert silver.exit_code == 0, silver.output
+    assert "silver stocks_minute: 3 partitions, ok" in silver.output
+    assert "silver stocks_minute_rollups: 3 partitions, ok" in silver.output
+    gold = run("validate", "gold", "--data-type", "stocks_minute", "--data-root", lake.root)
+    assert gold.exit_code == 0, gold.output
+    assert "gold stocks_minute/1min (total return): 4 instruments, 28 files, 0 errors" in gold.output
+    # A minute bar's value on a bar the instrument does not have is found, named by the bar.
+    root = lake.qlib_root("stocks_minute", "1min")
+    calendar = (root / "calendars" / "1min.txt").read_text().splitlines()
+    listed = (root / "instruments" / "all.txt").read_text().splitlines()
+    # The first instrument with a bar missing inside its span.
+    for symbol in sorted(line.split("\t")[0] for line in listed):
+        path = root / "features" / symbol.lower() / "close.1min.bin"
+        data = np.fromfile(path, dtype="<f4")
+        if np.isnan(data[1:]).any():
+            break
+    hole = int(np.flatnonzero(np.isnan(data[1:]))[0])
+    data[1 + hole] = 1.0
+    data.tofile(path)
+    broken = run("validate", "gold", "--data-type", "stocks_minute", "--data-root", lake.root)
+    assert broken.exit_code == 1
+    assert (
+        f"error: gold stocks_minute/1min (total return) features/{symbol.lower()}/close.1min.bin "
+        f"{calendar[int(data[0]) + hole]}: values on 1 bars without a bar"
+    ) in broken.output.splitlines()

@@ -11,6 +11,9 @@ import polars as pl
 
 from quantmini.io.lock import LOCK_FILE
 
+#: Paths below a lake root that are records or caches, not data.
+_NOT_DATA = ("_runs/", "logs/", "_manifests/.index/", "_cache/")
+
 
 def files_of(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
@@ -22,11 +25,15 @@ def lake_contents(root: Path) -> dict[str, object]:
     Manifests drop ``landed_at``, and ``fingerprint`` and ``identity`` (digests of inputs that include
     reference tables, whose files hold ``fetched_at``: the universes read the tickers table); reference
     tables drop ``fetched_at``; the DuckDB file (views only, rebuilt with its own
-    page layout) counts by presence. Everything else is compared byte for byte.
+    page layout) counts by presence; run records and performance figures (``_runs/``, ``logs/``) describe
+    runs, and the manifest index and query cache (``_manifests/.index/``, ``_cache/``) are caches: none of
+    them is the lake's data, so they are left out. Everything else is compared byte for byte.
     """
     contents: dict[str, object] = {}
     for name in sorted(files_of(root) - {LOCK_FILE}):
         path = root / name
+        if name.startswith(_NOT_DATA):
+            continue
         if name.startswith("_manifests/") and name.endswith(".parquet"):
             contents[name] = pl.read_parquet(path).to_dicts()
         elif name.startswith("_manifests/") and name.endswith(".json"):

@@ -27,6 +27,7 @@ def test_template_is_valid_toml_that_changes_nothing(tmp_path: Path) -> None:
         "features": {},
         "universes": {},
         "query": {},
+        "monitoring": {},
         "source": {},
         "s3": {},
         "api": {},

@@ -11,7 +11,9 @@ import pytest
 import quantmini
 
 
-@pytest.mark.parametrize("module", ["quantmini", "quantmini.datasets", "quantmini.query", "quantmini.sample"])
+@pytest.mark.parametrize(
+    "module", ["quantmini", "quantmini.datasets", "quantmini.query", "quantmini.report", "quantmini.sample"]
+)
 def test_all_is_sorted_and_resolves(module: str) -> None:
     mod = importlib.import_module(module)
     names = list(mod.__all__)

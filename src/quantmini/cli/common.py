@@ -42,12 +42,15 @@ from quantmini.config.redaction import redact
 from quantmini.config.settings import Settings
 from quantmini.core.calendar import parse_date
 from quantmini.datasets import DATASETS, get_spec
+from quantmini.io.clock import SYSTEM_CLOCK
 from quantmini.io.lake import Lake
 from quantmini.io.lock import LakeLock, LockHolder
 from quantmini.io.source import LocalMirrorSource, Source
 from quantmini.pipeline.daily import DailyPlan, plan_daily, today_in_exchange_time
 from quantmini.pipeline.landing_versions import KeptVersion
+from quantmini.pipeline.monitor import RunMonitor
 from quantmini.pipeline.progress import ProgressListener
+from quantmini.pipeline.run_record import RunRecorder
 from quantmini.pipeline.runner import PipelineReport, PipelineRunner, Stage
 
 #: Kept raw versions listed one per line in a summary; more are summarised in one line.
@@ -58,16 +61,25 @@ err_console = Console(stderr=True, highlight=False)
 
 
 @contextlib.contextmanager
-def lake_writer(root: Path, *, wait: bool) -> Iterator[None]:
+def lake_writer(root: Path, *, wait: bool, recorder: RunRecorder | None = None) -> Iterator[None]:
     """Hold the lake's single-writer lock for the ``with`` body; every command that writes the lake runs
-    inside one. Says whom it waits for, and when it took over a lock a killed process left."""
+    inside one. Says whom it waits for, and when it took over a lock a killed process left. A
+    ``recorder`` begins its record once the lock is held, with the wait measured on its clock."""
+    clock = recorder.clock if recorder is not None else SYSTEM_CLOCK
+    waits: list[tuple[float, str]] = []
 
     def waiting(holder: LockHolder | None) -> None:
         who = holder.describe() if holder is not None else "another process"
+        waits.append((clock.monotonic(), who))
         err_console.print(f"waiting for {who} to finish writing the lake {root} …", soft_wrap=True)
 
     lock = LakeLock(root, _command_line())
     with lock.hold(wait=wait, on_wait=waiting):
+        if recorder is not None:
+            if waits:
+                since, who = waits[0]
+                recorder.waited(clock.monotonic() - since, who)
+            recorder.begin()
         if lock.taken_over is not None:
             err_console.print(
                 f"[yellow]note:[/] took over the lock of the lake {root} left by "
@@ -75,6 +87,24 @@ def lake_writer(root: Path, *, wait: bool) -> Iterator[None]:
                 soft_wrap=True,
             )
         yield
+
+
+@contextlib.contextmanager
+def recorded_run(settings: Settings, *, wait: bool) -> Iterator[RunRecorder]:
+    """The run record of a command that runs the pipeline, with the lake's lock held inside it: written
+    once the lock is held (the wait for it recorded) and completed however the command ends. Pass
+    ``recorder.monitor`` to every runner and each report to ``recorder.add``."""
+    with (
+        RunRecorder(settings.data_root, _command_line(), settings) as recorder,
+        lake_writer(settings.data_root, wait=wait, recorder=recorder),
+    ):
+        yield recorder
+
+
+def print_run_record(recorder: RunRecorder) -> None:
+    """Say where the run record is (the last line of a pipeline command's summary)."""
+    if recorder.written:
+        console.print(f"run record: {recorder.path}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _command_line() -> str:
@@ -119,6 +149,16 @@ def parse_range(start: str, end: str) -> tuple[dt.date, dt.date]:
     return first, last
 
 
+def optional_range(start: str | None, end: str | None) -> tuple[dt.date | None, dt.date | None]:
+    """Parse an optional ``--start-date``/``--end-date`` pair (``None``: unbounded on that side)."""
+    if start and end:
+        return parse_range(start, end)
+    return (
+        parse_date(start, "--start-date") if start else None,
+        parse_date(end, "--end-date") if end else None,
+    )
+
+
 #: Summary counts shown per silver table.
 SUMMARY_LINES = 6
 
@@ -133,9 +173,13 @@ def open_source(settings: Settings) -> Source:
 
 
 def make_runner(
-    settings: Settings, data_type: str, progress: ProgressListener | None = None
+    settings: Settings,
+    data_type: str,
+    progress: ProgressListener | None = None,
+    monitor: RunMonitor | None = None,
 ) -> PipelineRunner:
-    """A runner for ``data_type`` on the lake and mode the settings select."""
+    """A runner for ``data_type`` on the lake and mode the settings select; ``monitor`` measures its
+    stages for the command's run record."""
     return PipelineRunner(
         Lake(settings.data_root),
         get_spec(data_type),
@@ -150,6 +194,7 @@ def make_runner(
         progress=progress,
         exclusive=True,  # every command that runs a pipeline holds the lake's writer lock
         settings=settings,
+        monitor=monitor,
     )
 
 
@@ -202,21 +247,23 @@ def run_range(
 ) -> None:
     """Run the stages up to ``last_stage`` (landing and bronze over a date range when ``with_source``)
     with progress bars, print the summary, and exit 1 when anything failed. Holds the lake's lock
-    (``options.wait``: wait for another writer)."""
+    (``options.wait``: wait for another writer) and writes the run record."""
     start, end = parse_range(start_date, end_date) if start_date and end_date else (None, None)
     o = options
     settings = settings_from(o.data_root, o.mode, o.workers, source_dir, o.executor, o.scheduler)
     source = open_source(settings) if with_source else None
-    with lake_writer(settings.data_root, wait=o.wait), progress_bar() as bar:
-        report = make_runner(settings, data_type, RichProgress(bar)).run(
-            source, start, end, last_stage=last_stage
-        )
-    if report.did_nothing and not report.failures and not report.warnings:
-        what = "for this range" if with_source else "for this data type"
-        console.print(f"[green]Nothing to do:[/] everything is already up to date {what}.")
-    render_report(report)
-    if report.failures:
-        sys.exit(1)
+    with recorded_run(settings, wait=o.wait) as recorder:
+        with progress_bar() as bar:
+            runner = make_runner(settings, data_type, RichProgress(bar), recorder.monitor)
+            report = runner.run(source, start, end, last_stage=last_stage)
+        recorder.add(report)
+        if report.did_nothing and not report.failures and not report.warnings:
+            what = "for this range" if with_source else "for this data type"
+            console.print(f"[green]Nothing to do:[/] everything is already up to date {what}.")
+        render_report(report)
+        print_run_record(recorder)
+        if report.failures:
+            sys.exit(1)
 
 
 def run_daily(
@@ -241,52 +288,56 @@ def run_daily(
     names = sorted(data_types or settings.pipeline.data_types, key=order.index)
     source = open_source(settings)
     lake = Lake(settings.data_root)
-    rows: list[tuple[DailyPlan | None, PipelineReport | None, str]] = []
-    with lake_writer(settings.data_root, wait=o.wait), progress_bar() as bar:
-        for name in names:
-            try:
-                plan = plan_daily(
-                    lake,
-                    get_spec(name),
-                    source,
-                    until=last,
-                    lookback=settings.pipeline.daily_lookback_sessions,
-                    since=first,
-                )
-            except QuantminiError as exc:
-                rows.append((None, None, f"{name}: listing the source failed: {exc}"))
-                continue
-            if plan.status == "not_started" or (plan.complete is None and plan.start is None):
-                rows.append((plan, None, ""))
-                continue
-            runner = make_runner(settings, name, RichProgress(bar))
-            landing = source if plan.start is not None else None
-            rows.append((plan, runner.run(landing, plan.start, plan.end), ""))
-    render_daily(last, rows)
-    failed = [p.data_type if p else why.split(":")[0] for p, r, why in rows if why or (r and r.failures)]
-    if failed:
-        err_console.print(f"[red]daily run failed for:[/] {', '.join(failed)}", soft_wrap=True)
-        sys.exit(1)
+    rows: list[tuple[DailyPlan | None, PipelineReport | None]] = []
+    with recorded_run(settings, wait=o.wait) as recorder:
+        with progress_bar() as bar:
+            for name in names:
+                try:
+                    plan = plan_daily(
+                        lake,
+                        get_spec(name),
+                        source,
+                        until=last,
+                        lookback=settings.pipeline.daily_lookback_sessions,
+                        since=first,
+                    )
+                except QuantminiError as exc:
+                    report = PipelineReport(name, failures=[f"listing the source failed: {exc}"])
+                    recorder.add(report)
+                    rows.append((None, report))
+                    continue
+                if plan.status == "not_started" or (plan.complete is None and plan.start is None):
+                    rows.append((plan, None))
+                    continue
+                runner = make_runner(settings, name, RichProgress(bar), recorder.monitor)
+                report = runner.run(source if plan.start is not None else None, plan.start, plan.end)
+                recorder.add(report)
+                rows.append((plan, report))
+        render_daily(last, rows)
+        print_run_record(recorder)
+        failed = [r.data_type for _, r in rows if r is not None and r.failures]
+        if failed:
+            err_console.print(f"[red]daily run failed for:[/] {', '.join(failed)}", soft_wrap=True)
+            sys.exit(1)
 
 
-def render_daily(until: dt.date, rows: list[tuple[DailyPlan | None, PipelineReport | None, str]]) -> None:
+def render_daily(until: dt.date, rows: list[tuple[DailyPlan | None, PipelineReport | None]]) -> None:
     """A daily run's summary: one line per data type (what it held, what the source published, what the run
     did; lines, not a table, so a cron mail or a log reads them whole), then every type's notes, warnings
     and failures."""
     console.print(f"[bold]pipeline daily[/] (sessions up to {until})")
-    for plan, report, why in rows:
+    for plan, report in rows:
         if plan is None:
-            console.print(f"  {escape(why.split(':')[0])}: [red]failed[/]", soft_wrap=True)
+            assert report is not None
+            console.print(f"  {report.data_type}: [red]failed[/]", soft_wrap=True)
             continue
         done = plan.describe() if report is None else f"{plan.describe()}; {_daily_result(report)}"
         held = f" (complete up to {plan.complete})" if plan.complete else ""
         console.print(f"  {plan.data_type}{held}: {done}", soft_wrap=True)
-    for plan, report, why in rows:
-        if why:
-            err_console.print(f"[red]failed:[/] {escape(redact(why))}", soft_wrap=True)
-        if plan is not None and report is not None:
-            render_messages(report, prefix=f"{plan.data_type}: ")
-    if all((r is None or (r.did_nothing and not r.failures)) and not why for _, r, why in rows):
+    for _, report in rows:
+        if report is not None:
+            render_messages(report, prefix=f"{report.data_type}: ")
+    if all(r is None or (r.did_nothing and not r.failures) for _, r in rows):
         console.print("[green]Nothing new:[/] every data type is as current as its source.")
 
 

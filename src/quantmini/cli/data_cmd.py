@@ -1,4 +1,4 @@
-"""``quantmini data``: stage-by-stage commands (ingest, enrich, convert) and ``query``."""
+"""``quantmini data``: stage-by-stage commands (ingest, enrich, convert), ``query`` and ``status``."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from quantmini.cli.options import (
     source_option,
 )
 from quantmini.cli.query_cmd import query
+from quantmini.cli.status_cmd import status
 
 
 @click.group()
 def data() -> None:
-    """Run single stages and query the lake."""
+    """Run single stages, query the lake and show its status."""
 
 
 @data.command()
@@ -85,3 +86,4 @@ def convert(
 data.add_command(query)
 data.add_command(download)
 data.add_command(catalog)
+data.add_command(status)

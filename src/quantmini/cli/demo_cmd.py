@@ -16,8 +16,11 @@ import click
 from quantmini.cli.options import wait_option
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from quantmini.config.settings import Settings
     from quantmini.io.lake import Lake
+    from quantmini.pipeline.run_record import RunRecorder
 
 DEMO_DATA_TYPE = "stocks_daily"
 MINUTE_DATA_TYPE = "stocks_minute"
@@ -52,7 +55,7 @@ _PARAMS_FILE = ".demo-params.json"
 @wait_option
 def demo(data_root: Path, tickers: int, start_date: str, end_date: str, seed: int, wait: bool) -> None:
     """Generate sample data and run landing → bronze → silver → gold on it (no credentials, no network)."""
-    from quantmini.cli.common import lake_writer, parse_range, settings_from
+    from quantmini.cli.common import parse_range, recorded_run, settings_from
 
     start, end = parse_range(start_date, end_date)
     settings = settings_from(data_root=data_root / "lake")
@@ -63,14 +66,29 @@ def demo(data_root: Path, tickers: int, start_date: str, end_date: str, seed: in
         gold = settings.gold.model_copy(update={"adjustment": DEMO_ADJUSTMENTS})
         settings = settings.model_copy(update={"gold": gold})
     # The lake's lock also covers the sample beside it: two demos on one root would write both.
-    with lake_writer(settings.data_root, wait=wait):
-        _demo(data_root, settings, start, end, tickers, seed)
+    with recorded_run(settings, wait=wait) as recorder:
+        _demo(data_root, settings, start, end, tickers, seed, recorder)
 
 
-def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tickers: int, seed: int) -> None:
+def _demo(
+    data_root: Path,
+    settings: Settings,
+    start: dt.date,
+    end: dt.date,
+    tickers: int,
+    seed: int,
+    recorder: RunRecorder,
+) -> None:
     import resource
 
-    from quantmini.cli.common import RichProgress, console, make_runner, progress_bar, render_report
+    from quantmini.cli.common import (
+        RichProgress,
+        console,
+        make_runner,
+        print_run_record,
+        progress_bar,
+        render_report,
+    )
     from quantmini.core.adjustment_names import LABELS
     from quantmini.io.lake import Lake
     from quantmini.io.source import LocalMirrorSource
@@ -85,8 +103,8 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
         "minute": [MINUTE_TICKERS, MINUTE_SESSIONS],
         "options": OPTION_UNDERLYINGS,
     }
-    generated = _ensure_sample(source_dir, params, start, end, tickers, seed)
-    generation_s = time.perf_counter() - t0
+    with recorder.monitor.measure("sample", DEMO_DATA_TYPE) as generation:
+        generated = _ensure_sample(source_dir, params, start, end, tickers, seed)
 
     source = LocalMirrorSource(source_dir)
     minute_start = _minute_start(source_dir, start)
@@ -94,8 +112,10 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
     with progress_bar() as bar:
         runs = ((DEMO_DATA_TYPE, start), (MINUTE_DATA_TYPE, minute_start), (OPTIONS_DATA_TYPE, start))
         for data_type, first in runs:
-            reports.append(make_runner(settings, data_type, RichProgress(bar)).run(source, first, end))
-    reports[0].timings = {"sample": generation_s, **reports[0].timings}
+            runner = make_runner(settings, data_type, RichProgress(bar), recorder.monitor)
+            reports.append(runner.run(source, first, end))
+            recorder.add(reports[-1])
+    reports[0].stages.insert(0, generation)
     quiet = all(r.did_nothing and not r.failures and not r.warnings for r in reports)
     if quiet and not generated:
         console.print(
@@ -108,6 +128,7 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
     _minute_read(lake)
     _option_fields(lake)
     _features(lake, settings)
+    report_path = _report(lake, start, end)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     roots = "; ".join(
         f"{LABELS[a]}: {lake.qlib_root(DEMO_DATA_TYPE, 'day', a)} (and "
@@ -118,6 +139,10 @@ def _demo(data_root: Path, settings: Settings, start: dt.date, end: dt.date, tic
         f"demo finished in {time.perf_counter() - t0:.1f}s (peak memory {peak_mb:,.0f} MB); "
         f"lake at {settings.data_root}, Qlib roots: {roots}"
     )
+    console.print(
+        f"lake report (open it in a browser): {report_path}", soft_wrap=True, markup=False, highlight=False
+    )
+    print_run_record(recorder)
     if any(r.failures for r in reports):
         sys.exit(1)
 
@@ -150,10 +175,18 @@ def _ensure_sample(
     return True
 
 
+def _forward_splits(splits: pl.DataFrame, start: dt.date, end: dt.date) -> pl.DataFrame:
+    """The forward splits executed between ``start`` and ``end``, oldest first."""
+    import polars as pl
+
+    return splits.filter(
+        (pl.col("split_to") > pl.col("split_from")) & pl.col("execution_date").is_between(start, end)
+    ).sort("execution_date")
+
+
 def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
     """Show a split being adjusted away: raw vs adjusted closes around the first forward split (total
     return and split-only: they differ by the dividends after the session)."""
-    import polars as pl
     from rich.table import Table
 
     from quantmini.cli.common import console
@@ -163,9 +196,7 @@ def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
     splits = load_reference(lake, "splits")
     if splits is None:
         return
-    forward = splits.filter(
-        (pl.col("split_to") > pl.col("split_from")) & pl.col("execution_date").is_between(start, end)
-    ).sort("execution_date")
+    forward = _forward_splits(splits, start, end)
     if forward.is_empty():
         return
     split = forward.row(0, named=True)
@@ -206,6 +237,16 @@ def _example_query(lake: Lake, start: dt.date, end: dt.date) -> None:
         markup=False,
     )
     console.print(f"  {command}", soft_wrap=True, markup=False, highlight=False)
+
+
+def _report(lake: Lake, start: dt.date, end: dt.date) -> Path:
+    """Write the lake report into the lake, charting the sample's split-and-dividend stock."""
+    from quantmini.io.reference_store import load_reference
+    from quantmini.report import write_report
+
+    splits = load_reference(lake, "splits")
+    forward = [] if splits is None else _forward_splits(splits, start, end)["ticker"].to_list()
+    return write_report(lake, lake.root / "report.html", forward[:1])
 
 
 def _minute_start(source_dir: Path, start: dt.date) -> dt.date:

@@ -93,11 +93,28 @@ def _register() -> None:
     from quantmini.cli.features_cmd import features
     from quantmini.cli.pipeline_cmd import pipeline
     from quantmini.cli.polygon_cmd import polygon
+    from quantmini.cli.report_cmd import report
+    from quantmini.cli.runs_cmd import runs
     from quantmini.cli.sample_cmd import sample
+    from quantmini.cli.schema_cmd import schema
     from quantmini.cli.sql_cmd import sql
     from quantmini.cli.validate_cmd import validate
 
-    for command in (api, config, data, demo, features, pipeline, polygon, sample, sql, validate):
+    for command in (
+        api,
+        config,
+        data,
+        demo,
+        features,
+        pipeline,
+        polygon,
+        report,
+        runs,
+        sample,
+        schema,
+        sql,
+        validate,
+    ):
         cli.add_command(command)
 
 

@@ -193,6 +193,19 @@ class QuerySettings(_Frozen):
     )
 
 
+class MonitoringSettings(_Frozen):
+    """What runs record beyond their run record (``<data_root>/_runs/``)."""
+
+    profiling: bool = Field(
+        default=False,
+        description="profile every stage (cProfile files beside the run record) and keep "
+        "logs/performance/performance_metrics.json",
+    )
+    performance_runs: int = Field(
+        default=50, ge=1, le=10_000, description="runs kept in logs/performance/performance_metrics.json"
+    )
+
+
 class SourceSettings(_Frozen):
     """Where flat files come from when not from S3."""
 
@@ -236,6 +249,7 @@ class Settings(_Frozen):
     features: FeatureSettings = FeatureSettings()
     universes: UniverseSettings = UniverseSettings()
     query: QuerySettings = QuerySettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     source: SourceSettings = SourceSettings()
     s3: S3Settings = S3Settings()
     api: ApiSettings = ApiSettings()

@@ -18,8 +18,23 @@ from quantmini.core.options import contract_columns
 from quantmini.core.ordering import duplicated_keys, is_sorted_by
 from quantmini.core.quality import Reason, row_checks
 from quantmini.datasets.base import DatasetSpec
+from quantmini.datasets.columns import schema_problems
 
 _CONTRACT_FIELDS = ("underlying", "expiration", "option_type", "strike")
+
+
+def manifest_problems(
+    layer: str, manifest: dict[str, Any] | None, file_sha256: str, rows: int, rows_key: str
+) -> list[str]:
+    """What a partition's file says against its ``layer`` manifest: none, another checksum, other rows."""
+    if manifest is None:
+        return [f"no {layer} manifest"]
+    problems = []
+    if manifest.get("output_sha256") != file_sha256:
+        problems.append("file checksum differs from the manifest's (changed after it was written)")
+    if int(manifest.get(rows_key, -1)) != rows:
+        problems.append(f"{rows} rows but the manifest recorded {manifest.get(rows_key)}")
+    return problems
 
 
 def partition_violations(
@@ -30,16 +45,9 @@ def partition_violations(
     file_sha256: str,
 ) -> list[str]:
     """Every broken promise of one bronze partition, as short sentences (empty when it is sound)."""
-    problems: list[str] = []
-    if manifest is None:
-        problems.append("no bronze manifest")
-    else:
-        if manifest.get("output_sha256") != file_sha256:
-            problems.append("file checksum differs from the manifest's (changed after ingest)")
-        if int(manifest.get("rows_bronze", -1)) != table.num_rows:
-            problems.append(f"{table.num_rows} rows but the manifest recorded {manifest.get('rows_bronze')}")
-    if not table.schema.equals(spec.bronze_schema, check_metadata=False):
-        problems.append(_schema_difference(table.schema, spec.bronze_schema))
+    problems = manifest_problems("bronze", manifest, file_sha256, table.num_rows, "rows_bronze")
+    if schema_differs := schema_problems(table.schema, spec.bronze_schema):
+        problems.append("schema differs from the spec: " + ", ".join(schema_differs))
         return problems  # row checks need the spec's columns and types
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
@@ -70,19 +78,3 @@ def _rule_breaks(frame: pl.DataFrame, spec: DatasetSpec, session: dt.date) -> li
     first = pl.coalesce([pl.when(cond.fill_null(True)).then(pl.lit(code.value)) for cond, code, _ in checks])
     counts = dict(frame.select(first.alias("reason")).drop_nulls()["reason"].value_counts().rows())
     return [(reason.value, int(counts[reason.value])) for reason in Reason if reason.value in counts]
-
-
-def _schema_difference(actual: pa.Schema, expected: pa.Schema) -> str:
-    wanted = {f.name: f for f in expected}
-    got = {f.name: f for f in actual}
-    parts = [f"missing {n}" for n in wanted if n not in got]
-    parts += [f"unexpected {n}" for n in got if n not in wanted]
-    parts += [
-        f"{n} is {got[n].type}{'' if got[n].nullable else ' not null'}, expected "
-        f"{f.type}{'' if f.nullable else ' not null'}"
-        for n, f in wanted.items()
-        if n in got and not got[n].equals(f)
-    ]
-    if not parts and actual.names != expected.names:
-        parts.append("columns out of order")
-    return "schema differs from the spec: " + ", ".join(parts)

@@ -40,6 +40,22 @@ QLIB_DAY_FIELDS: tuple[str, ...] = (
     *OPTION_DAY_FIELDS,
 )
 QLIB_MINUTE_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "vwap", "factor")
+#: What each field of a Qlib root holds (``quantmini schema show --layer gold``). "Adjusted" is the
+#: root's adjustment: total return under ``gold/qlib``, splits only under ``gold/qlib_split``.
+QLIB_FIELD_DOCS: dict[str, str] = {
+    "open": "adjusted open: raw open × $factor",
+    "high": "adjusted high: raw high × $factor",
+    "low": "adjusted low: raw low × $factor",
+    "close": "adjusted close: raw close × $factor",
+    "volume": "adjusted volume: raw volume / $factor (so $close × $volume is the raw traded value)",
+    "vwap": "adjusted VWAP of the regular-session minute bars, else the typical price (high+low+close)/3",
+    "factor": "adjusted / raw price: the root's adjustment factor of the session (constant between actions)",
+    "change": "change of the root's own close since the previous session (NaN without a bar there)",
+    "opt_volume": "option contracts traded on the stock that session (NaN: no options in the lake)",
+    "pcr": "put / call option volume on the stock that session",
+    "iv30": "at-the-money implied volatility of the stock's options at 30 days",
+    "skew25": "25-delta put IV minus 25-delta call IV of the stock's options at 30 days",
+}
 
 _TYPICAL = (pl.col("high") + pl.col("low") + pl.col("close")) / 3
 

@@ -110,6 +110,9 @@ class SilverPart:
     #: The feature set the table holds (:mod:`quantmini.features.library`): built only when the set is
     #: configured (``features.<data type>``).
     feature_set: str | None = None
+    #: Columns unique per row of a partition (``quantmini validate silver``); the main table's are the
+    #: data type's ``key_columns``.
+    key_columns: tuple[str, ...] = ("ticker", "session_date")
 
     def window_bytes(self, rows_per_session: float, outputs: int, lookback: int) -> float:
         """Estimated peak memory of a window of ``outputs`` output and ``lookback`` earlier sessions."""
@@ -263,6 +266,10 @@ class DatasetSpec:
         """Feature columns the main silver table adds (empty without one)."""
         main = self.main_silver
         return () if main is None else main.columns
+
+    def silver_keys(self, part: SilverPart) -> tuple[str, ...]:
+        """Columns unique per row of a partition of ``part``."""
+        return self.key_columns if part.name is None else part.key_columns
 
     @property
     def has_silver(self) -> bool:

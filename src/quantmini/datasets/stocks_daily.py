@@ -129,6 +129,7 @@ SPEC = DatasetSpec(
             lookback=5,  # the previous bar is looked for up to 5 sessions back
             schema=CHECKS_SCHEMA,
             factors="window",
+            key_columns=("ticker", "session_date", "check"),
         ),
         SilverPart(
             name="daily_ratios",
@@ -144,6 +145,7 @@ SPEC = DatasetSpec(
             # The month's first session and the 20 sessions ranking it (quantmini.core.universes.LOOKBACK).
             lookback=43,
             schema=UNIVERSES_SCHEMA,
+            key_columns=("ticker", "session_date", "universe"),
             # The window's company spans let align() follow a renamed company as one series.
             factors="window",
             optional_references=("tickers",),

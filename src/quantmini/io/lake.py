@@ -16,6 +16,8 @@
 <root>/_manifests/gold/<data_type>/<freq>/                       gold state (sessions, symbol spans)
 <root>/_manifests/gold_split/<data_type>/<freq>/                 gold state of the split-only root
 <root>/_manifests/markets/<qlib root>/                           market files' state (membership spans)
+<root>/_manifests/.index/<stage>/<table>.json                    compact index of a manifest directory
+                                                                 (``data status``; rebuilt at will)
 """
 
 from __future__ import annotations
@@ -107,6 +109,12 @@ class Lake:
         """Manifest of one partition produced by ``stage`` (landing, bronze, silver) of a data type or
         silver table."""
         return self.manifest_dir(stage, spec) / f"{session:%Y-%m-%d}.json"
+
+    def manifest_index(self, manifest_dir: Path) -> Path:
+        """Where the compact index of the manifest directory ``manifest_dir`` is kept
+        (:mod:`quantmini.io.manifest_index`)."""
+        relative = manifest_dir.relative_to(self.root / "_manifests")
+        return self.root / "_manifests" / ".index" / f"{relative.as_posix()}.json"
 
     def manifest_dir(self, stage: str, spec: DatasetSpec | str) -> Path:
         """Directory holding every per-partition manifest of ``stage``."""

@@ -6,9 +6,11 @@ An unreadable manifest is treated as absent (the partition is redone), never tru
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +45,20 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def session_manifests(directory: Path) -> list[tuple[dt.date, str]]:
+    """The per-session manifests in ``directory`` (``YYYY-MM-DD.json``; hidden files, temporaries and other
+    names skipped) as ``(session, path)``, oldest first. Plain strings: pathlib's per-call overhead shows
+    at thousands of files. :class:`OSError` (a missing directory included) is the caller's to handle."""
+    found = []
+    base = str(directory)
+    for name in os.listdir(directory):
+        if not name.endswith(".json") or name.startswith("."):
+            continue
+        try:
+            session = dt.date.fromisoformat(name[:-5])
+        except ValueError:
+            continue
+        found.append((session, os.path.join(base, name)))
+    return sorted(found)

@@ -171,3 +171,47 @@ def remove_if_exists(path: Path) -> None:
         path.unlink(missing_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot remove {path}: {exc.strerror or exc}") from exc
+
+
+_FOOTER_TAIL = 8  # footer length (4 bytes, little-endian) and the magic "PAR1"
+_ARROW_SCHEMA_KEY = b"ARROW:schema"
+
+
+def arrow_schema_bytes(path: Path) -> bytes | None:
+    """The serialized Arrow schema an Arrow-written Parquet file stores in its footer (its key-value
+    metadata ``ARROW:schema``), read without decoding the footer; ``None`` when the file has none.
+
+    Files whose bytes are equal have the same schema, so a directory of thousands of partitions is
+    checked by reading one schema per distinct value (decoding a wide file's footer costs milliseconds,
+    this a few microseconds). Raises :class:`OSError` when the file cannot be read.
+    """
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        if size < 12:
+            return None
+        handle.seek(size - _FOOTER_TAIL)
+        tail = handle.read(_FOOTER_TAIL)
+        length = int.from_bytes(tail[:4], "little")
+        if tail[4:] != b"PAR1" or length > size - 12:
+            return None
+        handle.seek(size - _FOOTER_TAIL - length)
+        footer = handle.read(length)
+    # The key-value metadata follows the row groups, so the last occurrence is the key: a KeyValue
+    # struct's key (binary), then field 2 (header 0x18: delta 1, binary) with a varint length.
+    at = footer.rfind(_ARROW_SCHEMA_KEY)
+    if at < 0:
+        return None
+    at += len(_ARROW_SCHEMA_KEY)
+    if footer[at : at + 1] != b"\x18":
+        return None
+    at += 1
+    length = shift = 0
+    while at < len(footer):
+        byte = footer[at]
+        at += 1
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return footer[at : at + length]
+    return None

@@ -39,6 +39,9 @@ class IngestOutcome:
     reasons: dict[str, int] = field(default_factory=dict)
     #: Why the stored partition was rebuilt although its input had not changed (it was damaged).
     repaired: str | None = None
+    #: Bytes of the landed file read and of the bronze and quarantine files written (``ingested`` only).
+    bytes_in: int = 0
+    bytes_out: int = 0
 
 
 def settled(lake: Lake, spec: DatasetSpec, session: dt.date) -> IngestOutcome | None:
@@ -111,6 +114,7 @@ def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bo
     else:
         remove_if_exists(quarantine_path)
     reasons = dict(Counter(quarantine.column("reason").to_pylist()))
+    output_size = bronze_path.stat().st_size
     quality = quality_report(scan.rows_in, bronze.num_rows, result.duplicates, reasons)
     write_manifest(
         manifest_path,
@@ -125,7 +129,7 @@ def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bo
             "reasons": reasons,
             "quality": quality,
             "output_sha256": sha256_file(bronze_path),
-            "output_size": bronze_path.stat().st_size,
+            "output_size": output_size,
         },
     )
     prune_kept_version(lake, spec, session, landed)
@@ -140,6 +144,8 @@ def ingest_session(lake: Lake, spec: DatasetSpec, session: dt.date, *, force: bo
         repaired=None
         if damage is None or previous is None or previous.get("input_sha256") != landed["sha256"]
         else f"{bronze_path} was damaged ({damage}); rebuilt from landing/{key}",
+        bytes_in=lake.landing_file(key).stat().st_size,
+        bytes_out=output_size + (quarantine_path.stat().st_size if quarantine.num_rows else 0),
     )
 
 

@@ -17,7 +17,6 @@ cost of a daily run follows the new sessions, never the history (``quantmini dat
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -26,7 +25,7 @@ from quantmini.core.calendar import EXCHANGE_TZ
 from quantmini.core.calendar import sessions as exchange_sessions
 from quantmini.datasets.base import DatasetSpec
 from quantmini.io.lake import Lake
-from quantmini.io.manifest import read_manifest
+from quantmini.io.manifest import read_manifest, session_manifests
 from quantmini.io.source import Source
 from quantmini.pipeline.landing import month_prefixes
 
@@ -69,16 +68,10 @@ def last_complete_session(lake: Lake, spec: DatasetSpec) -> dt.date | None:
     """The newest session whose landed file bronze holds exactly; reads manifests from the newest back,
     so it costs one or two reads on a lake that is up to date."""
     try:
-        names = sorted(
-            (n for n in os.listdir(lake.manifest_dir("landing", spec)) if n.endswith(".json")), reverse=True
-        )
+        manifests = session_manifests(lake.manifest_dir("landing", spec))
     except FileNotFoundError:
         return None
-    for name in names:
-        try:
-            session = dt.date.fromisoformat(name[:-5])
-        except ValueError:
-            continue
+    for session, _ in reversed(manifests):
         landed = read_manifest(lake.manifest("landing", spec, session))
         ingested = read_manifest(lake.manifest("bronze", spec, session))
         if landed and ingested and ingested.get("input_sha256") == landed.get("sha256"):

@@ -14,20 +14,25 @@ or on a Dask cluster.
 
 Tasks must be picklable top-level functions over picklable items for the last two. Results are yielded as
 tasks finish, each with its item; an exception is yielded in place of a result, so one failing partition
-never stops the others. Polars' thread count in worker processes is the machine's cores divided by the
-number of workers (``POLARS_MAX_THREADS``), so workers do not oversubscribe the CPU.
+never stops the others. :meth:`TaskExecutor.limit` lowers the number of tasks at a time for the rest of the
+run, also while a ``map`` is under way (the runner does so when memory passes its budget); the Dask
+executor keeps its cluster's concurrency.
+
+Polars' thread count in worker processes is the machine's cores divided by the number of workers
+(``POLARS_MAX_THREADS``), so workers do not oversubscribe the CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import logging
 import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self, TypeVar
 
@@ -48,6 +53,11 @@ class TaskExecutor(Protocol):
     name: str
     #: Tasks that run at the same time (memory budgets are divided by it).
     concurrency: int
+
+    def limit(self, concurrency: int) -> int:
+        """Run at most ``concurrency`` tasks at a time from now on (never more than before); return the
+        concurrency now in effect."""
+        ...
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[T, R | BaseException]]:
         """Apply ``fn`` to each item; yield ``(item, result or the exception it raised)`` as they finish."""
@@ -75,6 +85,11 @@ class _Base:
     def close(self) -> None:
         """Release workers (nothing to do for in-process executors)."""
 
+    def limit(self, concurrency: int) -> int:
+        """Lower :attr:`concurrency` to ``concurrency`` (at least 1); return it."""
+        self.concurrency = max(1, min(self.concurrency, concurrency))
+        return self.concurrency
+
 
 class InlineExecutor(_Base):
     """One task at a time, in this process (``streaming``)."""
@@ -99,13 +114,17 @@ class ThreadExecutor(_Base):
         self.concurrency = max(1, batch_size)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[T, R | BaseException]]:
-        """Run items in groups; a group's threads finish before the next group starts."""
+        """Run items in groups of :attr:`concurrency` (read per group); a group's threads finish before the
+        next group starts."""
         if self.concurrency == 1 or len(items) < 2:
             yield from InlineExecutor().map(fn, items)
             return
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as threads:
-            for start in range(0, len(items), self.concurrency):
-                yield from _drain(threads, fn, items[start : start + self.concurrency])
+            start = 0
+            while start < len(items):
+                group = items[start : start + self.concurrency]
+                start += len(group)
+                yield from _drain(threads, fn, group)
 
 
 def _worker_init(polars_threads: int) -> None:
@@ -129,8 +148,11 @@ class ProcessExecutor(_Base):
     def __init__(self, workers: int) -> None:
         self.concurrency = max(1, workers)
         self._pool: ProcessPoolExecutor | None = None
+        self._pool_size = 0
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._pool is not None and self._pool_size > self.concurrency:
+            self.close()  # concurrency was lowered: idle workers would keep their memory
         if self._pool is None:
             threads = polars_threads_per_worker(self.concurrency)
             # Children read POLARS_MAX_THREADS when they import Polars, which happens before any
@@ -144,6 +166,7 @@ class ProcessExecutor(_Base):
                     initializer=_worker_init,
                     initargs=(threads,),
                 )
+                self._pool_size = self.concurrency
             finally:
                 if previous is None:
                     os.environ.pop("POLARS_MAX_THREADS", None)
@@ -152,13 +175,16 @@ class ProcessExecutor(_Base):
         return self._pool
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[T, R | BaseException]]:
-        """Run every item in the pool; on Ctrl-C (or an abandoned iteration) the workers are stopped."""
+        """Run every item in the pool, :attr:`concurrency` at a time (a lowered limit applies to the tasks
+        submitted after it); on Ctrl-C (or an abandoned iteration) the workers are stopped."""
         if self.concurrency == 1 or len(items) < 2:
+            if self.concurrency == 1:
+                self.close()  # lowered to one task at a time: idle workers would keep their memory
             yield from InlineExecutor().map(fn, items)
             return
         pool = self._ensure_pool()
         try:
-            yield from _drain(pool, fn, items)
+            yield from _drain(pool, fn, items, lambda: self.concurrency)
         except BaseException:
             self.terminate()
             raise
@@ -222,6 +248,10 @@ class DaskExecutor(_Base):
         self.address = address
         self.concurrency = max(1, sum(self._client.nthreads().values()))
 
+    def limit(self, concurrency: int) -> int:
+        """The cluster's workers decide what runs at a time: unchanged."""
+        return self.concurrency
+
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[T, R | BaseException]]:
         """Submit every item to the cluster; yield results as they complete."""
         futures = {self._client.submit(fn, item, pure=False): item for item in items}
@@ -282,14 +312,31 @@ def run_tasks(
 
 
 def _drain(
-    pool: ThreadPoolExecutor | ProcessPoolExecutor, fn: Callable[[T], R], items: Sequence[T]
+    pool: ThreadPoolExecutor | ProcessPoolExecutor,
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    limit: Callable[[], int] | None = None,
 ) -> Iterator[tuple[T, R | BaseException]]:
-    futures: dict[Future[R], T] = {pool.submit(fn, item): item for item in items}
+    """Yield each item's result as it finishes, keeping at most ``limit()`` tasks submitted (all of them
+    when ``None``); the next ones are submitted before a finished one is handed out, so the workers never
+    wait for the caller."""
+    pending = iter(items)
+    running: dict[Future[R], T] = {}
+
+    def top_up() -> None:
+        room = len(items) if limit is None else max(0, limit() - len(running))
+        for item in itertools.islice(pending, room):
+            running[pool.submit(fn, item)] = item
+
     try:
-        for future in as_completed(futures):
-            item = futures[future]
-            error = future.exception()
-            yield item, (error if error is not None else future.result())
+        top_up()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            finished = [(future, running.pop(future)) for future in done]
+            top_up()
+            for future, item in finished:
+                error = future.exception()
+                yield item, (error if error is not None else future.result())
     finally:
-        for future in futures:
+        for future in running:
             future.cancel()

@@ -280,7 +280,7 @@ def run_gold(
         j.table: index_partitions(lake.manifest_dir("silver", j.table), lake.silver_dir(j.table))
         for j in target.joins
     }
-    shas = {s: _identity(p.sha256, s, joined) for s, p in silver.partitions.items()}
+    shas = {s: session_identity(p.sha256, s, joined) for s, p in silver.partitions.items()}
     coverage = tuple(
         (j.label or j.table, sum(s in joined[j.table].partitions for s in sessions)) for j in target.joins
     )
@@ -421,7 +421,7 @@ def run_gold(
     )
 
 
-def _identity(sha: str, session: dt.date, joined: dict[str, PartitionIndex]) -> str:
+def session_identity(sha: str, session: dt.date, joined: dict[str, PartitionIndex]) -> str:
     """What a session of the root is built from: its silver partition and those of the joined tables."""
     parts = [sha]
     for table, index in joined.items():
@@ -925,9 +925,7 @@ def _load_state(directory: Path, target: QlibTarget, first_session: dt.date, hou
     symbols_path = directory / "symbols.parquet"
     if (
         meta is None
-        or meta.get("version") != GOLD_VERSION
-        or meta.get("target_version") != target.version
-        or meta.get("fields") != list(target.fields)
+        or not _state_current(meta, target)
         or meta.get("first_session") != first_session.isoformat()
         or meta.get("hours", "regular") != hours
         or not symbols_path.exists()
@@ -948,6 +946,25 @@ def _load_state(directory: Path, target: QlibTarget, first_session: dt.date, hou
         symbols={r[0]: (r[1], r[2], r[3], r[4]) for r in table.iter_rows()},
         skipped=dict(meta.get("skipped", {})),
         naming=naming,
+    )
+
+
+def recorded_sessions(directory: Path, target: QlibTarget) -> dict[dt.date, str] | None:
+    """What the root whose state is in ``directory`` was built from: per session its
+    :func:`session_identity`, from ``state.json`` alone (``None``: no state, or one of another stage
+    version or field list, which the next run rebuilds from scratch)."""
+    meta = read_manifest(directory / "state.json")
+    if meta is None or not _state_current(meta, target):
+        return None
+    return {dt.date.fromisoformat(k): str(v) for k, v in meta.get("sessions", {}).items()}
+
+
+def _state_current(meta: dict[str, object], target: QlibTarget) -> bool:
+    """Whether a recorded state was written by this stage version for ``target``'s version and fields."""
+    return (
+        meta.get("version") == GOLD_VERSION
+        and meta.get("target_version") == target.version
+        and meta.get("fields") == list(target.fields)
     )
 
 

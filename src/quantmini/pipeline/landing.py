@@ -26,7 +26,7 @@ from quantmini.io.inflate import FASTEST, Inflater
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import read_manifest, write_manifest
 from quantmini.io.source import FetchJob, FetchResult, Source, SourceObject
-from quantmini.pipeline.landing_versions import KEPT_FIELD, keep_replaced
+from quantmini.pipeline.landing_versions import KEPT_FIELD, REPLACED_FIELD, keep_replaced, replaced_history
 
 LandingStatus = Literal["landed", "unchanged", "republished", "missing", "deleted_upstream"]
 #: Statuses of sessions the source does not list.
@@ -244,9 +244,11 @@ def _finalize(
         raise StorageError(f"cannot sync {partial}: {exc.strerror or exc}") from exc
     status: LandingStatus = "landed"
     kept: dict[str, Any] | None = None
+    replaced: list[dict[str, Any]] = []
     if previous is not None:
         status = "unchanged" if previous.get("sha256") == sha256 else "republished"
         kept = keep_replaced(lake, job.key, previous) if status == "republished" else previous.get(KEPT_FIELD)
+        replaced = replaced_history(previous, republished=status == "republished")
     try:
         os.replace(partial, target)
     except OSError as exc:
@@ -262,6 +264,8 @@ def _finalize(
     }
     if kept is not None:
         manifest[KEPT_FIELD] = kept
+    if replaced:
+        manifest[REPLACED_FIELD] = replaced
     write_manifest(manifest_path, manifest)
     _discard(partial)
     return LandingOutcome(session, job.key, status, size)

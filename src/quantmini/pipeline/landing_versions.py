@@ -9,6 +9,11 @@ therefore never costs the good raw bytes.
 At most one copy is kept per session: the one landed before the first replacement that bronze has not yet
 accepted. Versions landed in between and refused by bronze are not kept (the source still lists the one
 it serves now).
+
+The bytes go, the record stays: every landing manifest lists the versions its file replaced under
+``replaced`` (oldest first; sha256, size, the source's ETag and last_modified, when it was landed), so
+``quantmini data status`` knows afterwards which sessions the vendor republished and when it first
+published them. Manifests written before this history existed have none: no replaced version.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ from quantmini.io.manifest import read_manifest, write_manifest
 
 #: Landing-manifest field recording the kept copy of the replaced version.
 KEPT_FIELD = "kept_version"
+#: Landing-manifest field listing the versions the landed file replaced, oldest first.
+REPLACED_FIELD = "replaced"
+#: Replaced versions a landing manifest remembers (the oldest are dropped beyond this).
+MAX_REPLACED = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,25 @@ def keep_replaced(lake: Lake, key: str, manifest: dict[str, Any]) -> dict[str, A
         "source": manifest.get("source"),
         "landed_at": manifest.get("landed_at"),
     }
+
+
+def replaced_history(previous: dict[str, Any], republished: bool) -> list[dict[str, Any]]:
+    """The ``replaced`` history of the manifest that follows ``previous``: its own, plus the version
+    ``previous`` describes when the new bytes differ from it (``republished``)."""
+    history = [v for v in previous.get(REPLACED_FIELD, []) if isinstance(v, dict)]
+    if not republished:
+        return history
+    source = previous.get("source") or {}
+    history.append(
+        {
+            "sha256": previous.get("sha256"),
+            "size": previous.get("size"),
+            "etag": source.get("etag"),
+            "last_modified": source.get("last_modified"),
+            "landed_at": previous.get("landed_at"),
+        }
+    )
+    return history[-MAX_REPLACED:]
 
 
 def prune_kept_version(lake: Lake, spec: DatasetSpec, session: dt.date, ingested: dict[str, Any]) -> None:

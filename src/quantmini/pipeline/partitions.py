@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from quantmini.io.lake import PARTITION_FILE
-from quantmini.io.manifest import read_manifest
+from quantmini.io.manifest import read_manifest, session_manifests
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,22 +58,15 @@ def index_partitions(manifest_dir: Path, partition_dir: Path) -> PartitionIndex:
     partitions: dict[dt.date, Partition] = {}
     damaged: list[Damaged] = []
     try:
-        names = sorted(os.listdir(manifest_dir))
+        manifests = session_manifests(manifest_dir)
     except FileNotFoundError:
         return PartitionIndex(partitions, damaged)
-    # Plain strings: pathlib's per-call overhead shows at thousands of partitions.
-    manifests, partitions_dir = str(manifest_dir), str(partition_dir)
-    for name in names:
-        if not name.endswith(".json") or name.startswith("."):
-            continue
-        try:
-            session = dt.date.fromisoformat(name[:-5])
-        except ValueError:
-            continue
-        manifest = _read_json(os.path.join(manifests, name))
+    partitions_dir = str(partition_dir)
+    for session, manifest_path in manifests:
+        manifest = _read_json(manifest_path)
         if manifest is None or "output_sha256" not in manifest:
             continue
-        path = f"{partitions_dir}/date={name[:-5]}/{PARTITION_FILE}"
+        path = f"{partitions_dir}/date={session.isoformat()}/{PARTITION_FILE}"
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:

@@ -4,6 +4,11 @@ Holds no business rules: each stage decides per partition what is stale; the run
 runs their tasks through one executor, reports progress and collects every failure of every stage, so one
 bad file, chunk or symbol never stops the others and none is hidden from the summary.
 
+Every stage is measured by the run's :class:`~quantmini.pipeline.monitor.RunMonitor` (time, CPU, peak
+memory, rows and bytes it knows of). On entering a stage and after each task the memory of the process
+tree goes to a :class:`~quantmini.pipeline.memory_guard.MemoryGuard`, which lowers concurrency or the
+chunk budget when it passes ``memory_budget_gb``; each lowering is noted in the report.
+
 Landing and bronze work on the requested range (plus any damaged bronze partition of the lake, which is
 re-derived from landing). Silver and gold work on the whole lake of the data type, incrementally: what
 they rebuild is decided by manifests, so their cost follows what changed.
@@ -15,7 +20,6 @@ import contextlib
 import datetime as dt
 import signal
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +44,8 @@ from quantmini.pipeline.gold import GoldOutcome, MinuteSession, root_name, run_g
 from quantmini.pipeline.landing import LandingOutcome, LandingPlan, land_sessions, landing_warnings
 from quantmini.pipeline.landing_versions import KeptVersion, kept_versions
 from quantmini.pipeline.markets import MarketsOutcome, update_markets
+from quantmini.pipeline.memory_guard import MemoryGuard, MemoryLowering
+from quantmini.pipeline.monitor import RunMonitor, StageFigures
 from quantmini.pipeline.partitions import PartitionIndex, index_partitions
 from quantmini.pipeline.progress import NullProgress, ProgressListener
 from quantmini.pipeline.reference import import_reference_dir
@@ -50,6 +56,7 @@ from quantmini.pipeline.silver import (
     remove_orphans,
     run_silver_task,
     silver_waves,
+    window_calendar,
 )
 
 #: Stages in order; a run can stop after any of them.
@@ -96,9 +103,17 @@ class PipelineReport:
     warnings: list[str] = field(default_factory=list)
     #: Previous raw versions kept because bronze has not accepted their replacement (yet).
     kept_versions: list[KeptVersion] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+    #: Every stage this run measured, in order.
+    stages: list[StageFigures] = field(default_factory=list)
+    #: Times the runner lowered its concurrency or chunk budget because memory passed the budget.
+    lowerings: list[MemoryLowering] = field(default_factory=list)
     #: Stages not defined for this data type, each with the reason.
     skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Wall seconds per stage."""
+        return {stage.name: stage.wall_s for stage in self.stages}
 
     @property
     def rows(self) -> dict[str, int]:
@@ -161,6 +176,7 @@ class PipelineRunner:
         progress: ProgressListener | None = None,
         exclusive: bool = False,
         settings: Settings | None = None,
+        monitor: RunMonitor | None = None,
     ) -> None:
         self.lake = lake
         #: Read by silver parts that declare settings keys (``options.risk_free_rate``).
@@ -172,7 +188,10 @@ class PipelineRunner:
         self.mode: PipelineMode = mode
         self.workers = workers
         self.batch_sessions = batch_sessions
-        self.budget_bytes = data_budget(memory_budget_gb)
+        #: Lowers concurrency and the chunk budget (:attr:`budget_bytes`) when memory passes the budget.
+        self.memory = MemoryGuard(memory_budget_gb, data_budget(memory_budget_gb))
+        #: Measures the stages; shared by the runners of one command (its run record).
+        self.monitor = monitor or RunMonitor()
         self.executor_kind: ExecutorKind = executor
         self.scheduler = scheduler
         self.minute_session: MinuteSession = minute_session
@@ -181,6 +200,8 @@ class PipelineRunner:
         self.progress: ProgressListener = progress or NullProgress()
         self._executor: TaskExecutor = InlineExecutor()
         self._interrupted = threading.Event()
+        self._stage_name = ""
+        self._report = PipelineReport(spec.name)
 
     # -- running tasks -------------------------------------------------------------------------------
 
@@ -214,13 +235,43 @@ class PipelineRunner:
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[T, R | BaseException]]:
         """Tasks through the run's executor; stops the run if Ctrl-C was pressed, even if swallowed."""
         for item, result in self._executor.map(fn, items):
-            self._check_interrupt()
+            self._between_tasks()
             yield item, result
         self._check_interrupt()
 
     def _check_interrupt(self) -> None:
         if self._interrupted.is_set():
             raise KeyboardInterrupt
+
+    @property
+    def budget_bytes(self) -> float:
+        """Bytes the stages size their chunks and buckets to (lowered under memory pressure)."""
+        return self.memory.chunk_budget
+
+    def _between_tasks(self) -> None:
+        """After each task: stop on Ctrl-C, and check the memory budget."""
+        self._check_interrupt()
+        self.memory.task_done()
+        self._check_memory()
+
+    @contextlib.contextmanager
+    def _stage(self, name: str, report: PipelineReport) -> Iterator[StageFigures]:
+        """Measure stage ``name`` (kept in the report also when it fails); memory is checked on entry."""
+        self._stage_name = name
+        self._report = report
+        with self.monitor.measure(name, self.spec.name) as figures:
+            try:
+                self._check_memory()
+                yield figures
+            finally:
+                report.stages.append(figures)
+
+    def _check_memory(self) -> None:
+        lowering = self.memory.check(self.monitor.sample(), self._executor, self.spec.name, self._stage_name)
+        if lowering is not None:
+            self.monitor.lowerings.append(lowering)
+            self._report.lowerings.append(lowering)
+            self._report.notes.append(lowering.describe())
 
     # -- stages ---------------------------------------------------------------------------------------
 
@@ -230,8 +281,13 @@ class PipelineRunner:
 
     def land(self, source: Source, sessions: list[dt.date], report: PipelineReport) -> None:
         """Landing stage over ``sessions``: list the source, fetch what is new or changed, verify."""
-        t0 = time.perf_counter()
+        with self._stage("landing", report) as figures:
+            self._land(source, sessions, report)
+            fetched = [o for o in report.landing if o.status in ("landed", "republished")]
+            figures.files = len(fetched)
+            figures.bytes_in = figures.bytes_out = sum(o.size for o in fetched)
 
+    def _land(self, source: Source, sessions: list[dt.date], report: PipelineReport) -> None:
         files = {"done": 0, "total": 0}
 
         def planned(plan: LandingPlan) -> None:
@@ -258,12 +314,20 @@ class PipelineRunner:
         report.kept_versions = kept_versions(self.lake, self.spec, sessions)
         if isinstance(source, LocalMirrorSource) and sessions:  # no session in range: nothing to refresh
             report.reference_added = import_reference_dir(self.lake, source.directory)
-        report.timings["landing"] = time.perf_counter() - t0
 
     def ingest(self, sessions: list[dt.date], report: PipelineReport) -> None:
         """Bronze stage over ``sessions`` (only landed, changed files do work) and over any damaged
         partition of the lake (re-derived from its landed file)."""
-        t0 = time.perf_counter()
+        with self._stage("bronze", report) as figures:
+            ingested = self._ingest_sessions(sessions, report)
+            figures.files = len(ingested)
+            figures.rows_in = sum(o.rows_in for o in ingested)
+            figures.rows_out = sum(o.rows_bronze for o in ingested)
+            figures.bytes_in = sum(o.bytes_in for o in ingested)
+            figures.bytes_out = sum(o.bytes_out for o in ingested)
+
+    def _ingest_sessions(self, sessions: list[dt.date], report: PipelineReport) -> list[IngestOutcome]:
+        """Ingest ``sessions`` and the damaged partitions; return the outcomes of the files ingested."""
         damaged = self._damaged_bronze()
         todo = sorted(set(sessions) | set(damaged))
         outcomes: list[IngestOutcome] = []
@@ -291,7 +355,7 @@ class PipelineRunner:
             sorted((o for o in outcomes if o.session in set(sessions)), key=lambda o: o.session)
         )
         report.kept_versions = kept_versions(self.lake, self.spec, sessions)
-        report.timings["bronze"] = time.perf_counter() - t0
+        return [o for o in outcomes if o.status == "ingested"]
 
     def _damaged_bronze(self) -> list[dt.date]:
         index = self._bronze_index(self.spec)
@@ -307,15 +371,14 @@ class PipelineRunner:
         others = [t[0] for t in self._gold_targets()] + [s for s, _ in self._dependent_silver()]
         if not any(spec.adjustable for spec in (self.spec, *others)):
             return None
-        t0 = time.perf_counter()
-        prices = prices or self._bronze_index(get_spec(PRICE_SOURCE))
-        try:
-            state, outcome = refresh_factors(self.lake, prices)
-        except QuantminiError as exc:
-            report.failures.append(f"adjustment factors: {exc}")
-            return None
+        with self._stage("factors", report):
+            prices = prices or self._bronze_index(get_spec(PRICE_SOURCE))
+            try:
+                state, outcome = refresh_factors(self.lake, prices)
+            except QuantminiError as exc:
+                report.failures.append(f"adjustment factors: {exc}")
+                return None
         report.factors = outcome
-        report.timings["factors"] = time.perf_counter() - t0
         if outcome.entities.inferred_from:
             shown = ", ".join(outcome.entities.inferred_from[:5])
             more = len(outcome.entities.inferred_from) - 5
@@ -333,7 +396,16 @@ class PipelineRunner:
         if not self.spec.has_silver:
             report.skipped["silver"] = f"no silver layer is defined for {self.spec.name} yet"
             return
-        t0 = time.perf_counter()
+        before = len(report.silver)
+        with self._stage("silver", report) as figures:
+            self._enrich(report, factors, bronze)
+            built = report.silver[before:]
+            figures.files = sum(o.written for o in built)
+            figures.rows_out = sum(o.rows for o in built)
+
+    def _enrich(
+        self, report: PipelineReport, factors: FactorState | None, bronze: PartitionIndex | None
+    ) -> None:
         bronze = bronze or self._bronze_index(self.spec)
         for damaged in bronze.damaged:
             report.failures.append(
@@ -353,7 +425,6 @@ class PipelineRunner:
         for spec, parts in self._dependent_silver():
             if factors is not None or not spec.adjustable:
                 self._build_silver(spec, self._bronze_index(spec), parts, factors, report)
-        report.timings["silver"] = time.perf_counter() - t0
 
     def _note_unconfigured(self, report: PipelineReport) -> None:
         """Say which feature tables exist although their set is no longer configured."""
@@ -441,7 +512,10 @@ class PipelineRunner:
     def convert(self, report: PipelineReport) -> None:
         """Gold stage: every declared Qlib root in every configured adjustment, incrementally, then the
         DuckDB catalog."""
-        t0 = time.perf_counter()
+        with self._stage("gold", report):
+            self._convert(report)
+
+    def _convert(self, report: PipelineReport) -> None:
         if not self.spec.has_qlib_gold:
             report.skipped["gold"] = f"no Qlib gold root is defined for {self.spec.name} yet"
         silver: dict[str, PartitionIndex] = {}
@@ -461,7 +535,7 @@ class PipelineRunner:
                     silver[spec.name],
                     executor=self._executor,
                     budget_bytes=self.budget_bytes,
-                    on_bucket=self._check_interrupt,
+                    on_bucket=self._between_tasks,
                     minute_session=self.minute_session,
                     adjustment=adjustment,
                 )
@@ -479,7 +553,6 @@ class PipelineRunner:
             report.catalog = build_catalog(self.lake.root, list(DATASETS))
         except QuantminiError as exc:
             report.failures.append(f"DuckDB catalog: {exc}")
-        report.timings["gold"] = time.perf_counter() - t0
 
     def _markets(self, table: str, root: Path, name: str, report: PipelineReport) -> None:
         """The market files of the Qlib root at ``root`` from silver ``table``."""
@@ -517,12 +590,7 @@ class PipelineRunner:
         return targets
 
     def _calendar(self, bronze: PartitionIndex, spec: DatasetSpec | None = None) -> list[dt.date]:
-        sessions = bronze.sessions
-        if not sessions:
-            return []
-        return exchange_sessions(
-            sessions[0] - dt.timedelta(days=60), sessions[-1], (spec or self.spec).calendar
-        )
+        return window_calendar(bronze.sessions, (spec or self.spec).calendar)
 
     def build(self, report: PipelineReport, last_stage: Stage = "gold") -> None:
         """Silver (and gold up to ``last_stage``) over the whole lake of this data type."""

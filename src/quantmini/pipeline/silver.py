@@ -32,6 +32,7 @@ import pyarrow as pa
 from quantmini._exceptions import ConfigurationError, QuantminiError, StorageError
 from quantmini.config.settings import Settings
 from quantmini.core.adjustment import session_multipliers
+from quantmini.core.calendar import sessions as exchange_sessions
 from quantmini.core.window import FactorContext, SessionWindow
 from quantmini.datasets import DATASETS, get_spec
 from quantmini.datasets.base import DatasetSpec, SilverInput, SilverPart
@@ -40,7 +41,7 @@ from quantmini.io.manifest import sha256_file, write_manifest
 from quantmini.io.parquet import PieceFile, empty_table, read_parquet_files
 from quantmini.io.reference_store import load_reference
 from quantmini.pipeline.factors import FactorState, digest_of, load_factor_tables
-from quantmini.pipeline.partitions import PartitionIndex, index_partitions
+from quantmini.pipeline.partitions import Partition, PartitionIndex, index_partitions
 
 #: Longest chunk, in output sessions.
 MAX_CHUNK_SESSIONS = 500
@@ -61,6 +62,8 @@ class SilverTask:
     buckets: int = 1
     #: Values of the part's settings keys, in the part's order.
     settings: tuple[tuple[str, Any], ...] = ()
+    #: Per output session, the :func:`upstream_digest` of its lake inputs (recorded in its manifest).
+    upstreams: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -150,6 +153,46 @@ def _sha(partitions: dict[dt.date, Any], session: dt.date) -> str:
     return "-" if found is None else str(found.sha256)
 
 
+def window_calendar(sessions: Sequence[dt.date], calendar: str) -> list[dt.date]:
+    """The exchange sessions silver identities are computed over, given a type's bronze ``sessions``:
+    from 60 days before the first to the last (empty without sessions)."""
+    if not sessions:
+        return []
+    return exchange_sessions(min(sessions) - dt.timedelta(days=60), max(sessions), calendar)
+
+
+def upstream_lines(
+    part: SilverPart,
+    bronze: dict[dt.date, Partition],
+    inputs: Sequence[tuple[SilverInput, dict[dt.date, Partition]]],
+    calendar: list[dt.date],
+) -> Iterator[tuple[dt.date, list[str]]]:
+    """Per session with a bronze partition (oldest first), the lines of its identity that name the lake
+    partitions it is built from: the bronze checksums of its window and its inputs' (``calendar``: the
+    :func:`window_calendar` of the bronze sessions)."""
+    position = {s: i for i, s in enumerate(calendar)}
+    # Each session's piece of an identity, formatted once (a window joins a slice of them).
+    bronze_entries = [f"{s}:{_sha(bronze, s)}" for s in calendar]
+    input_entries = [[_sha(found, s) for s in calendar] for _, found in inputs]
+    for session in sorted(bronze):
+        i = position[session]
+        lo = max(0, i - part.lookback)
+        read = [
+            f"{src.layer}:{src.source}:" + ";".join(entries[lo : i + 1] if src.window else entries[i : i + 1])
+            for (src, _), entries in zip(inputs, input_entries, strict=True)
+        ]
+        lines = ["bronze=" + ";".join(bronze_entries[lo : i + 1])]
+        if read:
+            lines.append("inputs=" + ";".join(read))
+        yield session, lines
+
+
+def upstream_digest(lines: list[str]) -> str:
+    """Digest of a session's :func:`upstream_lines`, recorded as ``upstream`` in its silver manifest:
+    ``quantmini data status`` recomputes it to tell a partition whose inputs changed since it was built."""
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
 def _input_index(lake: Lake, source: SilverInput) -> PartitionIndex:
     if source.layer == "bronze":
         spec = get_spec(source.source)
@@ -189,30 +232,22 @@ def _plan_part(
     fixed = _fixed_identity(part, references, settings)
     existing = index_partitions(lake.manifest_dir("silver", table), lake.silver_dir(table))
     position = {s: i for i, s in enumerate(calendar)}
-    # Each session's piece of an identity, formatted once (a window joins a slice of them).
-    bronze_entries = [f"{s}:{_sha(bronze.partitions, s)}" for s in calendar]
-    input_entries = [[_sha(found, s) for s in calendar] for _, found in inputs]
     digests = [factors.session_digests.get(s, "") for s in calendar] if factors is not None else []
     stale: list[tuple[dt.date, str]] = []
-    for session in bronze.sessions:
-        i = position[session]
-        lo = max(0, i - part.lookback)
-        read = [
-            f"{src.layer}:{src.source}:" + ";".join(entries[lo : i + 1] if src.window else entries[i : i + 1])
-            for (src, _), entries in zip(inputs, input_entries, strict=True)
-        ]
-        lines = [*fixed, "bronze=" + ";".join(bronze_entries[lo : i + 1])]
-        if read:
-            lines.append("inputs=" + ";".join(read))
+    upstreams: dict[dt.date, str] = {}
+    for session, upstream in upstream_lines(part, bronze.partitions, inputs, calendar):
+        lines = [*fixed, *upstream]
+        lo = max(0, position[session] - part.lookback)
         if factors is not None and part.factors == "window":
             # Actions on the window's first session only concern the move into it, which no output uses.
-            lines.append("factors=" + digest_of(digests[lo + 1 : i + 1]))
+            lines.append("factors=" + digest_of(digests[lo + 1 : position[session] + 1]))
         elif factors is not None and part.factors == "history":
             lines.append("factors=" + factors.history_digest(session))
         identity = hashlib.sha256("\n".join(lines).encode()).hexdigest()
         recorded = existing.partitions.get(session)
         if recorded is None or recorded.identity != identity:
             stale.append((session, identity))
+            upstreams[session] = upstream_digest(upstream)
     orphans = [s for s in existing.partitions if s not in bronze.partitions]
     rows_per_session = max(
         1, sum(p.rows for p in bronze.partitions.values()) // max(1, len(bronze.partitions))
@@ -221,7 +256,7 @@ def _plan_part(
     per_chunk, split = _task_size(part, rows_per_session, task_budget)
     tasks = []
     for chunk in _chunks(stale, position, part.lookback, per_chunk):
-        task = _task(lake, spec, index, part, chunk, calendar, position, bronze, settings)
+        task = _task(lake, spec, index, part, chunk, calendar, position, bronze, settings, upstreams)
         if split:
             outputs = len(task.outputs)
             need = part.window_bytes(rows_per_session, outputs, len(task.present) - outputs)
@@ -288,6 +323,7 @@ def _task(
     position: dict[dt.date, int],
     bronze: PartitionIndex,
     settings: tuple[tuple[str, Any], ...],
+    upstreams: dict[dt.date, str],
 ) -> SilverTask:
     first, last = position[chunk[0][0]], position[chunk[-1][0]]
     sessions = tuple(calendar[max(0, first - part.lookback) : last + 1])
@@ -300,6 +336,7 @@ def _task(
         outputs=tuple(s for s, _ in chunk),
         identities=tuple(identity for _, identity in chunk),
         settings=settings,
+        upstreams=tuple(upstreams[s] for s, _ in chunk),
     )
 
 
@@ -389,7 +426,8 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
             file.abort()
         raise
     written: dict[dt.date, int] = {}
-    for session, identity in zip(task.outputs, task.identities, strict=True):
+    upstreams = task.upstreams or ("",) * len(task.outputs)
+    for session, identity, upstream in zip(task.outputs, task.identities, upstreams, strict=True):
         file = files[session]
         if session in failed:
             continue
@@ -398,18 +436,17 @@ def run_silver_task(task: SilverTask) -> SilverTaskResult:
         except StorageError as exc:
             failed[session] = exc
             continue
+        manifest = {
+            "session": session.isoformat(),
+            "identity": identity,
+            "rows": file.rows,
+            "output_sha256": sha256_file(file.target),
+            "output_size": file.target.stat().st_size,
+        }
+        if upstream:
+            manifest["upstream"] = upstream
         # Not fsynced: a silver file whose size disagrees with its manifest is rebuilt by the next run.
-        write_manifest(
-            lake.manifest("silver", table, session),
-            {
-                "session": session.isoformat(),
-                "identity": identity,
-                "rows": file.rows,
-                "output_sha256": sha256_file(file.target),
-                "output_size": file.target.stat().st_size,
-            },
-            durable=False,
-        )
+        write_manifest(lake.manifest("silver", table, session), manifest, durable=False)
         written[session] = file.rows
     if failed:
         first = min(failed)

@@ -1,15 +1,18 @@
-"""Re-check stored bronze partitions of a data type: read each partition and manifest, apply the checks."""
+"""Re-check stored bronze and silver partitions of a data type: read each partition and manifest, apply the
+checks."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from quantmini.core.bronze_checks import partition_violations
+from quantmini.core.silver_checks import silver_violations
 from quantmini.datasets.base import DatasetSpec
 from quantmini.io.lake import Lake
 from quantmini.io.manifest import read_manifest, sha256_file
@@ -25,16 +28,29 @@ class PartitionCheck:
     violations: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class SilverCheck:
+    """One stored partition of a silver table and what is wrong with it now."""
+
+    table: str
+    session: dt.date
+    rows: int
+    violations: list[str] = field(default_factory=list)
+
+
 def stored_sessions(
     lake: Lake, spec: DatasetSpec, start: dt.date | None, end: dt.date | None
 ) -> list[dt.date]:
     """Sessions with a bronze partition or a bronze manifest, within ``[start, end]`` when given."""
+    return _sessions(lake.bronze_dir(spec), lake.manifest_dir("bronze", spec), start, end)
+
+
+def _sessions(partitions: Path, manifests: Path, start: dt.date | None, end: dt.date | None) -> list[dt.date]:
+    """Sessions with a partition under ``partitions`` or a manifest under ``manifests``, in the range."""
     found: set[dt.date] = set()
-    bronze = lake.bronze_dir(spec)
-    if bronze.exists():
-        for part in bronze.glob("date=*"):
+    if partitions.exists():
+        for part in partitions.glob("date=*"):
             found.add(dt.date.fromisoformat(part.name.removeprefix("date=")))
-    manifests = lake.manifest_dir("bronze", spec)
     if manifests.exists():
         found.update(dt.date.fromisoformat(p.stem) for p in manifests.glob("*.json"))
     return sorted(d for d in found if (start is None or d >= start) and (end is None or d <= end))
@@ -59,6 +75,31 @@ def check_bronze(
             continue
         violations = partition_violations(table, spec, session, manifest, sha256_file(path))
         results.append(PartitionCheck(session, table.num_rows, quality, violations))
+    return results
+
+
+def check_silver(
+    lake: Lake, spec: DatasetSpec, start: dt.date | None = None, end: dt.date | None = None
+) -> list[SilverCheck]:
+    """Re-check every stored partition of every silver table of ``spec`` in the range, table by table,
+    oldest first."""
+    results: list[SilverCheck] = []
+    for part in spec.silver:
+        name = part.table(spec.name)
+        schema, keys = part.output_schema(spec.bronze_schema), spec.silver_keys(part)
+        for session in _sessions(lake.silver_dir(name), lake.manifest_dir("silver", name), start, end):
+            manifest = read_manifest(lake.manifest("silver", name, session))
+            path = lake.silver_partition(name, session)
+            if not path.exists():
+                results.append(SilverCheck(name, session, 0, ["manifest present but partition missing"]))
+                continue
+            try:
+                table = pq.read_table(path)
+            except (pa.ArrowException, OSError) as exc:
+                results.append(SilverCheck(name, session, 0, [f"unreadable Parquet: {exc}"]))
+                continue
+            violations = silver_violations(table, schema, keys, session, manifest, sha256_file(path))
+            results.append(SilverCheck(name, session, table.num_rows, violations))
     return results
 
 

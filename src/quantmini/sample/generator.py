@@ -10,12 +10,17 @@ surfaces, index levels), the contracts left out of the REST contracts table and 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from quantmini._exceptions import ConfigurationError
+from quantmini.core.calendar import EXCHANGE_TZ
+from quantmini.core.calendar import sessions as exchange_sessions
 from quantmini.datasets import get_spec
 from quantmini.sample.bars import DailyBars, daily_bars
 from quantmini.sample.defects import plan_defects
@@ -106,6 +111,7 @@ def generate_sample(
         contracts = options_contract_records(traded, option_plan.roots, set(unlisted))
     if intraday_defects:
         inject_intraday_defects(flat, logs, timeline.sessions)
+    _stamp_publication(flat, logs)
 
     reference_files = write_reference(out, universe, timeline.sessions, bars.cash, seed, contracts)
     parameters = {
@@ -131,6 +137,26 @@ def generate_sample(
         corporate_actions={kind: len(items) for kind, items in actions.items()},
         defects=len(record["defects"]),
     )
+
+
+#: When the vendor publishes a session's files: this time (exchange time) on the next session.
+PUBLISHED_AT = dt.time(11, 0)
+
+
+def _stamp_publication(flat: Path, logs: Mapping[str, FileLog]) -> None:
+    """Give every day file the modification time the vendor's object would have: :data:`PUBLISHED_AT` on
+    the next session (a local mirror's ``last_modified``; ``data status`` judges lateness by it)."""
+    days = sorted({dt.date.fromisoformat(day) for log in logs.values() for day in log.keys})
+    if not days:
+        return
+    calendar = exchange_sessions(days[0], days[-1] + dt.timedelta(days=15))
+    following = dict(itertools.pairwise(calendar))
+    zone = ZoneInfo(EXCHANGE_TZ)
+    for log in logs.values():
+        for day, key in log.keys.items():
+            published = dt.datetime.combine(following[dt.date.fromisoformat(day)], PUBLISHED_AT, tzinfo=zone)
+            stamp = published.timestamp()
+            os.utime(flat / key, (stamp, stamp))
 
 
 def _record(
