@@ -131,3 +131,38 @@ def wait_option(func: F) -> F:
     return click.option(
         "--wait", is_flag=True, help="If another process is writing this lake, wait for it to finish."
     )(func)
+
+
+#: Formats of commands that print or write answers (``data query``, ``sql``).
+ANSWER_FORMATS = ("table", "csv", "json", "parquet")
+#: Rows the ``table`` format shows before summarising the rest.
+TABLE_ROW_LIMIT = 50
+
+
+def answer_options(func: F) -> F:
+    """``--format table|csv|json|parquet`` and ``--output FILE`` (parquet needs a file; a table only
+    prints), handed to the command as ``output_format`` and ``output``."""
+
+    @functools.wraps(func)
+    def command(*args: Any, output_format: str, output: Path | None, **kwargs: Any) -> Any:
+        if output_format == "parquet" and output is None:
+            raise click.UsageError("--format parquet needs --output FILE")
+        if output_format == "table" and output is not None:
+            raise click.UsageError("--output is for csv, json and parquet; the table format prints only")
+        return func(*args, output_format=output_format, output=output, **kwargs)
+
+    decorated: Any = click.option(
+        "--output",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Write to FILE instead of stdout (required for parquet; written atomically, streamed).",
+    )(command)
+    decorated = click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(ANSWER_FORMATS),
+        default="table",
+        show_default=True,
+        help=f"table shows at most {TABLE_ROW_LIMIT} rows with rounded numbers; csv, json and parquet keep "
+        "full precision.",
+    )(decorated)
+    return cast(F, decorated)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from quantmini.cli.options import DataTypeChoice
+from quantmini.cli.options import TABLE_ROW_LIMIT, DataTypeChoice, answer_options
 from quantmini.core.adjustment_names import QUERY_ADJUSTMENTS
 
 if TYPE_CHECKING:
@@ -27,11 +27,6 @@ if TYPE_CHECKING:
 
 #: Choices of ``--session`` (the same as :data:`quantmini.query.spec.SESSIONS`, which imports pyarrow).
 SESSION_CHOICES = ("all", "regular", "extended")
-
-#: Rows the ``table`` format shows before summarising the rest.
-TABLE_ROW_LIMIT = 50
-
-FORMATS = ("table", "csv", "json", "parquet")
 
 
 class MultiValueOption(click.Option):
@@ -147,20 +142,7 @@ def split_values(values: Iterable[str]) -> tuple[str, ...]:
     "(04:00 outside regular hours), never across sessions or the regular/extended boundary; adds vwap "
     "and bar_count.",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(FORMATS),
-    default="table",
-    show_default=True,
-    help=f"Output format: table shows at most {TABLE_ROW_LIMIT} rows with rounded numbers; csv, json and "
-    "parquet keep full precision.",
-)
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write to FILE instead of stdout (required for parquet; written atomically).",
-)
+@answer_options
 @click.option(
     "--all-symbols",
     is_flag=True,
@@ -202,10 +184,6 @@ def query(
     data_root: Path | None,
 ) -> None:
     """Query bars of some symbols (or an option chain) between two sessions (inclusive)."""
-    if output_format == "parquet" and output is None:
-        raise click.UsageError("--format parquet needs --output FILE")
-    if output_format == "table" and output is not None:
-        raise click.UsageError("--output is for csv, json and parquet; the table format prints only")
     import polars as pl
     from rich.console import Console
 

@@ -10,37 +10,17 @@ from pathlib import Path
 
 import click
 
-from quantmini.cli.options import data_root_option
-
-FORMATS = ("table", "csv", "json", "parquet")
-#: Rows the table format shows.
-TABLE_ROW_LIMIT = 50
+from quantmini.cli.options import TABLE_ROW_LIMIT, answer_options, data_root_option
 
 
 @click.command("sql")
 @click.argument("statement")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(FORMATS),
-    default="table",
-    show_default=True,
-    help=f"table shows the first {TABLE_ROW_LIMIT} rows; csv, json and parquet stream every row.",
-)
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write to FILE instead of stdout (required for parquet; written atomically).",
-)
+@answer_options
 @data_root_option
 def sql(statement: str, output_format: str, output: Path | None, data_root: Path | None) -> None:
     """Run one read-only SQL STATEMENT (SELECT, or EXPLAIN) against the lake's views: silver_stocks_daily,
     adjusted_stocks_daily, stocks_daily_alpha158, entities, universes, ref_splits … (`SHOW TABLES` lists
     them; docs/data-layout.md describes each)."""
-    if output_format == "parquet" and output is None:
-        raise click.UsageError("--format parquet needs --output FILE")
-    if output_format == "table" and output is not None:
-        raise click.UsageError("--output is for csv, json and parquet; the table format prints only")
     import sys
 
     import polars as pl
