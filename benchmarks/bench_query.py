@@ -352,13 +352,11 @@ def in_process(case: dict[str, Any], work: Path, args: argparse.Namespace, drop:
         "scan of the same files": {"kind": "scan", "files": str(files)},
     }
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {name: {"cold": [], "dropped": []} for name in readers}
-    for _ in range(args.cold):  # interleaved: the machine's drift falls on every reader alike
+    # Interleaved, so that the machine's drift falls on every reader alike; the runs after a drop of
+    # the page cache (which also drops the kernel's directory entries) come last.
+    for _ in range(args.cold):
         for name, params in readers.items():
             runs[name]["cold"].append(run_child(case=case, repeat=args.repeat, cached=False, **params))
-            if drop:
-                runs[name]["dropped"].append(
-                    run_child(drop=True, case=case, repeat=0, cached=False, **params)
-                )
     cache = Path(case["lake"]) / "_cache" / "query"
     shutil.rmtree(cache, ignore_errors=True)
     engine = next(iter(readers))
@@ -366,6 +364,9 @@ def in_process(case: dict[str, Any], work: Path, args: argparse.Namespace, drop:
     cached = run_child(kind="engine", case=case, repeat=args.repeat, cached=True)
     if cached["hits"] < (1 if case["panel"] else 1 + args.repeat):
         raise SystemExit(f"{case['name']}: the cached runs missed the cache ({cached['hits']} hits)")
+    for _ in range(args.cold if drop else 0):
+        for name, params in readers.items():
+            runs[name]["dropped"].append(run_child(drop=True, case=case, repeat=0, cached=False, **params))
     return {"check": check, "runs": runs, "engine": engine, "prime": prime, "cached": cached}
 
 
