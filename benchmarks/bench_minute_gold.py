@@ -123,8 +123,8 @@ def generate_minute(out: Path, tickers: int, sessions: int, seed: int = 11) -> d
                 timeline.windows[i],
                 decimal=bool(timeline.decimal[i]),
             )
-            tickers = day_bars["ticker"].gather(m.ticker + lo)
-            frames.append(minute_frame(m, tickers, timeline.minute_start_ns(i, m.minute)))
+            row_tickers = day_bars["ticker"].gather(m.ticker + lo)
+            frames.append(minute_frame(m, row_tickers, timeline.minute_start_ns(i, m.minute)))
         frame = pl.concat(frames).with_columns(pl.lit(day).alias("session_date"))
         table = to_bronze(frame, MINUTE, early.get(day, REGULAR_CLOSE))
         write_bronze(lake, day, table, MINUTE)
