@@ -302,3 +302,17 @@ def test_a_one_symbol_query_skips_the_row_groups_of_other_symbols(tmp_path: Path
     assert (bars.row_groups_total, bars.row_groups_scanned) == (len(bounds), holding)
     assert bars.row_groups_scanned < bars.row_groups_total
     assert explanation.rows == pl.read_parquet(partition).filter(pl.col("ticker") == symbol).height
+
+
+def test_many_symbols_and_an_empty_cross_section(lake: tuple[Path, Path]) -> None:
+    _, root = lake
+    engine_ = QueryEngine(root, cache_mb=0)
+    asked = (*tickers_of(root)[::2], *(f"NONE{i}" for i in range(15)))  # past the IN list's limit
+    many = engine_.query(month(asked, OCTOBER))
+    halves = [engine_.query(month(part, OCTOBER)) for part in (asked[:10], asked[10:])]  # each within it
+    assert many.equals(pl.concat(halves).sort("ticker", "session_date"))
+    assert set(many["ticker"]) >= set(tickers_of(root)[::2])
+    weekend = run("data", "query", "--all-symbols", "--start-date", "2025-10-04", "--end-date", "2025-10-05",
+                  "--data-root", root)  # fmt: skip
+    assert weekend.exit_code == 0, weekend.output
+    assert "No rows" in weekend.output or "no rows" in weekend.output

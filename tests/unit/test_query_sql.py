@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from quantmini._exceptions import QueryError
 from quantmini.query.spec import BAR_MINUTES, SESSIONS, QuerySpec, default_fields
-from quantmini.query.sql import build_query, create_view_sql, quote_identifier, string_literal
+from quantmini.query.sql import (
+    IN_LIST_LIMIT,
+    build_query,
+    create_view_sql,
+    in_list,
+    quote_identifier,
+    string_literal,
+)
 
 START, END = dt.date(2024, 1, 2), dt.date(2024, 1, 31)
 FILES: list[Path | str] = [
@@ -423,3 +430,10 @@ def test_option_fields_only_silver_answers_need_silver() -> None:
     assert not plain.needs_silver
     for field in ("underlying", "iv", "root"):
         assert QuerySpec("options_daily", ("X",), START, END, fields=("ticker", field)).needs_silver
+
+
+def test_in_lists_take_few_values_as_parameters_and_many_as_one_list() -> None:
+    few = [f"T{i}" for i in range(IN_LIST_LIMIT)]
+    assert in_list("b.ticker", few) == (f"b.ticker IN ({', '.join('?' * IN_LIST_LIMIT)})", few)
+    many = [*few, "ONE_MORE"]
+    assert in_list("b.ticker", many) == ("b.ticker IN (SELECT unnest(?))", [many])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import os
 import re
 import threading
 from collections import Counter, OrderedDict
@@ -47,23 +48,38 @@ logger = logging.getLogger(__name__)
 _PARTITION_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
 
-def partition_sessions(directory: Path) -> list[dt.date]:
-    """Sessions with a ``date=YYYY-MM-DD/part.parquet`` file below ``directory``, sorted.
-
-    Temporaries (``.<name>.tmp-*``) and any other names are ignored; a missing directory has none.
-    """
-    if not directory.is_dir():
+def _dated(directory: Path) -> list[tuple[dt.date, str]]:
+    """The ``date=YYYY-MM-DD`` entries of ``directory`` (names only, nothing opened), sorted."""
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    found: list[dt.date] = []
-    for child in directory.iterdir():
-        match = _PARTITION_DIR.match(child.name)
-        if match is None or not (child / PARTITION_FILE).is_file():
+    found = []
+    for name in names:
+        match = _PARTITION_DIR.match(name)
+        if match is None:
             continue
         try:
-            found.append(dt.date.fromisoformat(match.group(1)))
+            found.append((dt.date.fromisoformat(match.group(1)), name))
         except ValueError:
             continue
     return sorted(found)
+
+
+def partition_sessions(
+    directory: Path, start: dt.date = dt.date.min, end: dt.date = dt.date.max
+) -> list[dt.date]:
+    """Sessions in ``[start, end]`` with a ``date=YYYY-MM-DD/part.parquet`` file below ``directory``, sorted.
+
+    Only the sessions in range are checked for their file (a one-session query over 20 years checks one),
+    temporaries (``.<name>.tmp-*``) and any other names are ignored; a missing directory has none.
+    """
+    base = str(directory)
+    return [
+        session
+        for session, name in _dated(directory)
+        if start <= session <= end and os.path.isfile(os.path.join(base, name, PARTITION_FILE))
+    ]
 
 
 def output_schema(spec: QuerySpec) -> pl.Schema:
@@ -138,10 +154,18 @@ class QueryEngine:
         self.stats: Counter[str] = Counter()
         self._entities: tuple[str, pl.DataFrame] | None = None
         self._lock = threading.Lock()
-        # One in-process database for the engine's life: Parquet footers read once are reused by later
-        # queries (cursors share the database; each query gets its own cursor, so threads are safe).
-        self._db = duckdb.connect()
-        self._db.execute("SET parquet_metadata_cache = true")
+        self._connection: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def _db(self) -> duckdb.DuckDBPyConnection:
+        """One in-process database for the engine's life, opened by the first query that needs it (an
+        answer from the cache needs none): Parquet footers read once are reused by later queries (cursors
+        share the database; each query gets its own cursor, so threads are safe)."""
+        with self._lock:
+            if self._connection is None:
+                self._connection = duckdb.connect()
+                self._connection.execute("SET parquet_metadata_cache = true")
+            return self._connection
 
     @property
     def disk_cache(self) -> ResultCache | None:
@@ -267,22 +291,22 @@ class QueryEngine:
         when present, else its bronze one. Adjusted prices are computed from the factor table.
         """
         dataset = spec.dataset
-        bronze = partition_sessions(self.lake.bronze_dir(dataset))
-        silver = partition_sessions(self.lake.silver_dir(dataset)) if has_silver(dataset) else []
-        if not bronze and not silver:
+        bronze_dir, silver_dir = self.lake.bronze_dir(dataset), self.lake.silver_dir(dataset)
+        any_silver = has_silver(dataset) and bool(_dated(silver_dir))
+        if not any_silver and not _dated(bronze_dir):
             raise QueryError(
                 f"nothing was ingested for data type {dataset.name} under {self.lake.root} "
                 "(no bronze partitions): run the pipeline for it first"
             )
-        if spec.needs_silver and not silver:
+        if spec.needs_silver and not any_silver:
             raise QueryError(
                 f"{dataset.name} has no silver partitions under {self.lake.root} yet (the features come "
                 f"with them): run `quantmini data enrich --data-type {dataset.name}`"
             )
-        silver_in_range = set(_between(silver, spec))
+        silver_in_range = set(partition_sessions(silver_dir, spec.start, spec.end) if any_silver else [])
         if spec.needs_silver:
             return [self.lake.silver_partition(dataset, d) for d in sorted(silver_in_range)]
-        sessions = sorted(silver_in_range.union(_between(bronze, spec)))
+        sessions = sorted(silver_in_range.union(partition_sessions(bronze_dir, spec.start, spec.end)))
         return [
             self.lake.silver_partition(dataset, d)
             if d in silver_in_range
@@ -304,10 +328,12 @@ class QueryEngine:
         sessions = [_session_of(f) for f in files]
         joins = []
         for read in feature_reads(spec, configured, built):
-            held = set(partition_sessions(self.lake.silver_dir(read.table)))
+            table = self.lake.silver_dir(read.table)
+            held = set(partition_sessions(table, spec.start, spec.end))
             missing = [d for d in sessions if d not in held]
-            if not held or missing:
-                raise QueryError(not_built_message(read, spec.data_type, missing if held else ()))
+            built_any = bool(held) or bool(_dated(table))
+            if not built_any or missing:
+                raise QueryError(not_built_message(read, spec.data_type, missing if built_any else ()))
             paths = tuple(str(self.lake.silver_partition(read.table, d)) for d in sessions)
             joins.append(FeatureJoin(read.fields, paths))
         return joins
