@@ -45,10 +45,11 @@ def read(recorder: RunRecorder) -> dict[str, Any]:
 
 def test_run_ids_sort_by_start_and_differ_within_a_second() -> None:
     first, second = new_run_id(WALL_START), new_run_id(WALL_START)
-    assert first.startswith("20240102T150000Z-")
-    assert len(first) == 23
+    assert first.startswith("20240102T150000.000000Z-")
+    assert len(first) == 30
     assert first != second
     assert new_run_id(WALL_START + 1) > max(first, second)
+    assert new_run_id(WALL_START + 0.001) > max(first, second)  # within one second too, whatever the suffix
 
 
 def test_a_run_is_recorded_when_it_begins_and_completed_when_it_ends(tmp_path: Path) -> None:

@@ -57,8 +57,9 @@ def runs_dir(root: Path) -> Path:
 
 
 def new_run_id(now: float) -> str:
-    """A run id sorting by its start (``now``, Unix seconds): ``20261202T150501Z-3fa9c2``."""
-    stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    """A run id sorting by its start (``now``, Unix seconds), to the microsecond so that two runs in one
+    second sort too: ``20261202T150501.123456Z-3fa9c2``."""
+    stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
