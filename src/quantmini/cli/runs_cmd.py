@@ -41,7 +41,8 @@ def list_(data_root: Path | None, limit: int, fmt: str) -> None:
         click.echo(json.dumps(records, indent=2))
         return
     table = Table(title="runs (newest first)")
-    for name, justify in (("run id", "left"), ("status", "left"), ("wall", "right"), ("peak RSS", "right")):
+    table.add_column("run id", no_wrap=True, min_width=30)  # whole: it is what `runs show` takes
+    for name, justify in (("status", "left"), ("wall", "right"), ("peak RSS", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     table.add_column("command", overflow="fold")
     for record in records:
