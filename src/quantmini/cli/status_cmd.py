@@ -71,13 +71,12 @@ def status(
     """
     from rich.console import Console
 
-    from quantmini.cli.common import console, settings_from
+    from quantmini.cli.common import console, optional_range, settings_from
     from quantmini.core.calendar import parse_date
     from quantmini.io.lake import Lake
     from quantmini.pipeline.status import lake_status
 
-    start = parse_date(start_date, "--start-date") if start_date else None
-    end = parse_date(end_date, "--end-date") if end_date else None
+    start, end = optional_range(start_date, end_date)
     wanted = {
         parse_date(value.strip(), "--dates")
         for values in dates

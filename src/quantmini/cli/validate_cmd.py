@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,12 +32,12 @@ def bronze(data_type: str, start_date: str | None, end_date: str | None, data_ro
     Schema equals the spec, sorted, one session per partition, unique keys, every row rule holds, row
     count and checksum equal the manifest's. Exits 1 with one line per bad partition.
     """
-    from quantmini.cli.common import console, err_console, settings_from
+    from quantmini.cli.common import console, err_console, optional_range, settings_from
     from quantmini.datasets import get_spec
     from quantmini.io.lake import Lake
     from quantmini.pipeline.validate import check_bronze
 
-    start, end = _range(start_date, end_date)
+    start, end = optional_range(start_date, end_date)
     spec = get_spec(data_type)
     checks = check_bronze(Lake(settings_from(data_root).data_root), spec, start, end)
     if not checks:
@@ -72,12 +71,12 @@ def silver(
     """
     from collections import Counter
 
-    from quantmini.cli.common import console, err_console, settings_from
+    from quantmini.cli.common import console, err_console, optional_range, settings_from
     from quantmini.datasets import DATASETS, get_spec
     from quantmini.io.lake import Lake
     from quantmini.pipeline.validate import check_silver
 
-    start, end = _range(start_date, end_date)
+    start, end = optional_range(start_date, end_date)
     lake = Lake(settings_from(data_root).data_root)
     specs = [get_spec(data_type)] if data_type else [s for s in DATASETS.values() if s.has_silver]
     checks = [c for spec in specs for c in check_silver(lake, spec, start, end)]
@@ -143,18 +142,6 @@ def gold(data_type: str | None, adjustment: str | None, data_root: Path | None) 
             )
     if any(c.errors for c in checks):
         sys.exit(1)
-
-
-def _range(start_date: str | None, end_date: str | None) -> tuple[dt.date | None, dt.date | None]:
-    """``--start-date`` and ``--end-date``, each optional, checked."""
-    from quantmini.cli.common import parse_range
-    from quantmini.core.calendar import parse_date
-
-    if start_date and end_date:
-        return parse_range(start_date, end_date)
-    start = parse_date(start_date, "--start-date") if start_date else None
-    end = parse_date(end_date, "--end-date") if end_date else None
-    return start, end
 
 
 def _report(data_type: str, checks: list[PartitionCheck]) -> Table:

@@ -218,7 +218,7 @@ class QueryEngine:
         in memory (for answers larger than memory: :func:`quantmini.query.output.write_batches` writes
         them to a file). Not cached."""
         read, resolution = self._by_ticker(spec)
-        schema = output_schema(spec)
+        schema, read_schema = output_schema(spec), output_schema(read)
         files = self.files_for(read)
         if not files:
             return
@@ -228,7 +228,7 @@ class QueryEngine:
                 for batch in con.sql(sql, params=params).to_arrow_reader(batch_rows):
                     frame = pl.from_arrow(batch)
                     assert isinstance(frame, pl.DataFrame)
-                    frame = conform(frame, output_schema(read))
+                    frame = conform(frame, read_schema)
                     if resolution is not None:
                         frame = resolution.keep(frame).select(schema.names())
                     yield from frame.to_arrow().to_batches()
@@ -242,13 +242,8 @@ class QueryEngine:
         spec = self._by_ticker(spec)[0]
         files = self.files_for(spec)
         joins = self.feature_joins(spec, files)
-        dataset = spec.dataset
-        silver = partition_sessions(self.lake.silver_dir(dataset)) if has_silver(dataset) else []
-        stored = len(
-            set(silver)
-            if spec.needs_silver
-            else set(silver) | set(partition_sessions(self.lake.bronze_dir(dataset)))
-        )
+        everything = dataclasses.replace(spec, start=dt.date.min, end=dt.date.max)
+        stored = len(self.files_for(everything))  # the partitions the same query could read at all
         if not files:
             return Explanation(spec.data_type, stored, [], [], 0, "(nothing to read)", "")
         sql, params = build_query(spec, files, self._factors(spec), joins)

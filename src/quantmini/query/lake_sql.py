@@ -31,8 +31,8 @@ _READ_ONLY = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
 BATCH_ROWS = 131_072
 
 
-def check_read_only(con: duckdb.DuckDBPyConnection, statement: str) -> str:
-    """``statement`` when it is exactly one query statement; :class:`QueryError` otherwise."""
+def check_read_only(con: duckdb.DuckDBPyConnection, statement: str) -> None:
+    """:class:`QueryError` unless ``statement`` is exactly one query statement."""
     try:
         parsed = con.extract_statements(statement)
     except duckdb.Error as exc:
@@ -43,7 +43,6 @@ def check_read_only(con: duckdb.DuckDBPyConnection, statement: str) -> str:
     if kind not in _READ_ONLY:
         name = str(kind).rsplit(".", 1)[-1]
         raise QueryError(f"only SELECT queries run against the lake (read-only); this is a {name} statement")
-    return statement
 
 
 @contextlib.contextmanager
